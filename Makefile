@@ -1,0 +1,40 @@
+# The two commands: `make run` (the shop on the embedded Klevu simulator) and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+HOST   ?= 127.0.0.1
+PORT   ?= 5000
+SIMULATOR_PORT ?= 5001
+
+.PHONY: run test install install-test system-test-deps bench clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-test: $(VENV)/.installed
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $@
+
+install: $(VENV)/.installed
+install-test: $(VENV)/.installed-test
+
+## Start the Klevu simulator and the shop; Ctrl-C stops both.
+run: install
+	$(PY) -m storefront.demo --host $(HOST) --port $(PORT) --simulator-port $(SIMULATOR_PORT)
+
+## Debian's Chromium for Playwright (its own browser download cannot work here), and Redis.
+system-test-deps:
+	@command -v chromium >/dev/null && command -v redis-server >/dev/null || { \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium redis-server >/dev/null; }
+
+test: install-test system-test-deps
+	$(PY) -m pytest
+
+bench: install-test
+	$(PY) bench/bench_render.py
+
+clean:
+	rm -rf $(VENV) instance .pytest_cache

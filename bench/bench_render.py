@@ -1,0 +1,268 @@
+"""Banner rendering: the figures behind docs/performance.md, "Banner rendering".
+
+    .venv/bin/python bench/bench_render.py            # ~30-45 s on 2 shared cores
+
+Every figure is printed next to a baseline measured in the same run, because absolute times
+on a shared machine say little: compiled render vs compile-every-time, per-thread engines vs
+one shared engine, QuickJS vs V8. The V8 part runs only when mini-racer is installed
+(`pip install mini-racer`; it is not a dependency of the storefront). Sandbox probes run each
+attack in a child process, so an attack an engine cannot stop costs a timeout, not the bench.
+Linux only (resident memory is read from /proc).
+"""
+from __future__ import annotations
+
+import json
+import statistics
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from storefront.klevu.render import _ENGINE_SOURCES, TemplateRenderer, _Engine  # noqa: E402
+from storefront.klevu.sanitize import sanitize_banner_html, scope_css  # noqa: E402
+
+CORPUS = ROOT / "tests" / "unit" / "template_corpus"
+TEMPLATE = (CORPUS / "klevu_reference.tmpl").read_text(encoding="utf-8")   # 12 products
+DATA = json.loads((CORPUS / "banner.json").read_text(encoding="utf-8"))["data"]
+PAYLOAD = json.dumps({"data": DATA})
+CSS = """.kuRECS-container { display: grid; gap: 12px } .kuRECS-list { list-style: none; margin: 0 }
+.kuRECSItem img { width: 100%; aspect-ratio: 4 / 5; object-fit: cover; background: url(/img/ph.png) }
+@media (max-width: 600px) { .kuRECS-list { grid-template-columns: repeat(2, 1fr) } }""" * 4
+LIMITS = dict(time_limit_ms=250, memory_limit_bytes=32 << 20)
+MAX_CHARS = 256 << 10
+PROBE_TIMEOUT_S = 3.0
+
+
+def per_call_us(call, *, repeat: int = 5, number: int = 200) -> float:
+    """Median over `repeat` runs of the mean time of one call, in microseconds."""
+    runs = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        for _ in range(number):
+            call()
+        runs.append((time.perf_counter() - started) / number * 1e6)
+    return statistics.median(runs)
+
+
+def resident_kib() -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise RuntimeError("no VmRSS in /proc/self/status")
+
+
+def row(label: str, value: str, note: str = "") -> None:
+    print(f"  {label:<46} {value:>14}  {note}")
+
+
+# --- QuickJS, as the storefront runs it ----------------------------------------------------
+
+def quickjs_figures() -> dict[str, float]:
+    print("QuickJS (quickjs binding), 12-product banner")
+    engine = _Engine(translations_json="{}", **LIMITS)
+    key = b"bench"
+    compiled = per_call_us(lambda: engine.render(key, TEMPLATE, PAYLOAD, MAX_CHARS))
+    every_time = per_call_us(lambda: engine._render(engine._compile(TEMPLATE), engine._helper,
+                                                    PAYLOAD, MAX_CHARS))
+    raw_html = engine.render(key, TEMPLATE, PAYLOAD, MAX_CHARS)
+    sanitize = per_call_us(lambda: sanitize_banner_html(raw_html))
+    renderer = TemplateRenderer()
+    full = per_call_us(lambda: renderer.render(TEMPLATE, DATA))
+    css = per_call_us(lambda: scope_css.__wrapped__(CSS, '[data-klevu-banner="k-home-1"]'),
+                      number=50)
+    css_cached = per_call_us(lambda: scope_css(CSS, '[data-klevu-banner="k-home-1"]'))
+    created = per_call_us(lambda: _Engine(translations_json="{}", **LIMITS), repeat=3, number=10)
+    row("render, template compiled once", f"{compiled:8.0f} us", "(baseline)")
+    row("render, compiling every time", f"{every_time:8.0f} us",
+        f"x{every_time / compiled:.2f} of baseline")
+    row("sanitize the banner HTML (nh3)", f"{sanitize:8.0f} us", f"x{sanitize / compiled:.2f}")
+    row("TemplateRenderer.render (render+sanitize+wrap)", f"{full:8.0f} us", f"x{full / compiled:.2f}")
+    row("scope_css, 1.6 KB of CSS, first time", f"{css:8.0f} us", f"x{css / compiled:.2f}")
+    row("scope_css, same CSS again (cached)", f"{css_cached:8.1f} us", f"x{css_cached / compiled:.3f}")
+    row("new engine (first render on a thread)", f"{created / 1000:8.1f} ms",
+        f"x{created / compiled:.0f}")
+
+    before = resident_kib()
+    engines = [_Engine(translations_json="{}", **LIMITS) for _ in range(20)]
+    for each in engines:
+        each.render(key, TEMPLATE, PAYLOAD, MAX_CHARS)
+    rss = (resident_kib() - before) / len(engines)
+    heap = engine._context.memory()["memory_used_size"] / 1024
+    row("engine heap after a render (QuickJS count)", f"{heap:8.0f} KiB")
+    row("resident memory per engine (20 engines)", f"{rss:8.0f} KiB")
+    return {"compiled": compiled, "every_time": every_time, "rss": rss}
+
+
+def threading_figures() -> None:
+    print("\nThreads: 4 threads x 150 banners each (2 CPU cores)")
+
+    def throughput(render) -> float:
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            list(pool.map(lambda _: render(TEMPLATE, DATA), range(8)))   # engines warm
+            started = time.perf_counter()
+            list(pool.map(lambda _: render(TEMPLATE, DATA), range(600)))
+            return 600 / (time.perf_counter() - started)
+
+    shared_renderer = TemplateRenderer()
+    one_thread = ThreadPoolExecutor(max_workers=1)   # QuickJS runtimes cannot change threads
+
+    def shared(template, data):
+        return one_thread.submit(shared_renderer.render, template, data).result()
+
+    locked = throughput(shared)
+    per_thread = throughput(TemplateRenderer().render)
+    one_thread.shutdown()
+    row("one shared engine, calls serialized", f"{locked:8.0f} /s", "(baseline)")
+    row("an engine per thread (TemplateRenderer)", f"{per_thread:8.0f} /s",
+        f"x{per_thread / locked:.2f} of baseline")
+
+
+# --- V8 (mini-racer), same JavaScript --------------------------------------------------------
+
+class V8Engine:
+    """The same three JavaScript files in V8, through mini-racer's API."""
+
+    def __init__(self):
+        from py_mini_racer import MiniRacer
+        self.racer = MiniRacer()
+        self.racer.set_hard_memory_limit(LIMITS["memory_limit_bytes"])
+        for source in _ENGINE_SOURCES:
+            self.racer.eval(source)
+        self.helper = self.racer.eval("makeKlevuHelper('{}')")
+        self.racer.eval("hardenKlevuEngine()")
+        self.compile = self.racer.eval("compileKlevuTemplate")
+        self.render = self.racer.eval("renderKlevuTemplate")
+
+    def run(self, compiled, payload: str = PAYLOAD):
+        return self.render(compiled, self.helper, payload, MAX_CHARS,
+                           timeout_sec=LIMITS["time_limit_ms"] / 1000)
+
+
+def v8_figures(quickjs: dict[str, float]) -> None:
+    try:
+        import py_mini_racer  # noqa: F401
+    except ImportError:
+        print("\nV8: skipped (pip install mini-racer to compare)")
+        return
+    print("\nV8 (mini-racer), same template, same JavaScript")
+    engine = V8Engine()
+    compiled = engine.compile(TEMPLATE)
+    for _ in range(50):
+        engine.run(compiled)                                  # let the JIT warm up
+    rendered = per_call_us(lambda: engine.run(compiled), number=100)
+    every_time = per_call_us(lambda: engine.run(engine.compile(TEMPLATE)), number=50)
+    empty_call = per_call_us(lambda: engine.racer.eval("0"), number=100)
+    row("render, template compiled once", f"{rendered:8.0f} us",
+        f"x{rendered / quickjs['compiled']:.2f} of QuickJS")
+    row("render, compiling every time", f"{every_time:8.0f} us",
+        f"x{every_time / quickjs['every_time']:.2f} of QuickJS")
+    row("one empty call into the engine", f"{empty_call:8.0f} us")
+    before = resident_kib()
+    isolates = [V8Engine() for _ in range(5)]
+    for each in isolates:
+        each.run(each.compile(TEMPLATE))
+    rss = (resident_kib() - before) / len(isolates)
+    row("resident memory per engine (5 engines)", f"{rss:8.0f} KiB",
+        f"x{rss / quickjs['rss']:.1f} of QuickJS")
+
+
+# --- Sandbox probes ---------------------------------------------------------------------------
+
+PROBES = {
+    "endless loop": "while (true) {}",
+    "endless loop inside try/catch": "for (;;) { try { while (true) {} } catch (e) {} }",
+    "regex backtracking": "/(a+)+$/.test('a'.repeat(40) + 'b')",
+    "256 MiB string": "'x'.repeat(Math.pow(2, 28)).length",
+    "growing object graph": "var a = []; for (;;) a = [a, {text: 'y'.repeat(100)}]",
+    "deep recursion": "(function f() { return f() + 1; })()",
+    "sparse array join": "Array(Math.pow(2, 32) - 1).join('')",
+    "array-like scan": "[].indexOf.call({length: Math.pow(2, 53)}, 1)",
+}
+
+# Each probe prints how the attack ended, then whether the engine still answers a trivial call
+# (a stopped attack can leave the engine busy or broken), then leaves without interpreter
+# teardown, which an engine still running would block.
+QUICKJS_PROBE = """
+import os, sys, time
+sys.path.insert(0, {root!r})
+from storefront.klevu.render import RenderError, TemplateRenderer
+renderer = TemplateRenderer()
+renderer.render("<p></p>", {{}})
+started = time.perf_counter()
+try:
+    renderer.render("<%= (function () {{ " + {code!r} + " }})() %>", {{}})
+    outcome = "completed"
+except RenderError as exc:
+    outcome = str(exc)
+print(f"{{(time.perf_counter() - started) * 1000:.0f}} ms  {{outcome[:40]}}", flush=True)
+try:
+    renderer.render("<p></p>", {{}})
+    print("; engine usable", flush=True)
+except RenderError as exc:
+    print("; engine unusable: " + str(exc), flush=True)
+os._exit(0)
+"""
+
+V8_PROBE = """
+import os, sys, time
+sys.path.insert(0, {root!r})
+from bench.bench_render import V8Engine
+engine = V8Engine()
+compiled = engine.compile("<%= (function () {{ " + {code!r} + " }})() %>")
+started = time.perf_counter()
+try:
+    engine.run(compiled, '{{"data": {{}}}}')
+    outcome = "completed"
+except Exception as exc:
+    outcome = type(exc).__name__ + ": " + str(exc).splitlines()[0]
+print(f"{{(time.perf_counter() - started) * 1000:.0f}} ms  {{outcome[:40]}}", flush=True)
+try:
+    engine.racer.eval("0", timeout_sec=1)
+    print("; engine usable", flush=True)
+except Exception as exc:
+    print("; engine unusable: " + type(exc).__name__, flush=True)
+os._exit(0)
+"""
+
+
+def probe(script: str, code: str) -> str:
+    source = script.format(root=str(ROOT), code=code)
+    try:
+        done = subprocess.run([sys.executable, "-c", source], capture_output=True, text=True,
+                              timeout=PROBE_TIMEOUT_S)
+        output = done.stdout or done.stderr.strip().splitlines()[-1]
+    except subprocess.TimeoutExpired as expired:
+        output = (expired.stdout or b"").decode() or "not stopped"
+        output += f"; still running at {PROBE_TIMEOUT_S:.0f} s"
+    return output.replace("\n", "")
+
+
+def sandbox_probes() -> None:
+    engines = {"QuickJS": QUICKJS_PROBE}
+    try:
+        import py_mini_racer  # noqa: F401
+        engines["V8"] = V8_PROBE
+    except ImportError:
+        pass
+    print(f"\nSandbox probes (hardened runtime, limits {LIMITS['time_limit_ms']} ms / "
+          f"{LIMITS['memory_limit_bytes'] >> 20} MiB)")
+    for name, code in PROBES.items():
+        for engine, script in engines.items():
+            row(f"{name} [{engine}]", "", probe(script, code))
+
+
+def main() -> None:
+    started = time.perf_counter()
+    figures = quickjs_figures()
+    threading_figures()
+    v8_figures(figures)
+    sandbox_probes()
+    print(f"\n(total {time.perf_counter() - started:.0f} s)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,93 @@
+"""The demo storefront: Klaviyo segmentation with Klevu Smart Recommendations.
+
+``create_app`` reads like the table of contents of one page view: identity (Klaviyo cookie
+and consent), segments (Klevu visitor service), banners (config → search → template), and
+analytics (beacon → outbox → collector).
+"""
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+from pathlib import Path
+
+from flask import Flask
+
+from . import config as settings
+from .extensions import cache
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def create_app(test_config: dict | None = None) -> Flask:
+    app = Flask(__name__, template_folder=str(ROOT / "templates"),
+                static_folder=str(ROOT / "static"))
+    configure(app, test_config)
+    register_extensions(app)
+    register_blueprints(app)
+    register_errorhandlers(app)
+    register_commands(app)
+    return app
+
+
+def configure(app: Flask, test_config: dict | None) -> None:
+    """Environment first (validated: a bad value stops start-up), then test overrides."""
+    app.config.from_mapping(settings.from_env())
+    if test_config:
+        app.config.from_mapping(test_config)
+    data_dir = Path(app.config["STOREFRONT_DATA_DIR"])
+    data_dir.mkdir(parents=True, exist_ok=True)
+    if not app.config.get("SECRET_KEY"):
+        app.config["SECRET_KEY"] = _shared_secret(data_dir / "secret_key")
+    cache_config = ({"CACHE_TYPE": "RedisCache"} if app.config.get("CACHE_REDIS_URL")
+                    else {"CACHE_TYPE": "SimpleCache", "CACHE_THRESHOLD": 10000})
+    for key, value in cache_config.items():
+        app.config.setdefault(key, value)
+    app.config.setdefault("CACHE_KEY_PREFIX", "storefront:")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def _shared_secret(path: Path) -> str:
+    """One secret per data directory, so every worker signs cookies and banner tokens alike.
+
+    Written to a temporary file and hard-linked into place: the link either wins or finds the
+    other worker's complete file, never a half-written one.
+    """
+    if not path.exists():
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(secrets.token_hex(32))
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            pass
+        finally:
+            tmp.unlink()
+    return path.read_text().strip()
+
+
+def register_extensions(app: Flask) -> None:
+    """Shared services, in the order a page view uses them."""
+    from .klevu import klevu, outbox, recs, segments
+    cache.init_app(app)
+    klevu.init_app(app)        # the one HTTP client to Klevu's four services
+    segments.init_app(app)     # step 1: session + segments resolver over the cache
+    recs.init_app(app)         # steps 2-3: template renderer and the banners' thread pool
+    outbox.outbox.init_app(app)  # step 4: durable queue, and its relay to the collector
+
+
+def register_blueprints(app: Flask) -> None:
+    from . import health, identity
+    from .klevu import analytics, segments
+    from .shop import bp as shop
+    for blueprint in (identity.bp, segments.bp, analytics.bp, shop, health.bp):
+        app.register_blueprint(blueprint)
+
+
+def register_errorhandlers(app: Flask) -> None:
+    from .errors import register
+    register(app)
+
+
+def register_commands(app: Flask) -> None:
+    from .klevu.outbox import relay_command
+    app.cli.add_command(relay_command)

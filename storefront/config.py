@@ -1,0 +1,137 @@
+"""Settings from the environment, checked once at start-up.
+
+Every setting is optional. With no ``KLEVU_API_KEY`` the shop runs offline against the
+Klevu simulator (``KLEVU_SIMULATOR_URL``, default http://127.0.0.1:5001), with the demo api
+key, company id and recs keys that the simulator serves. A bad value stops start-up with a
+message naming the variable: a typo must not become a shop that silently shows no banners.
+"""
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+LIVE_VISITOR_URL = "https://visitor.service.ksearchnet.com/public/1.0"
+LIVE_CONFIG_URL = "https://config-cdn.ksearchnet.com"
+LIVE_STATS_URL = "https://stats.ksearchnet.com/analytics/collect"
+
+DEFAULT_SIMULATOR_URL = "http://127.0.0.1:5001"
+SIMULATOR_API_KEY = "klevu-simulator"
+SIMULATOR_COMPANY_ID = "DemoCo"
+
+# Recs keys that the simulator serves, per page type, used when no live key is configured.
+SIMULATOR_RECS = {
+    "HOME": "k-home-picks,k-home-recent",
+    "CATEGORY": "k-category-trending",
+    "PRODUCT": "k-product-similar",
+    "CHECKOUT": "k-checkout-together",
+}
+PAGE_TYPES = ("HOME", "CATEGORY", "PRODUCT", "CHECKOUT")
+
+COMPANY_ID_RE = re.compile(r"^[A-Za-z0-9]{6}$")
+RECS_KEY_RE = re.compile(r"^[\w\-]{1,100}$")
+
+
+class ConfigError(ValueError):
+    """A setting is malformed; the message names the environment variable."""
+
+
+@dataclass(frozen=True)
+class KlevuSettings:
+    api_key: str
+    visitor_url: str
+    config_url: str
+    search_url: str | None  # None: https:// + the config's basePath
+    stats_url: str
+    recs: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    offline: bool = True
+
+
+def _url(env: dict, name: str, default: str) -> str:
+    value = env.get(name, "").strip() or default
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ConfigError(f"{name} must be an http(s) URL, got {value!r}")
+    return value.rstrip("/")
+
+
+def _recs_keys(env: dict, name: str, default: str) -> tuple[str, ...]:
+    raw = env.get(name)
+    if raw is None:
+        raw = default
+    keys = tuple(k.strip() for k in raw.split(",") if k.strip())
+    for key in keys:
+        if not RECS_KEY_RE.match(key):
+            raise ConfigError(f"{name} holds a malformed recs key {key!r}")
+    return keys
+
+
+def _bool(env: dict, name: str, default: bool) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name} must be true or false, got {raw!r}")
+
+
+def klevu_settings(env: dict) -> KlevuSettings:
+    api_key = env.get("KLEVU_API_KEY", "").strip()
+    offline = not api_key
+    if offline:
+        sim = _url(env, "KLEVU_SIMULATOR_URL", DEFAULT_SIMULATOR_URL)
+        defaults = {
+            "visitor": f"{sim}/visitor/public/1.0",
+            "config": sim,
+            "search": f"{sim}/cs/v2/search",
+            "stats": f"{sim}/analytics/collect",
+        }
+        recs_defaults = SIMULATOR_RECS
+        api_key = SIMULATOR_API_KEY
+    else:
+        if not re.match(r"^[\w\-]{1,100}$", api_key):
+            raise ConfigError("KLEVU_API_KEY holds characters an api key cannot have")
+        defaults = {"visitor": LIVE_VISITOR_URL, "config": LIVE_CONFIG_URL, "search": "",
+                    "stats": LIVE_STATS_URL}
+        recs_defaults = dict.fromkeys(PAGE_TYPES, "")
+    search = env.get("KLEVU_SEARCH_URL", "").strip() or defaults["search"]
+    return KlevuSettings(
+        api_key=api_key,
+        visitor_url=_url(env, "KLEVU_VISITOR_URL", defaults["visitor"]),
+        config_url=_url(env, "KLEVU_CONFIG_URL", defaults["config"]),
+        search_url=_url({"KLEVU_SEARCH_URL": search}, "KLEVU_SEARCH_URL", "") if search else None,
+        stats_url=_url(env, "KLEVU_STATS_URL", defaults["stats"]),
+        recs={page: _recs_keys(env, f"KLEVU_RECS_{page}", recs_defaults[page])
+              for page in PAGE_TYPES},
+        offline=offline,
+    )
+
+
+def from_env(env: dict | None = None) -> dict:
+    """Flask config keys built from the environment (``os.environ`` by default)."""
+    env = dict(os.environ if env is None else env)
+    klevu = klevu_settings(env)
+    company_id = env.get("KLAVIYO_COMPANY_ID", "").strip()
+    if company_id and not COMPANY_ID_RE.match(company_id):
+        raise ConfigError(f"KLAVIYO_COMPANY_ID must be 6 letters or digits, got {company_id!r}")
+    if not company_id and klevu.offline:
+        company_id = SIMULATOR_COMPANY_ID
+    config = {
+        "KLEVU": klevu,
+        "KLAVIYO_COMPANY_ID": company_id or None,
+        "KLAVIYO_ONSITE": _bool(env, "KLAVIYO_ONSITE", False),
+        "CONSENT_REQUIRED": _bool(env, "CONSENT_REQUIRED", True),
+        "STOREFRONT_DATA_DIR": os.path.abspath(env.get("STOREFRONT_DATA_DIR", "").strip() or "instance"),
+        "SECRET_KEY": env.get("SECRET_KEY") or None,
+        "CACHE_REDIS_URL": env.get("CACHE_REDIS_URL", "").strip() or None,
+        # Run the analytics relay inside the app (one per data dir); off when it runs alone
+        # under `flask --app storefront relay`.
+        "OUTBOX_RELAY_IN_APP": _bool(env, "OUTBOX_RELAY_IN_APP", True),
+    }
+    if config["CACHE_REDIS_URL"] and urlsplit(config["CACHE_REDIS_URL"]).scheme not in (
+            "redis", "rediss", "unix"):
+        raise ConfigError("CACHE_REDIS_URL must be a redis:// URL")
+    return config

@@ -1,0 +1,78 @@
+"""``make run``: the Klevu simulator and the shop, each in its own process; Ctrl-C stops both.
+
+The shop runs under gunicorn with ``gthread`` workers (sync workers collapse under upstream
+latency, see docs/operations.md). With no Klevu keys in the environment the shop talks to the
+simulator started here; with keys, only the shop starts and talks to Klevu itself.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+
+
+def wait_healthy(url: str, process: subprocess.Popen, seconds: float = 20.0) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"{url} exited before it was ready (code {process.returncode})")
+        try:
+            with urllib.request.urlopen(url, timeout=1) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.2)
+    raise SystemExit(f"{url} did not answer within {seconds:.0f} s")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=5000)
+    parser.add_argument("--simulator-port", type=int, default=5001)
+    parser.add_argument("--workers", type=int, default=1)
+    args = parser.parse_args(argv)
+
+    env = dict(os.environ)
+    processes: list[subprocess.Popen] = []
+    offline = not env.get("KLEVU_API_KEY")
+    try:
+        if offline:
+            simulator_url = f"http://127.0.0.1:{args.simulator_port}"
+            env.setdefault("KLEVU_SIMULATOR_URL", simulator_url)
+            processes.append(subprocess.Popen(
+                [sys.executable, "-m", "storefront.simulator", "--host", "127.0.0.1",
+                 "--port", str(args.simulator_port)], env=env))
+            wait_healthy(f"{simulator_url}/healthz", processes[-1])
+        shop_url = f"http://{args.host}:{args.port}"
+        processes.append(subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "--bind", f"{args.host}:{args.port}",
+             "--worker-class", "gthread", "--threads", "8", "--workers", str(args.workers),
+             "--access-logfile", "-", "storefront:create_app()"], env=env))
+        wait_healthy(f"{shop_url}/healthz", processes[-1])
+        print(f"\n  Shop:      {shop_url}", flush=True)
+        if offline:
+            print(f"  Simulator: {env['KLEVU_SIMULATOR_URL']}/_sim/  (what Klevu received)")
+        print("  Ctrl-C stops both.\n", flush=True)
+        while all(p.poll() is None for p in processes):
+            time.sleep(0.5)
+        return 1
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process in processes:
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

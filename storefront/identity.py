@@ -1,0 +1,307 @@
+"""Step 1a of every page view: who the visitor is to Klaviyo, and whether we may use it.
+
+The ``identity`` blueprint owns, for each request:
+
+- **the identity** (``current_identity()``): Klaviyo's ``__kla_id`` cookie read through
+  ``storefront.klaviyo``, gated by consent and by Klaviyo's own ``__kla_off=true``;
+- **consent**: the shop's first-party cookie ``shop_consent`` (``granted``/``denied``). When
+  ``CONSENT_REQUIRED`` (the default) only ``granted`` lets the exchange id reach Klevu; without
+  it, consent is assumed unless the visitor declined. Declining or withdrawing expires
+  ``__kla_id`` and forgets the visitor's Klevu segments;
+- **email links**: a ``_kx`` parameter on any page is taken off the URL with a redirect; when it
+  is meant for this shop it identifies the visitor first, as Klaviyo's script would. A link that
+  arrives before the visitor has chosen waits in a short-lived HttpOnly cookie and is applied
+  if they accept;
+- **live Klaviyo** (``KLAVIYO_ONSITE``): Klaviyo's onsite script is loaded after consent and
+  handles ``_kx`` and the cookie itself; the shop then only reads the cookie;
+- **the demo persona switcher** (``/demo/personas``), which writes ``__kla_id`` exactly as
+  Klaviyo would for each persona, and "forget me".
+
+Whatever the browser sends, none of this raises: a cookie we cannot read is an anonymous visitor.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import re
+from dataclasses import dataclass, replace
+from functools import cache
+from importlib import resources
+from typing import Mapping
+from urllib.parse import quote, quote_from_bytes, unquote_to_bytes
+
+from flask import (Blueprint, Response, abort, current_app, flash, g, redirect,
+                   render_template, request, url_for)
+
+from . import klaviyo
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("identity", __name__)
+
+CONSENT_COOKIE = "shop_consent"
+CONSENT_MAX_AGE = 365 * 24 * 3600
+GRANTED, DENIED = "granted", "denied"
+# A _kx that arrived before the consent choice; applied on "accept", dropped on "decline".
+PENDING_KX_COOKIE = "shop_pending_kx"
+PENDING_KX_MAX_AGE = 30 * 60
+
+# A same-site path: one leading "/" (never "//" or "/\", which browsers read as another host),
+# no backslash, whitespace or control character anywhere.
+_LOCAL_PATH = re.compile(r"/(?![/\\])[^\\\s\x00-\x1f\x7f]*")
+_PATH_SAFE = "/:@!$&'()*+,;=-._~"
+_QUERY_SAFE = _PATH_SAFE + "?%"
+
+
+@dataclass(frozen=True)
+class Identity:
+    """The visitor as this request sees them. ``exchange_id`` is set only when the cookie is
+    valid *and* consent allows its use, so code that reads it cannot forget the consent check.
+    """
+    exchange_id: str | None
+    cid: str | None             # Klaviyo's anonymous visitor id, kept when we rewrite the cookie
+    consent: str | None         # "granted", "denied", or None: no choice made yet
+    consent_required: bool
+    tracking_off: bool          # __kla_off=true
+    persona: dict | None        # the demo persona this exchange id belongs to
+
+    @property
+    def consent_given(self) -> bool:
+        return self.consent == GRANTED or (not self.consent_required and self.consent != DENIED)
+
+    @property
+    def personalisation_allowed(self) -> bool:
+        """Whether an exchange id may be used for this visitor (consent, tracking not off)."""
+        return self.consent_given and not self.tracking_off
+
+    @property
+    def consent_state(self) -> str:
+        """For display: ``granted``, ``denied``, ``pending`` (must ask) or ``assumed``."""
+        return self.consent or ("pending" if self.consent_required else "assumed")
+
+
+@cache
+def load_personas() -> dict:
+    """The demo personas and the names of their segments (``storefront/data/personas.json``)."""
+    return json.loads(resources.files("storefront").joinpath("data/personas.json")
+                      .read_text("utf-8"))
+
+
+def persona_for(exchange_id: str | None, company_id: str | None) -> dict | None:
+    if not exchange_id or not company_id:
+        return None
+    return next((p for p in load_personas()["personas"]
+                 if klaviyo.persona_exchange_id(p["identifier"], company_id) == exchange_id),
+                None)
+
+
+def identity_from_cookies(cookies: Mapping[str, str], *, company_id: str | None,
+                          consent_required: bool) -> Identity:
+    """The consent and tracking rules in one place, as a function of the cookies alone."""
+    consent = cookies.get(CONSENT_COOKIE)
+    kla_id = klaviyo.decode_kla_id(cookies.get(klaviyo.KLA_ID_COOKIE))
+    identity = Identity(exchange_id=None, cid=kla_id.cid,
+                        consent=consent if consent in (GRANTED, DENIED) else None,
+                        consent_required=consent_required,
+                        tracking_off=klaviyo.tracking_off(cookies.get(klaviyo.KLA_OFF_COOKIE)),
+                        persona=None)
+    if identity.personalisation_allowed and kla_id.exchange_id:
+        identity = replace(identity, exchange_id=kla_id.exchange_id,
+                           persona=persona_for(kla_id.exchange_id, company_id))
+    return identity
+
+
+def _identity_from(cookies: Mapping[str, str]) -> Identity:
+    return identity_from_cookies(cookies, company_id=current_app.config["KLAVIYO_COMPANY_ID"],
+                                 consent_required=current_app.config["CONSENT_REQUIRED"])
+
+
+def current_identity() -> Identity:
+    """The current visitor's identity, computed from the cookies once per request."""
+    if "identity" not in g:
+        g.identity = _identity_from(request.cookies)
+    return g.identity
+
+
+class CookieUpdate:
+    """Cookies one response sets or expires, applied at once to this request's identity too,
+    so that the rest of the request (segments above all) sees the visitor as the next will."""
+
+    def __init__(self, response: Response):
+        self.response = response
+        self.values: dict[str, str | None] = {}
+
+    def set(self, key: str, value: str, **attributes) -> None:
+        self.response.set_cookie(key, value, **attributes)
+        self.values[key] = value
+
+    def expire(self, key: str) -> None:
+        if key in request.cookies:
+            self.response.delete_cookie(key, path="/")
+        self.values[key] = None
+
+    def apply(self) -> Identity:
+        cookies = {**request.cookies, **self.values}
+        g.identity = _identity_from({k: v for k, v in cookies.items() if v is not None})
+        return g.identity
+
+
+def _remember_consent(update: CookieUpdate, choice: str) -> None:
+    update.set(CONSENT_COOKIE, choice, max_age=CONSENT_MAX_AGE, path="/", httponly=True,
+               samesite="Lax")
+
+
+def _identify(update: CookieUpdate, exchange_id: str) -> None:
+    """Write ``__kla_id`` as Klaviyo does (keeping its ``cid``) and resolve segments now.
+
+    Like Klaviyo's script, write nothing for a visitor who turned tracking off (``__kla_off``).
+    """
+    from .klevu.segments import current_segments
+    visitor = current_identity()
+    if not visitor.tracking_off:
+        update.set(**klaviyo.kla_id_cookie(klaviyo.encode_kla_id(exchange_id, visitor.cid)))
+    update.apply()
+    current_segments()
+
+
+def _forget_visitor(update: CookieUpdate) -> None:
+    """Anonymous again: Klaviyo's cookie expired, a waiting email link and the segments dropped.
+
+    Segments are forgotten first, while the request still sees the visitor being forgotten.
+    """
+    from .klevu.segments import forget_segments
+    forget_segments()
+    update.expire(klaviyo.KLA_ID_COOKIE)
+    update.expire(PENDING_KX_COOKIE)
+    update.apply()
+
+
+def _onsite_live() -> bool:
+    return bool(current_app.config["KLAVIYO_ONSITE"] and current_app.config["KLAVIYO_COMPANY_ID"])
+
+
+def safe_next(target: str | None, default: str) -> str:
+    """``target`` if it is a path on this site, else ``default``: never an open redirect."""
+    if target and len(target) <= 2048 and _LOCAL_PATH.fullmatch(target):
+        return target
+    return default
+
+
+def _here(query: bytes) -> str:
+    """This request's path with ``query``, percent-encoded: always a same-site path, since
+    Werkzeug's ``request.path`` has a single leading slash even for ``//host/...``."""
+    path = quote(request.script_root + request.path, safe=_PATH_SAFE)
+    return f"{path}?{quote_from_bytes(query, safe=_QUERY_SAFE)}" if query else path
+
+
+def _without_kx(query: bytes) -> bytes:
+    """The raw query string minus every ``_kx``: the other parameters keep order and encoding."""
+    def name(part: bytes) -> bytes:
+        return unquote_to_bytes(part.split(b"=", 1)[0].replace(b"+", b" "))
+    return b"&".join(part for part in query.split(b"&")
+                     if part and name(part) != klaviyo.KX_PARAM.encode())
+
+
+@bp.before_app_request
+def capture_kx():
+    """Klaviyo email links: identify from ``_kx``, then redirect to the same URL without it.
+
+    ``_kx`` is always removed, even when ignored (malformed, another account's, tracking off),
+    so that shared or bookmarked URLs never carry an identity. With live Klaviyo the parameter
+    is left for Klaviyo's script, which identifies the visitor against the real account.
+    """
+    if request.method != "GET" or klaviyo.KX_PARAM not in request.args or _onsite_live():
+        return None
+    update = CookieUpdate(redirect(_here(_without_kx(request.query_string))))
+    identity = current_identity()
+    exchange_id = klaviyo.parse_kx(request.args.get(klaviyo.KX_PARAM),
+                                   current_app.config["KLAVIYO_COMPANY_ID"])
+    if exchange_id is None or identity.tracking_off:
+        log.info("ignored a _kx link parameter (malformed, another account's, or tracking off)")
+    elif identity.consent_given:
+        _identify(update, exchange_id)
+    elif identity.consent is None:
+        update.set(PENDING_KX_COOKIE, exchange_id, max_age=PENDING_KX_MAX_AGE, path="/",
+                   httponly=True, samesite="Lax")
+    return update.response
+
+
+@bp.before_request
+def refuse_cross_site_posts():
+    """Consent and identity change only from this shop's own pages, not another site's form."""
+    if request.method == "POST" and request.headers.get("Sec-Fetch-Site") == "cross-site":
+        abort(403)
+
+
+@bp.app_context_processor
+def identity_globals() -> dict:
+    identity = current_identity()
+    company_id = current_app.config["KLAVIYO_COMPANY_ID"]
+    return {
+        "identity": identity,
+        # Forms that should come back to this very page post it as ``next``.
+        "current_path": _here(request.query_string),
+        "klaviyo_onsite_url": (klaviyo.onsite_script_url(company_id)
+                               if _onsite_live() and identity.personalisation_allowed else None),
+    }
+
+
+@bp.post("/consent")
+def consent():
+    choice = request.form.get("choice")
+    if choice not in ("accept", "decline"):
+        abort(400)
+    update = CookieUpdate(redirect(safe_next(request.form.get("next"), url_for("shop.home"))))
+    if choice == "accept":
+        _remember_consent(update, GRANTED)
+        pending = klaviyo.parse_kx(request.cookies.get(PENDING_KX_COOKIE),
+                                   current_app.config["KLAVIYO_COMPANY_ID"])
+        update.expire(PENDING_KX_COOKIE)
+        if pending:
+            _identify(update, pending)
+        else:
+            update.apply()
+        flash("Thanks! Recommendations can now follow what Klaviyo knows about you.")
+    else:
+        _remember_consent(update, DENIED)
+        _forget_visitor(update)
+        flash("Understood: no Klaviyo identity is used, and what we knew has been forgotten.")
+    return update.response
+
+
+@bp.get("/demo/personas")
+def personas():
+    data = load_personas()
+    company_id = current_app.config["KLAVIYO_COMPANY_ID"]
+    cards = [(persona, klaviyo.persona_exchange_id(persona["identifier"], company_id)
+              if company_id else None) for persona in data["personas"]]
+    return render_template("demo/personas.html", cards=cards, segment_names=data["segments"],
+                           company_id=company_id, onsite_live=_onsite_live())
+
+
+@bp.post("/demo/persona")
+def choose_persona():
+    """Stand in for a click on a Klaviyo email link by this persona (counts as consent)."""
+    company_id = current_app.config["KLAVIYO_COMPANY_ID"]
+    key = request.form.get("persona")
+    persona = next((p for p in load_personas()["personas"] if p["key"] == key), None)
+    if persona is None or not company_id:
+        abort(400)
+    update = CookieUpdate(redirect(safe_next(request.form.get("next"),
+                                             url_for("identity.personas"))))
+    if not current_identity().consent_given:
+        _remember_consent(update, GRANTED)
+    update.expire(PENDING_KX_COOKIE)
+    _identify(update, klaviyo.persona_exchange_id(persona["identifier"], company_id))
+    flash(f"You are now browsing as {persona['name']}." if current_identity().persona else
+          "Klaviyo tracking is off in this browser (__kla_off=true), so you stay anonymous.")
+    return update.response
+
+
+@bp.post("/demo/forget")
+def forget_me():
+    update = CookieUpdate(redirect(safe_next(request.form.get("next"),
+                                             url_for("identity.personas"))))
+    _forget_visitor(update)
+    flash("Forgotten: you are an anonymous visitor again.")
+    return update.response

@@ -1,0 +1,165 @@
+"""Step 4 of the guide: impressions and clicks reach Klevu through our own server routes.
+
+The browser never sends Klevu JSON: it sends back the banner token that the server issued when
+it rendered the banner, and the server builds the event from what it actually rendered
+(``events.py``), then writes it to the durable outbox before answering. The relay delivers it.
+
+``POST /klevu/events`` — the beacon (``static/js/beacon.js``): ``{"type": "view"|"select",
+"token": ..., "item": <product id, for select>}`` as a string body.
+``GET /klevu/click?t=...`` — banner links without JavaScript: record, then redirect to the
+shop's own product page (the target is looked up in the catalog, never taken from the URL).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import time
+from urllib.parse import urlsplit
+
+from flask import Blueprint, current_app, jsonify, redirect, render_template, request, url_for
+from werkzeug.exceptions import BadRequest, RequestEntityTooLarge
+
+from ..catalog import load_catalog
+from ..extensions import cache
+from ..shop.history import remember_product
+from . import events, tokens
+from .outbox import OutboxError
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("analytics", __name__, url_prefix="/klevu")
+
+MAX_BODY = 8 * 1024
+TOKEN_MAX_AGE = 24 * 3600
+RATE_WINDOW = 10          # seconds
+RATE_LIMIT = 60           # beacon posts per visitor per window (a page has a few banners)
+
+
+class Rejected(Exception):
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+
+
+@bp.errorhandler(Rejected)
+def rejected(exc: Rejected):
+    return jsonify(error=str(exc)), exc.status
+
+
+def _check_same_site() -> None:
+    """Only our own pages may post events: browsers say where a request comes from."""
+    if request.headers.get("Sec-Fetch-Site") == "cross-site":
+        raise Rejected(403, "cross-site request")
+    origin = request.headers.get("Origin")
+    if origin and origin != "null" and urlsplit(origin).netloc != request.host:
+        raise Rejected(403, "foreign origin")
+
+
+def _check_rate() -> None:
+    """A fixed-window counter per visitor in the shared cache (works across workers).
+
+    ``inc`` is the backend's (cachelib's ``cache.cache``: atomic ``INCR`` on Redis, under a
+    lock in ``SimpleCache``); Flask-Caching's front-end has no counter.
+    """
+    visitor = request.cookies.get("klevu_session") or request.remote_addr or "-"
+    key = f"rate:{visitor}:{int(time.time() // RATE_WINDOW)}"
+    cache.add(key, 0, timeout=RATE_WINDOW * 2)
+    if (cache.cache.inc(key) or 0) > RATE_LIMIT:
+        raise Rejected(429, "too many events")
+
+
+def _body() -> dict:
+    """The posted JSON object, reading at most ``MAX_BODY`` + 1 bytes of the body.
+
+    Werkzeug refuses a declared ``Content-Length`` over the limit before reading anything, and
+    stops a chunked body (no length) at the limit instead of reading it whole into memory; it
+    then returns the truncated body silently, so the one extra byte is what tells a body over
+    the limit from one exactly at it.
+    """
+    request.max_content_length = MAX_BODY + 1
+    try:
+        raw = request.get_data(cache=False)
+    except RequestEntityTooLarge:
+        raise Rejected(413, "body over 8 KB") from None
+    if len(raw) > MAX_BODY:
+        raise Rejected(413, "body over 8 KB")
+    try:
+        body = json.loads(raw)
+    except (ValueError, RecursionError):   # "[[[[..." nests deeper than the parser's stack
+        raise Rejected(400, "body is not JSON") from None
+    if not isinstance(body, dict):
+        raise Rejected(400, "body is not a JSON object")
+    return body
+
+
+def _read(token: object) -> tuple[str, events.BannerView]:
+    if not isinstance(token, str):
+        raise Rejected(400, "token missing")
+    try:
+        return tokens.read_token(current_app.config["SECRET_KEY"], token, TOKEN_MAX_AGE)
+    except tokens.BadToken:
+        raise Rejected(400, "malformed or unknown token") from None
+
+
+def _accept(event_id: str, payload: dict) -> bool:
+    """Durably queue the event; True when it was new (False: a duplicate, already queued)."""
+    try:
+        return current_app.extensions["outbox"].put([(event_id, payload)]) > 0
+    except OutboxError:
+        raise Rejected(503, "analytics queue full, try later") from None
+
+
+def _session_id() -> str | None:
+    from .segments import current_segments
+    return current_segments().session_id
+
+
+@bp.post("/events")
+def beacon():
+    _check_same_site()
+    body = _body()
+    _check_rate()
+    page_view, view = _read(body.get("token"))
+    kind = body.get("type")
+    if kind == "view":
+        payload = events.impression(view, _session_id())
+        event_id = tokens.impression_id(page_view, view.recs_key)
+    elif kind == "select":
+        item = body.get("item")
+        if not isinstance(item, str):
+            raise Rejected(400, "select needs an item id")
+        try:
+            payload = events.click(view, _session_id(), item)
+        except events.UnknownItem:
+            raise Rejected(400, "item not in this banner") from None
+        event_id = tokens.click_id(page_view, view.recs_key, item)
+    else:
+        raise Rejected(400, "type must be view or select")
+    new = _accept(event_id, payload)
+    return jsonify(accepted=True, duplicate=not new), 202
+
+
+@bp.get("/click")
+def click():
+    """No-JavaScript banner link: record the click, then go to the product (ours only).
+
+    A shopper followed a link here, so every answer is a page: the shop's error page for a bad
+    token (not the JSON the beacon gets), and the product even when the queue refuses the
+    click, because losing one click is better than a shopper stuck on an error page.
+    """
+    try:
+        page_view, view = _read(request.args.get("t"))
+    except Rejected:
+        error = BadRequest("This link has expired. Please go back and try again.")
+        return render_template("errors/error.html", error=error), error.code
+    item_id = request.args.get("id", "")
+    product = load_catalog().product(item_id)
+    if product is None or item_id not in {item.id for item in view.items}:
+        return redirect(url_for("shop.home"))
+    try:
+        _accept(tokens.click_id(page_view, view.recs_key, item_id),
+                events.click(view, _session_id(), item_id))
+    except Rejected as exc:
+        log.warning("banner click on product %s not recorded: %s", product.id, exc)
+    remember_product(product.id)
+    return redirect(url_for("shop.product", product_id=product.id))

@@ -1,0 +1,162 @@
+"""The one place the storefront talks HTTP to Klevu.
+
+One ``requests.Session`` (connection pooling), a timeout on every call, and every failure —
+connection refused, timeout, non-2xx, an answer that is not the JSON we expect — turned into a
+single ``KlevuError``, so callers handle one exception type and never see a traceback page.
+The same code serves live Klevu and the offline simulator: only the base URLs differ.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from datetime import datetime, timezone
+from urllib.parse import quote
+
+import requests
+
+from ..config import KlevuSettings
+
+log = logging.getLogger(__name__)
+
+# (connect, read) seconds. Pages have their own deadline on top of these (recs.py).
+DEFAULT_TIMEOUT = (1.0, 2.0)
+EVENT_IDS_HEADER = "X-Storefront-Event-Ids"
+
+
+class KlevuError(Exception):
+    """A Klevu call failed. ``status`` is the HTTP status when there was one."""
+
+    def __init__(self, message: str, *, status: int | None = None,
+                 retry_after: float | None = None):
+        super().__init__(message)
+        self.status = status
+        self.retry_after = retry_after
+
+
+@dataclass(frozen=True)
+class SessionAnswer:
+    session_id: str
+    segments: tuple[str, ...]
+    ttl: int
+
+
+def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (delta-seconds or an HTTP date)."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return max(0.0, (when - (now or datetime.now(timezone.utc))).total_seconds())
+
+
+def parse_session_answer(body: object) -> SessionAnswer:
+    """Read only what we need from a visitor-service answer (the api key's case varies)."""
+    if not isinstance(body, dict) or not isinstance(body.get("sessionId"), str) \
+            or not body["sessionId"]:
+        raise KlevuError("visitor service answered without a sessionId")
+    info = body.get("segmentInfo") or {}
+    segments = info.get("segments") if isinstance(info, dict) else None
+    ttl = info.get("ttl") if isinstance(info, dict) else None
+    if not isinstance(segments, list):
+        segments = []
+    if not isinstance(ttl, (int, float)) or isinstance(ttl, bool) or ttl < 0:
+        ttl = 0
+    return SessionAnswer(
+        session_id=body["sessionId"],
+        segments=tuple(s for s in segments if isinstance(s, str) and s),
+        ttl=int(ttl),
+    )
+
+
+class KlevuClient:
+    def __init__(self, settings: KlevuSettings, *, timeout=DEFAULT_TIMEOUT,
+                 session: requests.Session | None = None):
+        self.settings = settings
+        self.timeout = timeout
+        self.http = session or requests.Session()
+        self.http.headers["User-Agent"] = "klevu-klaviyo-storefront/0.1"
+
+    # -- plumbing ---------------------------------------------------------------------------
+    def _call(self, method: str, url: str, *, timeout=None, **kwargs) -> requests.Response:
+        try:
+            response = self.http.request(method, url, timeout=timeout or self.timeout, **kwargs)
+        except requests.RequestException as exc:
+            raise KlevuError(f"{method} {url}: {type(exc).__name__}") from exc
+        if not 200 <= response.status_code < 300:
+            raise KlevuError(f"{method} {url}: HTTP {response.status_code}",
+                             status=response.status_code,
+                             retry_after=parse_retry_after(response.headers.get("Retry-After")))
+        return response
+
+    def _json(self, method: str, url: str, **kwargs) -> object:
+        response = self._call(method, url, **kwargs)
+        try:
+            return response.json()
+        except ValueError as exc:
+            raise KlevuError(f"{method} {url}: answer is not JSON") from exc
+
+    # -- step 1: visitor session and segments (klevu-api.md §1) -----------------------------
+    def _session_url(self) -> str:
+        return f"{self.settings.visitor_url}/{quote(self.settings.api_key, safe='')}/session"
+
+    def start_session(self, session_id: str | None = None, *, timeout=None) -> SessionAnswer:
+        """Open a session, or refresh one by re-posting its id (continuity)."""
+        body: dict = {"apiKey": self.settings.api_key}
+        if session_id:
+            body["sessionId"] = session_id
+        return parse_session_answer(self._json("POST", self._session_url(), json=body,
+                                               timeout=timeout))
+
+    def klaviyo_segments(self, session_id: str, exchange_id: str, *,
+                         timeout=None) -> SessionAnswer:
+        body = {"apiKey": self.settings.api_key, "sessionId": session_id,
+                "sessionInfo": {"connectorInfo": [
+                    {"connectorType": "klaviyo", "exchangeId": exchange_id}]}}
+        return parse_session_answer(self._json("POST", self._session_url(), json=body,
+                                               timeout=timeout))
+
+    # -- step 2: recommendation settings (klevu-api.md §2) ----------------------------------
+    def recs_config(self, recs_key: str, params: dict[str, str], *, timeout=None) -> dict:
+        url = (f"{self.settings.config_url}/recommendations/"
+               f"{quote(self.settings.api_key, safe='')}/settings/{quote(recs_key, safe='')}")
+        body = self._json("GET", url, params=params, timeout=timeout)
+        if not isinstance(body, dict) or not isinstance(body.get("metadata"), dict):
+            raise KlevuError(f"config for {recs_key} has no metadata")
+        return body
+
+    # -- step 3: search (klevu-api.md §3) ---------------------------------------------------
+    def search_url(self, base_path: str) -> str:
+        """``KLEVU_SEARCH_URL`` when set, else https:// + the config's scheme-less basePath."""
+        if self.settings.search_url:
+            return self.settings.search_url
+        if not base_path or "://" in base_path:
+            raise KlevuError(f"config basePath {base_path!r} is not a scheme-less host/path")
+        return "https://" + base_path.lstrip("/")
+
+    def search(self, base_path: str, payload: dict, *, timeout=None) -> dict:
+        body = self._json("POST", self.search_url(base_path),
+                          data=json.dumps(payload, separators=(",", ":")),
+                          headers={"Content-Type": "application/json"}, timeout=timeout)
+        if not isinstance(body, dict) or not isinstance(body.get("queryResults"), list):
+            raise KlevuError("search answered without queryResults")
+        return body
+
+    # -- step 4: analytics (klevu-api.md §5) ------------------------------------------------
+    def collect(self, events: list[dict], event_ids: list[str] | None = None, *,
+                timeout=None) -> None:
+        """POST a batch of events; ids go in a header Klevu ignores, so duplicates can be counted."""
+        headers = {"Content-Type": "application/json"}
+        if event_ids:
+            headers[EVENT_IDS_HEADER] = ",".join(event_ids)
+        self._call("POST", self.settings.stats_url,
+                   data=json.dumps(events, separators=(",", ":")), headers=headers,
+                   timeout=timeout)

@@ -1,0 +1,101 @@
+// Klevu's template dialect, compiled the way its browser library (JSv2) compiles it.
+//
+// JSv2 uses Underscore's micro-template algorithm with three delimiters:
+//   <% code %>   runs JavaScript;
+//   <%= expr %>  outputs the value as it is (null and undefined print nothing);
+//   <%- expr %>  outputs encodeURIComponent(value): Klevu's "escape" is URL encoding, NOT HTML
+//                escaping, and templates rely on that for query strings.
+// The body runs inside `with (data || {})` so bare names resolve against the data, and the
+// function is called as (data, dataLocal, helper, scope). `print(...)` appends to the output
+// like Underscore's. Compiling here, inside the engine, keeps every corner of the dialect
+// (string escaping, operator precedence inside delimiters) identical to the browser's.
+
+var compileKlevuTemplate = (function () {
+    "use strict";
+    var DELIMITERS = /<%-([\s\S]+?)%>|<%=([\s\S]+?)%>|<%([\s\S]+?)%>|$/g;
+    var LITERAL_ESCAPES = {"'": "'", "\\": "\\", "\r": "r", "\n": "n", "\u2028": "u2028", "\u2029": "u2029"};
+    var LITERAL_SPECIALS = /\\|'|\r|\n|\u2028|\u2029/g;
+    // Captured before any template runs (and before harden.js guards the built-ins).
+    var encode = encodeURIComponent;
+    var push = Array.prototype.push;
+    var join = Array.prototype.join;
+
+    function literal(text) {
+        return text.replace(LITERAL_SPECIALS, function (ch) { return "\\" + LITERAL_ESCAPES[ch]; });
+    }
+
+    return function compileKlevuTemplate(text) {
+        var index = 0;
+        var source = "__push.call(__p,'";
+        text.replace(DELIMITERS, function (match, urlEncoded, raw, code, offset) {
+            source += literal(text.slice(index, offset));
+            index = offset + match.length;
+            if (urlEncoded) {
+                source += "'+\n((__t=(" + urlEncoded + "))==null?'':__encode(__t))+\n'";
+            } else if (raw) {
+                source += "'+\n((__t=(" + raw + "))==null?'':__t)+\n'";
+            } else if (code) {
+                source += "');\n" + code + "\n__push.call(__p,'";
+            }
+            return match;
+        });
+        // Underscore appends to a string (`__p+=...`); in QuickJS each append copies the whole
+        // output (quadratic), so the output is collected in an array and joined once. What a
+        // template prints is unchanged: each run of text and <%= %> values is still one string
+        // concatenation, with the same conversions.
+        source = "var __t,__p=[],print=function(){__push.call(__p,__join.call(arguments,''));};\n" +
+            "with(data||{}){\n" + source + "');\n}\nreturn __join.call(__p,'');\n";
+        var makeTemplate = new Function("__encode", "__push", "__join",
+            "return function(data,dataLocal,helper,scope){\n" + source + "};");
+        // Frozen: state a template hangs on its own function would outlive the render.
+        return Object.freeze(makeTemplate(encode, push, join));
+    };
+})();
+
+// Runs a compiled template on one banner's data. `payload` is JSON text, parsed here so the
+// template only ever sees plain data; `maxChars` bounds the output before it leaves the engine.
+var renderKlevuTemplate = (function () {
+    "use strict";
+    var parse = JSON.parse;
+    var names = Object.getOwnPropertyNames;
+    var deleteProperty = Reflect.deleteProperty;
+    var globalsBeforeAnyTemplate = null;
+
+    function snapshotGlobals() {
+        var seen = Object.create(null);
+        names(globalThis).forEach(function (name) { seen[name] = true; });
+        return seen;
+    }
+
+    function forgetNewGlobals() {
+        // Sloppy template code may create globals (`<% total = 0 %>`). Like a fresh browser
+        // page, the next render must not see them.
+        var current = names(globalThis);
+        for (var i = 0; i < current.length; i++) {
+            if (!globalsBeforeAnyTemplate[current[i]] && !deleteProperty(globalThis, current[i])) {
+                // Only a new engine is clean again: render.py replaces it on an InternalError.
+                throw new InternalError("template defined a permanent global: " + current[i]);
+            }
+        }
+    }
+
+    return function renderKlevuTemplate(compiled, helper, payload, maxChars) {
+        if (globalsBeforeAnyTemplate === null) {
+            globalsBeforeAnyTemplate = snapshotGlobals();
+        }
+        var input = parse(payload);
+        var html;
+        try {
+            html = compiled(input.data, input.dataLocal, helper, input.scope);
+        } finally {
+            forgetNewGlobals();
+        }
+        if (typeof html !== "string") {  // `<% return 42 %>` ends the template early
+            throw new TypeError("template returned " + typeof html + " instead of HTML");
+        }
+        if (html.length > maxChars) {
+            throw new RangeError("template output exceeds " + maxChars + " characters");
+        }
+        return html;
+    };
+})();

@@ -1,0 +1,365 @@
+"""The analytics outbox: an accepted event is on disk before the route answers.
+
+Klevu's browser code loses an event whenever the collector hiccups (klevu-api.md §5). Here the
+beacon route writes the event to SQLite in ``STOREFRONT_DATA_DIR`` and answers 202 only after
+the commit; the relay (``relay.py``) delivers it later. The queue is the only copy of an event
+until the collector confirms it, so an outage, a crashed worker or a restart costs time, never
+events. Delivery is at least once: a relay killed between the collector's 2xx and its own
+bookkeeping sends that batch again, and the simulator counts such duplicates.
+
+Durability: WAL with ``synchronous=FULL``. WAL alone survives kill -9 of the process, but on a
+power loss it may roll back the last commits, which are events the route already
+acknowledged; FULL syncs the WAL on every commit (docs/operations.md has the cost).
+
+Many writers: every worker process and thread writes the same file. Each thread keeps its own
+connection; writes take the database lock up front (``BEGIN IMMEDIATE``) and wait for it up to
+``BUSY_TIMEOUT``, so concurrent puts queue instead of failing with "database is locked".
+
+Idempotency: an event id is remembered (table ``seen``) for ``max_age`` after it was accepted,
+whether the event is still queued, delivered or dead, so a retried beacon or a double click is
+one event. ``max_age`` is also the age at which an undelivered event is dead-lettered.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from contextlib import closing, contextmanager
+from dataclasses import dataclass, replace
+from datetime import datetime, timezone
+
+import click
+from flask import Flask, current_app
+from flask.cli import with_appcontext
+
+from .relay import Relay, RelayRunner, lock_holder
+
+BUSY_TIMEOUT = 5.0  # seconds a write waits for another writer before giving up
+DROP_REASONS = ("full", "dead_letter_attempts", "dead_letter_age", "rejected_4xx")
+
+SCHEMA = (
+    # seq orders delivery; next_attempt_at doubles as the lease expiry while a relay holds a
+    # row, so a row whose relay died becomes due again by itself.
+    """CREATE TABLE IF NOT EXISTS outbox (
+        seq INTEGER PRIMARY KEY,
+        event_id TEXT NOT NULL UNIQUE,
+        payload TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at REAL NOT NULL,
+        lease_until REAL,
+        last_error TEXT)""",
+    "CREATE INDEX IF NOT EXISTS outbox_due ON outbox (next_attempt_at)",
+    # Tiny (a batch at most): keeps /healthz's in-flight count and recovery off the payloads.
+    """CREATE INDEX IF NOT EXISTS outbox_leased ON outbox (lease_until)
+        WHERE lease_until IS NOT NULL""",
+    """CREATE TABLE IF NOT EXISTS seen (
+        event_id TEXT PRIMARY KEY, accepted_at REAL NOT NULL) WITHOUT ROWID""",
+    "CREATE INDEX IF NOT EXISTS seen_age ON seen (accepted_at)",
+    """CREATE TABLE IF NOT EXISTS dead_letters (
+        event_id TEXT PRIMARY KEY,
+        payload TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        attempts INTEGER NOT NULL,
+        reason TEXT NOT NULL,
+        last_error TEXT,
+        dead_at REAL NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS counters (
+        name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID""",
+    """CREATE TABLE IF NOT EXISTS relay_status (
+        name TEXT PRIMARY KEY, value TEXT, at REAL NOT NULL) WITHOUT ROWID""",
+)
+
+
+class OutboxError(Exception):
+    """The events were not accepted; the route should answer 503 so the client retries."""
+
+
+class OutboxFull(OutboxError):
+    """The queue holds ``max_events`` undelivered events (the collector is far behind)."""
+
+
+@dataclass(frozen=True)
+class Pending:
+    """A queued event as claimed by the relay; ``attempts`` includes the current one."""
+
+    seq: int
+    event_id: str
+    payload: dict
+    created_at: float
+    attempts: int
+    last_error: str | None
+
+
+def _iso(at: float | None) -> str | None:
+    return None if at is None else datetime.fromtimestamp(at, timezone.utc).isoformat(
+        timespec="seconds")
+
+
+class OutboxStore:
+    """The SQLite queue in one data directory: ``outbox.sqlite3`` and the ``relay.lock``."""
+
+    def __init__(self, data_dir: str, *, max_events: int = 100_000,
+                 clock: Callable[[], float] = time.time):
+        self.path = os.path.join(data_dir, "outbox.sqlite3")
+        self.lock_path = os.path.join(data_dir, "relay.lock")
+        self.max_events = max_events
+        self.clock = clock
+        self.wake = threading.Event()   # set by put: the relay in this process starts at once
+        self._local = threading.local()
+        os.makedirs(data_dir, exist_ok=True)
+        # A short-lived connection: none is left open to be inherited by a forked worker.
+        with closing(self._connect()) as db:
+            db.execute("PRAGMA journal_mode=WAL")
+            with self._transaction(db):
+                for statement in SCHEMA:
+                    db.execute(statement)
+
+    # -- connections ------------------------------------------------------------------------
+    def _connect(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT, isolation_level=None)
+        db.execute("PRAGMA synchronous=FULL")
+        return db
+
+    def _db(self) -> sqlite3.Connection:
+        """This thread's connection; a forked child opens its own instead of sharing one."""
+        local = self._local
+        if getattr(local, "pid", None) != os.getpid():
+            local.db, local.pid = self._connect(), os.getpid()
+        return local.db
+
+    @staticmethod
+    @contextmanager
+    def _transaction(db: sqlite3.Connection):
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            yield db
+            db.execute("COMMIT")
+        finally:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+
+    def _write(self):
+        return self._transaction(self._db())
+
+    @staticmethod
+    def _count(db: sqlite3.Connection, name: str, n: int) -> None:
+        if n:
+            db.execute("INSERT INTO counters VALUES (?, ?) ON CONFLICT (name) "
+                       "DO UPDATE SET value = value + excluded.value", (name, n))
+
+    # -- the route's side -------------------------------------------------------------------
+    def put(self, items: Iterable[tuple[str, dict]]) -> int:
+        """Queue ``(event_id, payload)`` pairs durably; return how many were new.
+
+        All or nothing: when the new events do not fit, none is queued, the refusal is counted
+        as drops "full", and ``OutboxFull`` is raised. Any database failure is an
+        ``OutboxError`` too: either way the client should retry later, with the same ids.
+        """
+        rows: dict[str, str] = {}
+        for event_id, payload in items:
+            if not isinstance(event_id, str) or not event_id:
+                raise ValueError(f"event id must be a non-empty string, got {event_id!r}")
+            rows.setdefault(event_id, json.dumps(payload, separators=(",", ":")))
+        if not rows:
+            return 0
+        try:
+            with self._write() as db:
+                fresh = [(event_id, payload) for event_id, payload in rows.items()
+                         if db.execute("SELECT 1 FROM seen WHERE event_id = ?",
+                                       (event_id,)).fetchone() is None]
+                depth = db.execute("SELECT count(*) FROM outbox").fetchone()[0]
+                full = bool(fresh) and depth + len(fresh) > self.max_events
+                if full:
+                    self._count(db, "full", len(fresh))
+                else:
+                    now = self.clock()
+                    db.executemany("INSERT INTO seen VALUES (?, ?)",
+                                   [(event_id, now) for event_id, _ in fresh])
+                    db.executemany(
+                        "INSERT INTO outbox (event_id, payload, created_at, next_attempt_at) "
+                        "VALUES (?, ?, ?, ?)", [(e, p, now, now) for e, p in fresh])
+        except sqlite3.Error as exc:
+            raise OutboxError(f"outbox unavailable: {exc}") from exc
+        if full:
+            raise OutboxFull(f"outbox holds {depth} of {self.max_events} events; "
+                             f"refused {len(fresh)}")
+        if fresh:
+            self.wake.set()
+        return len(fresh)
+
+    # -- the relay's side -------------------------------------------------------------------
+    def claim(self, limit: int, *, lease_seconds: float, max_attempts: int,
+              max_age: float) -> list[Pending]:
+        """Lease up to ``limit`` due events, oldest due first, counting the attempt now.
+
+        Due events past ``max_age``, or already at ``max_attempts`` (a relay died on them
+        each time), are dead-lettered instead of sent.
+        """
+        now = self.clock()
+        with self._write() as db:
+            while True:
+                due = [Pending(seq, event_id, json.loads(payload), created_at, attempts, error)
+                       for seq, event_id, payload, created_at, attempts, error in db.execute(
+                           "SELECT seq, event_id, payload, created_at, attempts, last_error "
+                           "FROM outbox WHERE next_attempt_at <= ? "
+                           "ORDER BY next_attempt_at, seq LIMIT ?", (now, limit))]
+                if not due:
+                    return []
+                old, spent, live = [], [], []
+                for row in due:
+                    (old if now - row.created_at >= max_age
+                     else spent if row.attempts >= max_attempts else live).append(row)
+                self._bury(db, old, "dead_letter_age", None, now)
+                self._bury(db, spent, "dead_letter_attempts", None, now)
+                if live:
+                    until = now + lease_seconds
+                    db.executemany("UPDATE outbox SET attempts = attempts + 1, lease_until = ?, "
+                                   "next_attempt_at = ? WHERE seq = ?",
+                                   [(until, until, row.seq) for row in live])
+                    return [replace(row, attempts=row.attempts + 1) for row in live]
+
+    def ack(self, rows: Sequence[Pending]) -> None:
+        """The collector answered 2xx: the events are Klevu's now."""
+        with self._write() as db:
+            db.executemany("DELETE FROM outbox WHERE seq = ?", [(row.seq,) for row in rows])
+            self._count(db, "delivered", len(rows))
+            db.execute("INSERT OR REPLACE INTO relay_status VALUES ('last_delivery', NULL, ?)",
+                       (self.clock(),))
+
+    def release(self, rows: Sequence[Pending], retry_at: Sequence[float], error: str, *,
+                refund: bool) -> None:
+        """Back in the queue until ``retry_at``; ``refund`` un-counts the claim's attempt."""
+        if not rows:
+            return
+        with self._write() as db:
+            db.executemany(
+                "UPDATE outbox SET lease_until = NULL, next_attempt_at = ?, "
+                "attempts = attempts - ?, last_error = ? WHERE seq = ?",
+                [(at, int(refund), error, row.seq) for row, at in zip(rows, retry_at)])
+
+    def dead_letter(self, rows: Sequence[Pending], reason: str, error: str) -> None:
+        if not rows:
+            return
+        with self._write() as db:
+            self._bury(db, rows, reason, error, self.clock())
+
+    def _bury(self, db: sqlite3.Connection, rows: Sequence[Pending], reason: str,
+              error: str | None, now: float) -> None:
+        db.executemany(
+            "INSERT OR REPLACE INTO dead_letters VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [(row.event_id, json.dumps(row.payload, separators=(",", ":")), row.created_at,
+              row.attempts, reason, error or row.last_error, now) for row in rows])
+        db.executemany("DELETE FROM outbox WHERE seq = ?", [(row.seq,) for row in rows])
+        self._count(db, reason, len(rows))
+
+    def recover(self) -> int:
+        """Make everything a previous relay had claimed due now; only the lock holder calls
+        this, so that relay is gone and its leases mean nothing."""
+        with self._write() as db:
+            return db.execute("UPDATE outbox SET lease_until = NULL, next_attempt_at = ? "
+                              "WHERE lease_until IS NOT NULL", (self.clock(),)).rowcount
+
+    def next_due(self) -> float | None:
+        return self._db().execute("SELECT min(next_attempt_at) FROM outbox").fetchone()[0]
+
+    def forget_seen(self, before: float) -> None:
+        """Expire idempotency keys, except those of events still queued."""
+        with self._write() as db:
+            db.execute("DELETE FROM seen WHERE accepted_at < ? AND event_id NOT IN "
+                       "(SELECT event_id FROM outbox)", (before,))
+
+    def note_error(self, message: str) -> None:
+        with self._write() as db:
+            db.execute("INSERT OR REPLACE INTO relay_status VALUES ('last_error', ?, ?)",
+                       (message, self.clock()))
+
+    # -- /healthz ---------------------------------------------------------------------------
+    def stats(self) -> dict:
+        """One consistent snapshot (a read transaction), plus who holds the relay lock.
+
+        Index-only queries: a full queue must not make /healthz slow.
+        """
+        now = self.clock()
+        db = self._db()
+        db.execute("BEGIN")
+        try:
+            depth = db.execute("SELECT count(*) FROM outbox").fetchone()[0]
+            in_flight = db.execute("SELECT count(*) FROM outbox WHERE lease_until > ?",
+                                   (now,)).fetchone()[0]
+            first = db.execute("SELECT created_at FROM outbox ORDER BY seq LIMIT 1").fetchone()
+            dead = db.execute("SELECT count(*) FROM dead_letters").fetchone()[0]
+            counters = dict(db.execute("SELECT name, value FROM counters"))
+            status = {name: (value, at) for name, value, at in
+                      db.execute("SELECT name, value, at FROM relay_status")}
+        finally:
+            db.execute("COMMIT")
+        pid = lock_holder(self.lock_path)
+        error = status.get("last_error")
+        return {
+            "depth": depth,
+            "capacity": self.max_events,
+            "oldest_age_seconds": None if first is None else round(max(0.0, now - first[0]), 3),
+            "in_flight": in_flight,
+            "delivered": counters.get("delivered", 0),
+            "dead_letters": dead,
+            "drops": {reason: counters.get(reason, 0) for reason in DROP_REASONS},
+            "relay": {"running": pid is not None, "pid": pid or None},
+            "last_delivery_at": _iso(status.get("last_delivery", (None, None))[1]),
+            "last_error": None if error is None else {"message": error[0], "at": _iso(error[1])},
+        }
+
+
+class Outbox:
+    """Flask extension: ``app.extensions["outbox"]`` is the app's ``OutboxStore``.
+
+    The in-app relay (``app.extensions["outbox_relay"]``, a ``RelayRunner``) starts on the
+    process's first request rather than here, because only serving processes should relay:
+    not the Werkzeug reloader's watcher, not a gunicorn master that preloads the app, not
+    ``flask routes``. Every serving process then competes for the lock, so exactly one relays
+    and a dead one is replaced. It sends through ``app.extensions["klevu_client"]``, looked up
+    at each send, so registration order does not matter.
+    """
+
+    def init_app(self, app: Flask) -> None:
+        app.config.setdefault("OUTBOX_RELAY_IN_APP", True)
+        app.config.setdefault("OUTBOX_MAX_EVENTS", 100_000)
+        app.config.setdefault("OUTBOX_MAX_ATTEMPTS", 20)
+        app.config.setdefault("OUTBOX_MAX_AGE", 24 * 3600)
+        store = OutboxStore(app.config["STOREFRONT_DATA_DIR"],
+                            max_events=app.config["OUTBOX_MAX_EVENTS"])
+
+        def send(events: list[dict], event_ids: list[str]) -> None:
+            app.extensions["klevu_client"].collect(events, event_ids)
+
+        runner = RelayRunner(Relay(store, send, max_attempts=app.config["OUTBOX_MAX_ATTEMPTS"],
+                                   max_age=app.config["OUTBOX_MAX_AGE"]))
+        app.extensions["outbox"] = store
+        app.extensions["outbox_relay"] = runner
+        if app.config["OUTBOX_RELAY_IN_APP"]:
+            app.before_request(runner.start)
+
+
+outbox = Outbox()
+
+
+@click.command("relay")
+@with_appcontext
+def relay_command() -> None:
+    """Deliver the analytics outbox to Klevu, in the foreground, until Ctrl-C or SIGTERM.
+
+    Waits as a standby while another process (an app worker) holds the relay lock.
+    """
+    runner: RelayRunner = current_app.extensions["outbox_relay"]
+    previous = signal.signal(signal.SIGTERM, lambda *_: runner.stop())
+    click.echo(f"relaying {runner.relay.store.path} (pid {os.getpid()}); Ctrl-C stops")
+    try:
+        runner.run()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)

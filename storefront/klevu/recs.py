@@ -1,0 +1,181 @@
+"""Steps 2 and 3 of the guide: each placement's config (with ``sids``), search, and banner.
+
+For every recs key configured for the page type, in order:
+config with ``sids`` (+ ``cp``/``pid``/``gpid``) → the config's rules (enabled, action) →
+the page's query edits (``queries.py``) → search → threshold and ``maxProducts`` → the base
+template rendered with its CSS (``render.py``). A page's banners are fetched in parallel under
+one deadline; a banner that fails, is late, or lacks an input is left out and logged, and the
+page renders without it. A template that fails falls back to the shop's own banner markup.
+"""
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+
+from flask import current_app, g, render_template, url_for
+from markupsafe import Markup
+
+from . import links, queries
+from .client import KlevuClient, KlevuError
+from .events import BannerView
+from .render import RenderError, TemplateRenderer, scope_css
+from .segments import current_segments
+from .tokens import issue_token
+
+log = logging.getLogger(__name__)
+
+DEFAULT_DEADLINE = 1.5   # seconds for all of a page's banners together
+MAX_WORKERS = 8
+
+
+@dataclass(frozen=True)
+class Banner:
+    """One banner as the page shows it."""
+    recs_key: str
+    title: str
+    html: Markup
+    css: Markup        # scoped and cleaned: safe inside <style>
+    token: str
+    fallback: bool = False
+
+
+@dataclass(frozen=True)
+class Fetched:
+    """What one placement's Klevu calls produced, before it becomes HTML in the page."""
+    recs_key: str
+    config: dict
+    records: list[dict] = field(default_factory=list)
+    meta: dict = field(default_factory=dict)
+    html: str | None = None        # rendered by Klevu's template; None → shop fallback
+
+    @property
+    def metadata(self) -> dict:
+        return self.config["metadata"]
+
+
+def config_params(context: queries.PageContext, segments: tuple[str, ...]) -> dict[str, str]:
+    """Query parameters of the config request (klevu-api.md §2): only what the page has."""
+    params = {
+        "sids": ",".join(segments),
+        "cp": ";".join(context.category_path) if context.page_type == "CATEGORY" else "",
+        "pid": context.product_id or "",
+        "gpid": context.item_group_id or "",
+    }
+    return {k: v for k, v in params.items() if v}
+
+
+def fetch_placement(client: KlevuClient, renderer: TemplateRenderer, recs_key: str,
+                    context: queries.PageContext, segments: tuple[str, ...],
+                    due: float) -> Fetched | None:
+    """Config → rules → query edits → search → render, for one recs key. None: show nothing."""
+    def timeout():
+        left = max(0.05, due - time.monotonic())
+        return (min(1.0, left), left)
+
+    config = client.recs_config(recs_key, config_params(context, segments), timeout=timeout())
+    metadata = config["metadata"]
+    if metadata.get("enabled") is False or metadata.get("action") == "HIDE_RECOMMENDATION":
+        return None
+    if metadata.get("action") == "STATIC_CONTENT":
+        return _rendered(renderer, Fetched(recs_key, config))
+    body = queries.build_search((config.get("search") or {}).get("payload"), metadata, context,
+                                client.settings.api_key)
+    if body is None:
+        return None  # e.g. RECENTLY_VIEWED with nothing viewed yet: no search at all
+    answer = client.search(config.get("search", {}).get("basePath", ""), body, timeout=timeout())
+    result = next((r for r in answer["queryResults"]
+                   if isinstance(r, dict) and r.get("id") == queries.RECS_QUERY_ID), None)
+    records = [r for r in (result or {}).get("records", []) if isinstance(r, dict) and r.get("id")]
+    limits = queries.RecsMetadata.from_config(metadata)
+    if len(records) < limits.product_threshold:
+        return None
+    return _rendered(renderer, Fetched(recs_key, config, records[:limits.max_products],
+                                       (result or {}).get("meta", {})))
+
+
+def _rendered(renderer: TemplateRenderer, fetched: Fetched) -> Fetched:
+    template = (fetched.config.get("templates") or {}).get("base")
+    if not isinstance(template, str) or not template.strip():
+        return fetched
+    data = {
+        "query": {queries.RECS_QUERY_ID: {"result": fetched.records, "meta": fetched.meta}},
+        "metadata": fetched.metadata,
+        "settings": {"recsKey": fetched.recs_key},
+        "staticContent": fetched.config.get("staticContent") or [],
+    }
+    try:
+        html = renderer.render(template, data)
+    except RenderError as exc:
+        log.warning("template of %s failed (%s): using the shop's banner", fetched.recs_key, exc)
+        return fetched
+    return Fetched(fetched.recs_key, fetched.config, fetched.records, fetched.meta, html)
+
+
+def banners_for(context: queries.PageContext) -> list[Banner]:
+    """The page's banners, in configured order, within the page deadline."""
+    settings = current_app.config["KLEVU"]
+    recs_keys = settings.recs.get(context.page_type, ())
+    if not recs_keys:
+        return []
+    resolved = current_segments()
+    app = current_app._get_current_object()
+    client, renderer = app.extensions["klevu_client"], app.extensions["banner_renderer"]
+    due = time.monotonic() + app.config.get("RECS_DEADLINE", DEFAULT_DEADLINE)
+    pool: ThreadPoolExecutor = app.extensions["recs_pool"]
+    futures = [pool.submit(fetch_placement, client, renderer, key, context, resolved.segments,
+                           due) for key in recs_keys]
+    wait(futures, timeout=max(0.0, due - time.monotonic()))
+    banners = []
+    for key, future in zip(recs_keys, futures):
+        if not future.done():
+            log.warning("banner %s missed the page deadline", key)
+            continue
+        try:
+            fetched = future.result()
+        except (KlevuError, queries.QueryError) as exc:
+            log.warning("banner %s left out: %s", key, exc)
+            continue
+        if fetched is not None and (fetched.records or fetched.html is not None):
+            banners.append(_banner(fetched))
+    return banners
+
+
+def page_view_id() -> str:
+    """One id per rendered page: impressions are counted once per banner per page view."""
+    if "page_view_id" not in g:
+        g.page_view_id = uuid.uuid4().hex
+    return g.page_view_id
+
+
+def _banner(fetched: Fetched) -> Banner:
+    """Page-ready banner: HTML with click routes, scoped CSS, and the analytics token.
+
+    Static-content banners list no products, so (like Klevu's JSv2) they carry no token and
+    send no events.
+    """
+    title = str(fetched.metadata.get("title") or "")
+    token, click_urls = "", {}
+    if fetched.records:
+        view = BannerView.from_config(current_app.config["KLEVU"].api_key, fetched.recs_key,
+                                      fetched.metadata, fetched.records)
+        token = issue_token(current_app.config["SECRET_KEY"], page_view_id(), view)
+        click_urls = {record["url"]: url_for("analytics.click", t=token, id=record["id"])
+                      for record in fetched.records if isinstance(record.get("url"), str)}
+    if fetched.html is not None:
+        html = links.route_clicks(fetched.html, click_urls)
+        css = scope_css((fetched.config.get("styles") or {}).get("base") or "",
+                        f'[data-klevu-banner="{fetched.recs_key}"]')
+    else:
+        html = render_template("partials/fallback_banner.html", title=title,
+                               records=fetched.records, click_urls=click_urls)
+        css = ""
+    return Banner(fetched.recs_key, title, Markup(html), Markup(css), token,
+                  fallback=fetched.html is None)
+
+
+def init_app(app) -> None:
+    app.extensions["banner_renderer"] = TemplateRenderer()
+    app.extensions["recs_pool"] = ThreadPoolExecutor(MAX_WORKERS, thread_name_prefix="recs")

@@ -1,0 +1,151 @@
+"""Klevu's ``templates.base`` rendered on the server with the semantics of Klevu's browser library.
+
+Klevu templates are JavaScript (an Underscore-style dialect, see ``js/template.js``), so they
+run in an embedded JavaScript engine, QuickJS, rather than in a Python imitation that would
+drift from the browser's behaviour. QuickJS was chosen over V8 (mini-racer) by measurement:
+docs/performance.md, "Banner rendering", has the figures and the command that produced them.
+
+Sandbox: the engine has no host objects at all (no I/O, no network, no Python callbacks), only
+ECMAScript built-ins, the template's helpers and the data passed in, as JSON. Each render has a
+CPU-time limit and each engine a memory limit; built-ins are frozen so a template cannot change
+what the next one sees. Every failure (syntax error, exception, time or memory limit, size
+limits) is one ``RenderError``, on which the caller shows the shop's own banner.
+
+Threads: a QuickJS runtime must only ever be used by the thread that created it (its stack
+checks are tied to that thread), so each thread gets its own engine, lazily, with its own cache
+of compiled templates. Renders on different threads run in parallel: the engine releases the
+GIL while JavaScript runs. Measured against one shared engine behind a lock in
+docs/performance.md.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from collections import OrderedDict
+from collections.abc import Mapping
+from importlib import resources
+from typing import Any
+
+import quickjs
+
+from .sanitize import sanitize_banner_html, scope_css
+
+__all__ = ["RenderError", "TemplateRenderer", "sanitize_banner_html", "scope_css"]
+
+# Loaded into every engine, in this order: the dialect, the helpers, then the hardening that
+# freezes both.
+_ENGINE_SOURCES = tuple(
+    resources.files(__package__).joinpath("js", name).read_text(encoding="utf-8")
+    for name in ("template.js", "helpers.js", "harden.js"))
+
+# Template versions kept compiled per thread. A page shows a handful of banners; configs
+# change rarely. Compiled templates live inside the engine, under its memory limit.
+COMPILED_PER_THREAD = 32
+
+# QuickJS reports hitting a limit as an InternalError ("interrupted", "out of memory",
+# "stack overflow") or, when memory ran out while building the error itself, as a bare
+# "null". Such a render may have stopped half-way through the engine's own bookkeeping (an
+# interrupt skips `finally`), so the engine is replaced rather than reused.
+_LOST_ERROR = "null"
+_LIMIT_FAILURES = ("InternalError", _LOST_ERROR)
+
+
+class RenderError(Exception):
+    """The template produced no usable banner: show the shop's own instead."""
+
+
+class _Engine:
+    """One QuickJS runtime with the Klevu dialect loaded, for the thread that created it."""
+
+    def __init__(self, *, time_limit_ms: int, memory_limit_bytes: int, translations_json: str):
+        context = quickjs.Context()
+        context.set_memory_limit(memory_limit_bytes)
+        context.set_time_limit(time_limit_ms / 1000)
+        for source in _ENGINE_SOURCES:
+            context.eval(source)
+        self._helper = context.get("makeKlevuHelper")(translations_json)
+        context.get("hardenKlevuEngine")()
+        self._compile = context.get("compileKlevuTemplate")
+        self._render = context.get("renderKlevuTemplate")
+        self._compiled: OrderedDict[bytes, quickjs.Object] = OrderedDict()
+        self._context = context  # keeps the runtime alive as long as the engine
+
+    def render(self, key: bytes, template: str, payload: str, max_chars: int) -> Any:
+        compiled = self._compiled.get(key)
+        if compiled is None:
+            compiled = self._compile(template)
+            self._compiled[key] = compiled
+            if len(self._compiled) > COMPILED_PER_THREAD:
+                self._compiled.popitem(last=False)
+        else:
+            self._compiled.move_to_end(key)
+        return self._render(compiled, self._helper, payload, max_chars)
+
+
+class TemplateRenderer:
+    """Renders Klevu banner templates; one instance serves every thread of the app.
+
+    ``time_limit_ms`` is CPU time (QuickJS measures process CPU time, so under parallel load
+    the limit is reached sooner, never later). ``memory_limit_bytes`` bounds each thread's
+    engine, compiled templates included. ``translations`` feeds ``helper.translate``.
+    """
+
+    def __init__(self, *, time_limit_ms: int = 250, memory_limit_bytes: int = 32 << 20,
+                 max_template_bytes: int = 64 << 10, max_output_bytes: int = 256 << 10,
+                 translations: Mapping[str, str] | None = None):
+        self.time_limit_ms = time_limit_ms
+        self.memory_limit_bytes = memory_limit_bytes
+        self.max_template_bytes = max_template_bytes
+        self.max_output_bytes = max_output_bytes
+        self._translations_json = json.dumps(dict(translations or {}))
+        self._local = threading.local()
+
+    def render(self, template: str, data: Mapping[str, Any], *, data_local: Any = None,
+               scope: Any = None) -> str:
+        """Sanitized banner HTML wrapped in ``<div class="klevuWrap">``.
+
+        The template is called as ``(data, dataLocal, helper, scope)``; ``data_local`` and
+        ``scope`` are optional JSON-able values (``undefined`` in the template when omitted).
+        Raises ``RenderError`` when the template cannot produce a banner.
+        """
+        payload = json.dumps({key: value for key, value in
+                              (("data", data), ("dataLocal", data_local), ("scope", scope))
+                              if value is not None}, allow_nan=False)
+        html = self._run(template, payload)
+        return f'<div class="klevuWrap">{sanitize_banner_html(html)}</div>'
+
+    def _run(self, template: str, payload: str) -> str:
+        try:
+            source = template.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise RenderError("template is not valid text") from exc
+        if len(source) > self.max_template_bytes:
+            raise RenderError(f"template exceeds {self.max_template_bytes} bytes")
+        engine = self._engine()
+        try:
+            html = engine.render(hashlib.sha256(source).digest(), template, payload,
+                                 self.max_output_bytes)
+        except quickjs.JSException as exc:
+            message = str(exc).partition("\n")[0]
+            if message.startswith(_LIMIT_FAILURES):
+                self._local.engine = None
+            if message == _LOST_ERROR:
+                message = "out of memory (or the template threw null)"
+            raise RenderError(message) from exc
+        except UnicodeDecodeError as exc:  # the output held a lone surrogate
+            raise RenderError("template output is not valid text") from exc
+        # QuickJS hands back None, not a string, when copying the output out runs out of memory.
+        if not isinstance(html, str):
+            raise RenderError("template output could not be read")
+        if len(html.encode("utf-8")) > self.max_output_bytes:
+            raise RenderError(f"template output exceeds {self.max_output_bytes} bytes")
+        return html
+
+    def _engine(self) -> _Engine:
+        engine = getattr(self._local, "engine", None)
+        if engine is None:
+            engine = self._local.engine = _Engine(
+                time_limit_ms=self.time_limit_ms, memory_limit_bytes=self.memory_limit_bytes,
+                translations_json=self._translations_json)
+        return engine

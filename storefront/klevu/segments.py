@@ -1,0 +1,388 @@
+"""Step 1 of the guide: each visitor's Klevu session id and Klaviyo segments (klevu-api.md §1).
+
+Resolved once and shared through Flask-Caching (in-process, or Redis with ``CACHE_REDIS_URL``
+so every worker and host sees the same answers). Keys, after Flask-Caching's prefix:
+
+====================================  =====================================  ======================
+cache key                             value                                  the cache drops it
+====================================  =====================================  ======================
+``klevu:session:<sid>``               ``{"id", "expires"}``: the session a   session ttl +
+                                      cookie names, the id it has now (the   ``STALE_LIMIT``
+                                      same, or the one Klevu gave instead),
+                                      and when ``id`` must be re-posted
+                                      (``SESSION_REFRESH_AT`` of its ttl)
+``klevu:visitor:<cid hash>``          the same, for a browser that has a     session ttl +
+                                      Klaviyo ``cid`` but no session cookie  ``STALE_LIMIT``
+                                      yet, so its concurrent first requests
+                                      share one session
+``klevu:segments:<sid>``              ``{"session", "x": exchange-id hash,   segments' ttl +
+                                      "segments", "expires"}``               ``STALE_LIMIT``
+``klevu:flight:<one of the above>``   when a worker claimed the one call     ``FLIGHT_SECONDS``
+                                      that fills that key
+====================================  =====================================  ======================
+
+Each value says itself when it stops being fresh (``expires``, wall-clock seconds, so every
+host agrees); the cache keeps it ``STALE_LIMIT`` longer, because an expired value is still
+worth having when Klevu is down.
+
+Rules: a session is refreshed by re-posting the same id before its ttl ends; a new id is used
+only when Klevu answers with one, and the old id's key then points at it, so requests still
+carrying the old cookie follow. Segments are fetched with the Klaviyo connector only for
+visitors with an exchange id and consent, kept for their own ``ttl``, and fetched again at once
+when the exchange id changes (the hash no longer matches). When the visitor service fails, the
+last known segments serve until ``STALE_LIMIT`` past their ttl, then the visitor is anonymous.
+
+One upstream call per visitor at a time: the first request claims the ``flight`` key
+(``cache.add``: Redis ``SETNX``; cachelib's ``SimpleCache`` takes a lock), looks once more in
+case another worker filled the key meanwhile, and makes the call; the others poll the key the
+call will fill. If the call fails they share the failure rather than repeat it. The call runs
+on a small pool, so the page waits for step 1's two calls only until one deadline
+(``SEGMENTS_DEADLINE``); a late answer is still stored, for the visitor's next page.
+
+The ``cid`` is Klaviyo's, so ``klevu:visitor`` keys exist only for visitors whose consent lets
+the shop use Klaviyo's cookie.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import re
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor, TimeoutError as FutureTimeout
+from dataclasses import dataclass
+from typing import Callable
+
+from flask import Blueprint, current_app, g, jsonify, request
+
+from ..extensions import cache
+from .client import KlevuClient, KlevuError, SessionAnswer
+
+log = logging.getLogger(__name__)
+
+SESSION_COOKIE = "klevu_session"
+SESSION_COOKIE_MAX_AGE = 30 * 24 * 3600
+SESSION_ID_RE = re.compile(r"^[A-Za-z0-9_\-.:]{8,128}$")
+STALE_LIMIT = 15 * 60          # serve last known segments this long past their ttl
+# Re-post a session id at this fraction of its ttl: Klevu forgets an id when its ttl ends,
+# and re-posting a forgotten id gets a new one, so waiting for the end would break continuity.
+SESSION_REFRESH_AT = 0.9
+DEFAULT_DEADLINE = 0.8         # seconds a page may spend on step 1
+# Longer than one call can take (the client's (1 s connect, 2 s read) timeouts). A claim older
+# than this is abandoned: its worker died, perhaps between Redis's SETNX and EXPIRE (cachelib's
+# RedisCache.add sends two commands), which would leave a claim that never expires.
+FLIGHT_SECONDS = 5
+POLL_SECONDS = 0.01
+# Upstream calls in progress at once, per process. A call never queues (it would start after
+# its page and its claim are long gone): with every slot busy, Klevu is too slow to wait for.
+MAX_WORKERS = 8
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """What the rest of the page needs from step 1."""
+    session_id: str | None
+    segments: tuple[str, ...]
+    seconds_left: int
+    source: str   # "cache" | "klevu" | "stale" | "none"
+
+
+ANONYMOUS = Resolution(None, (), 0, "none")
+
+
+def _digest(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()[:32]
+
+
+def _number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _session_entry(value: object) -> dict | None:
+    """A ``klevu:session``/``klevu:visitor`` value, or None for a missing or foreign one."""
+    ok = isinstance(value, dict) and isinstance(value.get("id"), str) and _number(
+        value.get("expires"))
+    return value if ok else None
+
+
+def _segments_entry(value: object, xhash: str) -> dict | None:
+    """A ``klevu:segments`` value for this exchange id; another person's is not ours to use."""
+    ok = (isinstance(value, dict) and value.get("x") == xhash
+          and isinstance(value.get("session"), str) and isinstance(value.get("segments"), list)
+          and _number(value.get("expires")))
+    return value if ok else None
+
+
+class SegmentResolver:
+    """Resolves one visitor's session and segments through a shared cache.
+
+    Framework-free so its rules are unit-tested with a fake client and clock. ``store`` is a
+    cachelib-style backend (``get/set/add/delete``), e.g. ``cache.cache``: not the Flask-Caching
+    front-end, which needs an app context that the pool's threads do not have. ``clock`` is
+    wall time because cached ``expires`` values are compared on every host; the deadline is a
+    real wait in this process, so it runs on ``time.monotonic``.
+    """
+
+    def __init__(self, client: KlevuClient, store, *, clock: Callable[[], float] = time.time,
+                 deadline: float = DEFAULT_DEADLINE, stale_limit: int = STALE_LIMIT):
+        self.client = client
+        self.store = store
+        self.clock = clock
+        self.deadline = deadline
+        self.stale_limit = stale_limit
+        self._pool = ThreadPoolExecutor(MAX_WORKERS, thread_name_prefix="segments")
+        self._slots = threading.BoundedSemaphore(MAX_WORKERS)
+
+    # -- public ------------------------------------------------------------------------------
+    def resolve(self, session_id: str | None, exchange_id: str | None,
+                browser_id: str | None = None) -> Resolution:
+        """``session_id`` from the visitor's cookie; ``exchange_id`` only with consent;
+        ``browser_id`` (Klaviyo's ``cid``) lets a cookie-less first visit share one session."""
+        due = time.monotonic() + self.deadline
+        lookup = (f"klevu:session:{session_id}" if session_id
+                  else f"klevu:visitor:{_digest(browser_id)}" if browser_id else None)
+        current = self._session(lookup, session_id, due)
+        if current is None:
+            return ANONYMOUS
+        if not exchange_id:
+            # Consent withdrawn where the server cannot see it (``__kla_off`` set by Klaviyo's
+            # script): the first anonymous request drops what was cached about the person.
+            self.store.delete(f"klevu:segments:{current}")
+            return Resolution(current, (), 0, "none")
+        return self._segments(lookup, current, exchange_id, due)
+
+    def forget(self, session_id: str | None, browser_id: str | None = None) -> None:
+        """Drop the segments of every session this visitor can be traced to, and the
+        ``cid`` → session link: what we hold about them goes with "forget me"."""
+        keys = [k for k in (f"klevu:session:{session_id}" if session_id else None,
+                            f"klevu:visitor:{_digest(browser_id)}" if browser_id else None) if k]
+        ids = {session_id} if session_id else set()
+        for key in keys:
+            entry = _session_entry(self.store.get(key))
+            if entry:
+                ids.add(entry["id"])
+        for sid in ids:
+            self.store.delete(f"klevu:segments:{sid}")
+        if browser_id:
+            self.store.delete(f"klevu:visitor:{_digest(browser_id)}")
+
+    # -- session ----------------------------------------------------------------------------
+    def _session(self, lookup: str | None, session_id: str | None, due: float) -> str | None:
+        entry = _session_entry(self.store.get(lookup)) if lookup else None
+        if entry and entry["expires"] > self.clock():
+            return entry["id"]
+        known = entry["id"] if entry else session_id  # re-post what we have: continuity
+
+        def call() -> str:
+            answer = self.client.start_session(known)
+            self._keep_session(answer.session_id, answer.ttl, lookup)
+            return answer.session_id
+
+        def settled() -> str | None:
+            fresh = _session_entry(self.store.get(lookup))
+            return fresh["id"] if fresh and fresh["expires"] > self.clock() else None
+
+        fetched, _ = self._single_flight(lookup, call, settled, due)
+        return fetched or known  # Klevu failed or was late: keep the id we had, if any
+
+    def _keep_session(self, session_id: str, ttl: int, *aliases: str | None) -> None:
+        """Store ``session_id`` under its own key and under each key that should lead to it."""
+        ttl = max(1, ttl)
+        entry = {"id": session_id, "expires": self.clock() + ttl * SESSION_REFRESH_AT}
+        for key in {f"klevu:session:{session_id}", *filter(None, aliases)}:
+            self.store.set(key, entry, timeout=ttl + self.stale_limit)
+
+    # -- segments ---------------------------------------------------------------------------
+    def _segments(self, lookup: str | None, session_id: str, exchange_id: str,
+                  due: float) -> Resolution:
+        key = f"klevu:segments:{session_id}"
+        xhash = _digest(exchange_id)
+        entry = _segments_entry(self.store.get(key), xhash)
+        if entry and entry["expires"] > self.clock():
+            return self._resolution(entry, "cache")
+
+        def call() -> dict:
+            answer: SessionAnswer = self.client.klaviyo_segments(session_id, exchange_id)
+            fresh = {"session": answer.session_id, "x": xhash,
+                     "segments": list(answer.segments), "expires": self.clock() + answer.ttl}
+            timeout = max(1, answer.ttl + self.stale_limit)
+            if answer.session_id != session_id:
+                # Klevu had let the session expire and opened another. Its own ttl is not in
+                # this answer: trust it for the segments' ttl, then refresh and learn it.
+                self._keep_session(answer.session_id, answer.ttl, f"klevu:session:{session_id}",
+                                   lookup)
+                self.store.set(f"klevu:segments:{answer.session_id}", fresh, timeout=timeout)
+            # Under the old id too, so requests waiting on this key see the answer (and new id).
+            self.store.set(key, fresh, timeout=timeout)
+            return fresh
+
+        def settled() -> dict | None:
+            fresh = _segments_entry(self.store.get(key), xhash)
+            return fresh if fresh and fresh["expires"] > self.clock() else None
+
+        fetched, source = self._single_flight(f"{key}:{xhash}", call, settled, due)
+        if fetched is not None:
+            return self._resolution(fetched, source)
+        if entry and entry["expires"] + self.stale_limit > self.clock():
+            return self._resolution(entry, "stale")
+        return Resolution(session_id, (), 0, "none")
+
+    def _resolution(self, entry: dict, source: str) -> Resolution:
+        left = max(0, math.ceil(entry["expires"] - self.clock()))
+        return Resolution(entry["session"], tuple(entry["segments"]), left, source)
+
+    # -- one upstream call per visitor at a time ---------------------------------------------
+    def _single_flight(self, name: str | None, call, settled, due: float):
+        """``(value, "klevu")`` when this request made the call, ``(value, "cache")`` when it
+        waited for another's, ``(None, "none")`` when the call failed or missed the deadline.
+
+        A waiter that sees the claim gone with nothing settled returns at once: the call
+        failed, and piling more calls on a failing service would not help.
+        """
+        if name is None:  # nothing to meet on: a first visit with no cookie at all
+            return self._lead(call, None, due)
+        claim = f"klevu:flight:{name.removeprefix('klevu:')}"
+        while True:
+            if self.store.add(claim, self.clock(), timeout=FLIGHT_SECONDS):
+                # Another worker may have finished the same call between our first look and
+                # this claim; a call stores before it releases, so one more look settles it.
+                seen = settled()
+                if seen is not None:
+                    self.store.delete(claim)
+                    return seen, "cache"
+                return self._lead(call, claim, due)
+            while True:
+                claimed_at = self.store.get(claim)  # read before settled(): the call stores,
+                seen = settled()                    # then releases its claim
+                if seen is not None:
+                    return seen, "cache"
+                if claimed_at is None:
+                    return None, "none"
+                if not _number(claimed_at) or claimed_at + FLIGHT_SECONDS < self.clock():
+                    log.warning("taking over an abandoned visitor-service call (%s)", claim)
+                    self.store.delete(claim)
+                    break
+                left = due - time.monotonic()
+                if left <= 0:
+                    return None, "none"
+                time.sleep(min(POLL_SECONDS, left))
+
+    def _lead(self, call, claim: str | None, due: float):
+        if not self._slots.acquire(blocking=False):
+            log.warning("visitor service: %d calls already in progress, not adding another",
+                        MAX_WORKERS)
+            if claim:
+                self.store.delete(claim)
+            return None, "none"
+        future = self._pool.submit(self._call_and_release, call, claim)
+        try:
+            value = future.result(timeout=max(0.0, due - time.monotonic()))
+        except FutureTimeout:
+            log.warning("visitor service missed the page deadline; its answer is kept for "
+                        "the next page")
+            return None, "none"
+        return (value, "klevu") if value is not None else (None, "none")
+
+    def _call_and_release(self, call, claim: str | None):
+        """Runs on the pool, possibly after the page stopped waiting: nobody else would see
+        its errors, so they are logged here and the page falls back to stale or anonymous."""
+        try:
+            return call()
+        except KlevuError as exc:
+            log.warning("visitor service failed: %s", exc)
+        except Exception:
+            log.exception("visitor-service call failed unexpectedly")
+        finally:
+            self._slots.release()
+            if claim:
+                self.store.delete(claim)
+        return None
+
+
+# -- Flask glue ---------------------------------------------------------------------------
+bp = Blueprint("segments", __name__)
+
+
+def _resolver() -> SegmentResolver:
+    return current_app.extensions["segment_resolver"]
+
+
+def init_app(app) -> None:
+    with app.app_context():
+        store = cache.cache  # the backend itself, usable from the pool's threads
+    app.extensions["segment_resolver"] = SegmentResolver(
+        app.extensions["klevu_client"], store,
+        deadline=app.config.get("SEGMENTS_DEADLINE", DEFAULT_DEADLINE))
+
+
+def _session_cookie() -> str | None:
+    value = request.cookies.get(SESSION_COOKIE, "")
+    return value if SESSION_ID_RE.match(value) else None
+
+
+def _browser_id(identity) -> str | None:
+    """Klaviyo's ``cid`` keys a cache entry, so it is used only when the visitor allows it."""
+    return identity.cid if identity.personalisation_allowed else None
+
+
+def current_segments() -> Resolution:
+    """The current visitor's session and segments, resolved once per request and identity.
+
+    The identity can change mid-request (an email link or a persona choice identifies the
+    visitor), so the answer is remembered together with the identity it was resolved for.
+    Segments only improve the page: whatever fails here (the cache server too), the page
+    renders, for an anonymous visitor.
+    """
+    from ..identity import current_identity
+    identity = current_identity()
+    if g.get("segments_identity") is not identity or "segments" not in g:
+        earlier = g.get("segments")  # same browser, same session: keep the id it already has
+        session_id = _session_cookie() or (earlier.session_id if earlier else None)
+        try:
+            g.segments = _resolver().resolve(session_id, identity.exchange_id,
+                                             browser_id=_browser_id(identity))
+        except Exception:
+            log.exception("segments unavailable: this page is shown to an anonymous visitor")
+            g.segments = Resolution(session_id, (), 0, "none")
+        g.segments_identity = identity
+    return g.segments
+
+
+def forget_segments() -> None:
+    """Consent withdrawn or "forget me": drop what we cached about this visitor.
+
+    Called while the request still sees the visitor being forgotten. If the cache cannot be
+    reached, the consent choice still goes through: the segments then expire on their own
+    (ttl + ``STALE_LIMIT``) and are never served without the exchange id that is being removed.
+    """
+    from ..identity import current_identity
+    resolved = g.pop("segments", None)
+    g.pop("segments_identity", None)
+    try:
+        resolver = _resolver()
+        resolver.forget(_session_cookie(), _browser_id(current_identity()))
+        if resolved and resolved.session_id and resolved.session_id != _session_cookie():
+            resolver.forget(resolved.session_id)
+    except Exception:
+        log.exception("could not drop cached segments; they expire on their own")
+
+
+@bp.after_app_request
+def keep_session_cookie(response):
+    """Continuity: the visitor keeps the Klevu session id across pages (and new ones stick)."""
+    resolved = g.get("segments")
+    if resolved and resolved.session_id and resolved.session_id != _session_cookie():
+        response.set_cookie(SESSION_COOKIE, resolved.session_id, max_age=SESSION_COOKIE_MAX_AGE,
+                            httponly=True, samesite="Lax", secure=request.is_secure)
+    return response
+
+
+@bp.get("/klevu/segments")
+def current():
+    """For the beacon and for demos: what step 1 resolved for this visitor, and from where."""
+    resolved = current_segments()
+    response = jsonify(segments=list(resolved.segments), seconds_left=resolved.seconds_left,
+                       source=resolved.source, session=bool(resolved.session_id))
+    response.cache_control.no_store = True
+    return response

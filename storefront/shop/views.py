@@ -1,0 +1,99 @@
+"""Page views only compose: catalog data, the cart, and the page's Klevu banners."""
+from __future__ import annotations
+
+from flask import (abort, current_app, flash, redirect, render_template,
+                   request, url_for)
+
+from ..catalog import load_catalog
+from ..klevu.queries import PageContext
+from ..klevu.recs import banners_for
+from . import bp, cart
+from .history import recent_ids, remember_product
+
+@bp.app_context_processor
+def shop_globals() -> dict:
+    return {"nav_categories": load_catalog().categories, "cart_count": cart.count()}
+
+
+def page_context(page_type: str, **kwargs) -> PageContext:
+    cart_items = tuple((line.product.id, line.product.item_group_id)
+                       for line in cart.lines(load_catalog()))
+    return PageContext(page_type=page_type, cart=cart_items, recently_viewed=recent_ids(),
+                       recent_clicks=recent_ids(), **kwargs)
+
+
+@bp.get("/")
+def home():
+    catalog = load_catalog()
+    featured = sorted(catalog.products, key=lambda p: p.added, reverse=True)[:8]
+    banners = banners_for(page_context("HOME"))
+    return render_template("shop/home.html", page_type="HOME", banners=banners,
+                           featured=featured)
+
+
+@bp.get("/c/<slug>")
+def category(slug: str):
+    catalog = load_catalog()
+    current = catalog.category(slug) or abort(404)
+    banners = banners_for(page_context("CATEGORY", category_path=current.path))
+    return render_template("shop/category.html", page_type="CATEGORY", banners=banners,
+                           current_category=current, products=catalog.in_category(current))
+
+
+@bp.get("/p/<product_id>")
+def product(product_id: str):
+    item = load_catalog().product(product_id) or abort(404)
+    banners = banners_for(page_context("PRODUCT", product_id=item.id,
+                                       item_group_id=item.item_group_id,
+                                       category_path=item.category.path))
+    remember_product(item.id)
+    return render_template("shop/product.html", page_type="PRODUCT", banners=banners,
+                           product=item, current_category=item.category)
+
+
+@bp.get("/cart")
+def cart_page():
+    lines = cart.lines(load_catalog())
+    return render_template("shop/cart.html", page_type="CART", lines=lines,
+                           total=sum(line.total for line in lines))
+
+
+@bp.post("/cart/add")
+def cart_add():
+    item = load_catalog().product(request.form.get("product_id", "")) or abort(400)
+    cart.add(item, request.form.get("quantity", 1, type=int) or 1)
+    flash(f"Added {item.name} to your cart.")
+    return redirect(url_for("shop.cart_page"))
+
+
+@bp.post("/cart/remove")
+def cart_remove():
+    cart.remove(request.form.get("product_id", ""))
+    return redirect(url_for("shop.cart_page"))
+
+
+@bp.get("/checkout")
+def checkout():
+    lines = cart.lines(load_catalog())
+    banners = banners_for(page_context("CHECKOUT"))
+    return render_template("shop/checkout.html", page_type="CHECKOUT", banners=banners,
+                           lines=lines, total=sum(line.total for line in lines))
+
+
+@bp.post("/checkout")
+def place_order():
+    if not cart.lines(load_catalog()):
+        return redirect(url_for("shop.cart_page"))
+    cart.clear()
+    flash("Thank you! This is a demo shop, so nothing was charged.")
+    current_app.logger.info("demo order placed")
+    return redirect(url_for("shop.home"))
+
+
+CURRENCY_SYMBOLS = {"EUR": "€", "USD": "$", "GBP": "£"}
+
+
+@bp.app_template_filter("money")
+def money(amount, currency: str) -> str:
+    symbol = CURRENCY_SYMBOLS.get(currency, currency + " ")
+    return f"{symbol}{float(amount):,.2f}"

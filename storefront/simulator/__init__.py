@@ -1,0 +1,67 @@
+"""The offline Klevu: a Flask app that answers the storefront like Klevu's four services.
+
+Visitor sessions and Klaviyo segments, the recommendations config CDN, search and the
+analytics collector, all in one process, with the wire formats of docs/klevu-api.md, so the
+storefront runs the same client code offline and live. It indexes the shop's own catalog,
+keeps everything it receives in memory for tests and the ``/_sim/`` dashboard, and can be told
+to fail or slow down (``/_sim/faults``) to show how the shop copes.
+
+Run it with ``python -m storefront.simulator`` (see ``__main__``).
+"""
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from flask import Flask, jsonify
+from werkzeug.exceptions import HTTPException
+
+from storefront.catalog import load_catalog
+
+from .recs_configs import demo_configs
+from .records import build_index
+from .routes import collect, control, dashboard, recs_settings, search, visitor
+from .routes.guards import Rejected, rejected
+from .state import DemoData, install
+
+API_KEY = "klevu-simulator"
+DEFAULTS = {
+    "SIMULATOR_API_KEY": API_KEY,
+    "SIMULATOR_SHOP_URL": "",          # "" keeps the shop's root-relative links
+    "SIMULATOR_SEGMENT_TTL": 300,      # seconds a visitor's Klaviyo segments stay valid
+    "SIMULATOR_SESSION_TTL": 3600,     # seconds a visitor session lives
+    "SIMULATOR_JOURNAL_SIZE": 50,      # recent calls kept for /_sim/state and the dashboard
+}
+
+
+def create_app(config: dict | None = None) -> Flask:
+    app = Flask(__name__)
+    app.config.update(DEFAULTS)
+    app.config.update(config or {})
+    app.json.sort_keys = False  # answers read in the order of Klevu's documentation
+    install(app, demo_data(app.config))
+    register_blueprints(app)
+    register_errorhandlers(app)
+    return app
+
+
+def demo_data(config) -> DemoData:
+    shop_url = config["SIMULATOR_SHOP_URL"].rstrip("/")
+    if shop_url and (urlsplit(shop_url).scheme not in ("http", "https")
+                     or not urlsplit(shop_url).netloc):
+        raise ValueError(f"SIMULATOR_SHOP_URL must be an http(s) URL, got {shop_url!r}")
+    return DemoData(api_key=config["SIMULATOR_API_KEY"], shop_url=shop_url,
+                    index=build_index(load_catalog(), shop_url), recs=demo_configs())
+
+
+def register_blueprints(app: Flask) -> None:
+    for module in (visitor, recs_settings, search, collect, control, dashboard):
+        app.register_blueprint(module.bp)
+
+
+def register_errorhandlers(app: Flask) -> None:
+    """Every error is JSON, as from an API; a route's own handler may reshape it (search)."""
+    app.register_error_handler(Rejected, rejected)
+
+    def http_error(exc: HTTPException):
+        return jsonify(error=exc.description), exc.code
+    app.register_error_handler(HTTPException, http_error)

@@ -1,0 +1,39 @@
+"""``POST /analytics/collect``: the analytics collector (§5). Success is 200 with no body."""
+from __future__ import annotations
+
+from flask import Blueprint, Response, request
+
+from ..analytics import BadEvent, summarise
+from ..state import demo, state
+from .guards import Rejected, simulate_faults
+
+# The storefront's own event ids, aligned with the array; Klevu ignores this header.
+EVENT_IDS_HEADER = "X-Storefront-Event-Ids"
+
+bp = Blueprint("collect", __name__, url_prefix="/analytics")
+bp.before_request(simulate_faults("collect"))
+
+
+def event_ids(header: str | None, count: int) -> list[str | None]:
+    if header is None:
+        return [None] * count
+    ids = [i.strip() or None for i in header.split(",")]
+    if len(ids) != count:
+        raise Rejected(400, f"{EVENT_IDS_HEADER} has {len(ids)} ids for {count} events")
+    return ids
+
+
+@bp.post("/collect")
+def collect():
+    events = request.get_json(silent=True, force=True)
+    if not isinstance(events, list) or not events:
+        raise Rejected(400, "body must be a non-empty JSON array of events")
+    try:
+        summaries = [summarise(event) for event in events]
+    except BadEvent as exc:
+        raise Rejected(400, str(exc)) from exc
+    if any(s["api_key"] != demo().api_key for s in summaries):
+        raise Rejected(404, "event_apikey not found")
+    state().journal.collected(events, summaries,
+                              event_ids(request.headers.get(EVENT_IDS_HEADER), len(events)))
+    return Response(status=200)

@@ -1,0 +1,20 @@
+"""``GET /_sim/``: "What Klevu received", a live page for sales engineers during a demo."""
+from __future__ import annotations
+
+from flask import Blueprint, render_template
+
+from ..state import demo, state
+
+bp = Blueprint("dashboard", __name__, url_prefix="/_sim")
+# The page shows the newest events only; /_sim/events has them all.
+EVENTS_SHOWN = 40
+
+
+@bp.get("/")
+def dashboard():
+    sim = state()
+    events = sim.journal.events()
+    return render_template("simulator/dashboard.html", api_key=demo().api_key,
+                           journal=sim.journal.state(), totals=events["totals"],
+                           events=list(reversed(events["events"][-EVENTS_SHOWN:])),
+                           faults=sim.faults.describe(), ttls=sim.ttls)

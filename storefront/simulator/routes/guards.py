@@ -1,0 +1,54 @@
+"""What every simulated service request passes before its own work.
+
+Planned faults come first, as a broken network or overloaded host would fail a request
+before any application logic; then the api key, which Klevu's services answer with 404 when
+they do not know it. Refusals are journaled, so the dashboard shows what the shop got wrong.
+"""
+from __future__ import annotations
+
+import time
+from typing import Callable
+
+from flask import Response, jsonify, request
+
+from ..state import demo, state
+
+
+class Rejected(Exception):
+    """Refuse a request with ``status`` and a JSON message (the service's own error shape)."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def journal_rejection(exc: Rejected) -> None:
+    state().journal.call(request.blueprint or "-", "rejected", exc.status,
+                         {"path": request.path, "error": exc.message})
+
+
+def rejected(exc: Rejected) -> tuple[Response, int]:
+    journal_rejection(exc)
+    return jsonify(error=exc.message), exc.status
+
+
+def check_api_key(api_key: str) -> None:
+    if api_key != demo().api_key:
+        raise Rejected(404, f"api key {api_key!r} not found")
+
+
+def simulate_faults(service: str) -> Callable[[], tuple[Response, int] | None]:
+    def before_request():
+        sim = state()
+        delay, failing = sim.faults.next_request(service)
+        if delay:
+            time.sleep(delay)
+        if failing is None:
+            return None
+        sim.journal.call(service, "faulted", failing.status, {"path": request.path})
+        response = jsonify(error=f"simulated {service} fault")
+        if failing.retry_after is not None:
+            response.headers["Retry-After"] = str(failing.retry_after)
+        return response, failing.status
+    return before_request

@@ -1,0 +1,35 @@
+"""``GET /recommendations/<apiKey>/settings/<recsKey>``: the config CDN (§2)."""
+from __future__ import annotations
+
+from flask import Blueprint, jsonify, request, url_for
+
+from ..recs_configs import settings_answer
+from ..state import demo, state
+from .guards import Rejected, check_api_key, simulate_faults
+
+bp = Blueprint("config", __name__, url_prefix="/recommendations")
+bp.before_request(simulate_faults("config"))
+
+
+def visitor_segments(sids: str) -> list[str]:
+    return [sid.strip() for sid in sids.split(",") if sid.strip()]
+
+
+@bp.get("/<api_key>/settings/<recs_key>")
+def recs_settings(api_key: str, recs_key: str):
+    check_api_key(api_key)
+    data = demo()
+    config = data.recs.get(recs_key)
+    if config is None:
+        raise Rejected(404, f"recs key {recs_key!r} not found")
+    sids = visitor_segments(request.args.get("sids", ""))
+    variant = config.variant_for(sids)
+    # Klevu's basePath has no scheme; this host answers the search too.
+    base_path = url_for("search.search", _external=True).split("://", 1)[1]
+    state().journal.call("config", "config", 200, {
+        "recsKey": recs_key, "sids": sids, "cp": request.args.get("cp"),
+        "pid": request.args.get("pid"), "gpid": request.args.get("gpid"),
+        "variant": variant.segment or "default", "title": variant.title,
+        "logic": variant.logic, "action": variant.action})
+    return jsonify(settings_answer(config, variant, api_key=data.api_key, base_path=base_path,
+                                   shop_url=data.shop_url))

@@ -1,0 +1,280 @@
+"""The beacon (``POST /klevu/events``) and the no-JavaScript click route (``GET /klevu/click``):
+every bad input gets its own answer and queues nothing; every real event is queued once.
+
+The app is the real one (``create_app``) with its Klevu unreachable and no relay, so whatever a
+request queued is still in the outbox for the test to read. Tokens are issued with the app's
+key, as ``recs.py`` issues them, for a banner of catalog products plus one record whose id the
+catalog does not have (and which looks like a URL, to tempt the click route off-site).
+"""
+from __future__ import annotations
+
+import io
+import json
+import sqlite3
+from contextlib import closing
+from dataclasses import replace
+
+import pytest
+from flask import url_for
+
+from storefront import create_app
+from storefront.catalog import load_catalog
+from storefront.klevu import tokens
+from storefront.klevu.analytics import MAX_BODY, RATE_LIMIT
+from storefront.klevu.events import SELECT, VIEW, BannerItem, BannerView
+from tests.conftest import app_config, free_port
+
+PRODUCTS = load_catalog().products
+NOT_IN_CATALOG = "//evil.example"
+BANNER = BannerView(
+    api_key="klevu-simulator", recs_key="k-home-picks", page_type="HOME", title="Picks",
+    logic="TRENDING", items=(*(BannerItem(p.id, p.name, p.sale_price, p.currency)
+                               for p in PRODUCTS[:3]), BannerItem(NOT_IN_CATALOG, "Elsewhere")))
+OTHER_BANNER = replace(BANNER, recs_key="k-home-recent")
+IN_BANNER, ALSO_IN_BANNER = PRODUCTS[0].id, PRODUCTS[1].id
+NOT_IN_BANNER = PRODUCTS[10].id
+SAME_SITE = {"Sec-Fetch-Site": "same-origin"}
+
+
+# -- tokens and requests ----------------------------------------------------------------------
+def token(app, page_view: str = "pv-1", banner: BannerView = BANNER) -> str:
+    return tokens.issue_token(app.config["SECRET_KEY"], page_view, banner)
+
+
+def spliced(signed: str, forged: str) -> str:
+    """``forged``'s payload under ``signed``'s timestamp and signature: how a client would try
+    to pass off a banner it made up (``forged`` signed with its own key) as one we rendered."""
+    return ".".join([forged.rsplit(".", 2)[0], *signed.rsplit(".", 2)[1:]])
+
+
+def view(app, page_view: str = "pv-1", banner: BannerView = BANNER) -> dict:
+    return {"type": "view", "token": token(app, page_view, banner)}
+
+
+def select(app, item: str, page_view: str = "pv-1") -> dict:
+    return {"type": "select", "token": token(app, page_view), "item": item}
+
+
+def beacon(client, body: dict | bytes, headers: dict = SAME_SITE):
+    """Post like ``beacon.js``: a string body, which ``sendBeacon`` sends as text/plain."""
+    data = body if isinstance(body, bytes) else json.dumps(body).encode()
+    return client.post("/klevu/events", data=data, headers=headers,
+                       content_type="text/plain;charset=UTF-8")
+
+
+def beacon_stream(client, stream: io.RawIOBase):
+    """A chunked post: no Content-Length, and a stream the server ends (Werkzeug's server and
+    gunicorn say so with ``wsgi.input_terminated``)."""
+    return client.post("/klevu/events", input_stream=stream,
+                       headers={**SAME_SITE, "Transfer-Encoding": "chunked"},
+                       environ_overrides={"wsgi.input_terminated": True})
+
+
+def click(client, **args):
+    return client.get("/klevu/click", query_string=args)
+
+
+def queued(app) -> list[tuple[str, dict]]:
+    """``(event_id, payload)`` of every queued event, oldest first, read from the store."""
+    with closing(sqlite3.connect(app.extensions["outbox"].path)) as db:
+        return [(event_id, json.loads(payload)) for event_id, payload in
+                db.execute("SELECT event_id, payload FROM outbox ORDER BY seq")]
+
+
+def refused(answer, status: int) -> bool:
+    return answer.status_code == status and answer.is_json and bool(answer.json["error"])
+
+
+# -- what is accepted -------------------------------------------------------------------------
+def test_a_view_and_a_click_are_queued_as_the_banner_was_rendered(app, client):
+    first = beacon(client, view(app))
+    second = beacon(client, select(app, ALSO_IN_BANNER))
+    assert (first.status_code, first.json) == (202, {"accepted": True, "duplicate": False})
+    assert second.status_code == 202
+    (view_id, impression), (click_id, selection) = queued(app)
+    assert view_id == tokens.impression_id("pv-1", BANNER.recs_key)
+    assert click_id == tokens.click_id("pv-1", BANNER.recs_key, ALSO_IN_BANNER)
+    assert impression["event"] == VIEW
+    assert [i["item_id"] for i in impression["event_data"]["items"]] == [
+        item.id for item in BANNER.items]
+    assert selection["event"] == SELECT
+    [item] = selection["event_data"]["items"]
+    assert (item["item_id"], item["index"], item["price"]) == (
+        ALSO_IN_BANNER, 2, PRODUCTS[1].sale_price)
+
+
+# -- bodies -----------------------------------------------------------------------------------
+@pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
+@pytest.mark.parametrize("size, status", [(MAX_BODY, 202), (MAX_BODY + 1, 413)])
+def test_a_body_may_be_8_kb_and_no_more(app, client, chunked, size, status):
+    raw = json.dumps(view(app)).encode().ljust(size)   # JSON allows trailing blanks
+    answer = beacon_stream(client, io.BytesIO(raw)) if chunked else beacon(client, raw)
+    assert answer.status_code == status
+    assert len(queued(app)) == (status == 202)
+    if status == 413:
+        assert refused(answer, 413)
+
+
+def test_a_chunked_body_is_not_read_past_the_limit(app, client):
+    upload = io.BytesIO(b" " * 2**20)
+    assert refused(beacon_stream(client, upload), 413)
+    assert upload.tell() <= MAX_BODY + 1
+
+
+def test_a_declared_length_over_the_limit_is_refused_before_reading(app, client):
+    upload = io.BytesIO(b" " * (MAX_BODY + 2))
+    answer = client.post("/klevu/events", input_stream=upload, headers=SAME_SITE,
+                         content_length=MAX_BODY + 2)
+    assert refused(answer, 413)
+    assert upload.tell() == 0
+
+
+OTHER_KEY = "not-the-shops-key"
+
+
+@pytest.mark.parametrize("body", [
+    pytest.param(lambda t: b'{"type": "view", ', id="truncated-json"),
+    pytest.param(lambda t: b"\xff\xfe\xfa\xfb", id="not-utf-8"),
+    pytest.param(lambda t: b"[" * 8000, id="nested-deeper-than-the-parser-goes"),
+    pytest.param(lambda t: b"", id="empty"),
+    pytest.param(lambda t: b"[]", id="array"),
+    pytest.param(lambda t: b'"view"', id="string"),
+    pytest.param(lambda t: b"null", id="null"),
+    pytest.param(lambda t: {"type": "view"}, id="no-token"),
+    pytest.param(lambda t: {"type": "view", "token": [t]}, id="token-not-a-string"),
+    pytest.param(lambda t: {"type": "view", "token": "not-a-token"}, id="garbage-token"),
+    pytest.param(lambda t: {"type": "view", "token": t[:-2]}, id="cut-token"),
+    pytest.param(lambda t: {"type": "view", "token": tokens.issue_token(
+        OTHER_KEY, "pv-1", BANNER)}, id="token-signed-by-another-key"),
+    pytest.param(lambda t: {"type": "view", "token": spliced(t, tokens.issue_token(
+        OTHER_KEY, "pv-1", OTHER_BANNER))}, id="forged-banner-under-our-signature"),
+    pytest.param(lambda t: {"token": t}, id="no-type"),
+    pytest.param(lambda t: {"type": "purchase", "token": t}, id="unknown-type"),
+    pytest.param(lambda t: {"type": ["view"], "token": t}, id="type-not-a-string"),
+    pytest.param(lambda t: {"type": "select", "token": t}, id="select-without-item"),
+    pytest.param(lambda t: {"type": "select", "token": t, "item": int(IN_BANNER)},
+                 id="select-item-not-a-string"),
+    pytest.param(lambda t: {"type": "select", "token": t, "item": NOT_IN_BANNER},
+                 id="select-item-not-in-the-banner"),
+])
+def test_bad_bodies_are_400_with_a_json_error(app, client, body):
+    assert refused(beacon(client, body(token(app))), 400)
+    assert queued(app) == []
+
+
+# -- who may post -----------------------------------------------------------------------------
+@pytest.mark.parametrize("headers", [
+    {"Sec-Fetch-Site": "cross-site"},
+    {"Sec-Fetch-Site": "cross-site", "Origin": "http://localhost"},
+    {"Origin": "https://evil.example"},
+    {"Origin": "http://localhost.evil.example"},
+    {"Origin": "http://localhost:8080"},
+], ids=["cross-site", "cross-site-claiming-our-origin", "foreign-origin", "lookalike-origin",
+        "other-port"])
+def test_posts_from_other_sites_are_403(app, client, headers):
+    assert refused(beacon(client, view(app), headers=headers), 403)
+    assert queued(app) == []
+
+
+@pytest.mark.parametrize("headers", [
+    SAME_SITE, {"Sec-Fetch-Site": "same-origin", "Origin": "http://localhost"},
+    {"Origin": "http://localhost"}, {},
+], ids=["same-origin", "same-origin-with-origin", "our-origin", "old-browser-says-nothing"])
+def test_posts_from_our_own_pages_are_accepted(app, client, headers):
+    assert beacon(client, view(app), headers=headers).status_code == 202
+
+
+def test_a_flood_from_one_visitor_is_429_and_other_visitors_still_get_through(app):
+    """Posts of distinct events, so only the rate limit can refuse them. They span at most two
+    of the limit's windows, so the first ``RATE_LIMIT`` pass and some of the rest cannot."""
+    flooder, shopper = app.test_client(), app.test_client()
+    flooder.set_cookie("klevu_session", "flooding-visitor")
+    shopper.set_cookie("klevu_session", "another-visitor")
+    answers = [beacon(flooder, view(app, page_view=f"pv-{n}"))
+               for n in range(2 * RATE_LIMIT + 1)]
+    statuses = [answer.status_code for answer in answers]
+    assert set(statuses[:RATE_LIMIT]) == {202}
+    assert set(statuses) == {202, 429}
+    assert refused(answers[statuses.index(429)], 429)
+    assert beacon(shopper, view(app, page_view="pv-shopper")).status_code == 202
+    assert len(queued(app)) == statuses.count(202) + 1
+
+
+# -- once each --------------------------------------------------------------------------------
+def test_the_same_click_is_one_event_however_it_arrives(app, client):
+    first, again = beacon(client, select(app, IN_BANNER)), beacon(client, select(app, IN_BANNER))
+    assert (first.status_code, first.json["duplicate"]) == (202, False)
+    assert (again.status_code, again.json["duplicate"]) == (202, True)
+    assert click(client, t=token(app), id=IN_BANNER).status_code == 302   # no-JS link too
+    assert beacon(client, select(app, ALSO_IN_BANNER)).json["duplicate"] is False
+    assert [event_id for event_id, _ in queued(app)] == [
+        tokens.click_id("pv-1", BANNER.recs_key, item) for item in (IN_BANNER, ALSO_IN_BANNER)]
+
+
+def test_one_impression_per_banner_per_page_view(app, client):
+    for page_view, banner in [("pv-1", BANNER), ("pv-1", BANNER), ("pv-1", OTHER_BANNER),
+                              ("pv-2", BANNER), ("pv-1", OTHER_BANNER)]:
+        assert beacon(client, view(app, page_view, banner)).status_code == 202
+    assert [event_id for event_id, _ in queued(app)] == [
+        tokens.impression_id("pv-1", BANNER.recs_key),
+        tokens.impression_id("pv-1", OTHER_BANNER.recs_key),
+        tokens.impression_id("pv-2", BANNER.recs_key)]
+
+
+# -- the no-JavaScript click route ------------------------------------------------------------
+def test_a_click_link_records_and_goes_to_the_product(app, client):
+    answer = click(client, t=token(app), id=ALSO_IN_BANNER)
+    assert answer.status_code == 302
+    assert answer.headers["Location"] == f"/p/{ALSO_IN_BANNER}"
+    [(event_id, event)] = queued(app)
+    assert event_id == tokens.click_id("pv-1", BANNER.recs_key, ALSO_IN_BANNER)
+    assert [i["item_id"] for i in event["event_data"]["items"]] == [ALSO_IN_BANNER]
+
+
+@pytest.mark.parametrize("make_token", [
+    pytest.param(lambda t: None, id="missing"),
+    pytest.param(lambda t: "", id="empty"),
+    pytest.param(lambda t: "not-a-token", id="garbage"),
+    pytest.param(lambda t: t[:-2], id="cut"),
+    pytest.param(lambda t: spliced(t, tokens.issue_token(OTHER_KEY, "pv-1", OTHER_BANNER)),
+                 id="forged"),
+])
+def test_a_click_link_with_a_bad_token_is_a_400_page(app, client, make_token):
+    bad = make_token(token(app))
+    answer = click(client, id=IN_BANNER, **({} if bad is None else {"t": bad}))
+    assert answer.status_code == 400
+    assert answer.mimetype == "text/html"
+    assert b"Back to the shop" in answer.data
+    assert queued(app) == []
+
+
+@pytest.mark.parametrize("item", [
+    NOT_IN_CATALOG, "https://evil.example", "http:/evil.example", "https:evil.example",
+    "/\\evil.example", "\\\\evil.example", "//evil.example/p/10001", "%2F%2Fevil.example",
+    " //evil.example", "javascript:alert(1)", "", NOT_IN_BANNER, None,
+])
+def test_a_click_link_never_leaves_the_shop(app, client, item):
+    """Only a product both in the banner and in the catalog leads anywhere but home; the
+    banner's record ``//evil.example`` is in the token, so the token alone cannot be trusted."""
+    answer = click(client, t=token(app), **({} if item is None else {"id": item}))
+    assert answer.status_code == 302
+    with app.test_request_context():
+        assert answer.headers["Location"] == url_for("shop.home")
+    assert queued(app) == []
+
+
+# -- a full queue -----------------------------------------------------------------------------
+def test_a_full_outbox_refuses_new_beacon_events_with_503_but_not_shoppers(tmp_path):
+    app = create_app(app_config(f"http://127.0.0.1:{free_port()}", tmp_path,
+                                OUTBOX_RELAY_IN_APP=False, OUTBOX_MAX_EVENTS=1))
+    client = app.test_client()
+    assert beacon(client, view(app)).status_code == 202
+    assert refused(beacon(client, view(app, page_view="pv-2")), 503)
+    retried = beacon(client, view(app))    # already queued: a retry is no new event
+    assert (retried.status_code, retried.json["duplicate"]) == (202, True)
+    link = click(client, t=token(app), id=IN_BANNER)
+    assert (link.status_code, link.headers["Location"]) == (302, f"/p/{IN_BANNER}")
+    stats = app.extensions["outbox"].stats()
+    assert (stats["depth"], stats["drops"]["full"]) == (1, 2)
+    assert [event_id for event_id, _ in queued(app)] == [
+        tokens.impression_id("pv-1", BANNER.recs_key)]

@@ -1,0 +1,104 @@
+"""The Flask side: the extension, the in-app relay's start, and ``flask relay``."""
+from __future__ import annotations
+
+import os
+import threading
+import time
+
+import pytest
+from flask import Flask
+
+from storefront.klevu.outbox import Outbox, OutboxStore, relay_command
+from storefront.klevu.relay import RelayRunner, lock_holder
+
+
+class FakeKlevuClient:
+    def __init__(self):
+        self.delivered: list[str] = []
+
+    def collect(self, events: list[dict], event_ids: list[str] | None = None) -> None:
+        self.delivered.extend(event_ids)
+
+
+def make_app(data_dir, **config) -> Flask:
+    app = Flask(__name__)
+    app.config.update(STOREFRONT_DATA_DIR=str(data_dir), **config)
+    app.extensions["klevu_client"] = FakeKlevuClient()
+    Outbox().init_app(app)
+    app.cli.add_command(relay_command)
+
+    @app.get("/ping")
+    def ping():
+        return "pong"
+
+    return app
+
+
+def wait_until(condition, seconds: float = 5.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+@pytest.fixture()
+def runners():
+    """Stops every in-app relay a test started, so no thread outlives its temp dir."""
+    started: list[RelayRunner] = []
+    yield started
+    for runner in started:
+        runner.stop()
+
+
+def test_init_app_registers_the_store_the_relay_and_defaults(tmp_path):
+    app = make_app(tmp_path)
+    assert isinstance(app.extensions["outbox"], OutboxStore)
+    assert isinstance(app.extensions["outbox_relay"], RelayRunner)
+    assert app.config["OUTBOX_RELAY_IN_APP"] is True
+    assert app.config["OUTBOX_MAX_EVENTS"] == 100_000
+    assert app.extensions["outbox"].path == os.path.join(tmp_path, "outbox.sqlite3")
+
+
+def test_the_relay_starts_with_the_first_request_and_delivers(tmp_path, runners):
+    app = make_app(tmp_path)
+    runners.append(app.extensions["outbox_relay"])
+    app.extensions["outbox"].put([("e1", {"event": "view_recs_list"})])
+    assert lock_holder(app.extensions["outbox"].lock_path) is None, "no relay before a request"
+    assert app.test_client().get("/ping").data == b"pong"
+    client = app.extensions["klevu_client"]
+    assert wait_until(lambda: client.delivered == ["e1"])
+    assert wait_until(lambda: lock_holder(app.extensions["outbox"].lock_path) == os.getpid())
+    app.test_client().get("/ping")
+    relay_threads = [t for t in threading.enumerate() if t.name == "outbox-relay"]
+    assert len(relay_threads) == 1, "later requests must not start more relays"
+
+
+def test_the_in_app_relay_can_be_switched_off(tmp_path):
+    app = make_app(tmp_path, OUTBOX_RELAY_IN_APP=False)
+    app.extensions["outbox"].put([("e1", {})])
+    app.test_client().get("/ping")
+    time.sleep(0.2)
+    assert app.extensions["klevu_client"].delivered == []
+    assert lock_holder(app.extensions["outbox"].lock_path) is None
+
+
+def test_flask_relay_delivers_in_the_foreground_until_stopped(tmp_path):
+    app = make_app(tmp_path, OUTBOX_RELAY_IN_APP=False)
+    app.extensions["outbox"].put([("e1", {}), ("e2", {})])
+    client = app.extensions["klevu_client"]
+    runner = app.extensions["outbox_relay"]
+
+    def stop_when_delivered():
+        wait_until(lambda: len(client.delivered) == 2)
+        runner.stop()
+
+    stopper = threading.Thread(target=stop_when_delivered)
+    stopper.start()
+    result = app.test_cli_runner().invoke(args=["relay"])
+    stopper.join()
+    assert result.exit_code == 0, result.output
+    assert "relaying" in result.output
+    assert client.delivered == ["e1", "e2"]
+    assert lock_holder(app.extensions["outbox"].lock_path) is None

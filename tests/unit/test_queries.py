@@ -1,0 +1,268 @@
+"""The §2 query edits, one table row per rule of klevu-api.md, plus limits, merging and errors."""
+import copy
+import json
+
+import pytest
+
+from storefront.klevu.queries import (MalformedPayload, MissingInput, PageContext, QueryError,
+                                      RecsMetadata, WrongPage, build_search)
+
+API_KEY = "klevu-123"
+BASE = {"limit": 12, "typeOfRecords": ["KLEVU_PRODUCT"], "query": {"term": "*"}}
+PATH = ("Outdoor", "Tents")
+CLICKS = ("c3", "c2", "c1")
+
+
+def payload(settings=BASE, *, other=()):
+    query = {"id": "klevuRECSItemList", "typeOfRequest": "RECS_TRENDING"}
+    if settings is not None:
+        query["settings"] = settings
+    return json.dumps({"context": {"apiKeys": ["baked-in-key"]},
+                       "recordQueries": [*other, query]})
+
+
+def meta(page_type, logic, **extra):
+    return {"pageType": page_type, "logic": logic, **extra}
+
+
+def settings_of(body):
+    (query,) = [q for q in body["recordQueries"] if q["id"] == "klevuRECSItemList"]
+    return query["settings"]
+
+
+def products(*records):
+    return {"typeOfRecord": "KLEVU_PRODUCT", "records": list(records)}
+
+
+def group(value):
+    return {"key": "itemGroupId", "value": value}
+
+
+PRODUCT_PAGE = PageContext("PRODUCT", product_id="p1", item_group_id="g1")
+CART = (("p1", "g1"), ("p2", "g2"))
+RECENT = ("r3", "r2", "r1")
+RECENT_EDIT = {"customANDQuery": "id:(r3 OR r2 OR r1)",
+               "topIds": [{"key": "id", "value": v} for v in RECENT], "limit": 3}
+PDP_EDIT = {"context": {"recentObjects": [products({"id": "p1"})]}, "excludeIds": [group("g1")]}
+PERSONAL = {"enablePersonalisation": True}
+CLICK_OBJECTS = {"recentObjects": [products({"id": "c3"}, {"id": "c2"}, {"id": "c1"})]}
+
+
+@pytest.mark.parametrize("page_type, logic, page, expected", [
+    # any + RECENTLY_VIEWED
+    ("HOME", "RECENTLY_VIEWED", PageContext("HOME", recently_viewed=RECENT),
+     {**BASE, **RECENT_EDIT}),
+    ("PRODUCT", "RECENTLY_VIEWED", PageContext("PRODUCT", product_id="p1", recently_viewed=RECENT),
+     {**BASE, **RECENT_EDIT}),
+    ("CATEGORY", "RECENTLY_VIEWED",
+     PageContext("CATEGORY", category_path=PATH, recently_viewed=RECENT),
+     {**BASE, **RECENT_EDIT}),
+    # CATEGORY + TRENDING / TRENDING_PERSONALIZED / NEWEST_ARRIVALS / CUSTOM_LOGIC
+    *[("CATEGORY", logic, PageContext("CATEGORY", category_path=PATH),
+       {**BASE, "query": {"term": "*", "categoryPath": "Outdoor;Tents"}})
+      for logic in ("TRENDING", "NEWEST_ARRIVALS", "CUSTOM_LOGIC")],
+    ("CATEGORY", "TRENDING_PERSONALIZED",
+     PageContext("CATEGORY", category_path=PATH, recent_clicks=CLICKS),
+     {**BASE, "query": {"term": "*", "categoryPath": "Outdoor;Tents"},
+      "personalisation": PERSONAL, "context": CLICK_OBJECTS}),
+    # any + TRENDING_PERSONALIZED
+    ("HOME", "TRENDING_PERSONALIZED", PageContext("HOME", recent_clicks=CLICKS),
+     {**BASE, "personalisation": PERSONAL, "context": CLICK_OBJECTS}),
+    ("HOME", "TRENDING_PERSONALIZED", PageContext("HOME"), {**BASE, "personalisation": PERSONAL}),
+    ("CHECKOUT", "TRENDING_PERSONALIZED", PageContext("CHECKOUT", recent_clicks=("c1", "c1")),
+     {**BASE, "personalisation": PERSONAL,
+      "context": {"recentObjects": [products({"id": "c1"})]}}),
+    # PRODUCT + OTHER_ALSO_VIEWED / SIMILAR / BOUGHT_TOGETHER_PDP / CUSTOM_LOGIC
+    *[("PRODUCT", logic, PRODUCT_PAGE, {**BASE, **PDP_EDIT})
+      for logic in ("OTHER_ALSO_VIEWED", "SIMILAR", "BOUGHT_TOGETHER_PDP", "CUSTOM_LOGIC")],
+    ("PRODUCT", "SIMILAR", PageContext("PRODUCT", product_id="p1"),
+     {**BASE, "context": {"recentObjects": [products({"id": "p1"})]},
+      "excludeIds": [group("p1")]}),
+    # PRODUCT + VISUALLY_SIMILAR
+    ("PRODUCT", "VISUALLY_SIMILAR", PRODUCT_PAGE,
+     {**BASE, "context": {"sourceObjects": [products({"id": "p1"}, {"itemGroupId": "g1"})]},
+      "excludeIds": [group("g1")]}),
+    # CHECKOUT + BOUGHT_TOGETHER / CUSTOM_LOGIC
+    *[("CHECKOUT", logic, PageContext("CHECKOUT", cart=CART),
+       {**BASE, "context": {"recentObjects": [products({"id": "p1"}, {"id": "p2"})]},
+        "excludeIds": [group("g1"), group("g2")]})
+      for logic in ("BOUGHT_TOGETHER", "CUSTOM_LOGIC")],
+    ("CHECKOUT", "BOUGHT_TOGETHER",
+     PageContext("CHECKOUT", cart=(("p1", "g1"), ("p3", None), ("p1", "g1"), ("p4", "g1"))),
+     {**BASE, "context": {"recentObjects": [products({"id": "p1"}, {"id": "p3"}, {"id": "p4"})]},
+      "excludeIds": [group("g1"), group("p3")]}),
+    # HAND_PICKED, and logics without a row on that page: no change
+    *[(page_type, "HAND_PICKED", page, BASE) for page_type, page in (
+        ("HOME", PageContext("HOME", recently_viewed=RECENT, recent_clicks=CLICKS)),
+        ("CATEGORY", PageContext("CATEGORY", category_path=PATH)),
+        ("PRODUCT", PRODUCT_PAGE), ("CHECKOUT", PageContext("CHECKOUT", cart=CART)))],
+    ("HOME", "TRENDING", PageContext("HOME", recently_viewed=RECENT), BASE),
+    ("HOME", "NEWEST_ARRIVALS", PageContext("HOME"), BASE),
+    ("HOME", "CUSTOM_LOGIC", PageContext("HOME"), BASE),
+    ("PRODUCT", "TRENDING", PRODUCT_PAGE, BASE),
+    ("CHECKOUT", "SIMILAR", PageContext("CHECKOUT", cart=CART), BASE),
+    ("CATEGORY", "SIMILAR", PageContext("CATEGORY", category_path=PATH), BASE),
+    ("HOME", "SOME_FUTURE_LOGIC", PageContext("HOME"), BASE),
+])
+def test_each_row_of_the_table(page_type, logic, page, expected):
+    body = build_search(payload(), meta(page_type, logic), page, API_KEY)
+    assert settings_of(body) == expected
+
+
+@pytest.mark.parametrize("page_type, logic, page, missing", [
+    *[("CATEGORY", logic, PageContext("CATEGORY"), "category_path")
+      for logic in ("TRENDING", "TRENDING_PERSONALIZED", "NEWEST_ARRIVALS", "CUSTOM_LOGIC")],
+    *[("PRODUCT", logic, PageContext("PRODUCT", item_group_id="g1"), "product_id")
+      for logic in ("OTHER_ALSO_VIEWED", "SIMILAR", "BOUGHT_TOGETHER_PDP", "CUSTOM_LOGIC",
+                    "VISUALLY_SIMILAR")],
+    ("PRODUCT", "SIMILAR", PageContext("PRODUCT", product_id=""), "product_id"),
+    ("CHECKOUT", "BOUGHT_TOGETHER", PageContext("CHECKOUT"), "cart"),
+    ("CHECKOUT", "CUSTOM_LOGIC", PageContext("CHECKOUT"), "cart"),
+    ("CHECKOUT", "BOUGHT_TOGETHER", PageContext("CHECKOUT", cart=(("", "g1"),)), "cart"),
+])
+def test_a_missing_input_names_what_is_missing(page_type, logic, page, missing):
+    with pytest.raises(MissingInput) as caught:
+        build_search(payload(), meta(page_type, logic), page, API_KEY)
+    assert caught.value.missing == missing
+    assert missing in str(caught.value) and logic in str(caught.value)
+    assert isinstance(caught.value, QueryError)
+
+
+@pytest.mark.parametrize("page", [
+    PageContext("HOME"),
+    PageContext("CATEGORY", category_path=PATH, recent_clicks=CLICKS),
+    PageContext("PRODUCT", product_id="p1", recently_viewed=("", "")),
+    PageContext("CHECKOUT", cart=CART),
+])
+def test_recently_viewed_without_ids_means_no_search(page):
+    assert build_search(payload(), meta(page.page_type, "RECENTLY_VIEWED"), page, API_KEY) is None
+
+
+@pytest.mark.parametrize("recent, max_products, expected_ids", [
+    (tuple(f"r{i}" for i in range(15)), 12, [f"r{i}" for i in range(10)]),  # at most 10
+    (tuple(f"r{i}" for i in range(15)), 4, ["r0", "r1", "r2", "r3"]),  # never over maxProducts
+    (("r2", "r1", "r2", "r0", "r1"), 12, ["r2", "r1", "r0"]),  # first (newest) occurrence wins
+])
+def test_recently_viewed_ids_are_capped_and_unique(recent, max_products, expected_ids):
+    body = build_search(payload(), meta("HOME", "RECENTLY_VIEWED", maxProducts=max_products),
+                        PageContext("HOME", recently_viewed=recent), API_KEY)
+    settings = settings_of(body)
+    assert settings["customANDQuery"] == f"id:({' OR '.join(expected_ids)})"
+    assert [t["value"] for t in settings["topIds"]] == expected_ids
+    assert settings["limit"] == len(expected_ids)
+
+
+@pytest.mark.parametrize("payload_limit, max_products, expected", [
+    (20, 12, 12),
+    (5, 12, 5),
+    (12, 12, 12),
+    (20, None, 12),  # maxProducts defaults to 12
+    (8, 0, 8),  # a nonsensical maxProducts falls back to 12
+    (20, "6", 12),
+    (20, True, 12),
+    (None, 7, 7),  # no limit in the payload: maxProducts
+    ("10", 7, 7),
+    (-3, 7, 7),
+    (False, 7, 7),
+])
+def test_limit_keeps_the_payload_value_but_never_exceeds_max_products(payload_limit,
+                                                                       max_products, expected):
+    settings = {**BASE, "limit": payload_limit}
+    if payload_limit is None:
+        del settings["limit"]
+    extra = {} if max_products is None else {"maxProducts": max_products}
+    body = build_search(payload(settings), meta("HOME", "TRENDING", **extra),
+                        PageContext("HOME"), API_KEY)
+    assert settings_of(body)["limit"] == expected
+
+
+@pytest.mark.parametrize("page_type, logic, page, baked, expected", [
+    # keys we do not set are kept; the scalar we set wins
+    ("CATEGORY", "TRENDING", PageContext("CATEGORY", category_path=PATH),
+     {"query": {"term": "tent", "categoryPath": "Old;Path"}, "sort": "PRICE_ASC"},
+     {"query": {"term": "tent", "categoryPath": "Outdoor;Tents"}, "sort": "PRICE_ASC"}),
+    ("HOME", "RECENTLY_VIEWED", PageContext("HOME", recently_viewed=("r1",)),
+     {"customANDQuery": "inStock:yes", "topIds": [{"key": "id", "value": "pin"}]},
+     {"customANDQuery": "id:(r1)", "topIds": [{"key": "id", "value": "r1"},
+                                               {"key": "id", "value": "pin"}], "limit": 1}),
+    ("HOME", "TRENDING", PageContext("HOME"), {"customANDQuery": "inStock:yes"},
+     {"customANDQuery": "inStock:yes"}),
+    # lists: ours first, then the merchant's entries that are not already there
+    ("PRODUCT", "SIMILAR", PRODUCT_PAGE,
+     {"excludeIds": [{"key": "id", "value": "x"}, group("g1")],
+      "context": {"recentObjects": [products({"id": "m1"})], "sourceObjects": ["kept"]}},
+     {"excludeIds": [group("g1"), {"key": "id", "value": "x"}],
+      "context": {"recentObjects": [products({"id": "p1"}), products({"id": "m1"})],
+                  "sourceObjects": ["kept"]}}),
+    # objects: merged key by key
+    ("HOME", "TRENDING_PERSONALIZED", PageContext("HOME"),
+     {"personalisation": {"enablePersonalisation": False, "fields": ["brand"]}},
+     {"personalisation": {"enablePersonalisation": True, "fields": ["brand"]}}),
+])
+def test_settings_baked_into_the_payload_are_merged(page_type, logic, page, baked, expected):
+    body = build_search(payload({"limit": 12, **baked}), meta(page_type, logic), page, API_KEY)
+    assert settings_of(body) == {"limit": 12, **expected}
+
+
+def test_a_query_without_settings_gets_them():
+    body = build_search(payload(None), meta("PRODUCT", "SIMILAR"), PRODUCT_PAGE, API_KEY)
+    assert settings_of(body) == {**PDP_EDIT, "limit": 12}
+
+
+def test_body_names_our_api_key_and_passes_other_queries_through():
+    other = {"id": "merchantExtra", "typeOfRequest": "SEARCH", "settings": {"limit": 99}}
+    body = build_search(payload(other=[other]), meta("PRODUCT", "SIMILAR"), PRODUCT_PAGE,
+                        API_KEY)
+    assert body["context"] == {"apiKeys": [API_KEY]}
+    assert body["recordQueries"][0] == other
+    assert body["recordQueries"][1]["typeOfRequest"] == "RECS_TRENDING"
+    assert set(body) == {"context", "recordQueries"}
+
+
+def test_inputs_are_not_mutated():
+    baked = {**BASE, "excludeIds": [{"key": "id", "value": "x"}],
+             "context": {"recentObjects": [products({"id": "m1"})]}}
+    raw = payload(baked)
+    metadata = meta("PRODUCT", "SIMILAR", maxProducts=4)
+    before = copy.deepcopy(metadata)
+    first = build_search(raw, metadata, PRODUCT_PAGE, API_KEY)
+    second = build_search(raw, metadata, PRODUCT_PAGE, API_KEY)
+    assert metadata == before
+    assert first == second
+    assert json.loads(raw)["recordQueries"][0]["settings"] == baked
+
+
+@pytest.mark.parametrize("raw", [
+    None, 42, "", "not json", "[]", '"text"', '{"recordQueries": {}}', '{"recordQueries": [1]}',
+    '{"context": {}}',
+    json.dumps({"recordQueries": [{"id": "other"}]}),
+    json.dumps({"recordQueries": [{"id": "klevuRECSItemList"}, {"id": "klevuRECSItemList"}]}),
+    json.dumps({"recordQueries": [{"id": "klevuRECSItemList", "settings": []}]}),
+])
+def test_a_malformed_payload_is_a_clear_error(raw):
+    with pytest.raises(MalformedPayload):
+        build_search(raw, meta("HOME", "TRENDING"), PageContext("HOME"), API_KEY)
+
+
+@pytest.mark.parametrize("metadata, page", [
+    (meta("PRODUCT", "SIMILAR"), PageContext("HOME")),
+    (meta("HOME", "TRENDING"), PageContext("CATEGORY", category_path=PATH)),
+    ({"logic": "TRENDING"}, PageContext("HOME")),
+    (meta("home", "TRENDING"), PageContext("HOME")),
+])
+def test_a_banner_for_another_page_type_is_refused(metadata, page):
+    with pytest.raises(WrongPage):
+        build_search(payload(), metadata, page, API_KEY)
+
+
+@pytest.mark.parametrize("metadata, expected", [
+    ({"pageType": "HOME", "logic": "TRENDING"}, RecsMetadata("HOME", "TRENDING", 12, 4)),
+    ({"pageType": "HOME", "logic": "TRENDING", "maxProducts": 6, "productThreshold": 0},
+     RecsMetadata("HOME", "TRENDING", 6, 0)),
+    ({"pageType": None, "logic": None, "maxProducts": None, "productThreshold": None},
+     RecsMetadata("", "", 12, 4)),
+    ({"maxProducts": 0, "productThreshold": -1}, RecsMetadata("", "", 12, 4)),
+    ({"maxProducts": 2.5, "productThreshold": "3"}, RecsMetadata("", "", 12, 4)),
+])
+def test_metadata_defaults(metadata, expected):
+    assert RecsMetadata.from_config(metadata) == expected
