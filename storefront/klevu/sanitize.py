@@ -5,7 +5,7 @@ index: neither is the shop's code, so what they produce is treated as untrusted.
 through an allowlist (nh3, i.e. Rust's ammonia: a real HTML parser, not regexes) sized for
 product banners; CSS goes through a real tokenizer (tinycss2) and is confined to the banner.
 
-Decisions (docs/performance.md, "Banner rendering", has the reasons in full):
+Decisions, with their reasons:
 
 - Links keep ``http``/``https`` and relative URLs, other hosts included (brand pages), and all
   get ``rel="noopener noreferrer"``: banner URLs come from Klevu data, and a page URL can carry
@@ -72,12 +72,13 @@ def _is_safe_srcset(value: str) -> bool:
 # strings are URLs, expression(), element(), ...) makes the declaration unsafe.
 _VALUE_FUNCTIONS = frozenset({
     "rgb", "rgba", "hsl", "hsla", "hwb", "lab", "lch", "oklab", "oklch", "color-mix",
-    "calc", "min", "max", "clamp", "var", "attr", "counter", "counters",
+    "calc", "min", "max", "clamp", "var", "counter", "counters",
     "linear-gradient", "radial-gradient", "conic-gradient", "repeating-linear-gradient",
     "repeating-radial-gradient", "repeating-conic-gradient",
     "translate", "translatex", "translatey", "translate3d", "rotate", "scale", "scalex",
     "scaley", "skew", "skewx", "skewy", "matrix", "perspective",
     "cubic-bezier", "steps", "minmax", "repeat", "fit-content",
+    "rect", "inset", "circle", "ellipse", "polygon",
     "blur", "brightness", "contrast", "drop-shadow", "grayscale", "hue-rotate", "invert",
     "opacity", "saturate", "sepia",
 })

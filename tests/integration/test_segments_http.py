@@ -7,6 +7,7 @@ sharing Redis, as several gunicorn workers or hosts would.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -14,6 +15,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+import redis
 import requests
 
 from storefront import create_app
@@ -253,13 +255,20 @@ def test_twenty_concurrent_requests_over_two_processes_cost_one_call_of_each_kin
 
 
 @pytest.mark.redis
-def test_a_visitor_moving_between_processes_costs_no_further_call(two_shops, sim):
+def test_a_visitor_moving_between_processes_costs_no_further_call(two_shops, sim, redis_url):
     with requests.Session() as shopper:
         shopper.cookies.update(persona_cookies("maya"))
         first = shopper.get(f"{two_shops[0]}/klevu/segments", timeout=10).json()
         later = [shopper.get(f"{url}/klevu/segments", timeout=10).json()
                  for url in two_shops * 3]
+        session_id = shopper.cookies[SESSION_COOKIE]
 
     assert first["source"] == "klevu"
     assert {(a["source"], tuple(a["segments"])) for a in later} == {("cache", ("seg_outdoor",))}
     assert visitor_calls(sim) == calls(new=1, connector=1)
+    # The keys docs/operations.md lists, and no claim left behind.
+    with redis.Redis.from_url(redis_url) as client:
+        keys = sorted(key.decode() for key in client.keys("*"))
+    assert [re.sub(r"(:visitor:)[0-9a-f]{32}$", r"\1<hash>", key) for key in keys] == [
+        f"storefront:klevu:segments:{session_id}", f"storefront:klevu:session:{session_id}",
+        "storefront:klevu:visitor:<hash>"]

@@ -1,0 +1,46 @@
+"""Start-up settings: defaults mean the simulator; a bad value names its variable."""
+import pytest
+
+from storefront.config import (ConfigError, LIVE_CONFIG_URL, LIVE_STATS_URL, LIVE_VISITOR_URL,
+                               from_env)
+
+
+def test_no_environment_means_the_embedded_simulator():
+    config = from_env({})
+    klevu = config["KLEVU"]
+    assert klevu.offline and klevu.api_key == "klevu-simulator"
+    assert klevu.visitor_url == "http://127.0.0.1:5001/visitor/public/1.0"
+    assert klevu.search_url == "http://127.0.0.1:5001/cs/v2/search"
+    assert klevu.recs["HOME"] == ("k-home-picks", "k-home-recent")
+    assert config["KLAVIYO_COMPANY_ID"] == "DemoCo"
+    assert config["CONSENT_REQUIRED"] is True
+
+
+def test_a_live_key_means_klevu_hosts_and_no_default_banners():
+    klevu = from_env({"KLEVU_API_KEY": "klevu-123", "KLEVU_RECS_HOME": "k-a, k-b"})["KLEVU"]
+    assert not klevu.offline
+    assert (klevu.visitor_url, klevu.config_url, klevu.stats_url) == (
+        LIVE_VISITOR_URL, LIVE_CONFIG_URL, LIVE_STATS_URL)
+    assert klevu.search_url is None  # https:// + the config's basePath
+    assert klevu.recs == {"HOME": ("k-a", "k-b"), "CATEGORY": (), "PRODUCT": (), "CHECKOUT": ()}
+
+
+def test_an_empty_recs_variable_means_no_banner():
+    assert from_env({"KLEVU_RECS_PRODUCT": ""})["KLEVU"].recs["PRODUCT"] == ()
+
+
+@pytest.mark.parametrize("env, variable", [
+    ({"KLEVU_VISITOR_URL": "ftp://x"}, "KLEVU_VISITOR_URL"),
+    ({"KLEVU_CONFIG_URL": "config-cdn.ksearchnet.com"}, "KLEVU_CONFIG_URL"),
+    ({"KLEVU_SEARCH_URL": "javascript:alert(1)"}, "KLEVU_SEARCH_URL"),
+    ({"KLEVU_STATS_URL": "http://"}, "KLEVU_STATS_URL"),
+    ({"KLAVIYO_COMPANY_ID": "abc"}, "KLAVIYO_COMPANY_ID"),
+    ({"KLAVIYO_COMPANY_ID": "ab.c12"}, "KLAVIYO_COMPANY_ID"),
+    ({"KLEVU_RECS_HOME": "k-ok,<script>"}, "KLEVU_RECS_HOME"),
+    ({"KLAVIYO_ONSITE": "maybe"}, "KLAVIYO_ONSITE"),
+    ({"CACHE_REDIS_URL": "http://localhost"}, "CACHE_REDIS_URL"),
+    ({"KLEVU_API_KEY": "klevu 123"}, "KLEVU_API_KEY"),
+])
+def test_a_bad_value_stops_start_up_naming_the_variable(env, variable):
+    with pytest.raises(ConfigError, match=variable):
+        from_env(env)

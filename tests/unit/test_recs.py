@@ -1,0 +1,164 @@
+"""Steps 2-3 for one placement: the config's rules, threshold, cap, fallback, deadline.
+
+HTTP is stubbed with ``responses`` here; tests/integration covers the same path over real
+sockets against the simulator.
+"""
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+import responses
+
+from storefront.config import klevu_settings
+from storefront.klevu.client import KlevuClient
+from storefront.klevu.queries import PageContext
+from storefront.klevu.recs import config_params, fetch_placement
+from storefront.klevu.render import TemplateRenderer
+
+SIM = "http://klevu.test"
+SETTINGS = klevu_settings({"KLEVU_SIMULATOR_URL": SIM})
+CONFIG_URL = f"{SIM}/recommendations/klevu-simulator/settings/k-test"
+SEARCH_URL = f"{SIM}/cs/v2/search"
+TEMPLATE = ('<h2 class="kuRECS-title"><%= helper.escapeHTML(data.metadata.title) %></h2><ul>'
+            '<% helper.each(data.query.klevuRECSItemList.result, function (i, item) { %>'
+            '<li class="kuRECSItem" data-id="<%= item.id %>"><a href="<%= item.url %>">'
+            '<%= helper.escapeHTML(item.name) %></a></li><% }); %></ul>')
+HOME = PageContext(page_type="HOME")
+
+
+def config(**metadata) -> dict:
+    payload = {"recordQueries": [{"id": "klevuRECSItemList", "typeOfRequest": "RECS_TRENDING",
+                                  "settings": {"limit": 12, "query": {"term": "*"}}}]}
+    return {"metadata": {"title": "Trending now", "recsKey": "k-test", "pageType": "HOME",
+                         "logic": "TRENDING", "maxProducts": 12, "productThreshold": 4,
+                         "enabled": True, "action": None, **metadata},
+            "search": {"basePath": "klevu.test/cs/v2/search", "payload": json.dumps(payload)},
+            "templates": {"base": TEMPLATE}, "styles": {"base": ".kuRECS-title{color:red}"},
+            "staticContent": [{"targetUrl": "/sale", "contentType": "image", "image": [
+                {"resolution": "desktop", "url": "/img/promo/sale-desktop.svg",
+                 "altTag": "Sale", "maxWidth": "1200"}]}]}
+
+
+def records(n: int) -> list[dict]:
+    return [{"id": str(i), "itemGroupId": f"g{i}", "name": f"Product {i}", "url": f"/p/{i}",
+             "image": f"/img/p/{i}.svg", "price": "10.00", "salePrice": "9.00",
+             "currency": "EUR"} for i in range(1, n + 1)]
+
+
+def search_answer(n: int) -> dict:
+    return {"meta": {}, "queryResults": [{"id": "klevuRECSItemList", "meta": {},
+                                          "records": records(n)}]}
+
+
+@pytest.fixture()
+def fetch():
+    client, renderer = KlevuClient(SETTINGS), TemplateRenderer()
+
+    def run(page=HOME, segments=()):
+        return fetch_placement(client, renderer, "k-test", page, segments,
+                               time.monotonic() + 2)
+    return run
+
+
+@responses.activate
+def test_a_banner_shows_at_most_max_products_in_search_order(fetch):
+    responses.get(CONFIG_URL, json=config(maxProducts=5))
+    search = responses.post(SEARCH_URL, json=search_answer(9))
+    fetched = fetch()
+    assert [r["id"] for r in fetched.records] == ["1", "2", "3", "4", "5"]
+    assert fetched.html.startswith('<div class="klevuWrap">')
+    assert fetched.html.count('class="kuRECSItem"') == 5
+    assert json.loads(search.calls[0].request.body)["recordQueries"][0]["settings"]["limit"] == 5
+
+
+@responses.activate
+@pytest.mark.parametrize("metadata", [{"enabled": False}, {"action": "HIDE_RECOMMENDATION"}])
+def test_disabled_or_hidden_shows_nothing_and_searches_nothing(fetch, metadata):
+    responses.get(CONFIG_URL, json=config(**metadata))
+    search = responses.post(SEARCH_URL, json=search_answer(12))
+    assert fetch() is None
+    assert search.call_count == 0
+
+
+@responses.activate
+def test_fewer_records_than_the_threshold_hides_the_banner(fetch):
+    responses.get(CONFIG_URL, json=config(productThreshold=4))
+    responses.post(SEARCH_URL, json=search_answer(3))
+    assert fetch() is None
+
+
+@responses.activate
+def test_static_content_renders_without_a_search(fetch):
+    template = ('<% helper.each(data.staticContent, function (i, c) { %><a href="<%= c.targetUrl %>">'
+                '<img src="<%= c.image[0].url %>" alt="<%= c.image[0].altTag %>"></a><% }); %>')
+    answer = config(action="STATIC_CONTENT")
+    answer["templates"]["base"] = template
+    responses.get(CONFIG_URL, json=answer)
+    search = responses.post(SEARCH_URL, json=search_answer(12))
+    fetched = fetch()
+    assert '<img src="/img/promo/sale-desktop.svg" alt="Sale">' in fetched.html
+    assert fetched.records == [] and search.call_count == 0
+
+
+@responses.activate
+def test_a_broken_template_leaves_the_records_for_the_shop_fallback(fetch):
+    answer = config()
+    answer["templates"]["base"] = "<% for (;;) {} %>"
+    responses.get(CONFIG_URL, json=answer)
+    responses.post(SEARCH_URL, json=search_answer(6))
+    fetched = fetch()
+    assert fetched.html is None and len(fetched.records) == 6
+
+
+@responses.activate
+def test_segments_and_page_context_go_into_the_config_request(fetch):
+    config_call = responses.get(CONFIG_URL, json=config(pageType="PRODUCT",
+                                                        logic="OTHER_ALSO_VIEWED"))
+    responses.post(SEARCH_URL, json=search_answer(6))
+    fetch(PageContext(page_type="PRODUCT", product_id="7", item_group_id="g7",
+                      category_path=("Outdoor", "Tents")), ("seg_a", "seg_b"))
+    query = config_call.calls[0].request.params
+    assert query == {"sids": "seg_a,seg_b", "pid": "7", "gpid": "g7"}
+
+
+@pytest.mark.parametrize("context, segments, expected", [
+    (HOME, (), {}),
+    (HOME, ("seg_vip",), {"sids": "seg_vip"}),
+    (PageContext(page_type="CATEGORY", category_path=("Outdoor", "Tents")), (),
+     {"cp": "Outdoor;Tents"}),
+])
+def test_config_params_carry_only_what_the_page_has(context, segments, expected):
+    assert config_params(context, segments) == expected
+
+
+@responses.activate
+def test_placements_run_in_parallel_and_a_late_one_is_left_out(tmp_path):
+    """Two 0.5 s banners both fit a 0.9 s deadline (in turn they could not); a late one is dropped."""
+    from storefront import create_app
+    from storefront.klevu.recs import banners_for
+    from tests.conftest import app_config
+
+    app = create_app(app_config(SIM, tmp_path, OUTBOX_RELAY_IN_APP=False, RECS_DEADLINE=0.9,
+                                KLEVU_RECS_HOME="k-a,k-b,k-late"))
+    responses.post(f"{SIM}/visitor/public/1.0/klevu-simulator/session",
+                   json={"sessionId": "s-123456789", "segmentInfo": {"segments": [], "ttl": 60}})
+
+    def slow_config(delay):
+        def answer(request):
+            time.sleep(delay)
+            return 200, {}, json.dumps(config(title=request.url.rsplit("/", 1)[1]))
+        return answer
+    for key, delay in (("k-a", 0.5), ("k-b", 0.5), ("k-late", 1.5)):
+        responses.add_callback(responses.GET,
+                               f"{SIM}/recommendations/klevu-simulator/settings/{key}",
+                               callback=slow_config(delay))
+    responses.post(SEARCH_URL, json=search_answer(6))
+    with app.test_request_context("/"):
+        started = time.monotonic()
+        banners = banners_for(HOME)
+        took = time.monotonic() - started
+    assert [b.recs_key for b in banners] == ["k-a", "k-b"]
+    assert [b.title for b in banners] == ["k-a", "k-b"]
+    assert 0.85 <= took < 1.3  # waited for the deadline, not for the late banner
