@@ -76,6 +76,7 @@ def quickjs_figures() -> dict[str, float]:
                       number=50)
     css_cached = per_call_us(lambda: scope_css(CSS, '[data-klevu-banner="k-home-1"]'))
     created = per_call_us(lambda: _Engine(translations_json="{}", **LIMITS), repeat=3, number=10)
+    empty_call = per_call_us(lambda: engine._context.eval("0"))
     row("render, template compiled once", f"{compiled:8.0f} us", "(baseline)")
     row("render, compiling every time", f"{every_time:8.0f} us",
         f"x{every_time / compiled:.2f} of baseline")
@@ -85,6 +86,7 @@ def quickjs_figures() -> dict[str, float]:
     row("scope_css, same CSS again (cached)", f"{css_cached:8.1f} us", f"x{css_cached / compiled:.3f}")
     row("new engine (first render on a thread)", f"{created / 1000:8.1f} ms",
         f"x{created / compiled:.0f}")
+    row("one empty call into the engine", f"{empty_call:8.1f} us")
 
     before = resident_kib()
     engines = [_Engine(translations_json="{}", **LIMITS) for _ in range(20)]
@@ -94,7 +96,7 @@ def quickjs_figures() -> dict[str, float]:
     heap = engine._context.memory()["memory_used_size"] / 1024
     row("engine heap after a render (QuickJS count)", f"{heap:8.0f} KiB")
     row("resident memory per engine (20 engines)", f"{rss:8.0f} KiB")
-    return {"compiled": compiled, "every_time": every_time, "rss": rss}
+    return {"compiled": compiled, "every_time": every_time, "empty_call": empty_call, "rss": rss}
 
 
 def threading_figures() -> None:
@@ -160,7 +162,8 @@ def v8_figures(quickjs: dict[str, float]) -> None:
         f"x{rendered / quickjs['compiled']:.2f} of QuickJS")
     row("render, compiling every time", f"{every_time:8.0f} us",
         f"x{every_time / quickjs['every_time']:.2f} of QuickJS")
-    row("one empty call into the engine", f"{empty_call:8.0f} us")
+    row("one empty call into the engine", f"{empty_call:8.0f} us",
+        f"x{empty_call / quickjs['empty_call']:.0f} of QuickJS")
     before = resident_kib()
     isolates = [V8Engine() for _ in range(5)]
     for each in isolates:

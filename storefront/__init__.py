@@ -39,7 +39,10 @@ def configure(app: Flask, test_config: dict | None) -> None:
     data_dir.mkdir(parents=True, exist_ok=True)
     if not app.config.get("SECRET_KEY"):
         app.config["SECRET_KEY"] = _shared_secret(data_dir / "secret_key")
-    cache_config = ({"CACHE_TYPE": "RedisCache"} if app.config.get("CACHE_REDIS_URL")
+    # A hung Redis must not hold pages past their deadline: short socket timeouts.
+    cache_config = ({"CACHE_TYPE": "RedisCache",
+                     "CACHE_OPTIONS": {"socket_timeout": 0.5, "socket_connect_timeout": 0.5}}
+                    if app.config.get("CACHE_REDIS_URL")
                     else {"CACHE_TYPE": "SimpleCache", "CACHE_THRESHOLD": 10000})
     for key, value in cache_config.items():
         app.config.setdefault(key, value)
