@@ -37,15 +37,27 @@ MAX_CHARS = 256 << 10
 PROBE_TIMEOUT_S = 3.0
 
 
-def per_call_us(call, *, repeat: int = 5, number: int = 200) -> float:
-    """Median over `repeat` runs of the mean time of one call, in microseconds."""
-    runs = []
-    for _ in range(repeat):
-        started = time.perf_counter()
-        for _ in range(number):
-            call()
-        runs.append((time.perf_counter() - started) / number * 1e6)
-    return statistics.median(runs)
+def per_call_us(call, *, number: int) -> float:
+    started = time.perf_counter()
+    for _ in range(number):
+        call()
+    return (time.perf_counter() - started) / number * 1e6
+
+
+def compare(baseline, other, *, rounds: int = 9, number: int = 40) -> tuple[float, float, float]:
+    """Median microseconds per call of `baseline` and `other`, and the median of their ratios.
+
+    The two are timed in alternating short blocks so that both run under the same load: on a
+    machine shared with other workers the load changes from one second to the next, and timing
+    one after the other compares two different machines.
+    """
+    base_times, other_times, ratios = [], [], []
+    for _ in range(rounds):
+        base_times.append(per_call_us(baseline, number=number))
+        other_times.append(per_call_us(other, number=number))
+        ratios.append(other_times[-1] / base_times[-1])
+    return (statistics.median(base_times), statistics.median(other_times),
+            statistics.median(ratios))
 
 
 def resident_kib() -> int:
@@ -61,66 +73,75 @@ def row(label: str, value: str, note: str = "") -> None:
 
 # --- QuickJS, as the storefront runs it ----------------------------------------------------
 
-def quickjs_figures() -> dict[str, float]:
-    print("QuickJS (quickjs binding), 12-product banner")
-    engine = _Engine(translations_json="{}", **LIMITS)
-    key = b"bench"
-    compiled = per_call_us(lambda: engine.render(key, TEMPLATE, PAYLOAD, MAX_CHARS))
-    every_time = per_call_us(lambda: engine._render(engine._compile(TEMPLATE), engine._helper,
-                                                    PAYLOAD, MAX_CHARS))
-    raw_html = engine.render(key, TEMPLATE, PAYLOAD, MAX_CHARS)
-    sanitize = per_call_us(lambda: sanitize_banner_html(raw_html))
+class QuickJSEngine:
+    """The storefront's engine, driven call by call (what TemplateRenderer does inside)."""
+
+    def __init__(self):
+        self.engine = _Engine(translations_json="{}", **LIMITS)
+
+    def render_compiled(self):
+        return self.engine.render(b"bench", TEMPLATE, PAYLOAD, MAX_CHARS)
+
+    def render_compiling(self):
+        engine = self.engine
+        return engine._render(engine._compile(TEMPLATE), engine._helper, PAYLOAD, MAX_CHARS)
+
+    def empty_call(self):
+        return self.engine._context.eval("0")
+
+
+def quickjs_figures() -> QuickJSEngine:
+    print("QuickJS (quickjs binding), 12-product banner; ratios to the compiled render")
+    quickjs = QuickJSEngine()
+    raw_html = quickjs.render_compiled()
     renderer = TemplateRenderer()
-    full = per_call_us(lambda: renderer.render(TEMPLATE, DATA))
-    css = per_call_us(lambda: scope_css.__wrapped__(CSS, '[data-klevu-banner="k-home-1"]'),
-                      number=50)
-    css_cached = per_call_us(lambda: scope_css(CSS, '[data-klevu-banner="k-home-1"]'))
-    created = per_call_us(lambda: _Engine(translations_json="{}", **LIMITS), repeat=3, number=10)
-    empty_call = per_call_us(lambda: engine._context.eval("0"))
+    scope = '[data-klevu-banner="k-home-1"]'
+    compiled, every_time, ratio = compare(quickjs.render_compiled, quickjs.render_compiling)
     row("render, template compiled once", f"{compiled:8.0f} us", "(baseline)")
-    row("render, compiling every time", f"{every_time:8.0f} us",
-        f"x{every_time / compiled:.2f} of baseline")
-    row("sanitize the banner HTML (nh3)", f"{sanitize:8.0f} us", f"x{sanitize / compiled:.2f}")
-    row("TemplateRenderer.render (render+sanitize+wrap)", f"{full:8.0f} us", f"x{full / compiled:.2f}")
-    row("scope_css, 1.6 KB of CSS, first time", f"{css:8.0f} us", f"x{css / compiled:.2f}")
-    row("scope_css, same CSS again (cached)", f"{css_cached:8.1f} us", f"x{css_cached / compiled:.3f}")
-    row("new engine (first render on a thread)", f"{created / 1000:8.1f} ms",
-        f"x{created / compiled:.0f}")
-    row("one empty call into the engine", f"{empty_call:8.1f} us")
+    row("render, compiling every time", f"{every_time:8.0f} us", f"x{ratio:.2f}")
+    for label, call in [
+            ("sanitize the banner HTML (nh3)", lambda: sanitize_banner_html(raw_html)),
+            ("TemplateRenderer.render (render+sanitize+wrap)", lambda: renderer.render(TEMPLATE, DATA)),
+            ("scope_css, 1.6 KB of CSS, first time", lambda: scope_css.__wrapped__(CSS, scope)),
+            ("scope_css, same CSS again (cached)", lambda: scope_css(CSS, scope))]:
+        _, other, ratio = compare(quickjs.render_compiled, call)
+        row(label, f"{other:8.1f} us", f"x{ratio:.3g}")
+    created = per_call_us(lambda: _Engine(translations_json="{}", **LIMITS), number=20)
+    row("new engine (first render on a thread)", f"{created / 1000:8.1f} ms")
 
     before = resident_kib()
-    engines = [_Engine(translations_json="{}", **LIMITS) for _ in range(20)]
+    engines = [QuickJSEngine() for _ in range(20)]
     for each in engines:
-        each.render(key, TEMPLATE, PAYLOAD, MAX_CHARS)
+        each.render_compiled()
     rss = (resident_kib() - before) / len(engines)
-    heap = engine._context.memory()["memory_used_size"] / 1024
+    heap = quickjs.engine._context.memory()["memory_used_size"] / 1024
     row("engine heap after a render (QuickJS count)", f"{heap:8.0f} KiB")
     row("resident memory per engine (20 engines)", f"{rss:8.0f} KiB")
-    return {"compiled": compiled, "every_time": every_time, "empty_call": empty_call, "rss": rss}
+    quickjs.rss_kib = rss
+    return quickjs
 
 
 def threading_figures() -> None:
-    print("\nThreads: 4 threads x 150 banners each (2 CPU cores)")
-
-    def throughput(render) -> float:
-        with ThreadPoolExecutor(max_workers=4) as pool:
-            list(pool.map(lambda _: render(TEMPLATE, DATA), range(8)))   # engines warm
-            started = time.perf_counter()
-            list(pool.map(lambda _: render(TEMPLATE, DATA), range(600)))
-            return 600 / (time.perf_counter() - started)
-
+    print("\nThreads: 4 threads rendering 200 banners, 5 alternating rounds (2 CPU cores)")
     shared_renderer = TemplateRenderer()
     one_thread = ThreadPoolExecutor(max_workers=1)   # QuickJS runtimes cannot change threads
 
     def shared(template, data):
         return one_thread.submit(shared_renderer.render, template, data).result()
 
-    locked = throughput(shared)
-    per_thread = throughput(TemplateRenderer().render)
+    per_thread = TemplateRenderer().render
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        def batch(render):
+            return lambda: list(pool.map(lambda _: render(TEMPLATE, DATA), range(200)))
+        batch(shared)()
+        batch(per_thread)()                              # every thread has its engine
+        shared_us, per_thread_us, ratio = compare(batch(shared), batch(per_thread),
+                                                  rounds=5, number=1)
     one_thread.shutdown()
-    row("one shared engine, calls serialized", f"{locked:8.0f} /s", "(baseline)")
-    row("an engine per thread (TemplateRenderer)", f"{per_thread:8.0f} /s",
-        f"x{per_thread / locked:.2f} of baseline")
+    row("one shared engine, calls handed to its thread", f"{200e6 / shared_us:8.0f} /s",
+        "(baseline)")
+    row("an engine per thread (TemplateRenderer)", f"{200e6 / per_thread_us:8.0f} /s",
+        f"x{1 / ratio:.2f} banners/s")
 
 
 # --- V8 (mini-racer), same JavaScript --------------------------------------------------------
@@ -144,33 +165,31 @@ class V8Engine:
                            timeout_sec=LIMITS["time_limit_ms"] / 1000)
 
 
-def v8_figures(quickjs: dict[str, float]) -> None:
+def v8_figures(quickjs: QuickJSEngine) -> None:
     try:
         import py_mini_racer  # noqa: F401
     except ImportError:
         print("\nV8: skipped (pip install mini-racer to compare)")
         return
-    print("\nV8 (mini-racer), same template, same JavaScript")
-    engine = V8Engine()
-    compiled = engine.compile(TEMPLATE)
+    print("\nV8 (mini-racer), same template, same JavaScript; ratios to QuickJS")
+    v8 = V8Engine()
+    compiled = v8.compile(TEMPLATE)
     for _ in range(50):
-        engine.run(compiled)                                  # let the JIT warm up
-    rendered = per_call_us(lambda: engine.run(compiled), number=100)
-    every_time = per_call_us(lambda: engine.run(engine.compile(TEMPLATE)), number=50)
-    empty_call = per_call_us(lambda: engine.racer.eval("0"), number=100)
-    row("render, template compiled once", f"{rendered:8.0f} us",
-        f"x{rendered / quickjs['compiled']:.2f} of QuickJS")
-    row("render, compiling every time", f"{every_time:8.0f} us",
-        f"x{every_time / quickjs['every_time']:.2f} of QuickJS")
-    row("one empty call into the engine", f"{empty_call:8.0f} us",
-        f"x{empty_call / quickjs['empty_call']:.0f} of QuickJS")
+        v8.run(compiled)                                      # let the JIT warm up
+    for label, ours, theirs in [
+            ("render, template compiled once", quickjs.render_compiled, lambda: v8.run(compiled)),
+            ("render, compiling every time", quickjs.render_compiling,
+             lambda: v8.run(v8.compile(TEMPLATE))),
+            ("one empty call into the engine", quickjs.empty_call, lambda: v8.racer.eval("0"))]:
+        _, other, ratio = compare(ours, theirs, number=20)
+        row(label, f"{other:8.0f} us", f"x{ratio:.2f}")
     before = resident_kib()
     isolates = [V8Engine() for _ in range(5)]
     for each in isolates:
         each.run(each.compile(TEMPLATE))
     rss = (resident_kib() - before) / len(isolates)
     row("resident memory per engine (5 engines)", f"{rss:8.0f} KiB",
-        f"x{rss / quickjs['rss']:.1f} of QuickJS")
+        f"x{rss / quickjs.rss_kib:.1f}")
 
 
 # --- Sandbox probes ---------------------------------------------------------------------------
@@ -260,9 +279,9 @@ def sandbox_probes() -> None:
 
 def main() -> None:
     started = time.perf_counter()
-    figures = quickjs_figures()
+    quickjs = quickjs_figures()
     threading_figures()
-    v8_figures(figures)
+    v8_figures(quickjs)
     sandbox_probes()
     print(f"\n(total {time.perf_counter() - started:.0f} s)")
 

@@ -214,10 +214,11 @@ def test_checkout_shows_bargain_hunters_the_static_promo(shopper: Shopper, page:
 
     banner = shopper.banner(CHECKOUT_BANNER)
     expect(banner.locator(".kuRECSItem")).to_have_count(0)
-    image = banner.get_by_alt_text(desktop["altTag"]).and_(
-        banner.locator(f'img[src="{desktop["url"]}"]'))
+    picture = page.locator(f'img[src="{desktop["url"]}"]').and_(
+        page.get_by_alt_text(desktop["altTag"], exact=True))
+    image = banner.locator(picture)
     expect(image).to_be_visible()
-    expect(banner.get_by_role("link").filter(has=image)).to_have_attribute(
+    expect(banner.get_by_role("link").filter(has=picture)).to_have_attribute(
         "href", re.compile(re.escape(promo["targetUrl"]) + "$"))
     assert image.evaluate("img => img.complete && img.naturalWidth > 0"), "promo did not load"
     box = image.bounding_box()

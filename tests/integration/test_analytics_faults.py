@@ -94,9 +94,12 @@ class Shop:
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait()
 
+    def outbox(self) -> dict:
+        return requests.get(f"{self.url}/healthz", timeout=5).json()["outbox"]
+
     def delivering(self) -> bool:
         """The relay holds a claimed batch: sending it, or about to."""
-        return requests.get(f"{self.url}/healthz", timeout=5).json()["outbox"]["in_flight"] > 0
+        return self.outbox()["in_flight"] > 0
 
     def log_tail(self, lines: int = 30) -> str:
         return "\n".join(self.log.read_text().splitlines()[-lines:])
@@ -212,14 +215,14 @@ def test_every_accepted_event_reaches_the_collector_through_faults_and_kill_9(si
         sim.faults(collect=None)
         stopped = time.monotonic()
         accepted = dict(ledger.accepted)
-        while True:
-            journal = sim.events()
+        while True:   # drained: every accepted event arrived, and nothing is left to send
+            journal, outbox = sim.events(), shop.outbox()
             received = Counter(e["event_id"] for e in journal["events"])
-            if accepted.keys() <= received.keys() or time.monotonic() > deadline:
+            if (accepted.keys() <= received.keys() and outbox["depth"] == 0) \
+                    or time.monotonic() > deadline:
                 break
             time.sleep(0.1)
         drained = time.monotonic() - stopped
-        outbox = requests.get(f"{shop.url}/healthz", timeout=5).json()["outbox"]
     finally:
         stop.set()
         for thread in shoppers:
