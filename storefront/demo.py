@@ -52,7 +52,8 @@ def main(argv: list[str] | None = None) -> int:
         processes.append(subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "--bind", f"{args.host}:{args.port}",
              "--worker-class", "gthread", "--threads", "8", "--workers", str(args.workers),
-             "--access-logfile", "-", "storefront:create_app()"], env=env))
+             "--no-control-socket", "--access-logfile", "-", "storefront:create_app()"],
+            env=env))
         wait_healthy(f"{shop_url}/healthz", processes[-1])
         print(f"\n  Shop:      {shop_url}", flush=True)
         if offline:

@@ -63,8 +63,13 @@ def _check_rate() -> None:
     """
     visitor = request.cookies.get("klevu_session") or request.remote_addr or "-"
     key = f"rate:{visitor}:{int(time.time() // RATE_WINDOW)}"
-    cache.add(key, 0, timeout=RATE_WINDOW * 2)
-    if (cache.cache.inc(key) or 0) > RATE_LIMIT:
+    try:
+        cache.add(key, 0, timeout=RATE_WINDOW * 2)
+        count = cache.cache.inc(key) or 0
+    except Exception:  # the cache (Redis) is down: losing events would be worse than a flood
+        log.warning("rate limit unavailable: cache error", exc_info=True)
+        return
+    if count > RATE_LIMIT:
         raise Rejected(429, "too many events")
 
 
@@ -72,9 +77,9 @@ def _body() -> dict:
     """The posted JSON object, reading at most ``MAX_BODY`` + 1 bytes of the body.
 
     Werkzeug refuses a declared ``Content-Length`` over the limit before reading anything, and
-    stops a chunked body (no length) at the limit instead of reading it whole into memory; it
-    then returns the truncated body silently, so the one extra byte is what tells a body over
-    the limit from one exactly at it.
+    stops a chunked body (no length; the server marks it ``wsgi.input_terminated``) at the
+    limit instead of reading it whole into memory. It returns the cut body without a word, so
+    the one extra byte is what tells a body over the limit from one exactly at it.
     """
     request.max_content_length = MAX_BODY + 1
     try:

@@ -9,12 +9,14 @@ Sandbox: the engine has no host objects at all (no I/O, no network, no Python ca
 ECMAScript built-ins, the template's helpers and the data passed in, as JSON. Each render has a
 CPU-time limit and each engine a memory limit; built-ins are frozen so a template cannot change
 what the next one sees. Every failure (syntax error, exception, time or memory limit, size
-limits) is one ``RenderError``, on which the caller shows the shop's own banner.
+limits) is one ``RenderError``, on which the caller shows the shop's own banner. Known gap:
+QuickJS cannot interrupt a backtracking regular expression, which keeps its thread busy
+(docs/performance.md); the caller's page deadline still leaves that banner out.
 
 Threads: a QuickJS runtime must only ever be used by the thread that created it (its stack
 checks are tied to that thread), so each thread gets its own engine, lazily, with its own cache
 of compiled templates. Renders on different threads run in parallel: the engine releases the
-GIL while JavaScript runs. Measured against one shared engine behind a lock in
+GIL while JavaScript runs. Measured against one shared engine on a dedicated thread in
 docs/performance.md.
 """
 from __future__ import annotations
@@ -31,6 +33,7 @@ import quickjs
 
 from .sanitize import sanitize_banner_html, scope_css
 
+# The banner code gets everything that turns a config into safe markup from this module.
 __all__ = ["RenderError", "TemplateRenderer", "sanitize_banner_html", "scope_css"]
 
 # Loaded into every engine, in this order: the dialect, the helpers, then the hardening that
@@ -61,11 +64,13 @@ class _Engine:
     def __init__(self, *, time_limit_ms: int, memory_limit_bytes: int, translations_json: str):
         context = quickjs.Context()
         context.set_memory_limit(memory_limit_bytes)
-        context.set_time_limit(time_limit_ms / 1000)
         for source in _ENGINE_SOURCES:
             context.eval(source)
         self._helper = context.get("makeKlevuHelper")(translations_json)
         context.get("hardenKlevuEngine")()
+        # Only now: the limit counts the whole process's CPU time, so under load a small limit
+        # would interrupt the ~10 ms of our own set-up above.
+        context.set_time_limit(time_limit_ms / 1000)
         self._compile = context.get("compileKlevuTemplate")
         self._render = context.get("renderKlevuTemplate")
         self._compiled: OrderedDict[bytes, quickjs.Object] = OrderedDict()
@@ -86,9 +91,10 @@ class _Engine:
 class TemplateRenderer:
     """Renders Klevu banner templates; one instance serves every thread of the app.
 
-    ``time_limit_ms`` is CPU time (QuickJS measures process CPU time, so under parallel load
-    the limit is reached sooner, never later). ``memory_limit_bytes`` bounds each thread's
-    engine, compiled templates included. ``translations`` feeds ``helper.translate``.
+    ``time_limit_ms`` is CPU time for each call into the engine (compiling a new template
+    version and rendering are separate calls), read from the process's CPU clock: under
+    parallel load it is reached sooner, never later. ``memory_limit_bytes`` bounds each
+    thread's engine, compiled templates included. ``translations`` feeds ``helper.translate``.
     """
 
     def __init__(self, *, time_limit_ms: int = 250, memory_limit_bytes: int = 32 << 20,

@@ -127,6 +127,7 @@ def screenshot(pytestconfig) -> Callable[[Page, str], Path]:
 
     def take(page: Page, name: str) -> Path:
         path = folder / f"{name}.png"
+        page.evaluate("window.scrollTo(0, 0)")   # else the sticky header lands mid-picture
         page.screenshot(path=str(path), full_page=True)
         return path
     return take

@@ -153,10 +153,10 @@ def post_until_accepted(browser: requests.Session, shop: Shop, body: dict, event
                 return
             outcome = answer.status_code
         with ledger.lock:
-            ledger.retried[outcome] += 1
             if outcome not in RETRY_LATER:
                 ledger.unexpected.append((outcome, answer.text))
                 return
+            ledger.retried[outcome] += 1
         time.sleep(0.05)
 
 

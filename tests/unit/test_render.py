@@ -92,6 +92,11 @@ def test_time_limit_stops_an_endless_loop_promptly():
     assert time.monotonic() - started < 1.0
 
 
+def test_time_limit_applies_to_templates_not_to_engine_set_up():
+    """Building an engine takes ~10 ms of CPU; a tight limit must still let it start."""
+    assert TemplateRenderer(time_limit_ms=1).render("<p>ok</p>", {}) == wrapped("<p>ok</p>")
+
+
 def test_memory_limit_is_per_engine_and_configurable():
     template = '<% var s = "x".repeat(10 << 20); %><%= s.length %>'   # a 10 MiB string
     assert TemplateRenderer(memory_limit_bytes=32 << 20).render(template, {}) == wrapped("10485760")
@@ -114,8 +119,9 @@ def test_globals_a_template_creates_are_gone_for_the_next_render(renderer):
     assert renderer.render(template, {}) == wrapped("1")
 
 
-def test_engine_stopped_by_a_limit_is_replaced(renderer):
+def test_engine_stopped_by_a_limit_is_replaced():
     """An interrupt skips the engine's own clean-up; only a new engine forgets the global."""
+    renderer = TemplateRenderer(time_limit_ms=50)
     with pytest.raises(RenderError, match="interrupted"):
         renderer.render("<% leaked = 1; while (true) {} %>", {})
     assert renderer.render("<%= typeof leaked %>", {}) == wrapped("undefined")

@@ -25,13 +25,12 @@ var hardenKlevuEngine = (function () {
 
     function guarded(name, builtin) {
         return function () {
-            if (tooLong(this)) {
-                throw new RangeError("Array " + name + " refused: more than " + MAX_NATIVE_LENGTH + " elements");
+            var tooMany = tooLong(this);
+            for (var i = 0; i < arguments.length && !tooMany; i++) {
+                tooMany = isArray(arguments[i]) && tooLong(arguments[i]);  // concat's arrays
             }
-            for (var i = 0; i < arguments.length; i++) {
-                if (isArray(arguments[i]) && tooLong(arguments[i])) {
-                    throw new RangeError("Array " + name + " refused: more than " + MAX_NATIVE_LENGTH + " elements");
-                }
+            if (tooMany) {
+                throw new RangeError("Array " + name + " refused: more than " + MAX_NATIVE_LENGTH + " elements");
             }
             return apply(builtin, this, arguments);
         };

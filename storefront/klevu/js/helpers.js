@@ -21,9 +21,11 @@ var makeKlevuHelper = (function () {
         "/": "&#x2F;", "`": "&#x60;", "=": "&#x3D;"
     };
 
-    // JSv2's default price formatters use a per-currency table of symbol, decimal places and
-    // separators. A storefront shows prices the way its own pages do, so this table follows
-    // English-locale shop conventions: "€1,250.00", "$5.00", "¥1,200", "199.00 kr".
+    // JSv2 formats prices from a per-currency table of symbol, decimal places and separators,
+    // which merchants customise. Here the table matches the shop's own pages (the `money`
+    // filter in storefront/shop/views.py), so a Klevu banner and the shop's fallback banner
+    // show a price the same way: "€1,250.00", "$5.00", an unknown code as "XYZ 10.00"; plus
+    // the usual conventions of other currencies: "¥1,200", "199.00 kr".
     var CURRENCY_FORMATS = {
         EUR: {symbol: "€"}, USD: {symbol: "$"}, GBP: {symbol: "£"},
         AUD: {symbol: "A$"}, CAD: {symbol: "CA$"}, NZD: {symbol: "NZ$"}, SGD: {symbol: "S$"},
