@@ -11,7 +11,9 @@ CPU-time limit and each engine a memory limit; built-ins are frozen so a templat
 what the next one sees. Every failure (syntax error, exception, time or memory limit, size
 limits) is one ``RenderError``, on which the caller shows the shop's own banner. Known gap:
 QuickJS cannot interrupt a backtracking regular expression, which keeps its thread busy
-(docs/performance.md); the caller's page deadline still leaves that banner out.
+(docs/performance.md). Two things bound the harm: the caller's page deadline leaves that
+banner out, and a template version with a render still running well past its time limit is
+marked runaway, so later renders of it fail at once instead of tying up thread after thread.
 
 Threads: a QuickJS runtime must only ever be used by the thread that created it (its stack
 checks are tied to that thread), so each thread gets its own engine, lazily, with its own cache
@@ -24,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Mapping
 from importlib import resources
@@ -106,6 +109,11 @@ class TemplateRenderer:
         self.max_output_bytes = max_output_bytes
         self._translations_json = json.dumps(dict(translations or {}))
         self._local = threading.local()
+        # Runaway guard: when each template version's oldest render in progress started.
+        self.runaway_after = max(1.0, 8 * time_limit_ms / 1000)
+        self._running: dict[bytes, list[float]] = {}
+        self._runaway: set[bytes] = set()
+        self._guard = threading.Lock()
 
     def render(self, template: str, data: Mapping[str, Any], *, data_local: Any = None,
                scope: Any = None) -> str:
@@ -128,10 +136,10 @@ class TemplateRenderer:
             raise RenderError("template is not valid text") from exc
         if len(source) > self.max_template_bytes:
             raise RenderError(f"template exceeds {self.max_template_bytes} bytes")
-        engine = self._engine()
+        key = hashlib.sha256(source).digest()
+        started = self._enter(key)
         try:
-            html = engine.render(hashlib.sha256(source).digest(), template, payload,
-                                 self.max_output_bytes)
+            html = self._engine().render(key, template, payload, self.max_output_bytes)
         except quickjs.JSException as exc:
             message = str(exc).partition("\n")[0]
             if message.startswith(_LIMIT_FAILURES):
@@ -141,12 +149,33 @@ class TemplateRenderer:
             raise RenderError(message) from exc
         except UnicodeDecodeError as exc:  # the output held a lone surrogate
             raise RenderError("template output is not valid text") from exc
+        finally:
+            self._leave(key, started)
         # QuickJS hands back None, not a string, when copying the output out runs out of memory.
         if not isinstance(html, str):
             raise RenderError("template output could not be read")
         if len(html.encode("utf-8")) > self.max_output_bytes:
             raise RenderError(f"template output exceeds {self.max_output_bytes} bytes")
         return html
+
+    def _enter(self, key: bytes) -> float:
+        """Refuse a template version known to run away; else note this render's start."""
+        now = time.monotonic()
+        with self._guard:
+            starts = self._running.setdefault(key, [])
+            if key not in self._runaway and starts and now - min(starts) > self.runaway_after:
+                self._runaway.add(key)
+            if key in self._runaway:
+                raise RenderError("template ran away before (a render never finished)")
+            starts.append(now)
+            return now
+
+    def _leave(self, key: bytes, started: float) -> None:
+        with self._guard:
+            starts = self._running[key]
+            starts.remove(started)
+            if not starts:
+                del self._running[key]
 
     def _engine(self) -> _Engine:
         engine = getattr(self._local, "engine", None)

@@ -176,3 +176,25 @@ def test_parallel_renders_give_the_serial_results():
     with ThreadPoolExecutor(max_workers=8) as pool:
         results = list(pool.map(render, range(180)))
     assert results == [expected[i % len(cases)] for i in range(180)]
+
+
+def test_a_template_whose_render_never_ends_is_refused_at_once_afterwards():
+    """QuickJS cannot interrupt a backtracking regex; the guard keeps it to one stuck thread."""
+    renderer = TemplateRenderer(time_limit_ms=50)  # runaway after 1 s
+    hog = '<%= /(a+)+$/.test("a".repeat(26) + "b") %>'
+    first = threading.Thread(target=_swallow, args=(renderer.render, hog, {}))
+    first.start()
+    time.sleep(1.3)
+    started = time.monotonic()
+    with pytest.raises(RenderError, match="ran away"):
+        renderer.render(hog, {})
+    assert time.monotonic() - started < 0.5
+    assert renderer.render("<p>fine</p>", {}) == '<div class="klevuWrap"><p>fine</p></div>'
+    first.join(60)
+
+
+def _swallow(fn, *args):
+    try:
+        fn(*args)
+    except RenderError:
+        pass
