@@ -18,11 +18,6 @@ class Category:
     name: str
     path: tuple[str, ...]
 
-    @property
-    def klevu_path(self) -> str:
-        """Category path as Klevu's ``cp`` parameter and ``query.categoryPath`` want it."""
-        return ";".join(self.path)
-
 
 @dataclass(frozen=True)
 class Product:

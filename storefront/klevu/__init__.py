@@ -1,7 +1,7 @@
-"""Klevu integration: the client, the renderer and (through blueprints) the four guide steps."""
+"""Klevu integration: the one HTTP client, bound per app; the steps live in the modules beside it."""
 from __future__ import annotations
 
-from flask import Flask, current_app
+from flask import Flask
 
 from .client import KlevuClient
 
@@ -11,10 +11,6 @@ class Klevu:
 
     def init_app(self, app: Flask) -> None:
         app.extensions["klevu_client"] = KlevuClient(app.config["KLEVU"])
-
-    @property
-    def client(self) -> KlevuClient:
-        return current_app.extensions["klevu_client"]
 
 
 klevu = Klevu()

@@ -9,12 +9,11 @@ from flask import after_this_request, request
 
 from .. import recently_viewed
 
-RECENT_COOKIE = "shop_recent"
 RECENT_MAX_AGE = 30 * 24 * 3600
 
 
 def recent_ids() -> tuple[str, ...]:
-    return recently_viewed.parse_recent(request.cookies.get(RECENT_COOKIE))
+    return recently_viewed.parse_recent(request.cookies.get(recently_viewed.COOKIE_NAME))
 
 
 def remember_product(product_id: str) -> None:
@@ -23,6 +22,6 @@ def remember_product(product_id: str) -> None:
 
     @after_this_request
     def store(response):
-        response.set_cookie(RECENT_COOKIE, recently_viewed.format_recent(ids),
+        response.set_cookie(recently_viewed.COOKIE_NAME, recently_viewed.format_recent(ids),
                             max_age=RECENT_MAX_AGE, httponly=True, samesite="Lax")
         return response

@@ -17,7 +17,7 @@ TOKEN_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789
 def catalog_banner(count=12):
     records = [{"id": p.id, "itemGroupId": p.item_group_id, "name": p.name,
                 "salePrice": p.sale_price, "currency": p.currency, "brand": p.brand,
-                "category": p.category.klevu_path} for p in load_catalog().products[:count]]
+                "category": ";".join(p.category.path)} for p in load_catalog().products[:count]]
     metadata = {"title": "Picked for our VIPs", "pageType": "HOME",
                 "logic": "TRENDING_PERSONALIZED", "spotKey": "spot-home-1",
                 "spotName": "Home spot 1", "segmentKey": "seg_vip",
