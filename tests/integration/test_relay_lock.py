@@ -32,7 +32,7 @@ def deliveries(log_path) -> list[tuple[int, str]]:
                 for event_id in ids]
 
 
-def wait_until(condition, seconds: float = 10.0) -> None:
+def wait_until(condition, seconds: float = 30.0) -> None:  # generous: CI machines are loaded
     deadline = time.monotonic() + seconds
     while not condition():
         assert time.monotonic() < deadline, "timed out"
@@ -83,7 +83,7 @@ def test_one_relay_per_data_dir_and_a_standby_takes_over_after_kill_9(tmp_path):
         print(f"\n300 events, {len(counts)} delivered, {duplicates} duplicates; "
               f"standby took over {takeover:.2f} s after kill -9 (lock retry 1 s)")
         assert len(counts) == 300
-        assert store.stats()["depth"] == 0
+        wait_until(lambda: store.stats()["depth"] == 0)  # acked just after the send returns
     finally:
         for process in relays:
             process.send_signal(signal.SIGTERM)
