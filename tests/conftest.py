@@ -163,7 +163,7 @@ def redis_server():
 
     binary = shutil.which("redis-server")
     if binary is None:
-        pytest.skip("redis-server is not installed (`make system-test-deps` installs it)")
+        pytest.fail("redis-server is not installed (`make test` installs it)")
     port = free_port()
     process = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1",
                                 "--save", "", "--appendonly", "no"],
