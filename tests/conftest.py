@@ -155,7 +155,7 @@ def pytest_collection_modifyitems(config, items):
 
 
 # -- Redis: a real redis-server for the shared cache (segments across app processes) -----------
-# Added for tests/integration/test_segments*.py; kept apart from the fixtures above.
+# Used by tests/integration/test_segments_http.py (several app processes share one cache).
 @pytest.fixture(scope="session")
 def redis_server():
     """A throwaway redis-server on a free loopback port, without persistence; its URL."""
