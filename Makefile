@@ -35,6 +35,7 @@ test: install-test system-test-deps
 
 bench: install-test
 	$(PY) bench/bench_render.py
+	$(PY) bench/bench_pages.py
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache
