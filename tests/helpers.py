@@ -22,3 +22,16 @@ def eventually(check, seconds: float = 10.0, interval: float = 0.1):
         if result or time.monotonic() > deadline:
             return result
         time.sleep(interval)
+
+
+class FakeClock:
+    """Wall-clock stand-in for code that takes a ``clock`` callable: time moves when told."""
+
+    def __init__(self, now: float = 1_700_000_000.0):
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds

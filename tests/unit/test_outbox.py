@@ -12,22 +12,11 @@ from storefront.klevu.outbox import OutboxError, OutboxFull, OutboxStore
 CLAIM = {"lease_seconds": 60.0, "max_attempts": 20, "max_age": 3600.0}
 
 
-class Clock:
-    def __init__(self):
-        self.now = 1_700_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
 
 def events(n: int, prefix: str = "e") -> list[tuple[str, dict]]:
     return [(f"{prefix}{i:04d}", {"event": "view_recs_list", "id": f"{prefix}{i:04d}"})
             for i in range(n)]
 
-
-@pytest.fixture()
-def clock():
-    return Clock()
 
 
 @pytest.fixture()

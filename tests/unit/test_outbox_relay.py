@@ -18,14 +18,7 @@ from hypothesis import given, strategies as st
 from storefront.klevu.client import KlevuError
 from storefront.klevu.outbox import OutboxStore
 from storefront.klevu.relay import Backoff, Relay, RelayRunner, lock_holder
-
-
-class Clock:
-    def __init__(self):
-        self.now = 1_700_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.helpers import FakeClock
 
 
 class Collector:
@@ -50,7 +43,7 @@ def events(n: int, prefix: str = "e") -> list[tuple[str, dict]]:
             for i in range(n)]
 
 
-def drain(relay: Relay, clock: Clock, steps: int = 10_000) -> None:
+def drain(relay: Relay, clock: FakeClock, steps: int = 10_000) -> None:
     for _ in range(steps):
         if relay.store.next_due() is None:
             return
@@ -62,10 +55,6 @@ def attempts(store: OutboxStore) -> list[int]:
     with sqlite3.connect(store.path) as db:
         return [n for (n,) in db.execute("SELECT attempts FROM outbox ORDER BY seq")]
 
-
-@pytest.fixture()
-def clock():
-    return Clock()
 
 
 @pytest.fixture()

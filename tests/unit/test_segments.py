@@ -32,16 +32,6 @@ SEGMENTS = {MAYA_XID: ("seg_outdoor",), OLIVER_XID: ("seg_vip", "seg_style")}
 CID = "YWUyOGU5ZjMtMzI2MS00ZTQ5LTgzNmEtOGNmNDkyOWQ3MTMx"
 
 
-class Clock:
-    def __init__(self):
-        self.now = 1_700_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
 
 class FakeKlevu:
     """The visitor service: ``start_session`` and ``klaviyo_segments`` as KlevuClient has them."""
@@ -86,10 +76,6 @@ class FakeKlevu:
         return SessionAnswer(self._open(session_id), SEGMENTS.get(exchange_id, ()),
                              self.segment_ttl)
 
-
-@pytest.fixture()
-def clock():
-    return Clock()
 
 
 @pytest.fixture()
