@@ -8,6 +8,9 @@ it rendered the banner, and the server builds the event from what it actually re
 "token": ..., "item": <product id, for select>}`` as a string body.
 ``GET /klevu/click?t=...`` — banner links without JavaScript: record, then redirect to the
 shop's own product page (the target is looked up in the catalog, never taken from the URL).
+
+An event's ``session_id`` is the visitor's Klevu session cookie, which the page that rendered
+the banner set: the routes read it, they do not resolve segments (step 1) again.
 """
 from __future__ import annotations
 
@@ -24,6 +27,7 @@ from ..extensions import cache
 from ..shop.history import remember_product
 from . import events, tokens
 from .outbox import OutboxError
+from .segments import session_cookie
 
 log = logging.getLogger(__name__)
 
@@ -58,13 +62,13 @@ def _check_same_site() -> None:
 def _check_rate() -> None:
     """A fixed-window counter per visitor in the shared cache (works across workers).
 
-    ``inc`` is the backend's (cachelib's ``cache.cache``: atomic ``INCR`` on Redis, under a
-    lock in ``SimpleCache``); Flask-Caching's front-end has no counter.
+    It uses cachelib's backend (``cache.cache``) directly, whose ``inc`` is atomic (``INCR`` on
+    Redis, under a lock in ``SimpleCache``); Flask-Caching's front-end has no counter.
     """
-    visitor = request.cookies.get("klevu_session") or request.remote_addr or "-"
+    visitor = session_cookie() or request.remote_addr or "-"
     key = f"rate:{visitor}:{int(time.time() // RATE_WINDOW)}"
     try:
-        cache.add(key, 0, timeout=RATE_WINDOW * 2)
+        cache.cache.add(key, 0, timeout=RATE_WINDOW * 2)
         count = cache.cache.inc(key) or 0
     except Exception:  # the cache (Redis) is down: losing events would be worse than a flood
         log.warning("rate limit unavailable: cache error", exc_info=True)
@@ -114,11 +118,6 @@ def _accept(event_id: str, payload: dict) -> bool:
         raise Rejected(503, "analytics queue full, try later") from None
 
 
-def _session_id() -> str | None:
-    from .segments import current_segments
-    return current_segments().session_id
-
-
 @bp.post("/events")
 def beacon():
     _check_same_site()
@@ -127,14 +126,14 @@ def beacon():
     page_view, view = _read(body.get("token"))
     kind = body.get("type")
     if kind == "view":
-        payload = events.impression(view, _session_id())
+        payload = events.impression(view, session_cookie())
         event_id = tokens.impression_id(page_view, view.recs_key)
     elif kind == "select":
         item = body.get("item")
         if not isinstance(item, str):
             raise Rejected(400, "select needs an item id")
         try:
-            payload = events.click(view, _session_id(), item)
+            payload = events.click(view, session_cookie(), item)
         except events.UnknownItem:
             raise Rejected(400, "item not in this banner") from None
         event_id = tokens.click_id(page_view, view.recs_key, item)
@@ -163,7 +162,7 @@ def click():
         return redirect(url_for("shop.home"))
     try:
         _accept(tokens.click_id(page_view, view.recs_key, item_id),
-                events.click(view, _session_id(), item_id))
+                events.click(view, session_cookie(), item_id))
     except Rejected as exc:
         log.warning("banner click on product %s not recorded: %s", product.id, exc)
     remember_product(product.id)

@@ -13,7 +13,7 @@ import logging
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from flask import current_app, g, render_template, url_for
 from markupsafe import Markup
@@ -81,19 +81,21 @@ def fetch_placement(client: KlevuClient, renderer: TemplateRenderer, recs_key: s
         return None
     if metadata.get("action") == "STATIC_CONTENT":
         return _rendered(renderer, Fetched(recs_key, config))
-    body = queries.build_search((config.get("search") or {}).get("payload"), metadata, context,
+    search = config.get("search") if isinstance(config.get("search"), dict) else {}
+    body = queries.build_search(search.get("payload"), metadata, context,
                                 client.settings.api_key)
     if body is None:
         return None  # e.g. RECENTLY_VIEWED with nothing viewed yet: no search at all
-    answer = client.search(config.get("search", {}).get("basePath", ""), body, timeout=timeout())
+    answer = client.search(search.get("basePath", ""), body, timeout=timeout())
     result = next((r for r in answer["queryResults"]
-                   if isinstance(r, dict) and r.get("id") == queries.RECS_QUERY_ID), None)
-    records = [r for r in (result or {}).get("records", []) if isinstance(r, dict) and r.get("id")]
+                   if isinstance(r, dict) and r.get("id") == queries.RECS_QUERY_ID), {})
+    records = result.get("records") if isinstance(result.get("records"), list) else []
+    records = [r for r in records if isinstance(r, dict) and r.get("id")]
     limits = queries.RecsMetadata.from_config(metadata)
     if len(records) < limits.product_threshold:
         return None
-    return _rendered(renderer, Fetched(recs_key, config, records[:limits.max_products],
-                                       (result or {}).get("meta", {})))
+    meta = result.get("meta") if isinstance(result.get("meta"), dict) else {}
+    return _rendered(renderer, Fetched(recs_key, config, records[:limits.max_products], meta))
 
 
 def _rendered(renderer: TemplateRenderer, fetched: Fetched) -> Fetched:
@@ -111,7 +113,7 @@ def _rendered(renderer: TemplateRenderer, fetched: Fetched) -> Fetched:
     except RenderError as exc:
         log.warning("template of %s failed (%s): using the shop's banner", fetched.recs_key, exc)
         return fetched
-    return Fetched(fetched.recs_key, fetched.config, fetched.records, fetched.meta, html)
+    return replace(fetched, html=html)
 
 
 def banners_for(context: queries.PageContext) -> list[Banner]:
@@ -137,6 +139,9 @@ def banners_for(context: queries.PageContext) -> list[Banner]:
             fetched = future.result()
         except (KlevuError, queries.QueryError) as exc:
             log.warning("banner %s left out: %s", key, exc)
+            continue
+        except Exception:  # an answer of a shape nobody planned for: still never the page's end
+            log.exception("banner %s left out: unexpected failure", key)
             continue
         if fetched is not None and (fetched.records or fetched.html is not None):
             banners.append(_banner(fetched))

@@ -316,7 +316,8 @@ def init_app(app) -> None:
         deadline=app.config.get("SEGMENTS_DEADLINE", DEFAULT_DEADLINE))
 
 
-def _session_cookie() -> str | None:
+def session_cookie() -> str | None:
+    """The visitor's Klevu session id from its cookie, if it has a well-formed one."""
     value = request.cookies.get(SESSION_COOKIE, "")
     return value if SESSION_ID_RE.match(value) else None
 
@@ -338,7 +339,7 @@ def current_segments() -> Resolution:
     identity = current_identity()
     if g.get("segments_identity") is not identity or "segments" not in g:
         earlier = g.get("segments")  # same browser, same session: keep the id it already has
-        session_id = _session_cookie() or (earlier.session_id if earlier else None)
+        session_id = session_cookie() or (earlier.session_id if earlier else None)
         try:
             g.segments = _resolver().resolve(session_id, identity.exchange_id,
                                              browser_id=_browser_id(identity))
@@ -361,8 +362,8 @@ def forget_segments() -> None:
     g.pop("segments_identity", None)
     try:
         resolver = _resolver()
-        resolver.forget(_session_cookie(), _browser_id(current_identity()))
-        if resolved and resolved.session_id and resolved.session_id != _session_cookie():
+        resolver.forget(session_cookie(), _browser_id(current_identity()))
+        if resolved and resolved.session_id and resolved.session_id != session_cookie():
             resolver.forget(resolved.session_id)
     except Exception:
         log.exception("could not drop cached segments; they expire on their own")
@@ -372,7 +373,7 @@ def forget_segments() -> None:
 def keep_session_cookie(response):
     """Continuity: the visitor keeps the Klevu session id across pages (and new ones stick)."""
     resolved = g.get("segments")
-    if resolved and resolved.session_id and resolved.session_id != _session_cookie():
+    if resolved and resolved.session_id and resolved.session_id != session_cookie():
         response.set_cookie(SESSION_COOKIE, resolved.session_id, max_age=SESSION_COOKIE_MAX_AGE,
                             httponly=True, samesite="Lax", secure=request.is_secure)
     return response

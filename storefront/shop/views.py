@@ -18,8 +18,9 @@ def shop_globals() -> dict:
 def page_context(page_type: str, **kwargs) -> PageContext:
     cart_items = tuple((line.product.id, line.product.item_group_id)
                        for line in cart.lines(load_catalog()))
-    return PageContext(page_type=page_type, cart=cart_items, recently_viewed=recent_ids(),
-                       recent_clicks=recent_ids(), **kwargs)
+    recent = recent_ids()  # one list: products viewed and clicked, newest first (§6)
+    return PageContext(page_type=page_type, cart=cart_items, recently_viewed=recent,
+                       recent_clicks=recent, **kwargs)
 
 
 @bp.get("/")

@@ -162,3 +162,14 @@ def test_placements_run_in_parallel_and_a_late_one_is_left_out(tmp_path):
     assert [b.recs_key for b in banners] == ["k-a", "k-b"]
     assert [b.title for b in banners] == ["k-a", "k-b"]
     assert 0.85 <= took < 1.3  # waited for the deadline, not for the late banner
+
+
+@responses.activate
+@pytest.mark.parametrize("result", [{"id": "klevuRECSItemList", "records": None},
+                                    {"id": "klevuRECSItemList", "records": {"1": {}}},
+                                    {"id": "klevuRECSItemList", "meta": "x", "records": []},
+                                    "not an object"])
+def test_a_search_answer_of_the_wrong_shape_hides_the_banner(fetch, result):
+    responses.get(CONFIG_URL, json=config())
+    responses.post(SEARCH_URL, json={"queryResults": [result]})
+    assert fetch() is None
