@@ -6,7 +6,7 @@ HOST   ?= 127.0.0.1
 PORT   ?= 5000
 SIMULATOR_PORT ?= 5001
 
-.PHONY: run test install install-test system-test-deps bench clean
+.PHONY: run test lint install install-test system-test-deps bench clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,7 +15,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 $(VENV)/.installed-test: $(VENV)/.installed
-	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -m pip install --quiet -e '.[test,lint]'
 	touch $@
 
 install: $(VENV)/.installed
@@ -29,6 +29,12 @@ run: install
 system-test-deps:
 	@command -v chromium >/dev/null && command -v redis-server >/dev/null || { \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium redis-server >/dev/null; }
+
+## ruff (lint and format) and mypy; settings and the reasons for the rule set in pyproject.toml.
+lint: install-test
+	$(VENV)/bin/ruff check storefront bench tests
+	$(VENV)/bin/ruff format --check storefront bench tests
+	$(VENV)/bin/mypy
 
 test: install-test system-test-deps
 	$(PY) -m pytest

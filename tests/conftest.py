@@ -18,61 +18,8 @@ import requests
 from werkzeug.serving import make_server
 
 from storefront import create_app
-from storefront.config import from_env
-
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for(url: str, seconds: float = 20.0) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            if requests.get(url, timeout=1).status_code == 200:
-                return
-        except requests.RequestException:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError(f"{url} did not come up")
-
-
-class Simulator:
-    """A running simulator process and its control endpoints (``/_sim/...``)."""
-
-    def __init__(self, url: str, process: subprocess.Popen):
-        self.url = url
-        self.process = process
-
-    def reset(self) -> None:
-        requests.post(f"{self.url}/_sim/reset", timeout=5).raise_for_status()
-
-    def state(self) -> dict:
-        return requests.get(f"{self.url}/_sim/state", timeout=5).json()
-
-    def events(self) -> dict:
-        return requests.get(f"{self.url}/_sim/events", timeout=5).json()
-
-    def faults(self, **faults) -> None:
-        requests.post(f"{self.url}/_sim/faults", json=faults, timeout=5).raise_for_status()
-
-    def settings(self, **settings) -> None:
-        requests.post(f"{self.url}/_sim/settings", json=settings, timeout=5).raise_for_status()
-
-
-def start_simulator(port: int | None = None) -> Simulator:
-    port = port or free_port()
-    process = subprocess.Popen([sys.executable, "-m", "storefront.simulator", "--host",
-                                "127.0.0.1", "--port", str(port)],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    wait_for(f"{url}/healthz")
-    return Simulator(url, process)
-
+from tests.helpers import (CHROMIUM, LiveServer, app_config, free_port,
+                           start_simulator)
 
 @pytest.fixture(scope="session")
 def simulator():
@@ -90,15 +37,6 @@ def sim(simulator):
     simulator.reset()
 
 
-def app_config(simulator_url: str, data_dir, **overrides) -> dict:
-    env = {"KLEVU_SIMULATOR_URL": simulator_url, "STOREFRONT_DATA_DIR": str(data_dir)}
-    env.update({k: v for k, v in overrides.items() if k.isupper() and isinstance(v, str)})
-    config = from_env(env)
-    config.update({"TESTING": True, "SECRET_KEY": "test-secret"})
-    config.update({k: v for k, v in overrides.items() if not isinstance(v, str)})
-    return config
-
-
 @pytest.fixture()
 def app(tmp_path):
     """An app whose Klevu is unreachable (a closed port): pages must still render."""
@@ -110,19 +48,6 @@ def app(tmp_path):
 @pytest.fixture()
 def client(app):
     return app.test_client()
-
-
-class LiveServer:
-    def __init__(self, app, host="127.0.0.1"):
-        self.app = app
-        self.server = make_server(host, 0, app, threaded=True)
-        self.url = f"http://{host}:{self.server.server_port}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def stop(self):
-        self.server.shutdown()
-        self.thread.join(5)
 
 
 @pytest.fixture(scope="session")

@@ -1,9 +1,27 @@
-"""Small helpers for tests: Klaviyo cookies for the demo personas, polling."""
+"""Helpers for tests and benchmarks: real processes, personas, and one way to wait.
+
+Fixtures live in ``conftest.py``; everything a test module or a bench script imports lives
+here, so nothing imports a ``conftest``.
+"""
 from __future__ import annotations
 
 import json
+import shutil
+import socket
+import subprocess
+import sys
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
+
+import requests
+from werkzeug.serving import make_server
+
+from storefront.config import from_env
+
+T = TypeVar("T")
 
 PERSONAS = {p["key"]: p for p in json.loads(
     (Path(__file__).parent.parent / "storefront/data/personas.json").read_text())["personas"]}
@@ -11,16 +29,30 @@ COMPANY_ID = "DemoCo"
 
 
 def exchange_id(persona_key: str) -> str:
+    """The Klaviyo exchange id of a demo persona (what its ``__kla_id`` cookie carries)."""
     return f"{PERSONAS[persona_key]['identifier']}.{COMPANY_ID}"
 
 
-def eventually(check, seconds: float = 10.0, interval: float = 0.1):
-    """Poll ``check`` until it returns something truthy (the relay delivers asynchronously)."""
+def persona_segments(persona_key: str | None) -> list[str]:
+    """The Klevu segments a persona belongs to (personas.json); none for an anonymous visitor."""
+    return list(PERSONAS[persona_key]["segments"]) if persona_key else []
+
+
+def wait_until(check: Callable[[], T], seconds: float = 10.0, message: str = "",
+               interval: float = 0.05) -> T:
+    """Poll ``check`` until it returns something truthy, and return that.
+
+    Work that happens asynchronously (the relay delivering, a refresh in the background) is
+    waited for with this one function; running out of time fails the test with ``message``
+    rather than handing an empty result to the asserts that follow.
+    """
     deadline = time.monotonic() + seconds
     while True:
         result = check()
-        if result or time.monotonic() > deadline:
+        if result:
             return result
+        if time.monotonic() > deadline:
+            raise AssertionError(message or f"still false after {seconds} s: {check!r}")
         time.sleep(interval)
 
 
@@ -35,3 +67,78 @@ class FakeClock:
 
     def advance(self, seconds: float) -> None:
         self.now += seconds
+
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(url: str, seconds: float = 20.0) -> None:
+    """Wait until ``url`` answers 200 (a server process coming up)."""
+    def up() -> bool:
+        try:
+            return requests.get(url, timeout=1).status_code == 200
+        except requests.RequestException:
+            return False
+    wait_until(up, seconds, f"{url} did not come up")
+
+
+class Simulator:
+    """A running simulator process and its control endpoints (``/_sim/...``)."""
+
+    def __init__(self, url: str, process: subprocess.Popen):
+        self.url = url
+        self.process = process
+
+    def reset(self) -> None:
+        requests.post(f"{self.url}/_sim/reset", timeout=5).raise_for_status()
+
+    def state(self) -> dict:
+        return requests.get(f"{self.url}/_sim/state", timeout=5).json()
+
+    def events(self) -> dict:
+        return requests.get(f"{self.url}/_sim/events", timeout=5).json()
+
+    def faults(self, **faults) -> None:
+        requests.post(f"{self.url}/_sim/faults", json=faults, timeout=5).raise_for_status()
+
+    def settings(self, **settings) -> None:
+        requests.post(f"{self.url}/_sim/settings", json=settings, timeout=5).raise_for_status()
+
+
+def start_simulator(port: int | None = None) -> Simulator:
+    port = port or free_port()
+    process = subprocess.Popen([sys.executable, "-m", "storefront.simulator", "--host",
+                                "127.0.0.1", "--port", str(port)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    wait_for(f"{url}/healthz")
+    return Simulator(url, process)
+
+
+def app_config(simulator_url: str, data_dir: Any, **overrides: Any) -> dict[str, Any]:
+    """Flask config for a test app: the environment variables as given, then Python overrides."""
+    env = {"KLEVU_SIMULATOR_URL": simulator_url, "STOREFRONT_DATA_DIR": str(data_dir)}
+    env.update({k: v for k, v in overrides.items() if k.isupper() and isinstance(v, str)})
+    config = from_env(env)
+    config.update({"TESTING": True, "SECRET_KEY": "test-secret"})
+    config.update({k: v for k, v in overrides.items() if not isinstance(v, str)})
+    return config
+
+
+class LiveServer:
+    def __init__(self, app, host="127.0.0.1"):
+        self.app = app
+        self.server = make_server(host, 0, app, threaded=True)
+        self.url = f"http://{host}:{self.server.server_port}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self):
+        self.server.shutdown()
+        self.thread.join(5)

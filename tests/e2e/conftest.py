@@ -16,16 +16,10 @@ import pytest
 import requests
 from playwright.sync_api import BrowserContext, Locator, Page, expect
 
-from tests.helpers import PERSONAS
 
 CATALOG = json.loads((Path(__file__).parents[2] / "storefront/data/catalog.json").read_text())
 PRODUCTS = {p["id"]: p for p in CATALOG["products"]}
 CATEGORIES = {c["slug"]: c for c in CATALOG["categories"]}
-
-
-def persona_segments(persona_key: str | None) -> list[str]:
-    """The Klevu segments a persona belongs to (personas.json); none for an anonymous visitor."""
-    return list(PERSONAS[persona_key]["segments"]) if persona_key else []
 
 
 class Shopper:

@@ -14,7 +14,7 @@ import pytest
 from playwright.sync_api import Page, Request, expect
 
 from tests.e2e.conftest import PRODUCTS, Shopper
-from tests.helpers import eventually
+from tests.helpers import wait_until
 
 BANNER = "k-product-similar"          # the only banner on a product page, below the product
 PRODUCT = next(iter(PRODUCTS.values()))
@@ -55,7 +55,7 @@ def test_a_glance_is_no_impression_a_second_in_view_is_exactly_one(product_page,
 
     # A real look: the impression reaches Klevu, with every product at its position.
     banner.scroll_into_view_if_needed()
-    views = eventually(lambda: received("view_recs_list", list_id=product_page["spotKey"]))
+    views = wait_until(lambda: received("view_recs_list", list_id=product_page["spotKey"]))
     assert len(views) == 1, views
     data = views[0]["event_data"]
     assert data["list_name"] == product_page["title"]
@@ -95,7 +95,7 @@ def test_choosing_a_product_reports_it_at_its_index_and_goes_there(how, product_
     expect(page).to_have_url(f"{base_url}/p/{product_id}")
     expect(page.get_by_test_id("product-name")).to_have_text(PRODUCTS[product_id]["name"])
     assert navigations == [f"{base_url}/p/{product_id}"], "the click took a detour"
-    selects = eventually(lambda: received("select_recs_list", list_id=product_page["spotKey"]))
+    selects = wait_until(lambda: received("select_recs_list", list_id=product_page["spotKey"]))
     assert len(selects) == 1, selects
     data = selects[0]["event_data"]
     assert [(i["item_id"], i["index"]) for i in data["items"]] == [(product_id, position)]

@@ -12,8 +12,7 @@ from urllib.parse import quote
 
 from playwright.sync_api import Page, expect
 
-from tests.e2e.conftest import persona_segments
-from tests.helpers import exchange_id
+from tests.helpers import exchange_id, persona_segments
 
 HOME_PICKS = "k-home-picks"
 KLA_ID = "__kla_id"

@@ -13,7 +13,8 @@ import re
 import pytest
 from playwright.sync_api import Page, Route, expect
 
-from tests.e2e.conftest import CATEGORIES, PRODUCTS, Shopper, persona_segments
+from tests.e2e.conftest import CATEGORIES, PRODUCTS, Shopper
+from tests.helpers import persona_segments
 
 HOME_PICKS, HOME_RECENT = "k-home-picks", "k-home-recent"
 CATEGORY_BANNER, PRODUCT_BANNER, CHECKOUT_BANNER = (

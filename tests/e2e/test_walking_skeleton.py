@@ -6,7 +6,7 @@ import re
 import requests
 from playwright.sync_api import Page, expect
 
-from tests.helpers import eventually
+from tests.helpers import wait_until
 
 HOME_PICKS = '[data-klevu-banner="k-home-picks"]'
 
@@ -54,7 +54,7 @@ def test_click_reaches_klevu_with_its_index(page: Page, sim, base_url):
     def selected():
         return [e["payload"] for e in sim.events()["events"]
                 if e["payload"]["event"] == "select_recs_list"]
-    received = eventually(selected)
+    received = wait_until(selected)
     assert received, "the simulator received no select_recs_list"
     event = received[-1]
     assert event["event_data"]["items"] == [

@@ -41,7 +41,7 @@ from storefront.catalog import load_catalog
 from storefront.klevu import tokens
 from storefront.klevu.events import SELECT, VIEW
 from storefront.klevu.relay import BATCH_SIZE
-from tests.conftest import free_port, wait_for
+from tests.helpers import free_port, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 SECRET_KEY = "analytics-faults-secret"

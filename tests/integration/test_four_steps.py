@@ -8,7 +8,7 @@ import pytest
 import requests
 
 from storefront.klaviyo import encode_kla_id
-from tests.helpers import eventually, exchange_id
+from tests.helpers import wait_until, exchange_id
 
 BANNER_RE = re.compile(r'<section class="klevu-banner[^"]*"\s+data-klevu-banner="([^"]+)"'
                        r'[^>]*?data-klevu-token="([^"]+)"')
@@ -55,7 +55,7 @@ def test_click_without_javascript_records_and_redirects(sim, live_shop):
     def select_events():
         return [e["payload"] for e in sim.events()["events"]
                 if e["payload"]["event"] == "select_recs_list"]
-    received = eventually(select_events)
+    received = wait_until(select_events)
     assert len(received) == 1
     event = received[0]
     assert event["event_apikey"] == "klevu-simulator"
@@ -82,7 +82,7 @@ def test_beacon_impression_reaches_the_collector(sim, live_shop):
     def views():
         return [e["payload"] for e in sim.events()["events"]
                 if e["payload"]["event"] == "view_recs_list"]
-    [event] = eventually(views)
+    [event] = wait_until(views)
     assert event["event_data"]["segment_id"] == "seg_vip"
     assert [i["index"] for i in event["event_data"]["items"]] == list(
         range(1, len(event["event_data"]["items"]) + 1))

@@ -13,13 +13,16 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from pathlib import Path
 
 from storefront.klevu.outbox import OutboxStore
 from storefront.klevu.relay import Relay, RelayRunner, lock_holder
+from tests.helpers import wait_until
 
 
 def start_relay(data_dir, log_path) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, __file__, str(data_dir), str(log_path)],
+    return subprocess.Popen([sys.executable, "-m", __name__, str(data_dir), str(log_path)],
+                            cwd=Path(__file__).parents[2],
                             stderr=open(os.path.join(data_dir, "relays.err"), "a"))
 
 
@@ -32,19 +35,12 @@ def deliveries(log_path) -> list[tuple[int, str]]:
                 for event_id in ids]
 
 
-def wait_until(condition, seconds: float = 30.0) -> None:  # generous: CI machines are loaded
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.02)
-
-
 def put_and_wait(store: OutboxStore, log_path, prefix: str, n: int = 100) -> None:
     for start in range(0, n, 10):
         store.put([(f"{prefix}-{i}", {"n": i}) for i in range(start, start + 10)])
         time.sleep(0.01)
     wanted = {f"{prefix}-{i}" for i in range(n)}
-    wait_until(lambda: wanted <= {event_id for _, event_id in deliveries(log_path)})
+    wait_until(lambda: wanted <= {event_id for _, event_id in deliveries(log_path)}, 30)
 
 
 def delivered_by(log_path, prefix: str) -> set[int]:
@@ -56,7 +52,7 @@ def test_one_relay_per_data_dir_and_a_standby_takes_over_after_kill_9(tmp_path):
     store = OutboxStore(str(tmp_path))
     relays = [start_relay(tmp_path, log_path) for _ in range(2)]
     try:
-        wait_until(lambda: lock_holder(store.lock_path) in {p.pid for p in relays})
+        wait_until(lambda: lock_holder(store.lock_path) in {p.pid for p in relays}, 30)
         holder = lock_holder(store.lock_path)
         put_and_wait(store, log_path, "first")
         assert delivered_by(log_path, "first") == {holder}
@@ -67,7 +63,7 @@ def test_one_relay_per_data_dir_and_a_standby_takes_over_after_kill_9(tmp_path):
         os.kill(victim.pid, signal.SIGKILL)
         victim.wait()
         killed_at = time.monotonic()
-        wait_until(lambda: lock_holder(store.lock_path) == standby.pid)
+        wait_until(lambda: lock_holder(store.lock_path) == standby.pid, 30)
         takeover = time.monotonic() - killed_at
         put_and_wait(store, log_path, "second")
         assert delivered_by(log_path, "second") == {standby.pid}
@@ -83,7 +79,7 @@ def test_one_relay_per_data_dir_and_a_standby_takes_over_after_kill_9(tmp_path):
         print(f"\n300 events, {len(counts)} delivered, {duplicates} duplicates; "
               f"standby took over {takeover:.2f} s after kill -9 (lock retry 1 s)")
         assert len(counts) == 300
-        wait_until(lambda: store.stats()["depth"] == 0)  # acked just after the send returns
+        wait_until(lambda: store.stats()["depth"] == 0, 30)  # acked just after the send returns
     finally:
         for process in relays:
             process.send_signal(signal.SIGTERM)

@@ -23,7 +23,7 @@ from storefront.config import SIMULATOR_COMPANY_ID
 from storefront.identity import CONSENT_COOKIE, load_personas
 from storefront.klaviyo import KLA_ID_COOKIE, encode_kla_id, new_cid, persona_exchange_id
 from storefront.klevu.segments import SESSION_COOKIE
-from tests.conftest import LiveServer, app_config, free_port, wait_for
+from tests.helpers import LiveServer, app_config, free_port, wait_for
 
 PERSONAS = {p["key"]: p for p in load_personas()["personas"]}
 

@@ -22,7 +22,7 @@ from storefront.catalog import load_catalog
 from storefront.klevu import tokens
 from storefront.klevu.analytics import MAX_BODY, RATE_LIMIT
 from storefront.klevu.events import SELECT, VIEW, BannerItem, BannerView
-from tests.conftest import app_config, free_port
+from tests.helpers import app_config, free_port
 
 PRODUCTS = load_catalog().products
 NOT_IN_CATALOG = "//evil.example"

@@ -10,6 +10,7 @@ from flask import Flask
 
 from storefront.klevu.outbox import Outbox, OutboxStore, relay_command
 from storefront.klevu.relay import RelayRunner, lock_holder
+from tests.helpers import wait_until
 
 
 class FakeKlevuClient:
@@ -32,15 +33,6 @@ def make_app(data_dir, **config) -> Flask:
         return "pong"
 
     return app
-
-
-def wait_until(condition, seconds: float = 5.0) -> bool:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.01)
-    return True
 
 
 @pytest.fixture()
@@ -69,8 +61,8 @@ def test_the_relay_starts_with_the_first_request_and_delivers(tmp_path, runners)
     assert lock_holder(app.extensions["outbox"].lock_path) is None, "no relay before a request"
     assert app.test_client().get("/ping").data == b"pong"
     client = app.extensions["klevu_client"]
-    assert wait_until(lambda: client.delivered == ["e1"])
-    assert wait_until(lambda: lock_holder(app.extensions["outbox"].lock_path) == os.getpid())
+    wait_until(lambda: client.delivered == ["e1"])
+    wait_until(lambda: lock_holder(app.extensions["outbox"].lock_path) == os.getpid())
     app.test_client().get("/ping")
     relay_threads = [t for t in threading.enumerate()
                      if t.name == "outbox-relay" and t not in others]

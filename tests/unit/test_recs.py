@@ -138,7 +138,7 @@ def test_placements_run_in_parallel_and_a_late_one_is_left_out(tmp_path):
     """Two 0.5 s banners both fit a 0.9 s deadline (in turn they could not); a late one is dropped."""
     from storefront import create_app
     from storefront.klevu.recs import banners_for
-    from tests.conftest import app_config
+    from tests.helpers import app_config
 
     app = create_app(app_config(SIM, tmp_path, OUTBOX_RELAY_IN_APP=False, RECS_DEADLINE=0.9,
                                 KLEVU_RECS_HOME="k-a,k-b,k-late"))

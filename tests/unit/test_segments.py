@@ -23,6 +23,7 @@ from storefront.klevu import segments
 from storefront.klevu.client import KlevuError, SessionAnswer
 from storefront.klevu.segments import (ANONYMOUS, SESSION_COOKIE, Resolution, SegmentResolver,
                                        current_segments, forget_segments)
+from tests.helpers import wait_until
 
 COMPANY = "DemoCo"
 PERSONAS = {p["key"]: p for p in load_personas()["personas"]}
@@ -110,13 +111,6 @@ def run_together(n: int, work) -> list:
     for thread in threads:
         thread.join(10)
     return results
-
-
-def wait_until(condition, seconds: float = 2.0) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, "condition never became true"
-        time.sleep(0.01)
 
 
 # -- ttl ---------------------------------------------------------------------------------------
@@ -268,7 +262,7 @@ def test_a_slow_service_costs_the_page_its_deadline_and_the_late_answer_is_kept(
     assert 0.4 <= elapsed < 0.7
     assert klevu.calls == [("session", None)]
     klevu.gates["session"].set()
-    wait_until(lambda: resolver.store.get(f"klevu:session:session-0001") is not None)
+    wait_until(lambda: resolver.store.get(f"klevu:session:session-0001") is not None, 2)
     resolved = resolver.resolve(None, MAYA_XID, browser_id=CID)
     assert resolved == Resolution("session-0001", ("seg_outdoor",), 60, "klevu")
     assert klevu.count("session") == 1
@@ -300,7 +294,7 @@ def test_with_every_call_slot_busy_a_page_does_not_queue_another_call(klevu, clo
     assert resolved == ANONYMOUS and time.monotonic() - started < 0.5   # did not wait it out
     assert klevu.count("session") == segments.MAX_WORKERS
     klevu.gates["session"].set()                      # slots free again as calls return
-    wait_until(lambda: resolver.resolve(None, MAYA_XID, browser_id=CID).source == "klevu")
+    wait_until(lambda: resolver.resolve(None, MAYA_XID, browser_id=CID).source == "klevu", 2)
 
 
 # -- one call per visitor ---------------------------------------------------------------------
