@@ -7,15 +7,10 @@ goes over real HTTP. Chromium is Debian's (Playwright cannot download its own he
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
-import sys
-import threading
 import time
 
 import pytest
-import requests
-from werkzeug.serving import make_server
 
 from storefront import create_app
 from tests.helpers import (CHROMIUM, LiveServer, app_config, free_port,

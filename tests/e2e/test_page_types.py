@@ -113,10 +113,11 @@ def visit(shopper: Shopper, gate: ImageGate, url: str, recs_key: str, config: di
         .filter(img => getComputedStyle(img).display !== "none")
         .every(img => img.complete && img.naturalWidth > 0)""", arg=banner.element_handle())
     assert banner.evaluate(DOCUMENT_BOX) == before, f"{url}: the banner moved or grew"
-    for image in banner.evaluate(BANNER_IMAGES):
-        if image["shown"]:   # drawn at its own proportions, not squashed into another shape
-            assert image["boxWidth"] / image["boxHeight"] == pytest.approx(
-                int(image["width"]) / int(image["height"]), rel=0.02), image
+    shown = [image for image in banner.evaluate(BANNER_IMAGES) if image["shown"]]
+    assert shown, f"{url}: {recs_key} shows no picture once loaded"
+    for image in shown:   # drawn at its own proportions, not squashed into another shape
+        assert image["boxWidth"] / image["boxHeight"] == pytest.approx(
+            int(image["width"]) / int(image["height"]), rel=0.02), image
     screenshot(page, shot)
     return ids
 

@@ -3,61 +3,43 @@ from __future__ import annotations
 
 import re
 
-import requests
-from playwright.sync_api import Page, expect
+from playwright.sync_api import expect
 
-from tests.helpers import wait_until
+from tests.helpers import persona_segments, wait_until
 
-HOME_PICKS = '[data-klevu-banner="k-home-picks"]'
-
-
-def simulator_title(sim, sids: str = "") -> str:
-    """What the config CDN says the banner title is for these segments (the expected answer)."""
-    params = {"sids": sids} if sids else {}
-    config = requests.get(f"{sim.url}/recommendations/klevu-simulator/settings/k-home-picks",
-                          params=params, timeout=5).json()
-    return config["metadata"]["title"]
+HOME_PICKS = "k-home-picks"
 
 
-def banner_ids(page: Page) -> list[str]:
-    return page.locator(f"{HOME_PICKS} .kuRECSItem").evaluate_all(
-        "els => els.map(e => e.getAttribute('data-id'))")
-
-
-def test_persona_changes_the_home_banner(page: Page, sim, base_url):
+def test_persona_changes_the_home_banner(shopper, klevu_config, screenshot):
+    page = shopper.page
     page.goto("/")
-    page.get_by_test_id("consent-accept").click()
-    title = page.locator(f"{HOME_PICKS} .kuRECS-title")
-    expect(title).to_have_text(simulator_title(sim))
-    anonymous_ids = banner_ids(page)
+    shopper.accepts_consent()
+    title = shopper.banner(HOME_PICKS).locator(".kuRECS-title")
+    expect(title).to_have_text(klevu_config(HOME_PICKS)["metadata"]["title"])
+    anonymous_ids = shopper.item_ids(HOME_PICKS)
 
-    page.goto("/demo/personas")
-    page.get_by_test_id("persona-maya").click()
+    shopper.becomes("maya")
     page.goto("/")
     expect(page.get_by_test_id("identity-badge")).to_contain_text("Maya")
-    expect(title).to_have_text(simulator_title(sim, "seg_outdoor"))
-    assert banner_ids(page) != anonymous_ids
-    page.screenshot(path="test-results/home-maya.png", full_page=True)
+    maya = klevu_config(HOME_PICKS, persona_segments("maya"))["metadata"]["title"]
+    expect(title).to_have_text(maya)
+    assert shopper.item_ids(HOME_PICKS) != anonymous_ids
+    screenshot(page, "home-maya")
 
 
-def test_click_reaches_klevu_with_its_index(page: Page, sim, base_url):
-    page.goto("/demo/personas")
-    page.get_by_test_id("persona-maya").click()
+def test_click_reaches_klevu_with_its_index(shopper, received):
+    page = shopper.page
+    shopper.becomes("maya")
     page.goto("/")
-    items = page.locator(f"{HOME_PICKS} .kuRECSItem")
+    items = shopper.items(HOME_PICKS)
     expect(items.first).to_be_visible()
-    third = items.nth(2)
-    product_id = third.get_attribute("data-id")
-    third.locator("a").first.click()
+    product_id = shopper.item_ids(HOME_PICKS)[2]
+    items.nth(2).locator("a").first.click()
     expect(page).to_have_url(re.compile(rf"/p/{product_id}$"))
 
-    def selected():
-        return [e["payload"] for e in sim.events()["events"]
-                if e["payload"]["event"] == "select_recs_list"]
-    received = wait_until(selected)
-    assert received, "the simulator received no select_recs_list"
-    event = received[-1]
+    [event] = wait_until(lambda: received("select_recs_list"), 10,
+                         "the simulator received no select_recs_list from this browser")
     assert event["event_data"]["items"] == [
         {**event["event_data"]["items"][0], "item_id": product_id, "index": 3}]
-    assert event["event_data"]["segment_id"] == "seg_outdoor"
+    assert event["event_data"]["segment_id"] == persona_segments("maya")[0]
     assert event["event_data"]["tags"] == ["recsPageType:HOME"]

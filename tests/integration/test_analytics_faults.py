@@ -34,7 +34,6 @@ from dataclasses import dataclass, field
 from html import unescape
 from pathlib import Path
 
-import pytest
 import requests
 
 from storefront.catalog import load_catalog

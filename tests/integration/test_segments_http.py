@@ -19,17 +19,12 @@ import redis
 import requests
 
 from storefront import create_app
-from storefront.config import SIMULATOR_COMPANY_ID
 from storefront.identity import CONSENT_COOKIE, load_personas
-from storefront.klaviyo import KLA_ID_COOKIE, encode_kla_id, new_cid, persona_exchange_id
+from storefront.klaviyo import KLA_ID_COOKIE, encode_kla_id, new_cid
 from storefront.klevu.segments import SESSION_COOKIE
-from tests.helpers import LiveServer, app_config, free_port, wait_for
+from tests.helpers import LiveServer, app_config, exchange_id, free_port, wait_for
 
 PERSONAS = {p["key"]: p for p in load_personas()["personas"]}
-
-
-def exchange_id(persona_key: str) -> str:
-    return persona_exchange_id(PERSONAS[persona_key]["identifier"], SIMULATOR_COMPANY_ID)
 
 
 def persona_cookies(persona_key: str, cid: str | None = None, consent: bool = True) -> dict:

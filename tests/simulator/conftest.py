@@ -3,22 +3,12 @@ from __future__ import annotations
 
 import json
 import re
-from importlib import resources
 
 import pytest
 import quickjs
 
 from storefront.simulator import API_KEY, create_app
 
-
-
-@pytest.fixture(scope="session")
-def exchange_id():
-    """``exchange_id("maya")`` → the persona's Klaviyo exchange id for the demo company."""
-    data = json.loads(resources.files("storefront").joinpath("data/personas.json")
-                      .read_text("utf-8"))
-    identifiers = {p["key"]: p["identifier"] for p in data["personas"]}
-    return lambda persona: f"{identifiers[persona]}.DemoCo"
 
 
 @pytest.fixture

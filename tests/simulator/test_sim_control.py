@@ -2,6 +2,7 @@
 import pytest
 
 from storefront.simulator import API_KEY
+from tests.helpers import exchange_id
 
 
 def demo_traffic(client, exchange_id):
@@ -26,7 +27,7 @@ def test_healthz(client):
     assert client.get("/healthz").get_json() == {"status": "ok"}
 
 
-def test_state_counts_every_kind_and_lists_recent_calls_newest_first(client, exchange_id):
+def test_state_counts_every_kind_and_lists_recent_calls_newest_first(client):
     demo_traffic(client, exchange_id)
     state = client.get("/_sim/state").get_json()
     assert state["counts"] == {"session_new": 1, "session_refresh": 0, "connector": 1,
@@ -47,7 +48,7 @@ def test_recent_calls_are_bounded():
     assert len(state["recent"]) == 3 and state["counts"]["config"] == 5
 
 
-def test_reset_forgets_everything(client, exchange_id):
+def test_reset_forgets_everything(client):
     demo_traffic(client, exchange_id)
     client.post("/_sim/settings", json={"segment_ttl": 1})
     assert client.post("/_sim/reset").status_code == 200
@@ -64,7 +65,7 @@ def test_bad_settings_are_400(client, body):
     assert client.get("/_sim/settings").get_json() == {"segment_ttl": 300, "session_ttl": 3600}
 
 
-def test_dashboard_shows_what_klevu_received(client, exchange_id):
+def test_dashboard_shows_what_klevu_received(client):
     demo_traffic(client, exchange_id)
     response = client.get("/_sim/")
     assert response.status_code == 200 and response.mimetype == "text/html"

@@ -14,6 +14,7 @@ from storefront.config import KlevuSettings
 from storefront.klevu.client import KlevuClient, KlevuError
 from storefront.simulator import API_KEY
 from storefront.simulator.__main__ import parse_args
+from tests.helpers import exchange_id
 
 SHOP_URL = "http://shop.test:5000"
 
@@ -70,7 +71,7 @@ def sim_json(simulator, path):
     return requests.get(f"{simulator}{path}", timeout=2).json()
 
 
-def test_a_page_view_end_to_end(simulator, klevu, exchange_id):
+def test_a_page_view_end_to_end(simulator, klevu):
     session = klevu.start_session()
     assert session.segments == () and session.ttl == 3600
     answer = klevu.klaviyo_segments(session.session_id, exchange_id("oliver"))

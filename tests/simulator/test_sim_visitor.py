@@ -2,6 +2,7 @@
 import pytest
 
 from storefront.simulator import API_KEY
+from tests.helpers import exchange_id
 
 URL = f"/visitor/public/1.0/{API_KEY}/session"
 
@@ -53,7 +54,7 @@ def test_expired_session_id_gets_a_new_one(client):
 
 @pytest.mark.parametrize("persona, segments", [
     ("maya", ["seg_outdoor"]), ("oliver", ["seg_vip", "seg_style"]), ("lena", [])])
-def test_klaviyo_connector_answers_the_personas_segments(client, exchange_id, persona,
+def test_klaviyo_connector_answers_the_personas_segments(client, persona,
                                                          segments):
     sid = client.post(URL, json={"apiKey": API_KEY}).get_json()["sessionId"]
     answer = client.post(URL, json=klaviyo(sid, exchange_id(persona))).get_json()
@@ -61,7 +62,7 @@ def test_klaviyo_connector_answers_the_personas_segments(client, exchange_id, pe
     assert answer["segmentInfo"] == {"segments": segments, "ttl": 300}
 
 
-def test_exchange_id_with_base64_padding_still_matches(client, exchange_id):
+def test_exchange_id_with_base64_padding_still_matches(client):
     padded = exchange_id("sam").replace(".", "=.")
     answer = client.post(URL, json=klaviyo("x", padded)).get_json()
     assert answer["segmentInfo"]["segments"] == ["seg_bargain"]
@@ -73,7 +74,7 @@ def test_unknown_exchange_id_has_no_segments(client):
     assert answer.get_json()["segmentInfo"]["segments"] == []
 
 
-def test_segment_ttl_is_settable(client, exchange_id):
+def test_segment_ttl_is_settable(client):
     assert client.post("/_sim/settings", json={"segment_ttl": 7}).get_json()["segment_ttl"] == 7
     answer = client.post(URL, json=klaviyo("x", exchange_id("maya"))).get_json()
     assert answer["segmentInfo"]["ttl"] == 7
@@ -114,7 +115,7 @@ def test_unknown_api_key_is_404_json(client):
     assert "not found" in response.get_json()["error"]
 
 
-def test_calls_are_counted_by_kind(client, exchange_id):
+def test_calls_are_counted_by_kind(client):
     sid = client.post(URL, json={"apiKey": API_KEY}).get_json()["sessionId"]
     client.post(URL, json=klaviyo(sid, exchange_id("maya")))
     client.post(URL, json={})

@@ -23,12 +23,12 @@ from storefront.klevu import segments
 from storefront.klevu.client import KlevuError, SessionAnswer
 from storefront.klevu.segments import (ANONYMOUS, SESSION_COOKIE, Resolution, SegmentResolver,
                                        current_segments, forget_segments)
-from tests.helpers import wait_until
+from tests.helpers import exchange_id, wait_until
 
 COMPANY = "DemoCo"
 PERSONAS = {p["key"]: p for p in load_personas()["personas"]}
-MAYA_XID = f"{PERSONAS['maya']['identifier']}.{COMPANY}"
-OLIVER_XID = f"{PERSONAS['oliver']['identifier']}.{COMPANY}"
+MAYA_XID = exchange_id("maya")
+OLIVER_XID = exchange_id("oliver")
 SEGMENTS = {MAYA_XID: ("seg_outdoor",), OLIVER_XID: ("seg_vip", "seg_style")}
 CID = "YWUyOGU5ZjMtMzI2MS00ZTQ5LTgzNmEtOGNmNDkyOWQ3MTMx"
 
