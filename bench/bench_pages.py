@@ -27,7 +27,7 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.helpers import free_port, start_simulator, wait_for  # noqa: E402
+from tests.helpers import free_port, start_simulator, wait_for
 
 WORKERS = {
     "sync, 4 workers": ["--worker-class", "sync", "--workers", "4"],

@@ -25,17 +25,18 @@ sys.path.insert(0, str(ROOT))
 
 # The engine layer below TemplateRenderer is measured too, so the bench reaches past the
 # public interface.
-from storefront.klevu.render import _ENGINE_SOURCES, TemplateRenderer, _Engine  # noqa: E402
-from storefront.klevu.sanitize import sanitize_banner_html, scope_css  # noqa: E402
+from storefront.klevu.render import _ENGINE_SOURCES, TemplateRenderer, _Engine
+from storefront.klevu.sanitize import sanitize_banner_html, scope_css
 
 CORPUS = ROOT / "tests" / "unit" / "template_corpus"
 TEMPLATE = (CORPUS / "klevu_reference.tmpl").read_text(encoding="utf-8")   # 12 products
 DATA = json.loads((CORPUS / "banner.json").read_text(encoding="utf-8"))["data"]
 PAYLOAD = json.dumps({"data": DATA})
 CSS = """.kuRECS-container { display: grid; gap: 12px } .kuRECS-list { list-style: none; margin: 0 }
-.kuRECSItem img { width: 100%; aspect-ratio: 4 / 5; object-fit: cover; background: url(/img/ph.png) }
+.kuRECSItem img { width: 100%; aspect-ratio: 4 / 5; object-fit: cover;
+background: url(/img/ph.png) }
 @media (max-width: 600px) { .kuRECS-list { grid-template-columns: repeat(2, 1fr) } }""" * 4
-LIMITS = dict(time_limit_ms=250, memory_limit_bytes=32 << 20)
+LIMITS = {"time_limit_ms": 250, "memory_limit_bytes": 32 << 20}
 MAX_CHARS = 256 << 10
 PROBE_TIMEOUT_S = 3.0
 HAS_V8 = importlib.util.find_spec("py_mini_racer") is not None
@@ -106,7 +107,8 @@ def quickjs_figures() -> tuple[QuickJSEngine, float]:
     row("render, compiling every time", f"{every_time:8.0f} us", f"x{ratio:.2f}")
     for label, call in [
             ("sanitize the banner HTML (nh3)", lambda: sanitize_banner_html(raw_html)),
-            ("TemplateRenderer.render (render+sanitize+wrap)", lambda: renderer.render(TEMPLATE, DATA)),
+            ("TemplateRenderer.render (render+sanitize+wrap)",
+             lambda: renderer.render(TEMPLATE, DATA)),
             (f"scope_css, {len(CSS) / 1024:.1f} KiB of CSS, first time",
              lambda: scope_css.__wrapped__(CSS, scope)),
             ("scope_css, same CSS again (cached)", lambda: scope_css(CSS, scope))]:

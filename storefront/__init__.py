@@ -47,7 +47,8 @@ def configure(app: Flask, test_config: dict | None) -> None:
     for key, value in cache_config.items():
         app.config.setdefault(key, value)
     app.config.setdefault("CACHE_KEY_PREFIX", "storefront:")
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
 def _shared_secret(path: Path) -> str:

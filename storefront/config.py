@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import urlsplit
 
 LIVE_VISITOR_URL = "https://visitor.service.ksearchnet.com/public/1.0"
@@ -119,12 +120,13 @@ def from_env(env: dict | None = None) -> dict:
         raise ConfigError(f"KLAVIYO_COMPANY_ID must be 6 letters or digits, got {company_id!r}")
     if not company_id and klevu.offline:
         company_id = SIMULATOR_COMPANY_ID
-    config = {
+    config: dict[str, Any] = {
         "KLEVU": klevu,
         "KLAVIYO_COMPANY_ID": company_id or None,
         "KLAVIYO_ONSITE": _bool(env, "KLAVIYO_ONSITE", False),
         "CONSENT_REQUIRED": _bool(env, "CONSENT_REQUIRED", True),
-        "STOREFRONT_DATA_DIR": os.path.abspath(env.get("STOREFRONT_DATA_DIR", "").strip() or "instance"),
+        "STOREFRONT_DATA_DIR": os.path.abspath(env.get("STOREFRONT_DATA_DIR", "").strip()
+                                               or "instance"),
         "SECRET_KEY": env.get("SECRET_KEY") or None,
         "CACHE_REDIS_URL": env.get("CACHE_REDIS_URL", "").strip() or None,
         # Run the analytics relay inside the app (one per data dir); off when it runs alone

@@ -24,14 +24,24 @@ from __future__ import annotations
 import json
 import logging
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from functools import cache
 from importlib import resources
-from typing import Mapping
 from urllib.parse import quote, quote_from_bytes, unquote_to_bytes
 
-from flask import (Blueprint, Response, abort, current_app, flash, g, redirect,
-                   render_template, request, url_for)
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    g,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from werkzeug.wrappers import Response  # what redirect() returns; flask's is a subclass
 
 from . import klaviyo
 

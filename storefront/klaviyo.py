@@ -16,6 +16,7 @@ import json
 import re
 import uuid
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import quote, unquote
 
 KLA_ID_COOKIE = "__kla_id"
@@ -79,7 +80,7 @@ def _base64_text(raw: str) -> str:
     return text.translate(_URLSAFE_TO_STANDARD).rstrip("=")
 
 
-def _json_object(text: str) -> dict | None:
+def _json_object(text: str) -> dict[str, Any] | None:
     if not _BASE64.fullmatch(text) or len(text) % 4 == 1:
         return None
     try:
@@ -125,7 +126,7 @@ def encode_kla_id(exchange_id: str, cid: str | None = None) -> str:
     return base64.b64encode(text.encode("ascii")).decode("ascii")
 
 
-def kla_id_cookie(value: str) -> dict:
+def kla_id_cookie(value: str) -> dict[str, Any]:
     """Keyword arguments for ``Response.set_cookie`` that store ``__kla_id`` the way Klaviyo's
     script does: path ``/``, host-only, two years, readable by that script (not HttpOnly), Lax.
 

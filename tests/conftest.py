@@ -13,8 +13,8 @@ import time
 import pytest
 
 from storefront import create_app
-from tests.helpers import (CHROMIUM, LiveServer, app_config, free_port,
-                           start_simulator)
+from tests.helpers import CHROMIUM, LiveServer, app_config, free_port, start_simulator
+
 
 @pytest.fixture(scope="session")
 def simulator():
@@ -24,7 +24,7 @@ def simulator():
     sim.process.wait(timeout=10)
 
 
-@pytest.fixture()
+@pytest.fixture
 def sim(simulator):
     """The session's simulator, reset (state, faults) before the test."""
     simulator.reset()
@@ -32,15 +32,15 @@ def sim(simulator):
     simulator.reset()
 
 
-@pytest.fixture()
+@pytest.fixture
 def app(tmp_path):
     """An app whose Klevu is unreachable (a closed port): pages must still render."""
     app = create_app(app_config(f"http://127.0.0.1:{free_port()}", tmp_path,
                                 OUTBOX_RELAY_IN_APP=False))
-    yield app
+    return app
 
 
-@pytest.fixture()
+@pytest.fixture
 def client(app):
     return app.test_client()
 
@@ -107,7 +107,7 @@ def redis_server():
         process.wait(timeout=10)
 
 
-@pytest.fixture()
+@pytest.fixture
 def redis_url(redis_server):
     """The session's redis-server, emptied before the test."""
     import redis

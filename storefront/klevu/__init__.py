@@ -1,4 +1,5 @@
-"""Klevu integration: the one HTTP client, bound per app; the steps live in the modules beside it."""
+"""Klevu integration: the one HTTP client, bound per app; the steps live in the modules
+beside it."""
 from __future__ import annotations
 
 from flask import Flask

@@ -10,8 +10,9 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from datetime import datetime, timezone
+from typing import Any
 from urllib.parse import quote
 
 import requests
@@ -22,6 +23,7 @@ log = logging.getLogger(__name__)
 
 # (connect, read) seconds. Pages have their own deadline on top of these (recs.py).
 DEFAULT_TIMEOUT = (1.0, 2.0)
+Timeout = float | tuple[float, float]  # requests: one for both, or (connect, read)
 EVENT_IDS_HEADER = "X-Storefront-Event-Ids"
 
 
@@ -54,8 +56,8 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> float |
     except (TypeError, ValueError):
         return None
     if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
-    return max(0.0, (when - (now or datetime.now(timezone.utc))).total_seconds())
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
 
 
 def parse_session_answer(body: object) -> SessionAnswer:
@@ -78,15 +80,16 @@ def parse_session_answer(body: object) -> SessionAnswer:
 
 
 class KlevuClient:
-    def __init__(self, settings: KlevuSettings, *, timeout=DEFAULT_TIMEOUT,
-                 session: requests.Session | None = None):
+    def __init__(self, settings: KlevuSettings, *, timeout: Timeout = DEFAULT_TIMEOUT,
+                 session: requests.Session | None = None) -> None:
         self.settings = settings
         self.timeout = timeout
         self.http = session or requests.Session()
         self.http.headers["User-Agent"] = "klevu-klaviyo-storefront/0.1"
 
     # -- plumbing ---------------------------------------------------------------------------
-    def _call(self, method: str, url: str, *, timeout=None, **kwargs) -> requests.Response:
+    def _call(self, method: str, url: str, *, timeout: Timeout | None = None,
+              **kwargs: Any) -> requests.Response:
         try:
             response = self.http.request(method, url, timeout=timeout or self.timeout, **kwargs)
         except requests.RequestException as exc:
@@ -97,7 +100,7 @@ class KlevuClient:
                              retry_after=parse_retry_after(response.headers.get("Retry-After")))
         return response
 
-    def _json(self, method: str, url: str, **kwargs) -> object:
+    def _json(self, method: str, url: str, **kwargs: Any) -> object:
         response = self._call(method, url, **kwargs)
         try:
             return response.json()
@@ -108,16 +111,17 @@ class KlevuClient:
     def _session_url(self) -> str:
         return f"{self.settings.visitor_url}/{quote(self.settings.api_key, safe='')}/session"
 
-    def start_session(self, session_id: str | None = None, *, timeout=None) -> SessionAnswer:
+    def start_session(self, session_id: str | None = None, *,
+                      timeout: Timeout | None = None) -> SessionAnswer:
         """Open a session, or refresh one by re-posting its id (continuity)."""
-        body: dict = {"apiKey": self.settings.api_key}
+        body: dict[str, str] = {"apiKey": self.settings.api_key}
         if session_id:
             body["sessionId"] = session_id
         return parse_session_answer(self._json("POST", self._session_url(), json=body,
                                                timeout=timeout))
 
     def klaviyo_segments(self, session_id: str, exchange_id: str, *,
-                         timeout=None) -> SessionAnswer:
+                         timeout: Timeout | None = None) -> SessionAnswer:
         body = {"apiKey": self.settings.api_key, "sessionId": session_id,
                 "sessionInfo": {"connectorInfo": [
                     {"connectorType": "klaviyo", "exchangeId": exchange_id}]}}
@@ -125,7 +129,8 @@ class KlevuClient:
                                                timeout=timeout))
 
     # -- step 2: recommendation settings (klevu-api.md §2) ----------------------------------
-    def recs_config(self, recs_key: str, params: dict[str, str], *, timeout=None) -> dict:
+    def recs_config(self, recs_key: str, params: dict[str, str], *,
+                    timeout: Timeout | None = None) -> dict[str, Any]:
         url = (f"{self.settings.config_url}/recommendations/"
                f"{quote(self.settings.api_key, safe='')}/settings/{quote(recs_key, safe='')}")
         body = self._json("GET", url, params=params, timeout=timeout)
@@ -142,7 +147,8 @@ class KlevuClient:
             raise KlevuError(f"config basePath {base_path!r} is not a scheme-less host/path")
         return "https://" + base_path.lstrip("/")
 
-    def search(self, base_path: str, payload: dict, *, timeout=None) -> dict:
+    def search(self, base_path: str, payload: dict[str, Any], *,
+               timeout: Timeout | None = None) -> dict[str, Any]:
         body = self._json("POST", self.search_url(base_path),
                           data=json.dumps(payload, separators=(",", ":")),
                           headers={"Content-Type": "application/json"}, timeout=timeout)
@@ -151,9 +157,10 @@ class KlevuClient:
         return body
 
     # -- step 4: analytics (klevu-api.md §5) ------------------------------------------------
-    def collect(self, events: list[dict], event_ids: list[str] | None = None, *,
-                timeout=None) -> None:
-        """POST a batch of events; ids go in a header Klevu ignores, so duplicates can be counted."""
+    def collect(self, events: list[dict[str, Any]], event_ids: list[str] | None = None, *,
+                timeout: Timeout | None = None) -> None:
+        """POST a batch of events; ids go in a header Klevu ignores, so duplicates can be
+        counted."""
         headers = {"Content-Type": "application/json"}
         if event_ids:
             headers[EVENT_IDS_HEADER] = ",".join(event_ids)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 VIEW = "view_recs_list"
 SELECT = "select_recs_list"
@@ -41,7 +42,7 @@ class BannerItem:
     item_group_id: str = ""
 
     @classmethod
-    def from_record(cls, record: Mapping) -> BannerItem:
+    def from_record(cls, record: Mapping[str, object]) -> BannerItem:
         return cls(id=_text(record.get("id")), name=_text(record.get("name")),
                    sale_price=_text(record.get("salePrice")),
                    currency=_text(record.get("currency")), brand=_text(record.get("brand")),
@@ -69,13 +70,13 @@ class BannerView:
     segment_name: str = ""
     items: tuple[BannerItem, ...] = ()
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         if not self.items or not all(item.id for item in self.items):
             raise ValueError("a rendered banner has at least one product, each with an id")
 
     @classmethod
-    def from_config(cls, api_key: str, recs_key: str, metadata: Mapping,
-                    records: Iterable[Mapping]) -> BannerView:
+    def from_config(cls, api_key: str, recs_key: str, metadata: Mapping[str, object],
+                    records: Iterable[Mapping[str, object]]) -> BannerView:
         """From the config answer's ``metadata`` (§2) and the records shown, in order.
 
         ``recs_key`` is the key the storefront asked the config CDN for.
@@ -89,13 +90,13 @@ class BannerView:
                    items=tuple(BannerItem.from_record(r) for r in records))
 
 
-def impression(banner: BannerView, session_id: str | None) -> dict:
+def impression(banner: BannerView, session_id: str | None) -> dict[str, Any]:
     """``view_recs_list``: the banner was seen, with all its products."""
     return _event(VIEW, banner, session_id,
                   [_item(item, index) for index, item in enumerate(banner.items, start=1)])
 
 
-def click(banner: BannerView, session_id: str | None, item_id: str) -> dict:
+def click(banner: BannerView, session_id: str | None, item_id: str) -> dict[str, Any]:
     """``select_recs_list``: one product was chosen; it keeps its position in the banner."""
     for index, item in enumerate(banner.items, start=1):
         if item.id == item_id:
@@ -104,8 +105,8 @@ def click(banner: BannerView, session_id: str | None, item_id: str) -> dict:
 
 
 def _event(name: str, banner: BannerView, session_id: str | None,
-           items: list[dict]) -> dict:
-    return _prune({
+           items: list[dict[str, Any]]) -> dict[str, Any]:
+    event = _prune({
         "event": name,
         "event_apikey": banner.api_key,
         "user_profile": {"session_id": session_id},
@@ -121,9 +122,11 @@ def _event(name: str, banner: BannerView, session_id: str | None,
             "items": items,
         },
     })
+    assert isinstance(event, dict)  # _prune keeps a dict a dict
+    return event
 
 
-def _item(item: BannerItem, index: int) -> dict:
+def _item(item: BannerItem, index: int) -> dict[str, Any]:
     """klevu-recs.js ``convertEventItems``: price is the sale price, quantity always 1."""
     return {"item_id": item.id, "item_name": item.name, "price": item.sale_price,
             "currency": item.currency, "item_brand": item.brand,

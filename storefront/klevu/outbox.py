@@ -30,7 +30,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import closing, contextmanager
 from dataclasses import dataclass, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import click
 from flask import Flask, current_app
@@ -96,7 +96,7 @@ class Pending:
 
 
 def _iso(at: float | None) -> str | None:
-    return None if at is None else datetime.fromtimestamp(at, timezone.utc).isoformat(
+    return None if at is None else datetime.fromtimestamp(at, UTC).isoformat(
         timespec="seconds")
 
 
@@ -210,7 +210,9 @@ class OutboxStore:
                            "ORDER BY next_attempt_at, seq LIMIT ?", (now, limit))]
                 if not due:
                     return []
-                old, spent, live = [], [], []
+                old: list[Pending] = []
+                spent: list[Pending] = []
+                live: list[Pending] = []
                 for row in due:
                     (old if now - row.created_at >= max_age
                      else spent if row.attempts >= max_attempts else live).append(row)
@@ -240,7 +242,7 @@ class OutboxStore:
             db.executemany(
                 "UPDATE outbox SET lease_until = NULL, next_attempt_at = ?, "
                 "attempts = attempts - ?, last_error = ? WHERE seq = ?",
-                [(at, int(refund), error, row.seq) for row, at in zip(rows, retry_at)])
+                [(at, int(refund), error, row.seq) for row, at in zip(rows, retry_at, strict=True)])
 
     def dead_letter(self, rows: Sequence[Pending], reason: str, error: str) -> None:
         if not rows:

@@ -27,8 +27,9 @@ Finally ``limit`` keeps the payload's value but never more than ``maxProducts``.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 RECS_QUERY_ID = "klevuRECSItemList"
 PRODUCT_RECORD = "KLEVU_PRODUCT"
@@ -83,7 +84,7 @@ class RecsMetadata:
     product_threshold: int = DEFAULT_PRODUCT_THRESHOLD  # recs.py hides smaller result sets
 
     @classmethod
-    def from_config(cls, metadata: Mapping) -> RecsMetadata:
+    def from_config(cls, metadata: Mapping[str, Any]) -> RecsMetadata:
         """Read ``metadata``; a missing or nonsensical count falls back to §2's default."""
         return cls(
             page_type=str(metadata.get("pageType") or ""),
@@ -94,8 +95,8 @@ class RecsMetadata:
         )
 
 
-def build_search(payload: str, metadata: Mapping, page: PageContext,
-                 api_key: str) -> dict | None:
+def build_search(payload: str, metadata: Mapping[str, Any], page: PageContext,
+                 api_key: str) -> dict[str, Any] | None:
     """The search body (§3) for one banner, or ``None`` when there is nothing to search.
 
     ``None`` happens for a ``RECENTLY_VIEWED`` banner of a visitor with no recent products:
@@ -108,8 +109,9 @@ def build_search(payload: str, metadata: Mapping, page: PageContext,
     if meta.page_type != page.page_type:
         raise WrongPage(f"recs key configured for {meta.page_type or 'no'} pages "
                         f"is placed on a {page.page_type} page")
-    edits = [edit(page, meta) for edit in _edits_for(meta)]
-    if None in edits:
+    maybe_edits = [edit(page, meta) for edit in _edits_for(meta)]
+    edits = [edit for edit in maybe_edits if edit is not None]
+    if len(edits) < len(maybe_edits):
         return None
     edited = [_edit_query(query, edits, meta) if query.get("id") == RECS_QUERY_ID else query
               for query in queries]
@@ -119,7 +121,7 @@ def build_search(payload: str, metadata: Mapping, page: PageContext,
 # -- the §2 table -----------------------------------------------------------------------------
 # Each edit reads the page and returns the settings it contributes, or None for "no search".
 
-def _recently_viewed(page: PageContext, meta: RecsMetadata) -> dict | None:
+def _recently_viewed(page: PageContext, meta: RecsMetadata) -> dict[str, Any] | None:
     ids = _unique(page.recently_viewed)[:min(MAX_RECENT_IDS, meta.max_products)]
     if not ids:
         return None
@@ -128,35 +130,35 @@ def _recently_viewed(page: PageContext, meta: RecsMetadata) -> dict | None:
             "limit": len(ids)}
 
 
-def _category_path(page: PageContext, meta: RecsMetadata) -> dict:
+def _category_path(page: PageContext, meta: RecsMetadata) -> dict[str, Any]:
     if not page.category_path:
         raise MissingInput("category_path", meta.page_type, meta.logic)
     return {"query": {"categoryPath": ";".join(page.category_path)}}
 
 
-def _personalisation(page: PageContext, meta: RecsMetadata) -> dict:
+def _personalisation(page: PageContext, meta: RecsMetadata) -> dict[str, Any]:
     # @klevu/core's personalisation() modifier adds recentObjects only when there are clicks.
-    settings: dict = {"personalisation": {"enablePersonalisation": True}}
+    settings: dict[str, Any] = {"personalisation": {"enablePersonalisation": True}}
     clicks = _unique(page.recent_clicks)[:MAX_RECENT_IDS]
     if clicks:
         settings["context"] = {"recentObjects": [_products({"id": i} for i in clicks)]}
     return settings
 
 
-def _current_product(page: PageContext, meta: RecsMetadata) -> dict:
+def _current_product(page: PageContext, meta: RecsMetadata) -> dict[str, Any]:
     product_id, group_id = _product(page, meta)
     return {"context": {"recentObjects": [_products([{"id": product_id}])]},
             "excludeIds": [_group(group_id)]}
 
 
-def _visual_source(page: PageContext, meta: RecsMetadata) -> dict:
+def _visual_source(page: PageContext, meta: RecsMetadata) -> dict[str, Any]:
     product_id, group_id = _product(page, meta)
     return {"context": {"sourceObjects": [_products([{"id": product_id},
                                                      {"itemGroupId": group_id}])]},
             "excludeIds": [_group(group_id)]}
 
 
-def _cart(page: PageContext, meta: RecsMetadata) -> dict:
+def _cart(page: PageContext, meta: RecsMetadata) -> dict[str, Any]:
     ids = _unique(product_id for product_id, _ in page.cart)
     if not ids:
         raise MissingInput("cart", meta.page_type, meta.logic)
@@ -166,7 +168,7 @@ def _cart(page: PageContext, meta: RecsMetadata) -> dict:
 
 
 _ANY_PAGE = None
-_Edit = Callable[[PageContext, RecsMetadata], dict | None]
+_Edit = Callable[[PageContext, RecsMetadata], dict[str, Any] | None]
 # (page type or _ANY_PAGE, logics, edit) — one line per row of the §2 table. HAND_PICKED has
 # no row: it needs nothing and changes nothing.
 _TABLE: tuple[tuple[str | None, frozenset[str], _Edit], ...] = (
@@ -188,7 +190,7 @@ def _edits_for(meta: RecsMetadata) -> list[_Edit]:
 
 # -- helpers ----------------------------------------------------------------------------------
 
-def _record_queries(payload: str) -> list[dict]:
+def _record_queries(payload: str) -> list[dict[str, Any]]:
     try:
         parsed = json.loads(payload)
     except (TypeError, ValueError) as exc:
@@ -205,7 +207,8 @@ def _record_queries(payload: str) -> list[dict]:
     return queries
 
 
-def _edit_query(query: dict, edits: list[dict], meta: RecsMetadata) -> dict:
+def _edit_query(query: dict[str, Any], edits: list[dict[str, Any]],
+                meta: RecsMetadata) -> dict[str, Any]:
     settings = query.get("settings", {})
     for edit in edits:
         settings = _merge(edit, settings)
@@ -246,13 +249,13 @@ def _product(page: PageContext, meta: RecsMetadata) -> tuple[str, str]:
     return page.product_id, page.item_group_id or page.product_id
 
 
-def _products(records) -> dict:
+def _products(records: Iterable[dict[str, str]]) -> dict[str, Any]:
     return {"typeOfRecord": PRODUCT_RECORD, "records": list(records)}
 
 
-def _group(group_id: str) -> dict:
+def _group(group_id: str) -> dict[str, Any]:
     return {"key": "itemGroupId", "value": group_id}
 
 
-def _unique(ids) -> tuple[str, ...]:
+def _unique(ids: Iterable[str | None]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(i for i in ids if i))

@@ -81,20 +81,26 @@ def fetch_placement(client: KlevuClient, renderer: TemplateRenderer, recs_key: s
         return None
     if metadata.get("action") == "STATIC_CONTENT":
         return _rendered(renderer, Fetched(recs_key, config))
-    search = config.get("search") if isinstance(config.get("search"), dict) else {}
-    body = queries.build_search(search.get("payload"), metadata, context,
+    search = config.get("search")
+    if not isinstance(search, dict):
+        search = {}
+    body = queries.build_search(search.get("payload", ""), metadata, context,
                                 client.settings.api_key)
     if body is None:
         return None  # e.g. RECENTLY_VIEWED with nothing viewed yet: no search at all
     answer = client.search(search.get("basePath", ""), body, timeout=timeout())
     result = next((r for r in answer["queryResults"]
                    if isinstance(r, dict) and r.get("id") == queries.RECS_QUERY_ID), {})
-    records = result.get("records") if isinstance(result.get("records"), list) else []
+    records = result.get("records")
+    if not isinstance(records, list):
+        records = []
     records = [r for r in records if isinstance(r, dict) and r.get("id")]
     limits = queries.RecsMetadata.from_config(metadata)
     if len(records) < limits.product_threshold:
         return None
-    meta = result.get("meta") if isinstance(result.get("meta"), dict) else {}
+    meta = result.get("meta")
+    if not isinstance(meta, dict):
+        meta = {}
     return _rendered(renderer, Fetched(recs_key, config, records[:limits.max_products], meta))
 
 
@@ -123,7 +129,7 @@ def banners_for(context: queries.PageContext) -> list[Banner]:
     if not recs_keys:
         return []
     resolved = current_segments()
-    app = current_app._get_current_object()
+    app = current_app  # read here, in the request's thread; the workers get no app
     client, renderer = app.extensions["klevu_client"], app.extensions["banner_renderer"]
     due = time.monotonic() + app.config.get("RECS_DEADLINE", DEFAULT_DEADLINE)
     pool: ThreadPoolExecutor = app.extensions["recs_pool"]
@@ -131,7 +137,7 @@ def banners_for(context: queries.PageContext) -> list[Banner]:
                            due) for key in recs_keys]
     wait(futures, timeout=max(0.0, due - time.monotonic()))
     banners = []
-    for key, future in zip(recs_keys, futures):
+    for key, future in zip(recs_keys, futures, strict=True):
         if not future.done():
             log.warning("banner %s missed the page deadline", key)
             continue
@@ -177,7 +183,8 @@ def _banner(fetched: Fetched) -> Banner:
         html = render_template("partials/fallback_banner.html", title=title,
                                records=fetched.records, click_urls=click_urls)
         css = ""
-    return Banner(fetched.recs_key, title, Markup(html), Markup(css), token,
+    # html: sanitized by the renderer, or our autoescaped template; css: scoped and cleaned.
+    return Banner(fetched.recs_key, title, Markup(html), Markup(css), token,  # noqa: S704
                   fallback=fetched.html is None)
 
 

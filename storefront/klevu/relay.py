@@ -114,7 +114,7 @@ class Relay:
         self.max_retry_after = max_retry_after
         self.poll_interval = poll_interval
         self.lease_seconds = lease_seconds   # far longer than a send: lapses only if we died
-        self.rng = rng or random.Random()
+        self.rng = rng or random.Random()  # noqa: S311 - retry jitter, not a secret
         self.failures = 0                   # consecutive failed sends
         self.paused_until = 0.0
         self._prune_at = 0.0
@@ -160,7 +160,7 @@ class Relay:
             part = parts.pop()
             try:
                 self.send([row.payload for row in part], [row.event_id for row in part])
-            except Exception as exc:  # noqa: BLE001 - any failure leaves the events queued
+            except Exception as exc:  # any failure leaves the events queued
                 if not isinstance(exc, KlevuError):
                     log.exception("outbox: send raised an unexpected error")
                 if rejects_events(exc):
@@ -309,7 +309,7 @@ class RelayRunner:
             log.info("outbox: pid %d is the relay for %s", os.getpid(), self.relay.store.path)
             try:
                 self.relay.run(self._stop)
-            except Exception:  # noqa: BLE001 - a relay bug must not end delivery for good
+            except Exception:  # a relay bug must not end delivery for good
                 log.exception("outbox: relay crashed; retrying in %.0f s", self.retry)
             finally:
                 lock.release()

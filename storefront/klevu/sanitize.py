@@ -164,7 +164,8 @@ _SIBLING_COMBINATORS = frozenset({"~", "+", "|"})
 
 
 def _split_selectors(prelude: list) -> list[list]:
-    selectors, current = [], []
+    selectors: list[list] = []
+    current: list = []
     for token in prelude:
         if isinstance(token, ast.LiteralToken) and token.value == ",":
             selectors.append(current)

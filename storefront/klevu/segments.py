@@ -50,9 +50,9 @@ import math
 import re
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, TimeoutError as FutureTimeout
 from dataclasses import dataclass
-from typing import Callable
 
 from flask import Blueprint, current_app, g, jsonify, request
 
@@ -101,17 +101,19 @@ def _number(value: object) -> bool:
 
 def _session_entry(value: object) -> dict | None:
     """A ``klevu:session``/``klevu:visitor`` value, or None for a missing or foreign one."""
-    ok = isinstance(value, dict) and isinstance(value.get("id"), str) and _number(
-        value.get("expires"))
-    return value if ok else None
+    if isinstance(value, dict) and isinstance(value.get("id"), str) and _number(
+            value.get("expires")):
+        return value
+    return None
 
 
 def _segments_entry(value: object, xhash: str) -> dict | None:
     """A ``klevu:segments`` value for this exchange id; another person's is not ours to use."""
-    ok = (isinstance(value, dict) and value.get("x") == xhash
-          and isinstance(value.get("session"), str) and isinstance(value.get("segments"), list)
-          and _number(value.get("expires")))
-    return value if ok else None
+    if (isinstance(value, dict) and value.get("x") == xhash
+            and isinstance(value.get("session"), str) and isinstance(value.get("segments"), list)
+            and _number(value.get("expires"))):
+        return value
+    return None
 
 
 class SegmentResolver:

@@ -96,8 +96,10 @@ def _decode(data: object) -> tuple[str, BannerView]:
                     and all(isinstance(v, str) for v in item) for item in data[-1])):
         raise BadToken("token payload has an unexpected layout")
     page_view_id, *banner, items = data
+    names = [f.name for f in fields(BannerView)][:_BANNER_FIELDS]  # all but items, in order
     try:
-        return page_view_id, BannerView(*banner, items=tuple(BannerItem(*i) for i in items))
+        return page_view_id, BannerView(**dict(zip(names, banner, strict=True)),
+                                        items=tuple(BannerItem(*i) for i in items))
     except ValueError as exc:
         raise BadToken(str(exc)) from exc
 

@@ -3,4 +3,4 @@ from flask import Blueprint
 
 bp = Blueprint("shop", __name__)
 
-from . import views, images  # noqa: E402,F401  (routes register on import)
+from . import images, views  # noqa: E402,F401  (routes register on import)

@@ -1,14 +1,14 @@
 """Page views only compose: catalog data, the cart, and the page's Klevu banners."""
 from __future__ import annotations
 
-from flask import (abort, current_app, flash, redirect, render_template,
-                   request, url_for)
+from flask import abort, current_app, flash, redirect, render_template, request, url_for
 
 from ..catalog import load_catalog
 from ..klevu.queries import PageContext
 from ..klevu.recs import banners_for
 from . import bp, cart
 from .history import recent_ids, remember_product
+
 
 @bp.app_context_processor
 def shop_globals() -> dict:

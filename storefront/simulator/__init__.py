@@ -13,12 +13,13 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 from flask import Flask, jsonify
+from flask.json.provider import DefaultJSONProvider
 from werkzeug.exceptions import HTTPException
 
 from storefront.catalog import load_catalog
 
-from .recs_configs import demo_configs
 from .records import build_index
+from .recs_configs import demo_configs
 from .routes import collect, control, dashboard, recs_settings, search, visitor
 from .routes.guards import Rejected, rejected
 from .state import DemoData, install
@@ -37,6 +38,7 @@ def create_app(config: dict | None = None) -> Flask:
     app = Flask(__name__)
     app.config.update(DEFAULTS)
     app.config.update(config or {})
+    assert isinstance(app.json, DefaultJSONProvider)
     app.json.sort_keys = False  # answers read in the order of Klevu's documentation
     install(app, demo_data(app.config))
     register_blueprints(app)

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import argparse
 import os
+from collections.abc import Mapping
 
 from . import create_app
 
 
-def parse_args(argv: list[str] | None = None, env: dict | None = None) -> argparse.Namespace:
+def parse_args(argv: list[str] | None = None,
+               env: Mapping[str, str] | None = None) -> argparse.Namespace:
     env = os.environ if env is None else env
     parser = argparse.ArgumentParser(prog="python -m storefront.simulator",
                                      description="Offline Klevu simulator")

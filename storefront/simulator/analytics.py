@@ -85,6 +85,7 @@ def summarise(event: object) -> dict:
         raise BadEvent("each event must be an object")
     kind = dialect(event)
     name = _text(event, "event", "", required=True)
+    assert name is not None  # required
     if kind == "core":
         _text(event, "event_version", "")
     data = _list_fields(event, kind)

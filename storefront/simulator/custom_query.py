@@ -17,7 +17,7 @@ or ``onSale`` (salePrice below price). Matching ignores case; ``true``/``false``
 from __future__ import annotations
 
 import re
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 Predicate = Callable[[dict], bool]
 
@@ -31,12 +31,14 @@ class QueryError(ValueError):
 
 
 def _tokens(text: str) -> list[tuple[str, str]]:
-    tokens, pos, text = [], 0, text.rstrip()
+    tokens: list[tuple[str, str]] = []
+    pos, text = 0, text.rstrip()
     while pos < len(text):
         match = _TOKEN.match(text, pos)
         if not match or match.end() == pos:
             raise QueryError(f"cannot read customANDQuery at {text[pos:]!r}")
         kind = match.lastgroup
+        assert kind is not None  # each alternative is a named group
         tokens.append((kind, match.group(kind)))
         pos = match.end()
     return tokens
@@ -83,7 +85,8 @@ class _Parser:
         return self.take("word")
 
     def values(self) -> set[str]:
-        if self.peek() and self.peek()[0] == "lp":
+        token = self.peek()
+        if token and token[0] == "lp":
             self.take("lp")
             found = {_normal(self.value())}
             while self.peek() == ("word", "OR"):
@@ -111,8 +114,9 @@ class _Parser:
         while self.peek() == ("word", "AND"):
             self.take("word", "AND")
             clauses.append(self.clause())
-        if self.peek() is not None:
-            raise QueryError(f"customANDQuery: unexpected {self.peek()[1]!r}")
+        token = self.peek()
+        if token is not None:
+            raise QueryError(f"customANDQuery: unexpected {token[1]!r}")
         return clauses
 
 

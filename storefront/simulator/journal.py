@@ -42,7 +42,7 @@ class Journal:
         with self._lock:
             entry = self._entry("collect", "collect_requests", 200,
                                 {"events": len(events), "ids": [i for i in event_ids if i]})
-            for payload, summary, event_id in zip(events, summaries, event_ids):
+            for payload, summary, event_id in zip(events, summaries, event_ids, strict=True):
                 duplicate = event_id is not None and event_id in self._seen_ids
                 if event_id is not None:
                     self._seen_ids.add(event_id)

@@ -14,8 +14,9 @@ departments; visually similar = same colour as the source products.
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Any
 
 from .custom_query import QueryError, compile_query
 from .records import Indexed
@@ -205,7 +206,7 @@ def _rank_key(request_type: str, sources: list[Indexed], words: list[str]) -> Ra
     return keys.get(request_type, lambda i: (_unpopularity(i),))
 
 
-SORTS: dict[str, tuple[Callable[[Indexed], object], bool]] = {
+SORTS: dict[str, tuple[Callable[[Indexed], Any], bool]] = {
     "PRICE_ASC": (lambda i: float(i.record["salePrice"]), False),
     "PRICE_DESC": (lambda i: float(i.record["salePrice"]), True),
     "NAME_ASC": (lambda i: i.record["name"].casefold(), False),

@@ -8,10 +8,10 @@ the banner. The demo banners live in ``recs_configs.json`` — data a sales engi
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
-from typing import Iterable
 
 from . import looks, personas
 
@@ -81,9 +81,9 @@ def _variant(raw: dict, banner: dict, segment: str | None, where: str) -> Varian
         (variant.action == "STATIC_CONTENT") != bool(variant.static_content)
         and "staticContent (exactly the STATIC_CONTENT variants have it)",
     ]
-    problems = [p for p in problems if p]
-    if problems:
-        raise BadRecsConfig(f"{where}: bad {', '.join(problems)}")
+    found = [p for p in problems if isinstance(p, str)]
+    if found:
+        raise BadRecsConfig(f"{where}: bad {', '.join(found)}")
     return variant
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import secrets
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 
 # Expired sessions are swept at most this often, so a busy simulator stays O(1) per call.
 SWEEP_EVERY_S = 60.0
@@ -28,7 +28,7 @@ class SessionStore:
         with self._lock:
             self._sweep(now)
             refreshed = session_id is not None and self._expires.get(session_id, now) > now
-            if not refreshed:
+            if session_id is None or not refreshed:
                 session_id = secrets.token_hex(16)
             self._expires[session_id] = now + ttl
             return session_id, refreshed

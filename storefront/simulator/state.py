@@ -5,15 +5,15 @@ it started with, and nothing needs a global lock; each part locks its own data.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 from flask import Flask, current_app
 
 from .faults import Faults
 from .journal import Journal
-from .recs_configs import RecsConfig
 from .records import Indexed
+from .recs_configs import RecsConfig
 from .sessions import SessionStore
 
 EXTENSION = "klevu_simulator"

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import pytest
 import requests
 from playwright.sync_api import BrowserContext, Locator, Page, expect
-
 
 CATALOG = json.loads((Path(__file__).parents[2] / "storefront/data/catalog.json").read_text())
 PRODUCTS = {p["id"]: p for p in CATALOG["products"]}
@@ -77,12 +76,12 @@ class Shopper:
         expect(self.page.locator(".cart-table")).to_contain_text(PRODUCTS[product_id]["name"])
 
 
-@pytest.fixture()
+@pytest.fixture
 def shopper(page: Page) -> Shopper:
     return Shopper(page)
 
 
-@pytest.fixture()
+@pytest.fixture
 def klevu_config(sim) -> Callable[..., dict]:
     """The config CDN's answer for a banner, the way the shop must ask for it (klevu-api §2)."""
     def config(recs_key: str, segments: list[str] | tuple[str, ...] = (), **params) -> dict:
@@ -95,7 +94,7 @@ def klevu_config(sim) -> Callable[..., dict]:
     return config
 
 
-@pytest.fixture()
+@pytest.fixture
 def received(sim, context: BrowserContext) -> Callable[..., list[dict]]:
     """Analytics events the simulator received from *this* browser's Klevu session.
 
@@ -114,7 +113,7 @@ def received(sim, context: BrowserContext) -> Callable[..., list[dict]]:
     return events
 
 
-@pytest.fixture()
+@pytest.fixture
 def screenshot(pytestconfig) -> Callable[[Page, str], Path]:
     """Full-page screenshots into pytest-playwright's output folder (test-results/)."""
     folder = Path(pytestconfig.getoption("--output"))

@@ -21,7 +21,7 @@ PRODUCT = next(iter(PRODUCTS.values()))
 DWELL_MS = 1000                        # how long a banner must stay in view to count as seen
 
 
-@pytest.fixture()
+@pytest.fixture
 def product_page(shopper: Shopper, page: Page, klevu_config) -> dict:
     """A consenting anonymous visitor on a product page; the banner's config metadata."""
     page.goto("/")

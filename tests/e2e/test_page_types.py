@@ -49,6 +49,8 @@ class ImageGate:
     """Holds every picture request until ``release()``: the page is measured before any
     image has loaded, then again after, so space not reserved for an image shows up."""
 
+    held: list[Route]
+
     def __init__(self, page: Page):
         self.page, self.held, self.open = page, [], False
         page.route("**/img/**", self._handle)
@@ -224,8 +226,9 @@ def test_checkout_shows_bargain_hunters_the_static_promo(shopper: Shopper, page:
         "href", re.compile(re.escape(promo["targetUrl"]) + "$"))
     assert image.evaluate("img => img.complete && img.naturalWidth > 0"), "promo did not load"
     box = image.bounding_box()
-    assert box["width"] / box["height"] == pytest.approx(
-        int(image.get_attribute("width")) / int(image.get_attribute("height")), rel=0.02)
+    width, height = image.get_attribute("width"), image.get_attribute("height")
+    assert box is not None and width and height, "promo has no box or no width and height"
+    assert box["width"] / box["height"] == pytest.approx(int(width) / int(height), rel=0.02)
     served = page.evaluate(BANNERS_IN_HTML, page.request.get("/checkout").text())
     assert served[CHECKOUT_BANNER]["title"] == config["metadata"]["title"]
     screenshot(page, "sam-checkout-promo")

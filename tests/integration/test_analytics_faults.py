@@ -113,7 +113,7 @@ class Ledger:
     first_shop: set[str] = field(default_factory=set)            # ids the first shop may hold
     answered_duplicate: int = 0     # 202s saying "already queued": a retry after a lost answer
     retried: Counter = field(default_factory=Counter)            # by what the post met
-    unexpected: list[tuple[int, str]] = field(default_factory=list)
+    unexpected: list[tuple[int | str, str]] = field(default_factory=list)
 
     def count(self) -> int:
         with self.lock:
@@ -145,7 +145,7 @@ def post_until_accepted(browser: requests.Session, shop: Shop, body: dict, event
             answer = browser.post(f"{shop.url}/klevu/events", data=json.dumps(body),
                                   headers=BEACON_HEADERS, timeout=5)
         except requests.RequestException:
-            outcome = NO_ANSWER
+            outcome: int | str = NO_ANSWER
         else:
             if answer.status_code == 202:
                 ledger.accept(event_id, name, answer.json()["duplicate"], generation)

@@ -8,7 +8,7 @@ import pytest
 import requests
 
 from storefront.klaviyo import encode_kla_id
-from tests.helpers import wait_until, exchange_id
+from tests.helpers import exchange_id, wait_until
 
 BANNER_RE = re.compile(r'<section class="klevu-banner[^"]*"\s+data-klevu-banner="([^"]+)"'
                        r'[^>]*?data-klevu-token="([^"]+)"')
@@ -34,11 +34,11 @@ def test_home_banner_is_the_segment_variant_in_the_initial_html(sim, live_shop, 
     picks = [c for c in config_calls(sim) if c["recsKey"] == "k-home-picks"][-1]
     assert picks["sids"] == ([segment] if segment else [])
     assert picks["variant"] == (segment or "default")
-    assert f'data-klevu-banner="k-home-picks"' in html
+    assert 'data-klevu-banner="k-home-picks"' in html
     assert unescape(picks["title"]) in unescape(html)
     # Klevu's CSS, scoped to the banner, is in the head.
-    assert re.search(r'<style data-klevu-css="k-home-picks">[^<]*\[data-klevu-banner="k-home-picks"\]',
-                     html)
+    assert re.search(r'<style data-klevu-css="k-home-picks">'
+                     r'[^<]*\[data-klevu-banner="k-home-picks"\]', html)
 
 
 def test_click_without_javascript_records_and_redirects(sim, live_shop):
@@ -47,7 +47,9 @@ def test_click_without_javascript_records_and_redirects(sim, live_shop):
     links = re.findall(r'href="(/klevu/click\?[^"]+)"', html)
     assert links, "banner links do not go through the click route"
     link = unescape(links[1])
-    product_id = re.search(r"id=(\d+)", link).group(1)
+    found = re.search(r"id=(\d+)", link)
+    assert found, link
+    product_id = found.group(1)
     answer = shopper.get(f"{live_shop.url}{link}", allow_redirects=False, timeout=10)
     assert answer.status_code == 302
     assert answer.headers["Location"].endswith(f"/p/{product_id}")
@@ -74,7 +76,7 @@ def test_beacon_impression_reaches_the_collector(sim, live_shop):
     html = shopper.get(f"{live_shop.url}/", timeout=10).text
     tokens = dict(BANNER_RE.findall(html))
     answer = shopper.post(f"{live_shop.url}/klevu/events",
-                          data='{"type":"view","token":"%s"}' % unescape(tokens["k-home-picks"]),
+                          data=f'{{"type":"view","token":"{unescape(tokens["k-home-picks"])}"}}',
                           headers={"Content-Type": "text/plain;charset=UTF-8",
                                    "Sec-Fetch-Site": "same-origin"}, timeout=10)
     assert answer.status_code == 202, answer.text

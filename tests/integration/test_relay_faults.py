@@ -25,9 +25,11 @@ import sys
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
+from typing import Any
 
 import requests
-from werkzeug.serving import WSGIRequestHandler, make_server
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
 from storefront.klevu.client import EVENT_IDS_HEADER
@@ -51,12 +53,14 @@ class Collector:
         self.lock = threading.Lock()
         self.flaky = True
         self.received: Counter[str] = Counter()
-        self.answers = {True: Counter(), False: Counter()}   # by self.flaky
+        # status codes answered, by self.flaky
+        self.answers: dict[bool, Counter[int]] = {True: Counter(), False: Counter()}
         self.in_flight = 0
         self.max_in_flight = 0
-        self.on_delivery = None               # called once, after recording, before the 200
+        # called once, after recording, before the 200
+        self.on_delivery: Callable[[], None] | None = None
         self.interrupted: list[list[str]] = []
-        self.server = None
+        self.server: BaseWSGIServer | None = None
         self.port = 0
 
     def __call__(self, environ, start_response):
@@ -97,6 +101,7 @@ class Collector:
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def down(self) -> None:
+        assert self.server is not None, "down() before up()"
         self.server.shutdown()
         self.server.server_close()
 
@@ -105,14 +110,17 @@ class Worker:
     """An app worker process; its port comes on its first line of output."""
 
     def __init__(self, data_dir: str, collector_url: str):
-        self.process = subprocess.Popen(
-            [sys.executable, __file__, data_dir, collector_url], stdout=subprocess.PIPE,
-            stderr=open(os.path.join(data_dir, "workers.err"), "a"), text=True)
+        with open(os.path.join(data_dir, "workers.err"), "a") as errors:
+            self.process = subprocess.Popen(
+                [sys.executable, __file__, data_dir, collector_url], stdout=subprocess.PIPE,
+                stderr=errors, text=True)
+        assert self.process.stdout is not None
         self.url = f"http://127.0.0.1:{int(self.process.stdout.readline())}"
 
     def kill(self) -> None:
         self.process.kill()
         self.process.wait()
+        assert self.process.stdout is not None
         self.process.stdout.close()
 
 
@@ -136,7 +144,8 @@ class Producer:
             for _ in range(rng.randint(1, 4)):
                 n = next(counter)
                 event_id = f"{self.name}-{n}"
-                payload = {"event": "select_recs_list", "event_data": {"list_id": event_id}}
+                payload: dict[str, Any] = {"event": "select_recs_list",
+                                           "event_data": {"list_id": event_id}}
                 if n % POISON_EVERY == POISON_EVERY - 1:
                     payload["poison"] = True
                 batch.append((event_id, payload))
@@ -160,10 +169,11 @@ class Producer:
 def kill_the_relay_mid_delivery(collector: Collector, workers: list[Worker],
                                 store: OutboxStore, data_dir: str, collector_url: str) -> None:
     killed = threading.Event()
-    victims = []
+    victims: list[Worker] = []
 
     def kill_sender() -> None:
         holder = lock_holder(store.lock_path)
+        assert holder is not None, "a delivery without a relay holding the lock"
         victims.extend(worker for worker in workers if worker.process.pid == holder)
         os.kill(holder, signal.SIGKILL)
         killed.set()

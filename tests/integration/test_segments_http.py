@@ -43,7 +43,7 @@ def calls(new=0, refresh=0, connector=0) -> dict[str, int]:
     return {"session_new": new, "session_refresh": refresh, "connector": connector}
 
 
-@pytest.fixture()
+@pytest.fixture
 def start_shop(sim, tmp_path):
     servers = []
 
@@ -57,7 +57,7 @@ def start_shop(sim, tmp_path):
         server.stop()
 
 
-@pytest.fixture()
+@pytest.fixture
 def shopper():
     """One visitor's shopper: it keeps the cookies the shop sets."""
     with requests.Session() as session:
@@ -206,7 +206,7 @@ make_server("127.0.0.1", int(sys.argv[1]), app, threaded=True).serve_forever()
 """
 
 
-@pytest.fixture()
+@pytest.fixture
 def two_shops(sim, redis_url, tmp_path):
     env = {**os.environ, "KLEVU_SIMULATOR_URL": sim.url, "STOREFRONT_DATA_DIR": str(tmp_path),
            "SECRET_KEY": "two-processes-one-secret", "CACHE_REDIS_URL": redis_url,

@@ -10,7 +10,6 @@ import quickjs
 from storefront.simulator import API_KEY, create_app
 
 
-
 @pytest.fixture
 def app():
     return create_app()

@@ -50,7 +50,7 @@ def test_record_has_klevus_shape(search):
 
 
 def test_prices_are_strings_and_stock_is_yes_or_no(search):
-    status, body = search(limit=48)
+    _status, body = search(limit=48)
     records = body["queryResults"][0]["records"]
     assert len(records) == len(PRODUCTS)
     assert all(isinstance(r["price"], str) and isinstance(r["salePrice"], str) for r in records)
@@ -132,7 +132,7 @@ def test_related_requests_without_context_fall_back_to_popularity(ids):
 
 
 def test_search_matches_the_term(search):
-    status, body = search("SEARCH", query={"term": "tent"}, limit=48)
+    _status, body = search("SEARCH", query={"term": "tent"}, limit=48)
     result = body["queryResults"][0]
     assert {r["id"] for r in result["records"]} == {
         p.id for p in PRODUCTS
@@ -149,7 +149,7 @@ def test_catnav_lists_a_category(ids):
 def test_limit_and_offset_page_through_the_ranking(ids, search):
     everything = ids(limit=48)
     assert ids(limit=4, offset=6) == everything[6:10]
-    status, body = search(limit=4, offset=6)
+    _status, body = search(limit=4, offset=6)
     assert body["queryResults"][0]["meta"]["totalResultsFound"] == len(PRODUCTS)
     assert body["queryResults"][0]["meta"]["offset"] == 6
 
@@ -221,9 +221,9 @@ def test_sort_other_than_relevance_ignores_top_ids(ids):
 
 
 def test_personalisation_boosts_products_near_recent_ones(search):
-    plain_status, plain = search(limit=8)
-    status, body = search(limit=8, personalisation={"enablePersonalisation": True},
-                          context=recent("10033"))
+    _plain_status, plain = search(limit=8)
+    _status, body = search(limit=8, personalisation={"enablePersonalisation": True},
+                           context=recent("10033"))
     result = body["queryResults"][0]
     assert result["meta"]["isPersonalised"] is True
     assert plain["queryResults"][0]["meta"]["isPersonalised"] is False
@@ -233,7 +233,7 @@ def test_personalisation_boosts_products_near_recent_ones(search):
 
 
 def test_personalisation_needs_recent_objects(search):
-    status, body = search(personalisation={"enablePersonalisation": True})
+    _status, body = search(personalisation={"enablePersonalisation": True})
     assert body["queryResults"][0]["meta"]["isPersonalised"] is False
 
 
@@ -248,7 +248,7 @@ def test_type_of_records_without_products_finds_nothing(ids):
 
 
 def test_fields_trim_the_records(search):
-    status, body = search(limit=2, fields=["name", "price"])
+    _status, body = search(limit=2, fields=["name", "price"])
     assert [set(r) for r in body["queryResults"][0]["records"]] == [{"id", "name", "price"}] * 2
 
 

@@ -27,8 +27,8 @@ class Tags(HTMLParser):
 
 
 def records(search):
-    status, body = search("RECS_CUSTOM", limit=4,
-                          customANDQuery="id:(10004 OR 10003 OR 10025 OR 10034)")
+    _status, body = search("RECS_CUSTOM", limit=4,
+                           customANDQuery="id:(10004 OR 10003 OR 10025 OR 10034)")
     return body["queryResults"][0]["records"]
 
 

@@ -4,6 +4,6 @@ import pytest
 from tests.helpers import FakeClock
 
 
-@pytest.fixture()
+@pytest.fixture
 def clock() -> FakeClock:
     return FakeClock()

@@ -13,6 +13,7 @@ import json
 import sqlite3
 from contextlib import closing
 from dataclasses import replace
+from typing import BinaryIO
 
 import pytest
 from flask import url_for
@@ -74,7 +75,7 @@ def beacon(client, body: dict | bytes, headers: dict = SAME_SITE):
                        content_type="text/plain;charset=UTF-8")
 
 
-def beacon_stream(client, stream: io.RawIOBase):
+def beacon_stream(client, stream: BinaryIO):
     """A chunked post: no Content-Length, and a stream the server ends (Werkzeug's server and
     gunicorn say so with ``wsgi.input_terminated``)."""
     return client.post("/klevu/events", input_stream=stream,

@@ -1,8 +1,13 @@
 """Start-up settings: defaults mean the simulator; a bad value names its variable."""
 import pytest
 
-from storefront.config import (ConfigError, LIVE_CONFIG_URL, LIVE_STATS_URL, LIVE_VISITOR_URL,
-                               from_env)
+from storefront.config import (
+    LIVE_CONFIG_URL,
+    LIVE_STATS_URL,
+    LIVE_VISITOR_URL,
+    ConfigError,
+    from_env,
+)
 
 
 def test_no_environment_means_the_embedded_simulator():

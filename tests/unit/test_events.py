@@ -1,4 +1,6 @@
 """§5 event payloads, checked against the literal JSON of klevu-api.md."""
+from typing import Any
+
 import pytest
 
 from storefront.klevu.events import BannerItem, BannerView, UnknownItem, click, impression
@@ -18,7 +20,7 @@ SECOND = {"id": "40001", "name": "Scarf", "salePrice": "20.00", "currency": "EUR
           "variantId": "40001-red", "itemGroupId": ""}
 
 # klevu-api.md §5, literally (the collector's body is an array of these).
-EXPECTED_VIEW = {
+EXPECTED_VIEW: dict[str, Any] = {
     "event": "view_recs_list",
     "event_apikey": "klevu-123",
     "user_profile": {"session_id": "a7c0..."},
@@ -112,7 +114,7 @@ def test_click_on_a_product_not_in_the_banner_is_refused():
 
 @pytest.mark.parametrize("items", [(), (BannerItem(""),), (BannerItem("1"), BannerItem(""))])
 def test_a_rendered_banner_has_products_with_ids(items):
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="at least one product"):
         BannerView("klevu-123", "k-home-1", "HOME", "Title", "TRENDING", items=items)
 
 

@@ -16,8 +16,8 @@ from storefront import klaviyo
 from storefront.klaviyo import ANONYMOUS, KlaId, decode_kla_id, encode_kla_id, parse_kx
 
 # The identified visitor from the docs, raw cookie and decoded fields.
-REAL_RAW = ("eyJjaWQiOiJZV1V5T0dVNVpqTXRNekkyTVMwMFpUUTVMVGd6Tm1FdE9HTm1ORGt5T1dRM01UTXgiLCIkZXhjaGFu"
-            "Z2VfaWQiOiI4MkpDc0JNUFNZdTREUHo0RVNfVExXQkEyS3gtMVl3bVI0c0JzcXh5cHhZLlczN21CVyJ9")
+REAL_RAW = ("eyJjaWQiOiJZV1V5T0dVNVpqTXRNekkyTVMwMFpUUTVMVGd6Tm1FdE9HTm1ORGt5T1dRM01UTXgiLCIk"
+            "ZXhjaGFuZ2VfaWQiOiI4MkpDc0JNUFNZdTREUHo0RVNfVExXQkEyS3gtMVl3bVI0c0JzcXh5cHhZLlczN21CVyJ9")
 REAL_CID = "YWUyOGU5ZjMtMzI2MS00ZTQ5LTgzNmEtOGNmNDkyOWQ3MTMx"
 REAL_XID = "82JCsBMPSYu4DPz4ES_TLWBA2Kx-1YwmR4sBsqxypxY.W37mBW"
 ANON_CID = "ZWY5Y2EzZTgtOTMyNC00ZWEwLWI5MjMtYTAzYzUxNDU2YzAz"
@@ -137,11 +137,12 @@ def test_encode_writes_cid_first_then_exchange_id_as_compact_json():
 def test_new_or_unusable_cid_gets_a_fresh_uuid_cid(cid):
     decoded = decode_kla_id(encode_kla_id(REAL_XID, cid))
     assert decoded.exchange_id == REAL_XID
+    assert decoded.cid is not None
     uuid.UUID(base64.b64decode(decoded.cid).decode("ascii"))  # base64 of a UUID string
 
 
 def test_encode_refuses_a_malformed_exchange_id():
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="not a Klaviyo exchange id"):
         encode_kla_id("not an exchange id", REAL_CID)
 
 

@@ -3,13 +3,14 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+from typing import Any
 
 import pytest
 
 from storefront.klevu import outbox as outbox_module
 from storefront.klevu.outbox import OutboxError, OutboxFull, OutboxStore
 
-CLAIM = {"lease_seconds": 60.0, "max_attempts": 20, "max_age": 3600.0}
+CLAIM: dict[str, Any] = {"lease_seconds": 60.0, "max_attempts": 20, "max_age": 3600.0}
 
 
 
@@ -19,7 +20,7 @@ def events(n: int, prefix: str = "e") -> list[tuple[str, dict]]:
 
 
 
-@pytest.fixture()
+@pytest.fixture
 def store(tmp_path, clock):
     return OutboxStore(str(tmp_path), max_events=10, clock=clock)
 
@@ -76,7 +77,7 @@ def test_the_refused_events_can_be_put_again_once_there_is_room(store):
 
 
 def test_bad_input_is_refused_before_touching_the_database(store):
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="event id must be a non-empty string"):
         store.put([("", {})])
     with pytest.raises(TypeError):
         store.put([("ok", {"when": object()})])

@@ -18,7 +18,7 @@ class FakeKlevuClient:
         self.delivered: list[str] = []
 
     def collect(self, events: list[dict], event_ids: list[str] | None = None) -> None:
-        self.delivered.extend(event_ids)
+        self.delivered.extend(event_ids or [])
 
 
 def make_app(data_dir, **config) -> Flask:
@@ -35,7 +35,7 @@ def make_app(data_dir, **config) -> Flask:
     return app
 
 
-@pytest.fixture()
+@pytest.fixture
 def runners():
     """Stops every in-app relay a test started, so no thread outlives its temp dir."""
     started: list[RelayRunner] = []

@@ -17,7 +17,7 @@ from hypothesis import given, strategies as st
 
 from storefront.klevu.client import KlevuError
 from storefront.klevu.outbox import OutboxStore
-from storefront.klevu.relay import Backoff, Relay, RelayRunner, lock_holder
+from storefront.klevu.relay import Backoff, Relay, RelayRunner, Send, lock_holder
 from tests.helpers import FakeClock
 
 
@@ -57,7 +57,7 @@ def attempts(store: OutboxStore) -> list[int]:
 
 
 
-@pytest.fixture()
+@pytest.fixture
 def store(tmp_path, clock):
     return OutboxStore(str(tmp_path), clock=clock)
 
@@ -147,7 +147,7 @@ def test_an_outage_spends_no_attempts_and_loses_nothing(store, clock, failure):
 
 
 def test_an_event_the_collector_keeps_failing_on_is_dead_lettered_alone(store, clock):
-    store.put([("poison", {"event": "view_recs_list", "id": "poison"})] + events(49))
+    store.put([("poison", {"event": "view_recs_list", "id": "poison"}), *events(49)])
     collector = Collector(lambda ids: KlevuError("HTTP 500", status=500)
                           if "poison" in ids else None)
     drain(relay_for(store, collector, max_attempts=5), clock)
@@ -252,8 +252,11 @@ def test_the_relay_thread_wakes_as_soon_as_this_process_puts(tmp_path):
 def test_two_runners_in_one_process_make_one_relay(tmp_path):
     store = OutboxStore(str(tmp_path))
     senders: dict[str, list[str]] = {"a": [], "b": []}
-    runners = {name: RelayRunner(Relay(store, lambda ev, ids, n=name: senders[n].extend(ids),
-                                       poll_interval=0.05), retry=0.05)
+
+    def sender(name: str) -> Send:
+        return lambda events, ids: senders[name].extend(ids)
+
+    runners = {name: RelayRunner(Relay(store, sender(name), poll_interval=0.05), retry=0.05)
                for name in senders}
     for runner in runners.values():
         runner.start()

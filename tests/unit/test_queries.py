@@ -4,8 +4,15 @@ import json
 
 import pytest
 
-from storefront.klevu.queries import (MalformedPayload, MissingInput, PageContext, QueryError,
-                                      RecsMetadata, WrongPage, build_search)
+from storefront.klevu.queries import (
+    MalformedPayload,
+    MissingInput,
+    PageContext,
+    QueryError,
+    RecsMetadata,
+    WrongPage,
+    build_search,
+)
 
 API_KEY = "klevu-123"
 BASE = {"limit": 12, "typeOfRecords": ["KLEVU_PRODUCT"], "query": {"term": "*"}}
@@ -213,6 +220,7 @@ def test_body_names_our_api_key_and_passes_other_queries_through():
     other = {"id": "merchantExtra", "typeOfRequest": "SEARCH", "settings": {"limit": 99}}
     body = build_search(payload(other=[other]), meta("PRODUCT", "SIMILAR"), PRODUCT_PAGE,
                         API_KEY)
+    assert body is not None
     assert body["context"] == {"apiKeys": [API_KEY]}
     assert body["recordQueries"][0] == other
     assert body["recordQueries"][1]["typeOfRequest"] == "RECS_TRENDING"

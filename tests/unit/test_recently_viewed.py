@@ -1,7 +1,6 @@
 """The shop_recent cookie codec (§6): newest first, unique, at most 20, never raises."""
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
+from hypothesis import given, strategies as st
 
 from storefront.recently_viewed import MAX_RECENT, format_recent, parse_recent, push_recent
 

@@ -52,7 +52,7 @@ def search_answer(n: int) -> dict:
                                           "records": records(n)}]}
 
 
-@pytest.fixture()
+@pytest.fixture
 def fetch():
     client, renderer = KlevuClient(SETTINGS), TemplateRenderer()
 
@@ -91,7 +91,8 @@ def test_fewer_records_than_the_threshold_hides_the_banner(fetch):
 
 @responses.activate
 def test_static_content_renders_without_a_search(fetch):
-    template = ('<% helper.each(data.staticContent, function (i, c) { %><a href="<%= c.targetUrl %>">'
+    template = ('<% helper.each(data.staticContent, function (i, c) { %>'
+                '<a href="<%= c.targetUrl %>">'
                 '<img src="<%= c.image[0].url %>" alt="<%= c.image[0].altTag %>"></a><% }); %>')
     answer = config(action="STATIC_CONTENT")
     answer["templates"]["base"] = template
@@ -135,7 +136,8 @@ def test_config_params_carry_only_what_the_page_has(context, segments, expected)
 
 @responses.activate
 def test_placements_run_in_parallel_and_a_late_one_is_left_out(tmp_path):
-    """Two 0.5 s banners both fit a 0.9 s deadline (in turn they could not); a late one is dropped."""
+    """Two 0.5 s banners both fit a 0.9 s deadline (in turn they could not); a late one is
+    dropped."""
     from storefront import create_app
     from storefront.klevu.recs import banners_for
     from tests.helpers import app_config

@@ -5,6 +5,7 @@ the renderer guarantees around it.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -18,7 +19,8 @@ from storefront.klevu.render import COMPILED_PER_THREAD, RenderError, TemplateRe
 BANNER = json.loads((Path(__file__).parent / "template_corpus" / "banner.json")
                     .read_text(encoding="utf-8"))["data"]
 LIST_TEMPLATE = ('<ul class="<%= cls %>"><% helper.each(items, function (i, item) { %>'
-                 '<li class="kuRECSItem" data-id="<%= item.id %>"><%= helper.escapeHTML(item.name) %>'
+                 '<li class="kuRECSItem" data-id="<%= item.id %>">'
+                 '<%= helper.escapeHTML(item.name) %>'
                  ' <%= helper.processCurrency("EUR", item.price) %></li><% }); %></ul>')
 
 
@@ -63,7 +65,7 @@ def test_least_recently_used_template_is_compiled_again(renderer):
         renderer.render(template, {})
     renderer.render(templates[-1], {})   # still cached
     renderer.render(templates[0], {})    # evicted by the last one
-    assert compiled == templates + [templates[0]]
+    assert compiled == [*templates, templates[0]]
 
 
 # --- limits ------------------------------------------------------------------------------
@@ -142,7 +144,7 @@ def test_text_that_is_not_unicode_fails_cleanly(renderer):
 
 
 def test_data_that_is_not_json_is_a_caller_error(renderer):
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="not JSON compliant"):
         renderer.render("<p></p>", {"price": float("nan")})
 
 
@@ -194,7 +196,5 @@ def test_a_template_whose_render_never_ends_is_refused_at_once_afterwards():
 
 
 def _swallow(fn, *args):
-    try:
+    with contextlib.suppress(RenderError):
         fn(*args)
-    except RenderError:
-        pass

@@ -21,8 +21,14 @@ from storefront.identity import current_identity, load_personas
 from storefront.klaviyo import KLA_ID_COOKIE, encode_kla_id
 from storefront.klevu import segments
 from storefront.klevu.client import KlevuError, SessionAnswer
-from storefront.klevu.segments import (ANONYMOUS, SESSION_COOKIE, Resolution, SegmentResolver,
-                                       current_segments, forget_segments)
+from storefront.klevu.segments import (
+    ANONYMOUS,
+    SESSION_COOKIE,
+    Resolution,
+    SegmentResolver,
+    current_segments,
+    forget_segments,
+)
 from tests.helpers import exchange_id, wait_until
 
 COMPANY = "DemoCo"
@@ -79,7 +85,7 @@ class FakeKlevu:
 
 
 
-@pytest.fixture()
+@pytest.fixture
 def klevu(clock):
     fake = FakeKlevu(clock)
     yield fake
@@ -91,7 +97,7 @@ def resolver_for(klevu, clock, **kwargs) -> SegmentResolver:
     return SegmentResolver(klevu, SimpleCache(threshold=10_000), clock=clock, **kwargs)
 
 
-@pytest.fixture()
+@pytest.fixture
 def resolver(klevu, clock):
     return resolver_for(klevu, clock)
 
@@ -262,7 +268,7 @@ def test_a_slow_service_costs_the_page_its_deadline_and_the_late_answer_is_kept(
     assert 0.4 <= elapsed < 0.7
     assert klevu.calls == [("session", None)]
     klevu.gates["session"].set()
-    wait_until(lambda: resolver.store.get(f"klevu:session:session-0001") is not None, 2)
+    wait_until(lambda: resolver.store.get("klevu:session:session-0001") is not None, 2)
     resolved = resolver.resolve(None, MAYA_XID, browser_id=CID)
     assert resolved == Resolution("session-0001", ("seg_outdoor",), 60, "klevu")
     assert klevu.count("session") == 1
@@ -426,7 +432,7 @@ def visitor(app, exchange_id: str | None = None, consent: str | None = "granted"
     return client
 
 
-@pytest.fixture()
+@pytest.fixture
 def wall_klevu():
     return FakeKlevu(time.time)
 

@@ -3,8 +3,7 @@ import re
 
 import itsdangerous
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
+from hypothesis import given, strategies as st
 
 from storefront.catalog import load_catalog
 from storefront.klevu import tokens
@@ -86,7 +85,7 @@ def test_expired_or_future_tokens_are_bad(monkeypatch, shift_s, max_age_s):
 
 @pytest.mark.parametrize("key", ["", b"", None])
 def test_an_empty_secret_key_is_a_configuration_error(key):
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="SECRET_KEY"):
         issue_token(key, PAGE_VIEW, BANNER)
 
 

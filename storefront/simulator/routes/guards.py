@@ -7,7 +7,7 @@ they do not know it. Refusals are journaled, so the dashboard shows what the sho
 from __future__ import annotations
 
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from flask import Response, jsonify, request
 

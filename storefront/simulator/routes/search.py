@@ -77,7 +77,7 @@ def search():
     state().journal.call("search", "search", 200, {"queries": [
         {"id": a["id"], "typeOfRequest": q.get("typeOfRequest"),
          "settings": q.get("settings"), "results": a["meta"]["noOfResults"],
-         "ids": [r["id"] for r in a["records"]]} for q, a in zip(queries, answers)]})
+         "ids": [r["id"] for r in a["records"]]} for q, a in zip(queries, answers, strict=True)]})
     return jsonify(meta={"qTime": int((time.perf_counter() - started) * 1000),
                          "responseCode": 200},
                    queryResults=answers)
