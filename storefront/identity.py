@@ -1,4 +1,4 @@
-"""Step 1a of every page view: who the visitor is to Klaviyo, and whether we may use it.
+"""Step 0 of every page view: who the visitor is to Klaviyo, and whether we may use it.
 
 The ``identity`` blueprint owns, for each request:
 

@@ -6,7 +6,7 @@ Readers in the wild meet every mangled variant of the cookie (padding stripped, 
 quoted, URL-safe alphabet, old builds with extra keys and even ``$email``), so reading accepts
 them all and turns anything broken into "anonymous" — never an exception, and never a log line
 holding the value, which may be personal data. Writing emits only the plain form, because
-Klaviyo's own script breaks on anything else. See docs: klaviyo-identity.md.
+Klaviyo's own script breaks on anything else. See docs/klaviyo-identity.md.
 """
 from __future__ import annotations
 

@@ -1,7 +1,8 @@
 """The visitor's recently viewed and clicked products, kept in the shop's own cookie (§6).
 
 ``RECENTLY_VIEWED`` and ``TRENDING_PERSONALIZED`` banners need the visitor's recent product ids,
-newest first (klevu-api.md §2). Klevu's browser libraries keep them client-side (JSv2: up to
+newest first (docs/klevu-wire-format.md §2). Klevu's browser libraries keep them client-side
+(JSv2: up to
 20 in a cookie; @klevu/core: localStorage); a server-rendered shop keeps them in a cookie of
 its own, ``shop_recent``, so every request carries them without server state.
 

@@ -107,7 +107,7 @@ class KlevuClient:
         except ValueError as exc:
             raise KlevuError(f"{method} {url}: answer is not JSON") from exc
 
-    # -- step 1: visitor session and segments (klevu-api.md §1) -----------------------------
+    # -- step 1: visitor session and segments (docs/klevu-wire-format.md §1) -----------------------
     def _session_url(self) -> str:
         return f"{self.settings.visitor_url}/{quote(self.settings.api_key, safe='')}/session"
 
@@ -128,7 +128,7 @@ class KlevuClient:
         return parse_session_answer(self._json("POST", self._session_url(), json=body,
                                                timeout=timeout))
 
-    # -- step 2: recommendation settings (klevu-api.md §2) ----------------------------------
+    # -- step 2: recommendation settings (docs/klevu-wire-format.md §2) ----------------------------
     def recs_config(self, recs_key: str, params: dict[str, str], *,
                     timeout: Timeout | None = None) -> dict[str, Any]:
         url = (f"{self.settings.config_url}/recommendations/"
@@ -138,7 +138,7 @@ class KlevuClient:
             raise KlevuError(f"config for {recs_key} has no metadata")
         return body
 
-    # -- step 3: search (klevu-api.md §3) ---------------------------------------------------
+    # -- step 3: search (docs/klevu-wire-format.md §3) ---------------------------------------------
     def search_url(self, base_path: str) -> str:
         """``KLEVU_SEARCH_URL`` when set, else https:// + the config's scheme-less basePath."""
         if self.settings.search_url:
@@ -156,7 +156,7 @@ class KlevuClient:
             raise KlevuError("search answered without queryResults")
         return body
 
-    # -- step 4: analytics (klevu-api.md §5) ------------------------------------------------
+    # -- step 4: analytics (docs/klevu-wire-format.md §5) ------------------------------------------
     def collect(self, events: list[dict[str, Any]], event_ids: list[str] | None = None, *,
                 timeout: Timeout | None = None) -> None:
         """POST a batch of events; ids go in a header Klevu ignores, so duplicates can be

@@ -1,4 +1,4 @@
-"""Klevu analytics payloads for recommendation banners (klevu-api.md §5), pure.
+"""Klevu analytics payloads for recommendation banners (docs/klevu-wire-format.md §5), pure.
 
 The storefront sends the first dialect of §5, the one JSv2's ``klevu-recs.js`` posts to
 ``/analytics/collect``: ``view_recs_list`` when a banner was seen, ``select_recs_list`` when one

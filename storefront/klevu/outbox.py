@@ -1,11 +1,11 @@
 """The analytics outbox: an accepted event is on disk before the route answers.
 
-Klevu's browser code loses an event whenever the collector hiccups (klevu-api.md §5). Here the
-beacon route writes the event to SQLite in ``STOREFRONT_DATA_DIR`` and answers 202 only after
-the commit; the relay (``relay.py``) delivers it later. The queue is the only copy of an event
-until the collector confirms it, so an outage, a crashed worker or a restart costs time, never
-events. Delivery is at least once: a relay killed between the collector's 2xx and its own
-bookkeeping sends that batch again, and the simulator counts such duplicates.
+Klevu's browser code loses an event whenever the collector hiccups (docs/klevu-wire-format.md
+§5). Here the beacon route writes the event to SQLite in ``STOREFRONT_DATA_DIR`` and answers
+202 only after the commit; the relay (``relay.py``) delivers it later. The queue is the only
+copy of an event until the collector confirms it, so an outage, a crashed worker or a restart
+costs time, never events. Delivery is at least once: a relay killed between the collector's 2xx
+and its own bookkeeping sends that batch again, and the simulator counts such duplicates.
 
 Durability: WAL with ``synchronous=FULL``. WAL alone survives kill -9 of the process, but on a
 power loss it may roll back the last commits, which are events the route already

@@ -1,9 +1,10 @@
-"""The record-query edits each page makes before searching (klevu-api.md §2, §3).
+"""The record-query edits each page makes before searching (docs/klevu-wire-format.md §2, §3).
 
 The config answer carries the merchant's search as a JSON-encoded string (``search.payload``).
 Before posting it to search, the page adds what only it knows — the category it lists, the
 product it shows, the cart, the visitor's recent products — to the ``settings`` of the query
-whose id is ``klevuRECSItemList``, following the table in klevu-api.md §2. Everything here is a
+whose id is ``klevuRECSItemList``, following the table in docs/klevu-wire-format.md §2.
+Everything here is a
 pure function of plain data: the config's strings and mappings plus a ``PageContext``; the
 caller (recs.py) does the HTTP.
 

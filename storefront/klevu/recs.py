@@ -57,7 +57,10 @@ class Fetched:
 
 
 def config_params(context: queries.PageContext, segments: tuple[str, ...]) -> dict[str, str]:
-    """Query parameters of the config request (klevu-api.md §2): only what the page has."""
+    """Query parameters of the config request, only what the page has.
+
+    docs/klevu-wire-format.md §2.
+    """
     params = {
         "sids": ",".join(segments),
         "cp": ";".join(context.category_path) if context.page_type == "CATEGORY" else "",

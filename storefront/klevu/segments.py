@@ -1,4 +1,4 @@
-"""Step 1 of the guide: each visitor's Klevu session id and Klaviyo segments (klevu-api.md §1).
+"""Step 1: each visitor's Klevu session id and Klaviyo segments (docs/klevu-wire-format.md §1).
 
 Resolved once and shared through Flask-Caching (in-process, or Redis with ``CACHE_REDIS_URL``
 so every worker and host sees the same answers). Keys, after Flask-Caching's prefix:

@@ -1,4 +1,6 @@
-"""The visitor's recently viewed and clicked products (klevu-api.md §6), in the shop's cookie.
+"""The visitor's recently viewed and clicked products, in the shop's cookie.
+
+docs/klevu-wire-format.md §6.
 
 Kept in a first-party cookie rather than server state: it is per browser like JSv2's, needs
 no storage, and ``recently_viewed.py`` makes any tampered value harmless.

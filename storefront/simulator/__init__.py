@@ -1,7 +1,7 @@
 """The offline Klevu: a Flask app that answers the storefront like Klevu's four services.
 
 Visitor sessions and Klaviyo segments, the recommendations config CDN, search and the
-analytics collector, all in one process, with the wire formats of docs/klevu-api.md, so the
+analytics collector, all in one process, with the wire formats of docs/klevu-wire-format.md, so the
 storefront runs the same client code offline and live. It indexes the shop's own catalog,
 keeps everything it receives in memory for tests and the ``/_sim/`` dashboard, and can be told
 to fail or slow down (``/_sim/faults``) to show how the shop copes.

@@ -1,4 +1,6 @@
-"""Analytics events as Klevu's collector receives them (klevu-api.md §5), in three dialects.
+"""Analytics events as Klevu's collector receives them, in three dialects.
+
+docs/klevu-wire-format.md §5.
 
 The storefront sends the ``klevu-recs.js`` dialect (``event_data`` with ``tags``,
 ``user_profile.session_id``); ``@klevu/core`` sends ``event_version: "1.0.0"`` with a camelCase

@@ -1,7 +1,7 @@
 """The banner looks a merchant would design in Klevu's console: templates and stylesheet.
 
 Kept as plain files in ``klevu_templates/`` so they read (and diff) as the Underscore-dialect
-HTML and CSS Klevu serves in ``templates.base`` and ``styles.base`` (klevu-api.md §4).
+HTML and CSS Klevu serves in ``templates.base`` and ``styles.base`` (docs/klevu-wire-format.md §4).
 """
 from __future__ import annotations
 

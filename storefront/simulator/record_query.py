@@ -1,4 +1,6 @@
-"""One record query of a search request, run against the simulator's index (klevu-api.md §3).
+"""One record query of a search request, run against the simulator's index.
+
+docs/klevu-wire-format.md §3.
 
 Pure: settings in, a page of indexed products out. The order of work mirrors what Klevu
 documents for its settings: filter (term, categoryPath, customANDQuery, typeOfRecords), add

@@ -1,4 +1,4 @@
-"""The simulator's search index: the shop's catalog as Klevu records (klevu-api.md §3).
+"""The simulator's search index: the shop's catalog as Klevu records (docs/klevu-wire-format.md §3).
 
 Klevu indexes a merchant's product feed; the simulator indexes the shop's own catalog, so a
 banner's products are products the shop can show. Records keep Klevu's wire quirks (prices as

@@ -1,4 +1,4 @@
-"""Recommendation banners as Klevu's config CDN serves them (klevu-api.md §2).
+"""Recommendation banners as Klevu's config CDN serves them (docs/klevu-wire-format.md §2).
 
 A banner (recs key) has a default variant and segment variants in priority order; the CDN
 answers the first variant whose segment is among the visitor's ``sids``. Variants differ in

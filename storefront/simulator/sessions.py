@@ -1,4 +1,4 @@
-"""Visitor sessions of the simulated visitor service (klevu-api.md §1).
+"""Visitor sessions of the simulated visitor service (docs/klevu-wire-format.md §1).
 
 Only what the storefront can observe is modelled: a session id lives for its ttl, re-posting
 a live id refreshes it and gives the same id back (continuity), and an unknown or expired id

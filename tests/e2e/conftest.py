@@ -83,7 +83,10 @@ def shopper(page: Page) -> Shopper:
 
 @pytest.fixture
 def klevu_config(sim) -> Callable[..., dict]:
-    """The config CDN's answer for a banner, the way the shop must ask for it (klevu-api §2)."""
+    """The config CDN's answer for a banner, asked for as the shop must.
+
+    docs/klevu-wire-format.md §2.
+    """
     def config(recs_key: str, segments: list[str] | tuple[str, ...] = (), **params) -> dict:
         query = {"sids": ",".join(segments), **params}
         response = requests.get(

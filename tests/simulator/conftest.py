@@ -54,8 +54,9 @@ def ids(search):
     return get
 
 
-# A reference compiler for Klevu's Underscore dialect (klevu-api.md §4), small enough to
-# trust: <% code %>, <%= raw %>, <%- encodeURIComponent %>, run as (data, dataLocal, helper).
+# A reference compiler for Klevu's Underscore dialect (docs/klevu-wire-format.md §4), small
+# enough to trust: <% code %>, <%= raw %>, <%- encodeURIComponent %>, run as
+# (data, dataLocal, helper).
 _TAG = re.compile(r"<%([=-]?)([\s\S]+?)%>")
 _HELPERS = """
 var helper = {

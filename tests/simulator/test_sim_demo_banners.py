@@ -1,5 +1,5 @@
 """Every demo banner variant searches cleanly and fills its banner, with page context as the
-storefront adds it (klevu-api.md §2, "What each page adds to the record query")."""
+storefront adds it (docs/klevu-wire-format.md §2, "What each page adds to the record query")."""
 import json
 
 import pytest

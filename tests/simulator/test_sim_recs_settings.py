@@ -1,4 +1,7 @@
-"""Config CDN: the settings answer, variant choice by sids, the demo banners (klevu-api.md §2)."""
+"""Config CDN: the settings answer, variant choice by sids, the demo banners.
+
+docs/klevu-wire-format.md §2.
+"""
 import json
 
 import pytest

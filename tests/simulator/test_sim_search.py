@@ -1,4 +1,4 @@
-"""Search: record shape and every settings key the simulator honours (klevu-api.md §3).
+"""Search: record shape and every settings key the simulator honours (docs/klevu-wire-format.md §3).
 
 Expectations are computed from the catalog, so they follow the data rather than restate it.
 """

@@ -1,4 +1,7 @@
-"""Visitor service: sessions, refresh continuity, Klaviyo segments (klevu-api.md §1)."""
+"""Visitor service: sessions, refresh continuity, Klaviyo segments.
+
+docs/klevu-wire-format.md §1.
+"""
 import pytest
 
 from storefront.simulator import API_KEY

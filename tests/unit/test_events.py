@@ -1,11 +1,11 @@
-"""§5 event payloads, checked against the literal JSON of klevu-api.md."""
+"""§5 event payloads, checked against the literal JSON of docs/klevu-wire-format.md."""
 from typing import Any
 
 import pytest
 
 from storefront.klevu.events import BannerItem, BannerView, UnknownItem, click, impression
 
-# klevu-api.md §2 (config metadata) and §3 (a record), as Klevu sends them.
+# docs/klevu-wire-format.md §2 (config metadata) and §3 (a record), as Klevu sends them.
 METADATA = {"title": "Picked for our VIPs", "recsKey": "k-home-1", "pageType": "HOME",
             "logic": "TRENDING", "maxProducts": 12, "productThreshold": 4, "enabled": True,
             "spotKey": "spot-home-1", "spotName": "Home spot 1",
@@ -19,7 +19,7 @@ RECORD = {"id": "39814", "itemGroupId": "67466", "sku": "M0E2000E81S",
 SECOND = {"id": "40001", "name": "Scarf", "salePrice": "20.00", "currency": "EUR",
           "variantId": "40001-red", "itemGroupId": ""}
 
-# klevu-api.md §5, literally (the collector's body is an array of these).
+# docs/klevu-wire-format.md §5, literally (the collector's body is an array of these).
 EXPECTED_VIEW: dict[str, Any] = {
     "event": "view_recs_list",
     "event_apikey": "klevu-123",

@@ -1,4 +1,4 @@
-"""The ``__kla_id`` / ``_kx`` codec against the real values in docs (klaviyo-identity.md)."""
+"""The ``__kla_id`` / ``_kx`` codec against the real values in docs/klaviyo-identity.md."""
 from __future__ import annotations
 
 import base64

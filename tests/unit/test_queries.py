@@ -1,4 +1,7 @@
-"""The §2 query edits, one table row per rule of klevu-api.md, plus limits, merging and errors."""
+"""The query edits, one table row per rule of docs/klevu-wire-format.md §2.
+
+Plus limits, merging and errors.
+"""
 import copy
 import json
 
