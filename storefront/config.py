@@ -7,6 +7,7 @@ message naming the variable: a typo must not become a shop that silently shows n
 """
 from __future__ import annotations
 
+import json
 import os
 import re
 from dataclasses import dataclass, field
@@ -31,6 +32,12 @@ SIMULATOR_RECS = {
 PAGE_TYPES = ("HOME", "CATEGORY", "PRODUCT", "CHECKOUT")
 
 COMPANY_ID_RE = re.compile(r"^[A-Za-z0-9]{6}$")
+CURRENCY_CODE_RE = re.compile(r"^[A-Za-z]{3}$")
+# The fields of a currency in JSv2's currency map, and the type each must have.
+CURRENCY_FIELDS: dict[str, type] = {"string": str, "format": str, "atEnd": bool,
+                                    "precision": int, "grouping": int, "decimal": str,
+                                    "thousand": str}
+VIEW_RULES = ("rendered", "visible")
 RECS_KEY_RE = re.compile(r"^[\w\-]{1,100}$")
 
 
@@ -77,6 +84,45 @@ def _bool(env: dict, name: str, default: bool) -> bool:
     if raw in ("0", "false", "no", "off"):
         return False
     raise ConfigError(f"{name} must be true or false, got {raw!r}")
+
+
+def currency_formats(env: dict, name: str = "KLEVU_CURRENCY_FORMATS") -> dict[str, dict]:
+    """The shop's own currency formats for ``helper.processCurrency``, as JSv2 registers them.
+
+    A JSON object, e.g. ``{"EUR": {"string": "€"}, "SEK": {"string": " kr", "atEnd": true}}``.
+    Unset, every currency is shown as Klevu's recommendations module shows one it does not
+    know: "EUR 850.00". A symbol is a choice the shop makes here, never a built-in guess.
+    """
+    raw = env.get(name, "").strip()
+    if not raw:
+        return {}
+    try:
+        formats = json.loads(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name} is not JSON: {exc}") from None
+    if not isinstance(formats, dict):
+        raise ConfigError(f"{name} must be a JSON object of currency code → format")
+    for code, fmt in formats.items():
+        if not CURRENCY_CODE_RE.match(code) or not isinstance(fmt, dict):
+            raise ConfigError(f"{name}: {code!r} must be a 3-letter code with an object")
+        for key, value in fmt.items():
+            expected = CURRENCY_FIELDS.get(key)
+            if expected is None:
+                raise ConfigError(f"{name}: {code} has an unknown field {key!r}")
+            if type(value) is not expected:
+                raise ConfigError(f"{name}: {code}.{key} must be {expected.__name__}")
+        if not 0 <= fmt.get("precision", 2) <= 6 or not 1 <= fmt.get("grouping", 3) <= 9:
+            raise ConfigError(f"{name}: {code} precision is 0-6 and grouping 1-9")
+        if fmt.get("format", "%s%s").count("%s") != 2:
+            raise ConfigError(f"{name}: {code}.format needs two %s (symbol and amount)")
+    return formats
+
+
+def _choice(env: dict, name: str, choices: tuple[str, ...]) -> str:
+    raw = env.get(name, "").strip().lower() or choices[0]
+    if raw not in choices:
+        raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {raw!r}")
+    return raw
 
 
 def klevu_settings(env: dict) -> KlevuSettings:
@@ -132,6 +178,10 @@ def from_env(env: dict | None = None) -> dict:
         # Run the analytics relay inside the app (one per data dir); off when it runs alone
         # under `flask --app storefront relay`.
         "OUTBOX_RELAY_IN_APP": _bool(env, "OUTBOX_RELAY_IN_APP", True),
+        "KLEVU_CURRENCY_FORMATS": currency_formats(env),
+        # When the beacon reports an impression: "rendered" (JSv2: once the banner is in the
+        # loaded page) or "visible" (half of it in view for a second).
+        "KLEVU_VIEW_RULE": _choice(env, "KLEVU_VIEW_RULE", VIEW_RULES),
     }
     if config["CACHE_REDIS_URL"] and urlsplit(config["CACHE_REDIS_URL"]).scheme not in (
             "redis", "rediss", "unix"):

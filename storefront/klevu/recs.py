@@ -192,5 +192,6 @@ def _banner(fetched: Fetched) -> Banner:
 
 
 def init_app(app) -> None:
-    app.extensions["banner_renderer"] = TemplateRenderer()
+    app.extensions["banner_renderer"] = TemplateRenderer(
+        currencies=app.config["KLEVU_CURRENCY_FORMATS"])
     app.extensions["recs_pool"] = ThreadPoolExecutor(MAX_WORKERS, thread_name_prefix="recs")

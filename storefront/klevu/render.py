@@ -64,12 +64,13 @@ class RenderError(Exception):
 class _Engine:
     """One QuickJS runtime with the Klevu dialect loaded, for the thread that created it."""
 
-    def __init__(self, *, time_limit_ms: int, memory_limit_bytes: int, translations_json: str):
+    def __init__(self, *, time_limit_ms: int, memory_limit_bytes: int, translations_json: str,
+                 currencies_json: str):
         context = quickjs.Context()
         context.set_memory_limit(memory_limit_bytes)
         for source in _ENGINE_SOURCES:
             context.eval(source)
-        self._helper = context.get("makeKlevuHelper")(translations_json)
+        self._helper = context.get("makeKlevuHelper")(translations_json, currencies_json)
         context.get("hardenKlevuEngine")()
         # Only now: the limit counts the whole process's CPU time, so under load a small limit
         # would interrupt the ~10 ms of our own set-up above.
@@ -97,17 +98,23 @@ class TemplateRenderer:
     ``time_limit_ms`` is CPU time for each call into the engine (compiling a new template
     version and rendering are separate calls), read from the process's CPU clock: under
     parallel load it is reached sooner, never later. ``memory_limit_bytes`` bounds each
-    thread's engine, compiled templates included. ``translations`` feeds ``helper.translate``.
+    thread's engine, compiled templates included. ``translations`` feeds ``helper.translate``;
+    ``currencies`` are the shop's registered formats for ``helper.processCurrency`` (JSv2's
+    currency map: ``string``, ``format``, ``atEnd``, ``precision``, ``decimal``, ``thousand``,
+    ``grouping``), checked by ``config.currency_formats``.
     """
 
     def __init__(self, *, time_limit_ms: int = 250, memory_limit_bytes: int = 32 << 20,
                  max_template_bytes: int = 64 << 10, max_output_bytes: int = 256 << 10,
-                 translations: Mapping[str, str] | None = None):
+                 translations: Mapping[str, str] | None = None,
+                 currencies: Mapping[str, Mapping[str, Any]] | None = None):
         self.time_limit_ms = time_limit_ms
         self.memory_limit_bytes = memory_limit_bytes
         self.max_template_bytes = max_template_bytes
         self.max_output_bytes = max_output_bytes
         self._translations_json = json.dumps(dict(translations or {}))
+        self._currencies_json = json.dumps({code: dict(fmt)
+                                            for code, fmt in (currencies or {}).items()})
         self._local = threading.local()
         # Runaway guard: when each template version's oldest render in progress started.
         self.runaway_after = max(1.0, 8 * time_limit_ms / 1000)
@@ -120,7 +127,8 @@ class TemplateRenderer:
         """Sanitized banner HTML wrapped in ``<div class="klevuWrap">``.
 
         The template is called as ``(data, dataLocal, helper, scope)``; ``data_local`` and
-        ``scope`` are optional JSON-able values (``undefined`` in the template when omitted).
+        ``scope`` are optional JSON-able values. Omitted, they are what JSv2 passes: ``data``
+        itself, and the engine's own scope object (see ``js/helpers.js``).
         Raises ``RenderError`` when the template cannot produce a banner.
         """
         payload = json.dumps({key: value for key, value in
@@ -182,5 +190,6 @@ class TemplateRenderer:
         if engine is None:
             engine = self._local.engine = _Engine(
                 time_limit_ms=self.time_limit_ms, memory_limit_bytes=self.memory_limit_bytes,
-                translations_json=self._translations_json)
+                translations_json=self._translations_json,
+                currencies_json=self._currencies_json)
         return engine

@@ -79,14 +79,19 @@ var renderKlevuTemplate = (function () {
         }
     }
 
-    return function renderKlevuTemplate(compiled, helper, payload, maxChars) {
+    // `renderTools(data)` (helpers.js) gives this render its own helper and default scope.
+    // As in JSv2, an omitted dataLocal is the data and an omitted scope the engine's own.
+    return function renderKlevuTemplate(compiled, renderTools, payload, maxChars) {
         if (globalsBeforeAnyTemplate === null) {
             globalsBeforeAnyTemplate = snapshotGlobals();
         }
         var input = parse(payload);
+        var tools = renderTools(input.data);
+        var dataLocal = input.dataLocal === undefined ? input.data : input.dataLocal;
+        var scope = input.scope === undefined ? tools.scope : input.scope;
         var html;
         try {
-            html = compiled(input.data, input.dataLocal, helper, input.scope);
+            html = compiled(input.data, dataLocal, tools.helper, scope);
         } finally {
             forgetNewGlobals();
         }
