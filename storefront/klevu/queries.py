@@ -10,9 +10,10 @@ caller (recs.py) does the HTTP.
 
 Which rule applies is decided by the banner's own ``metadata.pageType`` and ``metadata.logic``,
 as both Klevu libraries do (``@klevu/core`` ``kmcRecommendation()`` and JSv2's
-``klevu-recs.js`` request chain); the page supplies only the inputs. A banner configured for
-another page type than the one rendering it is refused (``WrongPage``): its events would be
-tagged ``recsPageType:<its type>`` (§5), so it would count the wrong page in Klevu's reports.
+``klevu-recs.js`` request chain); the page supplies only the inputs. Like JSv2, a banner placed
+on a page of another type is not refused: its rules still follow its own ``pageType`` (a
+PRODUCT banner on the home page lacks its product and is hidden as a missing input), and its
+events say ``recsPageType:<its type>`` (§5). docs/differences-from-klevu-js.md has the reasoning.
 
 Precedence when the merchant's payload already holds settings of its own:
   * keys the table does not name (``query.term``, ``typeOfRequest``, ``sort``, ``fields``, ...)
@@ -23,7 +24,9 @@ Precedence when the merchant's payload already holds settings of its own:
   * a list (``excludeIds``, ``topIds``, ``context.recentObjects``, ``context.sourceObjects``) is
     ours first, then the payload's entries that are not already there: JSv2 also keeps the
     merchant's excludeIds and recentObjects ("we do not want to remove forced source").
-Finally ``limit`` keeps the payload's value but never more than ``maxProducts``.
+``limit`` is the payload's own, except for ``RECENTLY_VIEWED``, where it is the number of ids:
+the only place JSv2 sets it (it never caps it at ``maxProducts``; recs.py shows at most that
+many records).
 """
 from __future__ import annotations
 
@@ -36,7 +39,8 @@ RECS_QUERY_ID = "klevuRECSItemList"
 PRODUCT_RECORD = "KLEVU_PRODUCT"
 DEFAULT_MAX_PRODUCTS = 12
 DEFAULT_PRODUCT_THRESHOLD = 4
-# Both libraries send at most the 10 newest ids (@klevu/core getLastClickedLatestsFirst(10)).
+# TRENDING_PERSONALIZED sends at most the 10 newest clicks (@klevu/core
+# getLastClickedLatestsFirst(10)); RECENTLY_VIEWED uses up to maxProducts of them (JSv2).
 MAX_RECENT_IDS = 10
 
 
@@ -56,10 +60,6 @@ class MissingInput(QueryError):
         self.missing = missing
 
 
-class WrongPage(QueryError):
-    """The recs key is configured for another page type than the page rendering it."""
-
-
 @dataclass(frozen=True)
 class PageContext:
     """What the page knows that a banner's query may need (the "needs" column of §2)."""
@@ -69,8 +69,8 @@ class PageContext:
     product_id: str | None = None
     item_group_id: str | None = None
     cart: tuple[tuple[str, str | None], ...] = ()  # (product id, item group id) per cart line
-    # Newest first, as recently_viewed.parse_recent returns them: its id alphabet is what
-    # makes it safe to write them verbatim into customANDQuery "id:(a OR b)".
+    # Products clicked in Klevu's banners, newest first, as recently_viewed.parse returns them:
+    # its id alphabet is what makes it safe to quote them into customANDQuery 'id:("a" OR "b")'.
     recently_viewed: tuple[str, ...] = ()
     recent_clicks: tuple[str, ...] = ()
 
@@ -107,14 +107,11 @@ def build_search(payload: str, metadata: Mapping[str, Any], page: PageContext,
     """
     queries = _record_queries(payload)
     meta = RecsMetadata.from_config(metadata)
-    if meta.page_type != page.page_type:
-        raise WrongPage(f"recs key configured for {meta.page_type or 'no'} pages "
-                        f"is placed on a {page.page_type} page")
     maybe_edits = [edit(page, meta) for edit in _edits_for(meta)]
     edits = [edit for edit in maybe_edits if edit is not None]
     if len(edits) < len(maybe_edits):
         return None
-    edited = [_edit_query(query, edits, meta) if query.get("id") == RECS_QUERY_ID else query
+    edited = [_edit_query(query, edits) if query.get("id") == RECS_QUERY_ID else query
               for query in queries]
     return {"context": {"apiKeys": [api_key]}, "recordQueries": edited}
 
@@ -123,12 +120,17 @@ def build_search(payload: str, metadata: Mapping[str, Any], page: PageContext,
 # Each edit reads the page and returns the settings it contributes, or None for "no search".
 
 def _recently_viewed(page: PageContext, meta: RecsMetadata) -> dict[str, Any] | None:
-    ids = _unique(page.recently_viewed)[:min(MAX_RECENT_IDS, meta.max_products)]
+    """JSv2: each id quoted, the category on category pages, ``limit`` = the number of ids."""
+    ids = _unique(page.recently_viewed)[:meta.max_products]
     if not ids:
         return None
-    return {"customANDQuery": f"id:({' OR '.join(ids)})",
-            "topIds": [{"key": "id", "value": i} for i in ids],
-            "limit": len(ids)}
+    quoted = " OR ".join(f'"{i}"' for i in ids)
+    settings: dict[str, Any] = {"customANDQuery": f"id:({quoted})",
+                      "topIds": [{"key": "id", "value": i} for i in ids],
+                      "limit": len(ids)}
+    if meta.page_type == "CATEGORY" and page.category_path:
+        settings["query"] = {"categoryPath": ";".join(page.category_path)}
+    return settings
 
 
 def _category_path(page: PageContext, meta: RecsMetadata) -> dict[str, Any]:
@@ -147,16 +149,20 @@ def _personalisation(page: PageContext, meta: RecsMetadata) -> dict[str, Any]:
 
 
 def _current_product(page: PageContext, meta: RecsMetadata) -> dict[str, Any]:
+    """JSv2 excludes the product's group only when the page knows it."""
     product_id, group_id = _product(page, meta)
-    return {"context": {"recentObjects": [_products([{"id": product_id}])]},
-            "excludeIds": [_group(group_id)]}
+    settings: dict[str, Any] = {"context": {"recentObjects": [_products([{"id": product_id}])]}}
+    if group_id:
+        settings["excludeIds"] = [_group(group_id)]
+    return settings
 
 
 def _visual_source(page: PageContext, meta: RecsMetadata) -> dict[str, Any]:
+    """JSv2: source records ``[{itemGroupId}, {id}]``; exclude the group, else the product."""
     product_id, group_id = _product(page, meta)
-    return {"context": {"sourceObjects": [_products([{"id": product_id},
-                                                     {"itemGroupId": group_id}])]},
-            "excludeIds": [_group(group_id)]}
+    records = ([{"itemGroupId": group_id}] if group_id else []) + [{"id": product_id}]
+    exclude = _group(group_id) if group_id else {"key": "id", "value": product_id}
+    return {"context": {"sourceObjects": [_products(records)]}, "excludeIds": [exclude]}
 
 
 def _cart(page: PageContext, meta: RecsMetadata) -> dict[str, Any]:
@@ -208,12 +214,10 @@ def _record_queries(payload: str) -> list[dict[str, Any]]:
     return queries
 
 
-def _edit_query(query: dict[str, Any], edits: list[dict[str, Any]],
-                meta: RecsMetadata) -> dict[str, Any]:
+def _edit_query(query: dict[str, Any], edits: list[dict[str, Any]]) -> dict[str, Any]:
     settings = query.get("settings", {})
     for edit in edits:
         settings = _merge(edit, settings)
-    settings = {**settings, "limit": _capped_limit(settings.get("limit"), meta.max_products)}
     return {**query, "settings": settings}
 
 
@@ -227,27 +231,17 @@ def _merge(ours: object, theirs: object) -> object:
     return ours
 
 
-def _capped_limit(limit: object, max_products: int) -> int:
-    if isinstance(limit, int) and not isinstance(limit, bool) and limit > 0:
-        return min(limit, max_products)
-    return max_products
-
-
 def _count(value: object, default: int, *, minimum: int) -> int:
     if isinstance(value, int) and not isinstance(value, bool) and value >= minimum:
         return value
     return default
 
 
-def _product(page: PageContext, meta: RecsMetadata) -> tuple[str, str]:
-    """The shown product's id and group id; a product without a group is its own group.
-
-    That fallback is Klevu's own convention (klevu-recs.js maps item_group_id ← itemGroupId or
-    id), so excluding "the group" always excludes at least the product on show.
-    """
+def _product(page: PageContext, meta: RecsMetadata) -> tuple[str, str | None]:
+    """The shown product's id, and its group id when the page knows one."""
     if not page.product_id:
         raise MissingInput("product_id", meta.page_type, meta.logic)
-    return page.product_id, page.item_group_id or page.product_id
+    return page.product_id, page.item_group_id or None
 
 
 def _products(records: Iterable[dict[str, str]]) -> dict[str, Any]:

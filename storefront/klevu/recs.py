@@ -1,7 +1,7 @@
 """Steps 2 and 3 of the guide: each placement's config (with ``sids``), search, and banner.
 
 For every recs key configured for the page type, in order:
-config with ``sids`` (+ ``cp``/``pid``/``gpid``) → the config's rules (enabled, action) →
+config with ``sids`` (+ ``cp``/``pid``/``gpid``) → the config's rules (``rules.py``) →
 the page's query edits (``queries.py``) → search → threshold and ``maxProducts`` → the base
 template rendered with its CSS (``render.py``). A page's banners are fetched in parallel under
 one deadline; a banner that fails, is late, or lacks an input is left out and logged, and the
@@ -14,11 +14,12 @@ import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from flask import current_app, g, render_template, url_for
 from markupsafe import Markup
 
-from . import links, queries
+from . import links, queries, rules, template_data
 from .client import KlevuClient, KlevuError
 from .events import BannerView
 from .render import RenderError, TemplateRenderer, scope_css
@@ -80,10 +81,13 @@ def fetch_placement(client: KlevuClient, renderer: TemplateRenderer, recs_key: s
 
     config = client.recs_config(recs_key, config_params(context, segments), timeout=timeout())
     metadata = config["metadata"]
-    if metadata.get("enabled") is False or metadata.get("action") == "HIDE_RECOMMENDATION":
+    verdict = rules.banner_verdict(config)
+    if verdict.show is rules.Show.NOTHING:
+        log.info("banner %s not shown: %s", recs_key, verdict.reason)
         return None
-    if metadata.get("action") == "STATIC_CONTENT":
-        return _rendered(renderer, Fetched(recs_key, config))
+    if verdict.show is rules.Show.STATIC_CONTENT:
+        return _rendered(renderer, Fetched(recs_key, config),
+                         template_data.static_banner_data(config))
     search = config.get("search")
     if not isinstance(search, dict):
         search = {}
@@ -104,19 +108,15 @@ def fetch_placement(client: KlevuClient, renderer: TemplateRenderer, recs_key: s
     meta = result.get("meta")
     if not isinstance(meta, dict):
         meta = {}
-    return _rendered(renderer, Fetched(recs_key, config, records[:limits.max_products], meta))
+    fetched = Fetched(recs_key, config, records[:limits.max_products], meta)
+    return _rendered(renderer, fetched, template_data.product_banner_data(
+        config, fetched.records, fetched.meta, body))
 
 
-def _rendered(renderer: TemplateRenderer, fetched: Fetched) -> Fetched:
+def _rendered(renderer: TemplateRenderer, fetched: Fetched, data: dict[str, Any]) -> Fetched:
     template = (fetched.config.get("templates") or {}).get("base")
     if not isinstance(template, str) or not template.strip():
         return fetched
-    data = {
-        "query": {queries.RECS_QUERY_ID: {"result": fetched.records, "meta": fetched.meta}},
-        "metadata": fetched.metadata,
-        "settings": {"recsKey": fetched.recs_key},
-        "staticContent": fetched.config.get("staticContent") or [],
-    }
     try:
         html = renderer.render(template, data)
     except RenderError as exc:

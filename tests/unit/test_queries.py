@@ -1,4 +1,5 @@
-"""The query edits, one table row per rule of docs/klevu-wire-format.md §2.
+"""The query edits, one table row per rule of docs/klevu-wire-format.md §2 (JSv2's request
+chain).
 
 Plus limits, merging and errors.
 """
@@ -13,7 +14,6 @@ from storefront.klevu.queries import (
     PageContext,
     QueryError,
     RecsMetadata,
-    WrongPage,
     build_search,
 )
 
@@ -51,7 +51,8 @@ def group(value):
 PRODUCT_PAGE = PageContext("PRODUCT", product_id="p1", item_group_id="g1")
 CART = (("p1", "g1"), ("p2", "g2"))
 RECENT = ("r3", "r2", "r1")
-RECENT_EDIT = {"customANDQuery": "id:(r3 OR r2 OR r1)",
+# JSv2: every id quoted, limit = the number of ids.
+RECENT_EDIT = {"customANDQuery": 'id:("r3" OR "r2" OR "r1")',
                "topIds": [{"key": "id", "value": v} for v in RECENT], "limit": 3}
 PDP_EDIT = {"context": {"recentObjects": [products({"id": "p1"})]}, "excludeIds": [group("g1")]}
 PERSONAL = {"enablePersonalisation": True}
@@ -64,8 +65,11 @@ CLICK_OBJECTS = {"recentObjects": [products({"id": "c3"}, {"id": "c2"}, {"id": "
      {**BASE, **RECENT_EDIT}),
     ("PRODUCT", "RECENTLY_VIEWED", PageContext("PRODUCT", product_id="p1", recently_viewed=RECENT),
      {**BASE, **RECENT_EDIT}),
+    # JSv2 adds the category path on category pages
     ("CATEGORY", "RECENTLY_VIEWED",
      PageContext("CATEGORY", category_path=PATH, recently_viewed=RECENT),
+     {**BASE, **RECENT_EDIT, "query": {"term": "*", "categoryPath": "Outdoor;Tents"}}),
+    ("CATEGORY", "RECENTLY_VIEWED", PageContext("CATEGORY", recently_viewed=RECENT),
      {**BASE, **RECENT_EDIT}),
     # CATEGORY + TRENDING / TRENDING_PERSONALIZED / NEWEST_ARRIVALS / CUSTOM_LOGIC
     *[("CATEGORY", logic, PageContext("CATEGORY", category_path=PATH),
@@ -85,13 +89,17 @@ CLICK_OBJECTS = {"recentObjects": [products({"id": "c3"}, {"id": "c2"}, {"id": "
     # PRODUCT + OTHER_ALSO_VIEWED / SIMILAR / BOUGHT_TOGETHER_PDP / CUSTOM_LOGIC
     *[("PRODUCT", logic, PRODUCT_PAGE, {**BASE, **PDP_EDIT})
       for logic in ("OTHER_ALSO_VIEWED", "SIMILAR", "BOUGHT_TOGETHER_PDP", "CUSTOM_LOGIC")],
+    # JSv2: excludeIds only when the group id is known
     ("PRODUCT", "SIMILAR", PageContext("PRODUCT", product_id="p1"),
-     {**BASE, "context": {"recentObjects": [products({"id": "p1"})]},
-      "excludeIds": [group("p1")]}),
-    # PRODUCT + VISUALLY_SIMILAR
+     {**BASE, "context": {"recentObjects": [products({"id": "p1"})]}}),
+    # PRODUCT + VISUALLY_SIMILAR: JSv2's source records [{itemGroupId}, {id}], each if known;
+    # excluded by group id, else by id
     ("PRODUCT", "VISUALLY_SIMILAR", PRODUCT_PAGE,
-     {**BASE, "context": {"sourceObjects": [products({"id": "p1"}, {"itemGroupId": "g1"})]},
+     {**BASE, "context": {"sourceObjects": [products({"itemGroupId": "g1"}, {"id": "p1"})]},
       "excludeIds": [group("g1")]}),
+    ("PRODUCT", "VISUALLY_SIMILAR", PageContext("PRODUCT", product_id="p1"),
+     {**BASE, "context": {"sourceObjects": [products({"id": "p1"})]},
+      "excludeIds": [{"key": "id", "value": "p1"}]}),
     # CHECKOUT + BOUGHT_TOGETHER / CUSTOM_LOGIC
     *[("CHECKOUT", logic, PageContext("CHECKOUT", cart=CART),
        {**BASE, "context": {"recentObjects": [products({"id": "p1"}, {"id": "p2"})]},
@@ -149,41 +157,38 @@ def test_recently_viewed_without_ids_means_no_search(page):
 
 
 @pytest.mark.parametrize("recent, max_products, expected_ids", [
-    (tuple(f"r{i}" for i in range(15)), 12, [f"r{i}" for i in range(10)]),  # at most 10
-    (tuple(f"r{i}" for i in range(15)), 4, ["r0", "r1", "r2", "r3"]),  # never over maxProducts
+    # JSv2 uses at most maxProducts of the (up to 20) kept ids
+    (tuple(f"r{i}" for i in range(20)), 12, [f"r{i}" for i in range(12)]),
+    (tuple(f"r{i}" for i in range(20)), 20, [f"r{i}" for i in range(20)]),
+    (tuple(f"r{i}" for i in range(15)), 4, ["r0", "r1", "r2", "r3"]),
     (("r2", "r1", "r2", "r0", "r1"), 12, ["r2", "r1", "r0"]),  # first (newest) occurrence wins
 ])
 def test_recently_viewed_ids_are_capped_and_unique(recent, max_products, expected_ids):
     body = build_search(payload(), meta("HOME", "RECENTLY_VIEWED", maxProducts=max_products),
                         PageContext("HOME", recently_viewed=recent), API_KEY)
     settings = settings_of(body)
-    assert settings["customANDQuery"] == f"id:({' OR '.join(expected_ids)})"
+    assert settings["customANDQuery"] == "id:(" + " OR ".join(f'"{i}"' for i in expected_ids) + ")"
     assert [t["value"] for t in settings["topIds"]] == expected_ids
     assert settings["limit"] == len(expected_ids)
 
 
-@pytest.mark.parametrize("payload_limit, max_products, expected", [
-    (20, 12, 12),
-    (5, 12, 5),
-    (12, 12, 12),
-    (20, None, 12),  # maxProducts defaults to 12
-    (8, 0, 8),  # a nonsensical maxProducts falls back to 12
-    (20, "6", 12),
-    (20, True, 12),
-    (None, 7, 7),  # no limit in the payload: maxProducts
-    ("10", 7, 7),
-    (-3, 7, 7),
-    (False, 7, 7),
+@pytest.mark.parametrize("payload_limit, max_products", [
+    (20, 12), (5, 12), (20, None), (None, 7), ("10", 7),
 ])
-def test_limit_keeps_the_payload_value_but_never_exceeds_max_products(payload_limit,
-                                                                       max_products, expected):
+@pytest.mark.parametrize("page, logic", [
+    (PageContext("HOME"), "TRENDING"),
+    (PageContext("PRODUCT", product_id="p1", item_group_id="g1"), "SIMILAR"),
+    (PageContext("CHECKOUT", cart=CART), "BOUGHT_TOGETHER"),
+])
+def test_limit_is_the_payloads_own_outside_recently_viewed(payload_limit, max_products, page,
+                                                           logic):
+    """JSv2 sets ``limit`` only for RECENTLY_VIEWED, and never caps it at maxProducts."""
     settings = {**BASE, "limit": payload_limit}
     if payload_limit is None:
         del settings["limit"]
     extra = {} if max_products is None else {"maxProducts": max_products}
-    body = build_search(payload(settings), meta("HOME", "TRENDING", **extra),
-                        PageContext("HOME"), API_KEY)
-    assert settings_of(body)["limit"] == expected
+    body = build_search(payload(settings), meta(page.page_type, logic, **extra), page, API_KEY)
+    assert settings_of(body).get("limit") == payload_limit
 
 
 @pytest.mark.parametrize("page_type, logic, page, baked, expected", [
@@ -193,7 +198,7 @@ def test_limit_keeps_the_payload_value_but_never_exceeds_max_products(payload_li
      {"query": {"term": "tent", "categoryPath": "Outdoor;Tents"}, "sort": "PRICE_ASC"}),
     ("HOME", "RECENTLY_VIEWED", PageContext("HOME", recently_viewed=("r1",)),
      {"customANDQuery": "inStock:yes", "topIds": [{"key": "id", "value": "pin"}]},
-     {"customANDQuery": "id:(r1)", "topIds": [{"key": "id", "value": "r1"},
+     {"customANDQuery": 'id:("r1")', "topIds": [{"key": "id", "value": "r1"},
                                                {"key": "id", "value": "pin"}], "limit": 1}),
     ("HOME", "TRENDING", PageContext("HOME"), {"customANDQuery": "inStock:yes"},
      {"customANDQuery": "inStock:yes"}),
@@ -216,7 +221,7 @@ def test_settings_baked_into_the_payload_are_merged(page_type, logic, page, bake
 
 def test_a_query_without_settings_gets_them():
     body = build_search(payload(None), meta("PRODUCT", "SIMILAR"), PRODUCT_PAGE, API_KEY)
-    assert settings_of(body) == {**PDP_EDIT, "limit": 12}
+    assert settings_of(body) == PDP_EDIT
 
 
 def test_body_names_our_api_key_and_passes_other_queries_through():
@@ -255,15 +260,17 @@ def test_a_malformed_payload_is_a_clear_error(raw):
         build_search(raw, meta("HOME", "TRENDING"), PageContext("HOME"), API_KEY)
 
 
-@pytest.mark.parametrize("metadata, page", [
-    (meta("PRODUCT", "SIMILAR"), PageContext("HOME")),
-    (meta("HOME", "TRENDING"), PageContext("CATEGORY", category_path=PATH)),
-    ({"logic": "TRENDING"}, PageContext("HOME")),
-    (meta("home", "TRENDING"), PageContext("HOME")),
-])
-def test_a_banner_for_another_page_type_is_refused(metadata, page):
-    with pytest.raises(WrongPage):
-        build_search(payload(), metadata, page, API_KEY)
+def test_a_banner_on_another_page_type_follows_its_own_type_as_in_jsv2():
+    """JSv2 never compares the banner's pageType with the page: its own type's rules apply."""
+    home_banner_on_category = build_search(payload(), meta("HOME", "TRENDING"),
+                                           PageContext("CATEGORY", category_path=PATH), API_KEY)
+    assert settings_of(home_banner_on_category) == BASE  # no category path: a HOME rule
+    category_banner_on_product = build_search(payload(), meta("CATEGORY", "TRENDING"),
+                                              PageContext("PRODUCT", category_path=PATH),
+                                              API_KEY)
+    assert settings_of(category_banner_on_product)["query"]["categoryPath"] == "Outdoor;Tents"
+    with pytest.raises(MissingInput):  # a PRODUCT banner on the home page has no product
+        build_search(payload(), meta("PRODUCT", "SIMILAR"), PageContext("HOME"), API_KEY)
 
 
 @pytest.mark.parametrize("metadata, expected", [

@@ -70,11 +70,13 @@ def test_a_banner_shows_at_most_max_products_in_search_order(fetch):
     assert [r["id"] for r in fetched.records] == ["1", "2", "3", "4", "5"]
     assert fetched.html.startswith('<div class="klevuWrap">')
     assert fetched.html.count('class="kuRECSItem"') == 5
-    assert json.loads(search.calls[0].request.body)["recordQueries"][0]["settings"]["limit"] == 5
+    # JSv2 leaves the payload's limit alone (it sets one only for RECENTLY_VIEWED)
+    assert json.loads(search.calls[0].request.body)["recordQueries"][0]["settings"]["limit"] == 12
 
 
 @responses.activate
-@pytest.mark.parametrize("metadata", [{"enabled": False}, {"action": "HIDE_RECOMMENDATION"}])
+@pytest.mark.parametrize("metadata", [{"enabled": False}, {"enabled": None},
+                                      {"action": "HIDE_RECOMMENDATION"}, {"logic": None}])
 def test_disabled_or_hidden_shows_nothing_and_searches_nothing(fetch, metadata):
     responses.get(CONFIG_URL, json=config(**metadata))
     search = responses.post(SEARCH_URL, json=search_answer(12))
@@ -175,3 +177,32 @@ def test_a_search_answer_of_the_wrong_shape_hides_the_banner(fetch, result):
     responses.get(CONFIG_URL, json=config())
     responses.post(SEARCH_URL, json={"queryResults": [result]})
     assert fetch() is None
+
+
+@responses.activate
+def test_the_template_sees_what_jsv2_gives_it(fetch):
+    """data.settings is the searched settings; metadata carries the count defaults (§4)."""
+    template = ('<p><%= data.settings.query.term %>|<%= data.settings.limit %>|'
+                '<%= data.metadata.maxProducts %>|<%= data.metadata.productThreshold %>|'
+                '<%= dataLocal === data %>|<%= typeof scope %></p>')
+    answer = config()
+    del answer["metadata"]["maxProducts"], answer["metadata"]["productThreshold"]
+    answer["templates"]["base"] = template
+    responses.get(CONFIG_URL, json=answer)
+    responses.post(SEARCH_URL, json=search_answer(12))
+    assert fetch().html == '<div class="klevuWrap"><p>*|12|12|4|true|object</p></div>'
+
+
+@responses.activate
+def test_a_static_banners_template_sees_the_whole_config(fetch):
+    answer = config(action=None)
+    answer["search"]["recsAction"] = "STATIC_CONTENT"  # JSv2 honours it beside metadata.action
+    answer["templates"]["base"] = ('<p><%= typeof data.query %>|<%= data.search.basePath %>|'
+                                   '<%= data.staticContent[0].targetUrl %>|'
+                                   '<%= data.metadata.maxProducts %></p>')
+    responses.get(CONFIG_URL, json=answer)
+    search = responses.post(SEARCH_URL, json=search_answer(12))
+    fetched = fetch()
+    assert fetched.html == ('<div class="klevuWrap"><p>undefined|klevu.test/cs/v2/search|'
+                            '/sale|12</p></div>')
+    assert search.call_count == 0
