@@ -24,9 +24,9 @@ from werkzeug.exceptions import BadRequest, RequestEntityTooLarge
 
 from ..catalog import load_catalog
 from ..extensions import cache
-from ..shop.history import remember_product
 from . import events, tokens
 from .outbox import OutboxError
+from .recently_viewed import remember_click
 from .segments import session_cookie
 
 log = logging.getLogger(__name__)
@@ -165,5 +165,5 @@ def click():
                 events.click(view, session_cookie(), item_id))
     except Rejected as exc:
         log.warning("banner click on product %s not recorded: %s", product.id, exc)
-    remember_product(product.id)
+    remember_click(product.id)
     return redirect(url_for("shop.product", product_id=product.id))

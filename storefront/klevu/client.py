@@ -79,6 +79,14 @@ def parse_session_answer(body: object) -> SessionAnswer:
     )
 
 
+def config_query(params: dict[str, str]) -> str:
+    """The config request's query string as ``@klevu/core`` writes it (§2): ``sids=a,b`` and
+    ``cp=A;B`` keep their separators raw, so a CDN caches one key per segment set and category
+    whichever client asked. Anything else that is not URL-safe is still percent-encoded."""
+    return "&".join(f"{quote(key, safe='')}={quote(value, safe=',;')}"
+                    for key, value in params.items())
+
+
 class KlevuClient:
     def __init__(self, settings: KlevuSettings, *, timeout: Timeout = DEFAULT_TIMEOUT,
                  session: requests.Session | None = None) -> None:
@@ -133,7 +141,9 @@ class KlevuClient:
                     timeout: Timeout | None = None) -> dict[str, Any]:
         url = (f"{self.settings.config_url}/recommendations/"
                f"{quote(self.settings.api_key, safe='')}/settings/{quote(recs_key, safe='')}")
-        body = self._json("GET", url, params=params, timeout=timeout)
+        if params:
+            url = f"{url}?{config_query(params)}"
+        body = self._json("GET", url, timeout=timeout)
         if not isinstance(body, dict) or not isinstance(body.get("metadata"), dict):
             raise KlevuError(f"config for {recs_key} has no metadata")
         return body

@@ -5,9 +5,9 @@ from flask import abort, current_app, flash, redirect, render_template, request,
 
 from ..catalog import load_catalog
 from ..klevu.queries import PageContext
+from ..klevu.recently_viewed import clicked_ids
 from ..klevu.recs import banners_for
 from . import bp, cart
-from .history import recent_ids, remember_product
 
 
 @bp.app_context_processor
@@ -18,9 +18,9 @@ def shop_globals() -> dict:
 def page_context(page_type: str, **kwargs) -> PageContext:
     cart_items = tuple((line.product.id, line.product.item_group_id)
                        for line in cart.lines(load_catalog()))
-    recent = recent_ids()  # one list: products viewed and clicked, newest first (§6)
-    return PageContext(page_type=page_type, cart=cart_items, recently_viewed=recent,
-                       recent_clicks=recent, **kwargs)
+    clicked = clicked_ids()  # Klevu's "recently viewed": banner clicks, newest first (§6)
+    return PageContext(page_type=page_type, cart=cart_items, recently_viewed=clicked,
+                       recent_clicks=clicked, **kwargs)
 
 
 @bp.get("/")
@@ -47,7 +47,6 @@ def product(product_id: str):
     banners = banners_for(page_context("PRODUCT", product_id=item.id,
                                        item_group_id=item.item_group_id,
                                        category_path=item.category.path))
-    remember_product(item.id)
     return render_template("shop/product.html", page_type="PRODUCT", banners=banners,
                            product=item, current_category=item.category)
 

@@ -12,7 +12,7 @@ import pytest
 import responses
 
 from storefront.config import klevu_settings
-from storefront.klevu.client import KlevuClient
+from storefront.klevu.client import KlevuClient, config_query
 from storefront.klevu.queries import PageContext
 from storefront.klevu.recs import config_params, fetch_placement
 from storefront.klevu.render import TemplateRenderer
@@ -124,6 +124,18 @@ def test_segments_and_page_context_go_into_the_config_request(fetch):
                       category_path=("Outdoor", "Tents")), ("seg_a", "seg_b"))
     query = config_call.calls[0].request.params
     assert query == {"sids": "seg_a,seg_b", "pid": "7", "gpid": "g7"}
+    # as @klevu/core writes it: separators raw, so a CDN sees one key per segment set
+    assert config_call.calls[0].request.url.endswith("?sids=seg_a,seg_b&pid=7&gpid=g7")
+
+
+@pytest.mark.parametrize("params, query", [
+    ({"sids": "seg_a,seg_b"}, "sids=seg_a,seg_b"),
+    ({"sids": "seg_a", "cp": "Outdoor;Tents"}, "sids=seg_a&cp=Outdoor;Tents"),
+    ({"cp": "Home & Garden;Lamps"}, "cp=Home%20%26%20Garden;Lamps"),
+    ({"pid": "7/8?x=1"}, "pid=7%2F8%3Fx%3D1"),
+])
+def test_config_query_keeps_klevu_cores_raw_separators(params, query):
+    assert config_query(params) == query
 
 
 @pytest.mark.parametrize("context, segments, expected", [

@@ -27,7 +27,8 @@ def recs_settings(api_key: str, recs_key: str):
     # Klevu's basePath has no scheme; this host answers the search too.
     base_path = url_for("search.search", _external=True).split("://", 1)[1]
     state().journal.call("config", "config", 200, {
-        "recsKey": recs_key, "sids": sids, "cp": request.args.get("cp"),
+        "recsKey": recs_key, "sids": sids, "query": request.query_string.decode("latin-1"),
+        "cp": request.args.get("cp"),
         "pid": request.args.get("pid"), "gpid": request.args.get("gpid"),
         "variant": variant.segment or "default", "title": variant.title,
         "logic": variant.logic, "action": variant.action})

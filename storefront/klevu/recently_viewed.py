@@ -1,0 +1,79 @@
+""""Recently viewed" as Klevu means it: products the visitor clicked in Klevu's banners.
+
+docs/klevu-wire-format.md §6.
+
+``RECENTLY_VIEWED`` and ``TRENDING_PERSONALIZED`` banners are built from the products a visitor
+chose in Klevu's banners, newest first, not from every product page seen. JSv2 keeps them in a
+cookie of the visitor's own, at most 20 (and uses at most ``maxProducts``, queries.py); so does
+the shop, in ``klevu_recent_clicks``: the beacon (static/js/beacon.js) writes it in the browser
+when a ``.kuRECSItemClick`` is followed, and the no-JavaScript click route (analytics.py)
+writes it on the server. Both write the format below, and every request carries it to the
+page that builds the banners.
+
+The cookie is unsigned visitor data: whatever comes back is untrusted. Only ids of the form
+``[A-Za-z0-9_-]{1,64}`` are kept — which also keeps them safe inside a cookie and quoted inside
+the ``customANDQuery`` 'id:("a" OR "b")' built from them — joined with ".", at most 20
+(20 x 65 bytes, well inside a browser's 4 KB per cookie). It is not HttpOnly because the
+beacon writes it, as JSv2's own script does.
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+from flask import after_this_request, request
+
+COOKIE_NAME = "klevu_recent_clicks"
+COOKIE_MAX_AGE = 30 * 24 * 3600
+MAX_KEPT = 20
+SEPARATOR = "."
+_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+def parse(cookie_value: object) -> tuple[str, ...]:
+    """Ids from the cookie, newest first; a malformed cookie reads as no clicks, never raises.
+
+    Malformed means any part is not a valid id (including empty parts): a half-trusted list
+    is worth less than a clean start. Duplicates and ids beyond the 20th are dropped.
+    """
+    if not isinstance(cookie_value, str) or not cookie_value:
+        return ()
+    ids = cookie_value.split(SEPARATOR)
+    if not all(_ID_RE.fullmatch(i) for i in ids):
+        return ()
+    return _normalise(ids)
+
+
+def push(ids: Iterable[str], product_id: str) -> tuple[str, ...]:
+    """``ids`` with ``product_id`` moved to the front (newest first), deduplicated, at most 20.
+
+    A product id that cannot be stored (outside the id alphabet) leaves the list as it was: the
+    visitor just does not get that product in "recently viewed".
+    """
+    return _normalise([product_id, *ids])
+
+
+def format_ids(ids: Iterable[str]) -> str:
+    """The cookie value for ``ids``: only cookie-safe characters, readable by ``parse``."""
+    return SEPARATOR.join(_normalise(ids))
+
+
+def clicked_ids() -> tuple[str, ...]:
+    """The current visitor's banner clicks, newest first."""
+    return parse(request.cookies.get(COOKIE_NAME))
+
+
+def remember_click(product_id: str) -> None:
+    """Push a product chosen in a banner; the cookie is written when the response goes out."""
+    ids = push(clicked_ids(), product_id)
+
+    @after_this_request
+    def store(response):
+        response.set_cookie(COOKIE_NAME, format_ids(ids), max_age=COOKIE_MAX_AGE,
+                            samesite="Lax")
+        return response
+
+
+def _normalise(ids: Iterable[object]) -> tuple[str, ...]:
+    valid = (i for i in ids if isinstance(i, str) and _ID_RE.fullmatch(i))
+    return tuple(dict.fromkeys(valid))[:MAX_KEPT]
