@@ -1,16 +1,32 @@
 /* Klevu banner analytics beacon: impressions and clicks, sent to the shop's own server.
  *
- * The page carries a signed token per banner; the beacon only says "this banner was seen"
- * (at least half of it in view for one second, once per page view) and "this item was
- * selected". The server builds the Klevu events from what it rendered, so nothing here can
- * forge products or prices. Clicks go with navigator.sendBeacon (string body: it survives the
- * navigation and never delays it). Without JavaScript, banner links already go through the
- * server's click route; with it, links are pointed straight at the product again.
+ * The page carries a signed token per banner; the beacon only says "this banner was shown"
+ * and "this item was selected". The server builds the Klevu events from what it rendered, so
+ * nothing here can forge products or prices.
+ *
+ * When an impression counts is the shop's KLEVU_VIEW_RULE, on this script's data-view-rule:
+ *   rendered (default)  as JSv2 does: every banner in the page, as soon as the page's
+ *                       markup has loaded (DOMContentLoaded), scrolled to or not;
+ *   visible             at least half of the banner in view for one second.
+ * Either way once per banner per page view (the server also deduplicates).
+ *
+ * Clicks count as in JSv2: only on a .kuRECSItemClick element, the product id taken from its
+ * data-id, else from the closest .kuRECSItem's data-id; other links in a banner are plain
+ * links. In a static-content banner, a link to its content counts. A chosen product is put at
+ * the front of the klevu_recent_clicks cookie (Klevu's "recently viewed",
+ * storefront/klevu/recently_viewed.py has the format). Clicks go with navigator.sendBeacon
+ * (string body: it survives the navigation and never delays it). Without JavaScript, banner
+ * links already go through the server's click route; with it, links point straight at the
+ * target again.
  */
 (function () {
   "use strict";
   var ENDPOINT = "/klevu/events";
   var SEEN_RATIO = 0.5, SEEN_MS = 1000;
+  var RECENT_COOKIE = "klevu_recent_clicks", RECENT_MAX = 20, RECENT_DAYS = 30;
+  var ID_RE = /^[A-Za-z0-9_-]{1,64}$/;
+  var script = document.currentScript;
+  var VIEW_RULE = (script && script.getAttribute("data-view-rule")) || "rendered";
 
   function send(body) {
     var text = JSON.stringify(body);
@@ -18,18 +34,15 @@
     if (window.fetch) fetch(ENDPOINT, {method: "POST", body: text, keepalive: true, credentials: "same-origin"});
   }
 
-  function watchImpression(banner, token) {
-    if (!("IntersectionObserver" in window)) { send({type: "view", token: token}); return; }
+  function reportWhenVisible(banner, report) {
+    if (!("IntersectionObserver" in window)) { report(); return; }
     var timer = null;
     var observer = new IntersectionObserver(function (entries) {
       var entry = entries[entries.length - 1];
       var visible = entry.intersectionRatio >= SEEN_RATIO ||
         entry.intersectionRect.height >= window.innerHeight * SEEN_RATIO;
       if (visible && timer === null) {
-        timer = setTimeout(function () {
-          observer.disconnect();
-          send({type: "view", token: token});
-        }, SEEN_MS);
+        timer = setTimeout(function () { observer.disconnect(); report(); }, SEEN_MS);
       } else if (!visible && timer !== null) {
         clearTimeout(timer); timer = null;
       }
@@ -37,18 +50,42 @@
     observer.observe(banner);
   }
 
-  function itemId(target, banner) {
-    var link = target.closest("a");
-    if (!link || !banner.contains(link)) return null;
-    var holder = link.hasAttribute("data-id") ? link : link.closest(".kuRECSItem,[data-id]");
+  function watchImpression(banner, token) {
+    var report = function () { send({type: "view", token: token}); };
+    if (VIEW_RULE === "visible") reportWhenVisible(banner, report);
+    else report();
+  }
+
+  function rememberClick(id) {
+    if (!ID_RE.test(id)) return;
+    var match = document.cookie.match(new RegExp("(?:^|;\\s*)" + RECENT_COOKIE + "=([^;]*)"));
+    var ids = match && match[1] ? match[1].split(".") : [];
+    if (!ids.every(function (i) { return ID_RE.test(i); })) ids = [];
+    ids = [id].concat(ids.filter(function (i) { return i !== id; })).slice(0, RECENT_MAX);
+    document.cookie = RECENT_COOKIE + "=" + ids.join(".") + "; path=/; max-age=" +
+      RECENT_DAYS * 86400 + "; samesite=lax";
+  }
+
+  function productId(target, banner) {
+    var clickable = target.closest(".kuRECSItemClick");
+    if (!clickable || !banner.contains(clickable)) return null;
+    var holder = clickable.hasAttribute("data-id") ? clickable : clickable.closest(".kuRECSItem");
     return holder && banner.contains(holder) ? holder.getAttribute("data-id") : null;
   }
 
+  function staticItem(target, banner) {
+    var link = target.closest("a[data-klevu-item]");
+    return link && banner.contains(link) ? link.getAttribute("data-klevu-item") : null;
+  }
+
   function watchClicks(banner, token) {
+    var isStatic = banner.hasAttribute("data-klevu-static");
     function onSelect(event) {
       if (event.type === "auxclick" && event.button !== 1) return;
-      var id = itemId(event.target, banner);
-      if (id) send({type: "select", token: token, item: id});
+      var id = isStatic ? staticItem(event.target, banner) : productId(event.target, banner);
+      if (!id) return;
+      if (!isStatic) rememberClick(id);
+      send({type: "select", token: token, item: id});
     }
     banner.addEventListener("click", onSelect);      /* mouse, touch and Enter on a link */
     banner.addEventListener("auxclick", onSelect);   /* middle click: opened in a new tab */

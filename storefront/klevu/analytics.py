@@ -7,7 +7,8 @@ it rendered the banner, and the server builds the event from what it actually re
 ``POST /klevu/events`` — the beacon (``static/js/beacon.js``): ``{"type": "view"|"select",
 "token": ..., "item": <product id, for select>}`` as a string body.
 ``GET /klevu/click?t=...`` — banner links without JavaScript: record, then redirect to the
-shop's own product page (the target is looked up in the catalog, never taken from the URL).
+shop's own product page (the target is looked up in the catalog, never taken from the URL), or
+for a static-content banner to the ``targetUrl`` the signed token carries.
 
 An event's ``session_id`` is the visitor's Klevu session cookie, which the page that rendered
 the banner set: the routes read it, they do not resolve segments (step 1) again.
@@ -157,6 +158,8 @@ def click():
         error = BadRequest("This link has expired. Please go back and try again.")
         return render_template("errors/error.html", error=error), error.code
     item_id = request.args.get("id", "")
+    if view.is_static:
+        return _static_click(page_view, view, item_id)
     product = load_catalog().product(item_id)
     if product is None or item_id not in {item.id for item in view.items}:
         return redirect(url_for("shop.home"))
@@ -167,3 +170,20 @@ def click():
         log.warning("banner click on product %s not recorded: %s", product.id, exc)
     remember_click(product.id)
     return redirect(url_for("shop.product", product_id=product.id))
+
+
+def _static_click(page_view: str, view: events.BannerView, index: str):
+    """A static banner's image followed without JavaScript: record it like a product click,
+    then go where the merchant's config points (read from the signed token, never the URL)."""
+    try:
+        target = events.static_entry(view, index).get("targetUrl")
+    except events.UnknownItem:
+        return redirect(url_for("shop.home"))
+    if not isinstance(target, str) or urlsplit(target).scheme not in ("", "http", "https"):
+        return redirect(url_for("shop.home"))
+    try:
+        _accept(tokens.click_id(page_view, view.recs_key, index),
+                events.click(view, session_cookie(), index))
+    except Rejected as exc:
+        log.warning("static banner click on %s not recorded: %s", view.recs_key, exc)
+    return redirect(target)

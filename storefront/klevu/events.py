@@ -6,11 +6,16 @@ of its products was chosen. Events are built from a ``BannerView`` — what the 
 rendered, carried back to it in a signed token (tokens.py) — never from what a browser says, so
 a client cannot invent products, prices or lists.
 
+A STATIC_CONTENT banner (an image the merchant placed instead of products) reports the same
+two events, as JSv2's ``staticView`` / ``staticClick`` do: no ``items``, but
+``event_data.static_content`` (what was shown, or the one entry clicked) and ``action``.
+
 Each function returns one event object; the collector's body is a JSON array of them, which
 the outbox assembles into batches.
 """
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -21,7 +26,7 @@ PAGE_TYPE_TAG = "recsPageType:"  # JSv2 constant RECS_RPT
 
 
 class UnknownItem(LookupError):
-    """A click names a product that was not in the rendered banner."""
+    """A click names a product (or static content) that was not in the rendered banner."""
 
 
 @dataclass(frozen=True)
@@ -55,8 +60,11 @@ class BannerItem:
 class BannerView:
     """One banner as rendered: the config metadata §5 reports, and its products in order.
 
-    A banner with no products is never rendered (§2 hides it below ``productThreshold``) and
-    JSv2 sends no view for an empty list, so ``items`` may not be empty.
+    A product banner with no products is never rendered (§2 hides it below
+    ``productThreshold``) and JSv2 sends no view for an empty list, so ``items`` may not be
+    empty, unless the banner is static content: then ``static_content`` holds the config's
+    ``staticContent`` as compact JSON text (the token carries only strings) and ``action``
+    says so.
     """
 
     api_key: str
@@ -68,11 +76,23 @@ class BannerView:
     spot_name: str = ""
     segment_key: str = ""
     segment_name: str = ""
+    action: str = ""
+    static_content: str = ""
     items: tuple[BannerItem, ...] = ()
 
     def __post_init__(self) -> None:
-        if not self.items or not all(item.id for item in self.items):
+        if self.static_content:
+            if self.items or not isinstance(self.contents(), list) or not self.contents():
+                raise ValueError("a static banner shows a list of static content, no products")
+        elif not self.items or not all(item.id for item in self.items):
             raise ValueError("a rendered banner has at least one product, each with an id")
+
+    def contents(self) -> object:
+        """The static content entries, parsed (empty for a banner of products)."""
+        try:
+            return json.loads(self.static_content) if self.static_content else []
+        except ValueError:
+            return None
 
     @classmethod
     def from_config(cls, api_key: str, recs_key: str, metadata: Mapping[str, object],
@@ -89,23 +109,57 @@ class BannerView:
                    segment_name=_text(metadata.get("segmentName")),
                    items=tuple(BannerItem.from_record(r) for r in records))
 
+    @classmethod
+    def from_static(cls, api_key: str, recs_key: str, metadata: Mapping[str, object],
+                    action: str, static_content: list[Any]) -> BannerView:
+        """A STATIC_CONTENT banner: its metadata and the content it showed."""
+        return cls(api_key=api_key, recs_key=recs_key,
+                   page_type=_text(metadata.get("pageType")), title=_text(metadata.get("title")),
+                   logic=_text(metadata.get("logic")), spot_key=_text(metadata.get("spotKey")),
+                   spot_name=_text(metadata.get("spotName")),
+                   segment_key=_text(metadata.get("segmentKey")),
+                   segment_name=_text(metadata.get("segmentName")), action=action,
+                   static_content=json.dumps(static_content, separators=(",", ":")))
+
+    @property
+    def is_static(self) -> bool:
+        return bool(self.static_content)
+
 
 def impression(banner: BannerView, session_id: str | None) -> dict[str, Any]:
-    """``view_recs_list``: the banner was seen, with all its products."""
+    """``view_recs_list``: the banner was seen, with all its products (or static content)."""
+    if banner.is_static:
+        return _event(VIEW, banner, session_id, [], static_content=banner.contents())
     return _event(VIEW, banner, session_id,
                   [_item(item, index) for index, item in enumerate(banner.items, start=1)])
 
 
 def click(banner: BannerView, session_id: str | None, item_id: str) -> dict[str, Any]:
-    """``select_recs_list``: one product was chosen; it keeps its position in the banner."""
+    """``select_recs_list``: one product was chosen; it keeps its position in the banner.
+
+    In a static banner ``item_id`` is the chosen entry's index in ``staticContent``.
+    """
+    if banner.is_static:
+        return _event(SELECT, banner, session_id, [],
+                      static_content=[static_entry(banner, item_id)])
     for index, item in enumerate(banner.items, start=1):
         if item.id == item_id:
             return _event(SELECT, banner, session_id, [_item(item, index)])
     raise UnknownItem(f"product {item_id!r} is not in banner {banner.recs_key}")
 
 
+def static_entry(banner: BannerView, item_id: str) -> dict[str, Any]:
+    """The static content entry a click names by its index; ``UnknownItem`` otherwise."""
+    contents = banner.contents()
+    index = int(item_id) if item_id.isascii() and item_id.isdigit() else -1
+    entry = contents[index] if isinstance(contents, list) and 0 <= index < len(contents) else None
+    if isinstance(entry, dict):
+        return {str(key): value for key, value in entry.items()}
+    raise UnknownItem(f"static content {item_id!r} is not in banner {banner.recs_key}")
+
+
 def _event(name: str, banner: BannerView, session_id: str | None,
-           items: list[dict[str, Any]]) -> dict[str, Any]:
+           items: list[dict[str, Any]], static_content: object = None) -> dict[str, Any]:
     event = _prune({
         "event": name,
         "event_apikey": banner.api_key,
@@ -120,6 +174,8 @@ def _event(name: str, banner: BannerView, session_id: str | None,
             "segment_id": banner.segment_key,
             "segment_name": banner.segment_name,
             "items": items,
+            "static_content": static_content,
+            "action": banner.action,
         },
     })
     assert isinstance(event, dict)  # _prune keeps a dict a dict

@@ -41,6 +41,7 @@ class Banner:
     css: Markup        # scoped and cleaned: safe inside <style>
     token: str
     fallback: bool = False
+    static: bool = False    # static content: the beacon counts clicks on its content links
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,7 @@ class Fetched:
     records: list[dict] = field(default_factory=list)
     meta: dict = field(default_factory=dict)
     html: str | None = None        # rendered by Klevu's template; None → shop fallback
+    static: bool = False           # a STATIC_CONTENT banner: staticContent, no records
 
     @property
     def metadata(self) -> dict:
@@ -86,7 +88,7 @@ def fetch_placement(client: KlevuClient, renderer: TemplateRenderer, recs_key: s
         log.info("banner %s not shown: %s", recs_key, verdict.reason)
         return None
     if verdict.show is rules.Show.STATIC_CONTENT:
-        return _rendered(renderer, Fetched(recs_key, config),
+        return _rendered(renderer, Fetched(recs_key, config, static=True),
                          template_data.static_banner_data(config))
     search = config.get("search")
     if not isinstance(search, dict):
@@ -164,31 +166,49 @@ def page_view_id() -> str:
     return g.page_view_id
 
 
-def _banner(fetched: Fetched) -> Banner:
-    """Page-ready banner: HTML with click routes, scoped CSS, and the analytics token.
+def _banner_view(fetched: Fetched) -> BannerView:
+    """What the banner's events report: its products, or its static content (JSv2 sends
+    events for both)."""
+    api_key = current_app.config["KLEVU"].api_key
+    if fetched.static:
+        return BannerView.from_static(api_key, fetched.recs_key, fetched.metadata,
+                                      rules.action(fetched.config) or rules.STATIC_ACTION,
+                                      fetched.config["staticContent"])
+    return BannerView.from_config(api_key, fetched.recs_key, fetched.metadata, fetched.records)
 
-    Static-content banners list no products, so (like Klevu's JSv2) they carry no token and
-    send no events.
-    """
+
+def _click_targets(fetched: Fetched, token: str) -> dict[str, tuple[str, str]]:
+    """Each clickable target → (the click route, the item it reports): a record's URL and
+    id, or a static content's ``targetUrl`` and index."""
+    if fetched.static:
+        targets = [(str(index), content.get("targetUrl"))
+                   for index, content in enumerate(fetched.config["staticContent"])
+                   if isinstance(content, dict)]
+    else:
+        targets = [(record["id"], record.get("url")) for record in fetched.records]
+    return {url: (url_for("analytics.click", t=token, id=item), item)
+            for item, url in targets if isinstance(url, str)}
+
+
+def _banner(fetched: Fetched) -> Banner:
+    """Page-ready banner: HTML with click routes, scoped CSS, and the analytics token."""
     title = str(fetched.metadata.get("title") or "")
-    token, click_urls = "", {}
-    if fetched.records:
-        view = BannerView.from_config(current_app.config["KLEVU"].api_key, fetched.recs_key,
-                                      fetched.metadata, fetched.records)
-        token = issue_token(current_app.config["SECRET_KEY"], page_view_id(), view)
-        click_urls = {record["url"]: url_for("analytics.click", t=token, id=record["id"])
-                      for record in fetched.records if isinstance(record.get("url"), str)}
+    token = issue_token(current_app.config["SECRET_KEY"], page_view_id(),
+                        _banner_view(fetched))
+    click_urls = _click_targets(fetched, token)
     if fetched.html is not None:
-        html = links.route_clicks(fetched.html, click_urls)
+        html = links.route_clicks(fetched.html, click_urls,
+                                  link_class=None if fetched.static else links.ITEM_CLICK_CLASS)
         css = scope_css((fetched.config.get("styles") or {}).get("base") or "",
                         f'[data-klevu-banner="{fetched.recs_key}"]')
     else:
         html = render_template("partials/fallback_banner.html", title=title,
-                               records=fetched.records, click_urls=click_urls)
+                               records=fetched.records,
+                               click_urls={url: click for url, (click, _) in click_urls.items()})
         css = ""
     # html: sanitized by the renderer, or our autoescaped template; css: scoped and cleaned.
     return Banner(fetched.recs_key, title, Markup(html), Markup(css), token,  # noqa: S704
-                  fallback=fetched.html is None)
+                  fallback=fetched.html is None, static=fetched.static)
 
 
 def init_app(app) -> None:

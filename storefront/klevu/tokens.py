@@ -36,7 +36,7 @@ from itsdangerous import BadData, URLSafeTimedSerializer
 
 from .events import BannerItem, BannerView
 
-SALT = "storefront.klevu.banner-token.v1"  # bump when the payload layout changes
+SALT = "storefront.klevu.banner-token.v2"  # bump when the payload layout changes
 MAX_TOKEN_CHARS = 8192
 # itsdangerous' URL-safe output: base64url, "." separators (and a leading "." when compressed).
 _TOKEN_RE = re.compile(r"[A-Za-z0-9_\-.]+")

@@ -62,8 +62,10 @@ def _session_id(event: dict, kind: str) -> str | None:
 
 
 def _items(data: dict, event_name: str) -> list[dict]:
+    """A click names its product, unless it is a static banner's click (JSv2's staticClick
+    sends ``static_content`` instead of items)."""
     items = data.get("items")
-    if items is None and event_name != "select_recs_list":
+    if items is None and (event_name != "select_recs_list" or data.get("static_content")):
         return []
     if not isinstance(items, list) or (event_name == "select_recs_list" and not items):
         raise BadEvent(f"{event_name} needs a list of items")
@@ -109,4 +111,15 @@ def summarise(event: object) -> dict:
         "segment_id": data.get("segment_id"),
         "segment_name": data.get("segment_name"),
         "items": _items(data, name),
+        "static_content": _static_content(data),
+        "action": data.get("action"),
     }
+
+
+def _static_content(data: dict) -> list[dict] | None:
+    content = data.get("static_content")
+    if content is None:
+        return None
+    if not isinstance(content, list) or not all(isinstance(c, dict) for c in content):
+        raise BadEvent("static_content must be a list of objects")
+    return content

@@ -8,7 +8,7 @@ from __future__ import annotations
 from functools import cache
 from importlib import resources
 
-LOOKS = ("grid", "strip", "promo")
+LOOKS = ("grid", "strip", "promo", "classic")
 _FILES = resources.files(__package__).joinpath("klevu_templates")
 
 

@@ -59,6 +59,9 @@ class RecsConfig:
     spot_name: str
     default: Variant
     segment_variants: tuple[Variant, ...]
+    # False or True as Klevu's console sets it; None: the answer has no "enabled" at all (an
+    # old or hand-made config), which JSv2 reads as "do not show".
+    enabled: bool | None = True
 
     def variant_for(self, sids: Iterable[str]) -> Variant:
         visitor = set(sids)
@@ -92,12 +95,15 @@ def parse_configs(raw: dict) -> dict[str, RecsConfig]:
     for key, banner in raw.items():
         if banner["pageType"] not in PAGE_TYPES:
             raise BadRecsConfig(f"{key}: bad pageType {banner['pageType']!r}")
+        if banner.get("enabled", True) not in (True, False, None):
+            raise BadRecsConfig(f"{key}: enabled must be true, false or null")
         configs[key] = RecsConfig(
             recs_key=key, page_type=banner["pageType"], spot_key=banner["spotKey"],
             spot_name=banner["spotName"],
             default=_variant(banner["default"], banner, None, f"{key} default"),
             segment_variants=tuple(_variant(v, banner, v["segment"], f"{key} {v['segment']}")
-                                   for v in banner["segments"]))
+                                   for v in banner["segments"]),
+            enabled=banner.get("enabled", True))
     return configs
 
 
@@ -127,16 +133,19 @@ def _with_shop_url(static_content: list, shop_url: str) -> list:
 def settings_answer(config: RecsConfig, variant: Variant, *, api_key: str, base_path: str,
                     shop_url: str = "") -> dict:
     """The CDN's answer; ``search.payload`` is a JSON string, as Klevu sends it."""
+    metadata: dict[str, object] = {
+        "title": variant.title, "recsKey": config.recs_key, "pageType": config.page_type,
+        "logic": variant.logic, "maxProducts": variant.max_products,
+        "productThreshold": variant.product_threshold, "enabled": config.enabled,
+        "spotKey": config.spot_key, "spotName": config.spot_name,
+        "segmentKey": variant.segment,
+        "segmentName": personas.segment_name(variant.segment) if variant.segment else None,
+        "action": variant.action,
+    }
+    if config.enabled is None:
+        del metadata["enabled"]
     return {
-        "metadata": {
-            "title": variant.title, "recsKey": config.recs_key, "pageType": config.page_type,
-            "logic": variant.logic, "maxProducts": variant.max_products,
-            "productThreshold": variant.product_threshold, "enabled": True,
-            "spotKey": config.spot_key, "spotName": config.spot_name,
-            "segmentKey": variant.segment,
-            "segmentName": personas.segment_name(variant.segment) if variant.segment else None,
-            "action": variant.action,
-        },
+        "metadata": metadata,
         "search": {"basePath": base_path,
                    "payload": json.dumps(search_payload(variant, api_key),
                                          separators=(",", ":"))},
