@@ -147,3 +147,10 @@ def test_config_calls_are_journaled_with_the_chosen_variant(client, config):
     assert call["detail"]["variant"] == "seg_vip"
     assert call["detail"]["sids"] == ["seg_bargain", "seg_vip"]
     assert call["detail"]["cp"] == "Clothing;Jackets"
+
+
+def test_a_draft_banner_answers_without_enabled(config):
+    """A config with no ``enabled`` at all: JSv2 (and the shop) must not show it."""
+    meta = config("k-home-draft")["metadata"]
+    assert "enabled" not in meta
+    assert config("k-home-picks")["metadata"]["enabled"] is True

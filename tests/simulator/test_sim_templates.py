@@ -3,6 +3,7 @@ from html.parser import HTMLParser
 
 import pytest
 
+from storefront.klevu.render import TemplateRenderer
 from storefront.simulator import looks
 
 
@@ -104,3 +105,24 @@ def test_stylesheet_styles_the_template_classes():
                  "kuRECS-price--sale", "kuRECS-price--was", "kuRECS-promoImage--mobile"):
         assert f".{name}" in css
     assert "url(" not in css and "@import" not in css  # nothing for the shop to fetch
+
+
+JSV2_HELPERS = ("render", "each", "buildUrl", "stripHtml", "escapeHTML", "translator",
+                "translate", "addTranslation", "getTranslation", "removeTranslation",
+                "setTranslations", "processCurrency")
+
+
+def test_the_classic_look_calls_every_jsv2_helper_and_the_shop_renders_it(search):
+    """The reference compiler above has only a few helpers: this look needs the shop's."""
+    template = looks.template("classic")
+    assert all(f"helper.{name}" in template for name in JSV2_HELPERS)
+    items = records(search)
+    page = Tags(TemplateRenderer().render(template, banner_data(items, segmentKey="seg_vip")))
+    assert [a["data-id"] for _, a in page.with_class("kuRECSItem")] == [i["id"] for i in items]
+    links = page.with_class("kuRECSItemClick")
+    assert [a["href"] for _, a in links] == [i["url"] for i in items]
+    assert [a["data-link"] for _, a in links] == [f"{i['url']}?ku_recs=k-test" for i in items]
+    assert [a["title"] for _, a in links] == [f"{n} of {len(items)}"
+                                              for n in range(1, len(items) + 1)]
+    assert "Picked for you" in page.text
+    assert f"EUR {items[0]['salePrice']}" in page.text

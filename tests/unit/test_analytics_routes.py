@@ -267,6 +267,48 @@ def test_a_click_link_never_leaves_the_shop(app, client, item):
     assert queued(app) == []
 
 
+# -- static-content banners (JSv2's staticView / staticClick) ----------------------------------
+STATIC_BANNER = BannerView.from_static(
+    "klevu-simulator", "k-checkout-together",
+    {"title": "Sale", "pageType": "CHECKOUT", "logic": "BOUGHT_TOGETHER"}, "STATIC_CONTENT",
+    [{"targetUrl": "http://shop.test/sale", "contentType": "image", "image": []},
+     {"targetUrl": "javascript:alert(1)", "contentType": "image", "image": []}])
+
+
+def test_a_static_banners_view_and_click_are_queued_with_its_content(app, client):
+    assert beacon(client, view(app, banner=STATIC_BANNER)).status_code == 202
+    chosen = {"type": "select", "token": token(app, banner=STATIC_BANNER), "item": "0"}
+    assert beacon(client, chosen).status_code == 202
+    (_, seen), (click_id, selected) = queued(app)
+    assert seen["event_data"]["static_content"][0]["targetUrl"] == "http://shop.test/sale"
+    assert selected["event_data"]["static_content"] == [
+        {"targetUrl": "http://shop.test/sale", "contentType": "image"}]
+    assert selected["event_data"]["action"] == "STATIC_CONTENT"
+    assert click_id == tokens.click_id("pv-1", STATIC_BANNER.recs_key, "0")
+
+
+def test_a_static_banners_image_link_records_and_goes_to_its_target(app, client):
+    answer = click(client, t=token(app, banner=STATIC_BANNER), id="0")
+    assert (answer.status_code, answer.headers["Location"]) == (302, "http://shop.test/sale")
+    [(_, event)] = queued(app)
+    assert event["event"] == SELECT and event["event_data"]["static_content"]
+    assert "klevu_recent_clicks" not in answer.headers.get("Set-Cookie", "")
+
+
+@pytest.mark.parametrize("item", ["1", "2", "x", ""])
+def test_a_static_link_to_nowhere_safe_goes_home_unrecorded(app, client, item):
+    answer = click(client, t=token(app, banner=STATIC_BANNER), id=item)
+    with app.test_request_context():
+        assert answer.headers["Location"] == url_for("shop.home")
+    assert queued(app) == []
+
+
+def test_a_product_click_link_remembers_the_product_as_recently_viewed(app, client):
+    click(client, t=token(app), id=IN_BANNER)
+    answer = click(client, t=token(app), id=ALSO_IN_BANNER)
+    assert f"klevu_recent_clicks={ALSO_IN_BANNER}.{IN_BANNER}" in answer.headers["Set-Cookie"]
+
+
 # -- a full queue -----------------------------------------------------------------------------
 def test_a_full_outbox_refuses_new_beacon_events_with_503_but_not_shoppers(tmp_path):
     app = create_app(app_config(f"http://127.0.0.1:{free_port()}", tmp_path,

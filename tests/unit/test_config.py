@@ -45,7 +45,32 @@ def test_an_empty_recs_variable_means_no_banner():
     ({"KLAVIYO_ONSITE": "maybe"}, "KLAVIYO_ONSITE"),
     ({"CACHE_REDIS_URL": "http://localhost"}, "CACHE_REDIS_URL"),
     ({"KLEVU_API_KEY": "klevu 123"}, "KLEVU_API_KEY"),
+    ({"KLEVU_VIEW_RULE": "scrolled"}, "KLEVU_VIEW_RULE"),
+    ({"KLEVU_CURRENCY_FORMATS": "{not json"}, "KLEVU_CURRENCY_FORMATS"),
+    ({"KLEVU_CURRENCY_FORMATS": '["EUR"]'}, "KLEVU_CURRENCY_FORMATS"),
+    ({"KLEVU_CURRENCY_FORMATS": '{"EURO": {"string": "€"}}'}, "KLEVU_CURRENCY_FORMATS"),
+    ({"KLEVU_CURRENCY_FORMATS": '{"EUR": {"symbol": "€"}}'}, "KLEVU_CURRENCY_FORMATS"),
+    ({"KLEVU_CURRENCY_FORMATS": '{"EUR": {"atEnd": "yes"}}'}, "KLEVU_CURRENCY_FORMATS"),
+    ({"KLEVU_CURRENCY_FORMATS": '{"EUR": {"precision": 12}}'}, "KLEVU_CURRENCY_FORMATS"),
+    ({"KLEVU_CURRENCY_FORMATS": '{"EUR": {"format": "%s"}}'}, "KLEVU_CURRENCY_FORMATS"),
 ])
 def test_a_bad_value_stops_start_up_naming_the_variable(env, variable):
     with pytest.raises(ConfigError, match=variable):
         from_env(env)
+
+
+def test_view_rule_and_currency_formats_default_to_klevus_behaviour():
+    config = from_env({})
+    assert config["KLEVU_VIEW_RULE"] == "rendered"  # JSv2: an impression once rendered
+    assert config["KLEVU_CURRENCY_FORMATS"] == {}   # no symbol guessed: "EUR 850.00"
+
+
+def test_currency_formats_and_view_rule_are_read():
+    config = from_env({"KLEVU_VIEW_RULE": "Visible",
+                       "KLEVU_CURRENCY_FORMATS": '{"EUR": {"string": "€"}, '
+                                                 '"SEK": {"string": " kr", "atEnd": true, '
+                                                 '"precision": 0, "decimal": ","}}'})
+    assert config["KLEVU_VIEW_RULE"] == "visible"
+    assert config["KLEVU_CURRENCY_FORMATS"] == {
+        "EUR": {"string": "€"},
+        "SEK": {"string": " kr", "atEnd": True, "precision": 0, "decimal": ","}}

@@ -126,3 +126,52 @@ def test_banner_view_keeps_only_what_events_need():
         items=(BannerItem(id="39814", name="Leather jacket", sale_price="850.00",
                           currency="EUR", brand="Aeronautica", category="Clothing;;Jackets",
                           variant_id="", item_group_id="67466"),))
+
+
+STATIC = [{"targetUrl": "https://shop.example/sale", "contentType": "image",
+           "image": [{"resolution": "desktop", "url": "https://shop.example/sale.svg",
+                      "altTag": "Sale", "maxWidth": "100%"}]},
+          {"targetUrl": "https://shop.example/new", "contentType": "image", "image": []}]
+STATIC_META = {"title": "Sale", "recsKey": "k-checkout-1", "pageType": "CHECKOUT",
+               "logic": "BOUGHT_TOGETHER", "spotKey": "spot-1", "spotName": "Checkout",
+               "segmentKey": "seg_bargain", "segmentName": "Bargain hunters",
+               "action": "STATIC_CONTENT"}
+
+
+def static_banner() -> BannerView:
+    return BannerView.from_static("klevu-123", "k-checkout-1", STATIC_META, "STATIC_CONTENT",
+                                  STATIC)
+
+
+def test_a_static_banners_view_carries_its_static_content_and_action():
+    """JSv2's staticView: view_recs_list with event_data.static_content and action."""
+    event = impression(static_banner(), "sess-1")
+    assert event["event"] == "view_recs_list"
+    assert event["event_data"]["static_content"] == STATIC[:1] + [
+        {"targetUrl": "https://shop.example/new", "contentType": "image"}]  # empties left out
+    assert event["event_data"]["action"] == "STATIC_CONTENT"
+    assert event["event_data"]["list_id"] == "spot-1"
+    assert event["event_data"]["tags"] == ["recsPageType:CHECKOUT"]
+    assert "items" not in event["event_data"]
+
+
+def test_a_static_banners_click_carries_the_clicked_content():
+    """JSv2's staticClick: select_recs_list with the chosen content."""
+    event = click(static_banner(), "sess-1", "0")
+    assert event["event"] == "select_recs_list"
+    assert event["event_data"]["static_content"] == STATIC[:1]
+    assert event["event_data"]["action"] == "STATIC_CONTENT"
+
+
+@pytest.mark.parametrize("item", ["2", "-1", "x", "", "١", "00000000000000000000009"])
+def test_a_click_on_static_content_the_banner_did_not_show_is_refused(item):
+    with pytest.raises(UnknownItem):
+        click(static_banner(), "sess-1", item)
+
+
+def test_a_static_banner_has_content_and_no_products():
+    with pytest.raises(ValueError):
+        BannerView.from_static("k", "r", STATIC_META, "STATIC_CONTENT", [])
+    with pytest.raises(ValueError):
+        BannerView("k", "r", "HOME", "t", "l", static_content='[{"a": 1}]',
+                   items=(BannerItem("1"),))
