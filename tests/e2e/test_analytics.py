@@ -1,8 +1,10 @@
 """Step 4 in Chromium: what a shopper does with a banner reaches Klevu, once, and no more.
 
-A banner counts as seen after a second in view (a glance does not count); a click or Enter on
-a product sends one ``select_recs_list`` with that product at its position and never holds up
-the navigation. The evidence is what the simulator's collector received (``/_sim/events``,
+By default a banner is reported as JSv2 reports it, once rendered: one ``view_recs_list`` per
+banner per page view right after load, below the fold too. With ``KLEVU_VIEW_RULE=visible`` it
+counts as seen after a second in view (a glance does not count). A click or Enter on a
+``.kuRECSItemClick`` product sends one ``select_recs_list`` with that product at its position
+and never holds up the navigation; other links in a banner send nothing. The evidence is what the simulator's collector received (``/_sim/events``,
 delivered asynchronously by the outbox relay); the browser's own requests are only watched,
 to count the beacons it sent.
 """
@@ -13,8 +15,9 @@ import re
 import pytest
 from playwright.sync_api import Page, Request, expect
 
+from storefront import create_app
 from tests.e2e.conftest import PRODUCTS, Shopper
-from tests.helpers import wait_until
+from tests.helpers import LiveServer, app_config, wait_until
 
 BANNER = "k-product-similar"          # the only banner on a product page, below the product
 PRODUCT = next(iter(PRODUCTS.values()))
@@ -22,24 +25,65 @@ DWELL_MS = 1000                        # how long a banner must stay in view to 
 
 
 @pytest.fixture
-def product_page(shopper: Shopper, page: Page, klevu_config) -> dict:
+def visible_rule_shop(simulator, tmp_path):
+    """A second shop, configured with ``KLEVU_VIEW_RULE=visible``."""
+    server = LiveServer(create_app(app_config(simulator.url, tmp_path,
+                                              KLEVU_VIEW_RULE="visible")))
+    yield server.url
+    server.stop()
+
+
+def open_product_page(shopper: Shopper, page: Page, klevu_config, shop: str = "") -> dict:
     """A consenting anonymous visitor on a product page; the banner's config metadata."""
-    page.goto("/")
+    page.goto(f"{shop}/")
     shopper.accepts_consent()   # the consent bar would otherwise cover the banner
-    page.goto(f"/p/{PRODUCT['id']}")
+    page.goto(f"{shop}/p/{PRODUCT['id']}")
     expect(shopper.items(BANNER).first).to_be_attached()
     return klevu_config(BANNER, pid=PRODUCT["id"], gpid=PRODUCT["itemGroupId"])["metadata"]
 
 
-def beacons_of(page: Page) -> list[Request]:
-    """Beacon posts from now on, watched (not changed) as the browser sends them."""
+@pytest.fixture
+def product_page(shopper: Shopper, page: Page, klevu_config) -> dict:
+    return open_product_page(shopper, page, klevu_config)
+
+
+def beacons_of(page: Page, kind: str | None = None) -> list[Request]:
+    """Beacon posts from now on (of one ``type``, if given), watched as the browser sends them."""
     sent: list[Request] = []
-    page.on("request", lambda r: sent.append(r) if r.url.endswith("/klevu/events") else None)
+
+    def watch(request: Request) -> None:
+        if request.url.endswith("/klevu/events") and (
+                kind is None or (request.post_data_json or {}).get("type") == kind):
+            sent.append(request)
+    page.on("request", watch)
     return sent
 
 
-def test_a_glance_is_no_impression_a_second_in_view_is_exactly_one(product_page, shopper,
-                                                                   page: Page, received):
+def test_by_default_each_banner_is_reported_once_right_after_load_even_below_the_fold(
+        shopper: Shopper, page: Page, klevu_config, received):
+    """JSv2 sends view_recs_list as soon as it has rendered a banner, seen or not."""
+    metadata = open_product_page(shopper, page, klevu_config)
+    banner = shopper.banner(BANNER)
+    views = wait_until(lambda: received("view_recs_list", list_id=metadata["spotKey"]),
+                       message="no impression after load")
+    expect(banner).not_to_be_in_viewport(ratio=0.5)  # never scrolled to: "visible" waits
+    assert len(views) == 1, views
+    assert [i["item_id"] for i in views[0]["event_data"]["items"]] == shopper.item_ids(BANNER)
+
+    beacons = beacons_of(page, "view")
+    banner.scroll_into_view_if_needed()             # looking at it is no second impression
+    page.wait_for_timeout(DWELL_MS * 1.3)
+    assert beacons == []
+    page.reload()                                   # a new page view is a new impression
+    expect(shopper.items(BANNER).first).to_be_attached()
+    wait_until(lambda: len(received("view_recs_list", list_id=metadata["spotKey"])) == 2,
+               message="the second page view was not reported")
+    assert len(beacons) == 1, [b.post_data for b in beacons]
+
+
+def test_with_the_visible_rule_a_glance_is_no_impression_a_second_in_view_is_one(
+        visible_rule_shop, shopper, page: Page, klevu_config, received):
+    product_page = open_product_page(shopper, page, klevu_config, visible_rule_shop)
     beacons = beacons_of(page)
     banner = shopper.banner(BANNER)
     expect(banner).not_to_be_in_viewport(ratio=0.5)
@@ -100,3 +144,21 @@ def test_choosing_a_product_reports_it_at_its_index_and_goes_there(how, product_
     data = selects[0]["event_data"]
     assert [(i["item_id"], i["index"]) for i in data["items"]] == [(product_id, position)]
     assert data["list_name"] == product_page["title"]
+
+
+def test_a_click_on_another_link_in_a_banner_sends_nothing(shopper: Shopper, page: Page,
+                                                           context, base_url):
+    """JSv2 counts clicks only on .kuRECSItemClick: the recently viewed banner's "Keep
+    browsing" link is a plain link."""
+    page.goto("/")
+    shopper.accepts_consent()
+    clicked = next(iter(PRODUCTS))
+    context.add_cookies([{"name": "klevu_recent_clicks", "value": clicked, "url": base_url}])
+    page.goto("/")
+    banner = shopper.banner("k-home-recent")
+    expect(shopper.items("k-home-recent")).to_have_count(1)
+    selects = beacons_of(page, "select")
+    banner.locator("a.kuRECS-more").click()
+    expect(page).to_have_url(re.compile(r"/\?from=recently-viewed$"))
+    page.wait_for_timeout(500)
+    assert selects == []

@@ -162,30 +162,39 @@ def test_every_page_type_shows_the_banner_klevu_chose(persona, shopper: Shopper,
         "the checkout banner offers what is already in the cart"
 
 
-def test_recently_viewed_appears_after_viewing_products_newest_first(shopper: Shopper,
-                                                                     page: Page,
-                                                                     klevu_config,
-                                                                     screenshot):
+def clicks_in_banner(shopper: Shopper, recs_key: str, product_id: str) -> None:
+    shopper.page.goto("/")
+    shopper.banner(recs_key).locator(f'.kuRECSItemClick[data-id="{product_id}"]').click()
+    expect(shopper.page.get_by_test_id("product-name")).to_have_text(
+        PRODUCTS[product_id]["name"])
+
+
+def test_recently_viewed_is_the_products_clicked_in_banners_newest_first(shopper: Shopper,
+                                                                        page: Page,
+                                                                        klevu_config,
+                                                                        screenshot):
+    """Klevu's "recently viewed": products chosen in its banners, not product pages seen."""
     config = klevu_config(HOME_RECENT)
     assert config["metadata"]["logic"] == "RECENTLY_VIEWED"
     page.goto("/")
     shopper.accepts_consent()
     expect(shopper.items(HOME_PICKS).first).to_be_visible()
     expect(shopper.banner(HOME_RECENT)).to_have_count(0)
-    first, second, third = shopper.item_ids(HOME_PICKS)[:3]
+    first, second, third, unclicked = shopper.item_ids(HOME_PICKS)[:4]
 
+    page.goto(f"/p/{unclicked}")  # a product page on its own is not "recently viewed"
     for product_id in (first, second, third):
-        page.goto(f"/p/{product_id}")
-        expect(page.get_by_test_id("product-name")).to_have_text(PRODUCTS[product_id]["name"])
+        clicks_in_banner(shopper, HOME_PICKS, product_id)
     page.goto("/")
     expect(shopper.banner(HOME_RECENT).locator(".kuRECS-title")).to_have_text(
         config["metadata"]["title"])
     assert shopper.item_ids(HOME_RECENT) == [third, second, first]
 
-    page.goto(f"/p/{first}")
+    clicks_in_banner(shopper, HOME_PICKS, first)
     page.goto("/")
     expect(shopper.items(HOME_RECENT).first).to_have_attribute("data-id", first)
     assert shopper.item_ids(HOME_RECENT) == [first, third, second]
+    assert shopper.cookie("klevu_recent_clicks") == f"{first}.{third}.{second}"
     shopper.banner(HOME_RECENT).scroll_into_view_if_needed()
     screenshot(page, "anonymous-home-recently-viewed")
 
