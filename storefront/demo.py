@@ -44,6 +44,9 @@ def main(argv: list[str] | None = None) -> int:
         if offline:
             simulator_url = f"http://127.0.0.1:{args.simulator_port}"
             env.setdefault("KLEVU_SIMULATOR_URL", simulator_url)
+            # The demo merchant registers a euro sign, as a shop does in its Klevu JavaScript,
+            # so banner prices read like the shop's own; unset, Klevu prints "EUR 850.00".
+            env.setdefault("KLEVU_CURRENCY_FORMATS", '{"EUR": {"string": "€"}}')
             processes.append(subprocess.Popen(
                 [sys.executable, "-m", "storefront.simulator", "--host", "127.0.0.1",
                  "--port", str(args.simulator_port)], env=env))
