@@ -82,7 +82,7 @@ class QuickJSEngine:
     """The storefront's engine, driven call by call (what TemplateRenderer does inside)."""
 
     def __init__(self):
-        self.engine = _Engine(translations_json="{}", **LIMITS)
+        self.engine = _Engine(translations_json="{}", currencies_json="{}", **LIMITS)
 
     def render_compiled(self):
         return self.engine.render(b"bench", TEMPLATE, PAYLOAD, MAX_CHARS)
@@ -114,7 +114,8 @@ def quickjs_figures() -> tuple[QuickJSEngine, float]:
             ("scope_css, same CSS again (cached)", lambda: scope_css(CSS, scope))]:
         _, other, ratio = compare(quickjs.render_compiled, call)
         row(label, f"{other:8.1f} us", f"x{ratio:.3g}")
-    created = per_call_us(lambda: _Engine(translations_json="{}", **LIMITS), number=20)
+    created = per_call_us(
+        lambda: _Engine(translations_json="{}", currencies_json="{}", **LIMITS), number=20)
     row("new engine (first render on a thread)", f"{created / 1000:8.1f} ms")
 
     before = resident_kib()

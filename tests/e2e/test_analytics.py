@@ -4,9 +4,9 @@ By default a banner is reported as JSv2 reports it, once rendered: one ``view_re
 banner per page view right after load, below the fold too. With ``KLEVU_VIEW_RULE=visible`` it
 counts as seen after a second in view (a glance does not count). A click or Enter on a
 ``.kuRECSItemClick`` product sends one ``select_recs_list`` with that product at its position
-and never holds up the navigation; other links in a banner send nothing. The evidence is what the simulator's collector received (``/_sim/events``,
-delivered asynchronously by the outbox relay); the browser's own requests are only watched,
-to count the beacons it sent.
+and never holds up the navigation; other links in a banner send nothing. The evidence is what
+the simulator's collector received (``/_sim/events``, delivered asynchronously by the outbox
+relay); the browser's own requests are only watched, to count the beacons it sent.
 """
 from __future__ import annotations
 

@@ -6,6 +6,7 @@ keeps ``sids``' comma raw, as ``@klevu/core`` sends it.
 """
 from __future__ import annotations
 
+import json
 import re
 from html import unescape
 
@@ -28,7 +29,7 @@ def visitor(persona: str | None = None) -> requests.Session:
     return session
 
 
-@pytest.fixture()
+@pytest.fixture
 def shop(sim, tmp_path):
     servers: list[LiveServer] = []
 
@@ -53,8 +54,10 @@ def test_a_static_banners_view_and_click_reach_the_collector_with_static_content
     html = sam.get(f"{url}/checkout", timeout=10).text
     banner = re.search(r'<section[^>]*data-klevu-banner="k-checkout-together"[^>]*>', html)
     assert banner and "data-klevu-static" in banner.group(0)
-    token = unescape(re.search(TOKEN_RE.format(key="k-checkout-together"), html).group(1))
-    answer = sam.post(f"{url}/klevu/events", data='{"type":"view","token":"%s"}' % token,
+    found = re.search(TOKEN_RE.format(key="k-checkout-together"), html)
+    assert found, "the static banner carries no token"
+    token = unescape(found.group(1))
+    answer = sam.post(f"{url}/klevu/events", data=json.dumps({"type": "view", "token": token}),
                       headers={"Content-Type": "text/plain;charset=UTF-8",
                                "Sec-Fetch-Site": "same-origin"}, timeout=10)
     assert answer.status_code == 202, answer.text

@@ -147,8 +147,8 @@ def test_a_static_banners_view_carries_its_static_content_and_action():
     """JSv2's staticView: view_recs_list with event_data.static_content and action."""
     event = impression(static_banner(), "sess-1")
     assert event["event"] == "view_recs_list"
-    assert event["event_data"]["static_content"] == STATIC[:1] + [
-        {"targetUrl": "https://shop.example/new", "contentType": "image"}]  # empties left out
+    assert event["event_data"]["static_content"] == [
+        STATIC[0], {"targetUrl": "https://shop.example/new", "contentType": "image"}]  # no []
     assert event["event_data"]["action"] == "STATIC_CONTENT"
     assert event["event_data"]["list_id"] == "spot-1"
     assert event["event_data"]["tags"] == ["recsPageType:CHECKOUT"]
@@ -170,8 +170,8 @@ def test_a_click_on_static_content_the_banner_did_not_show_is_refused(item):
 
 
 def test_a_static_banner_has_content_and_no_products():
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="static content"):
         BannerView.from_static("k", "r", STATIC_META, "STATIC_CONTENT", [])
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="static content"):
         BannerView("k", "r", "HOME", "t", "l", static_content='[{"a": 1}]',
                    items=(BannerItem("1"),))

@@ -11,7 +11,8 @@ ROUTED_1 = ('href="/klevu/click?t=T&amp;id=1" data-klevu-href="/p/1" data-klevu-
 
 @pytest.mark.parametrize("markup, expected", [
     # a kuRECSItemClick link to a record is routed, its target kept for the beacon
-    ('<a class="kuRECSItemClick" href="/p/1">x</a>', f'<a class="kuRECSItemClick" {ROUTED_1}>x</a>'),
+    ('<a class="kuRECSItemClick" href="/p/1">x</a>',
+     f'<a class="kuRECSItemClick" {ROUTED_1}>x</a>'),
     ('<a class="kuRECS-link kuRECSItemClick" data-id="1" href="/p/1" title="a > b">x</a>',
      f'<a class="kuRECS-link kuRECSItemClick" data-id="1" {ROUTED_1} title="a > b">x</a>'),
     # other links in a banner are plain links, even to a record
@@ -19,7 +20,8 @@ ROUTED_1 = ('href="/klevu/click?t=T&amp;id=1" data-klevu-href="/p/1" data-klevu-
     ('<a class="kuRECSItemClickable" href="/p/1">x</a>',
      '<a class="kuRECSItemClickable" href="/p/1">x</a>'),
     # a kuRECSItemClick link elsewhere stays as it is
-    ('<a class="kuRECSItemClick" href="/p/2">x</a>', '<a class="kuRECSItemClick" href="/p/2">x</a>'),
+    ('<a class="kuRECSItemClick" href="/p/2">x</a>',
+     '<a class="kuRECSItemClick" href="/p/2">x</a>'),
     ('<abbr class="kuRECSItemClick">x</abbr>', '<abbr class="kuRECSItemClick">x</abbr>'),
 ])
 def test_product_banners_route_only_kurecsitemclick_links(markup, expected):
