@@ -2,7 +2,7 @@
 
 ``create_app`` reads like the table of contents of one page view: identity (Klaviyo cookie
 and consent), segments (Klevu visitor service), banners (config → search → template), and
-analytics (beacon → outbox → collector).
+analytics (beacon → outbox → collector); around them all, the security layer.
 """
 from __future__ import annotations
 
@@ -35,6 +35,7 @@ def configure(app: Flask, test_config: dict | None) -> None:
     app.config.from_mapping(settings.from_env())
     if test_config:
         app.config.from_mapping(test_config)
+    settings.check_app_config(app.config)
     data_dir = Path(app.config["STOREFRONT_DATA_DIR"])
     data_dir.mkdir(parents=True, exist_ok=True)
     if not app.config.get("SECRET_KEY"):
@@ -71,7 +72,9 @@ def _shared_secret(path: Path) -> str:
 
 def register_extensions(app: Flask) -> None:
     """Shared services, in the order a page view uses them."""
+    from . import security
     from .klevu import klevu, outbox, recs, segments
+    security.init_app(app)     # headers, CSP nonce and same-origin POSTs, for every response
     cache.init_app(app)
     klevu.init_app(app)        # the one HTTP client to Klevu's four services
     segments.init_app(app)     # step 1: session + segments resolver over the cache

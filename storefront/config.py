@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -38,6 +39,11 @@ CURRENCY_FIELDS: dict[str, type] = {"string": str, "format": str, "atEnd": bool,
                                     "precision": int, "grouping": int, "decimal": str,
                                     "thousand": str}
 VIEW_RULES = ("rendered", "visible")
+# A CSP source for images: an origin (``https://cdn.example.com``, ``https://*.example.com``,
+# a port allowed) or a bare scheme (``https:``). Nothing else, so that no value can smuggle a
+# keyword or another directive into the policy.
+IMAGE_HOST_RE = re.compile(
+    r"^(?:https?:|https?://(?:\*\.)?[A-Za-z0-9](?:[A-Za-z0-9\-.]*[A-Za-z0-9])?(?::\d{1,5})?)$")
 RECS_KEY_RE = re.compile(r"^[\w\-]{1,100}$")
 
 
@@ -123,6 +129,35 @@ def _choice(env: dict, name: str, choices: tuple[str, ...]) -> str:
     if raw not in choices:
         raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {raw!r}")
     return raw
+def _int(env: dict, name: str, default: int, *, low: int, high: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    if not raw.isdigit() or not low <= int(raw) <= high:
+        raise ConfigError(f"{name} must be a whole number from {low} to {high}, got {raw!r}")
+    return int(raw)
+
+
+def _image_hosts(env: dict) -> tuple[str, ...]:
+    """``KLEVU_IMAGE_HOSTS``: where banner images may load from, besides the shop itself.
+
+    Offline, every image (catalog and simulator records) is the shop's own ``/img/...``; a live
+    Klevu index holds the merchant's image URLs, whose hosts only the merchant knows.
+    """
+    hosts = tuple(h.strip().rstrip("/") for h in env.get("KLEVU_IMAGE_HOSTS", "").split(",")
+                  if h.strip())
+    for host in hosts:
+        if not IMAGE_HOST_RE.match(host):
+            raise ConfigError(f"KLEVU_IMAGE_HOSTS holds {host!r}, which is not an origin "
+                              "(https://cdn.example.com) or a scheme (https:)")
+    return hosts
+
+
+def _scheme(env: dict) -> str:
+    scheme = env.get("PREFERRED_URL_SCHEME", "").strip().lower() or "http"
+    if scheme not in ("http", "https"):
+        raise ConfigError(f"PREFERRED_URL_SCHEME must be http or https, got {scheme!r}")
+    return scheme
 
 
 def klevu_settings(env: dict) -> KlevuSettings:
@@ -166,6 +201,7 @@ def from_env(env: dict | None = None) -> dict:
         raise ConfigError(f"KLAVIYO_COMPANY_ID must be 6 letters or digits, got {company_id!r}")
     if not company_id and klevu.offline:
         company_id = SIMULATOR_COMPANY_ID
+    scheme = _scheme(env)
     config: dict[str, Any] = {
         "KLEVU": klevu,
         "KLAVIYO_COMPANY_ID": company_id or None,
@@ -182,8 +218,26 @@ def from_env(env: dict | None = None) -> dict:
         # When the beacon reports an impression: "rendered" (JSv2: once the banner is in the
         # loaded page) or "visible" (half of it in view for a second).
         "KLEVU_VIEW_RULE": _choice(env, "KLEVU_VIEW_RULE", VIEW_RULES),
+        # Security (storefront/security): https turns on HSTS and Secure cookies; proxy hops
+        # is how many reverse proxies' X-Forwarded-* headers to trust (ProxyFix).
+        "PREFERRED_URL_SCHEME": scheme,
+        "STOREFRONT_PROXY_HOPS": _int(env, "STOREFRONT_PROXY_HOPS", 0, low=0, high=5),
+        "KLEVU_IMAGE_HOSTS": _image_hosts(env),
+        # Flask's session cookie holds the cart and the form token: never for JavaScript.
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "SESSION_COOKIE_SECURE": scheme == "https",
+        # Tests only: banners skip the sanitizer, to prove the CSP holds on its own.
+        "STOREFRONT_UNSAFE_NO_SANITIZE": _bool(env, "STOREFRONT_UNSAFE_NO_SANITIZE", False),
     }
     if config["CACHE_REDIS_URL"] and urlsplit(config["CACHE_REDIS_URL"]).scheme not in (
             "redis", "rediss", "unix"):
         raise ConfigError("CACHE_REDIS_URL must be a redis:// URL")
     return config
+
+
+def check_app_config(config: Mapping) -> None:
+    """Checks of the final app config (environment plus test overrides), at start-up."""
+    if config.get("STOREFRONT_UNSAFE_NO_SANITIZE") and not config.get("TESTING"):
+        raise ConfigError("STOREFRONT_UNSAFE_NO_SANITIZE is for tests only (TESTING): it lets "
+                          "banner markup reach the page unchecked")

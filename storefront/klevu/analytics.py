@@ -18,13 +18,13 @@ from __future__ import annotations
 import json
 import logging
 import time
-from urllib.parse import urlsplit
 
 from flask import Blueprint, current_app, jsonify, redirect, render_template, request, url_for
 from werkzeug.exceptions import BadRequest, RequestEntityTooLarge
 
 from ..catalog import load_catalog
 from ..extensions import cache
+from ..security import same_origin
 from . import events, tokens
 from .outbox import OutboxError
 from .recently_viewed import remember_click
@@ -49,15 +49,6 @@ class Rejected(Exception):
 @bp.errorhandler(Rejected)
 def rejected(exc: Rejected):
     return jsonify(error=str(exc)), exc.status
-
-
-def _check_same_site() -> None:
-    """Only our own pages may post events: browsers say where a request comes from."""
-    if request.headers.get("Sec-Fetch-Site") == "cross-site":
-        raise Rejected(403, "cross-site request")
-    origin = request.headers.get("Origin")
-    if origin and origin != "null" and urlsplit(origin).netloc != request.host:
-        raise Rejected(403, "foreign origin")
 
 
 def _check_rate() -> None:
@@ -120,8 +111,8 @@ def _accept(event_id: str, payload: dict) -> bool:
 
 
 @bp.post("/events")
+@same_origin.headers_only   # sendBeacon cannot carry the form token (see same_origin)
 def beacon():
-    _check_same_site()
     body = _body()
     _check_rate()
     page_view, view = _read(body.get("token"))

@@ -199,8 +199,9 @@ def _banner(fetched: Fetched) -> Banner:
     if fetched.html is not None:
         html = links.route_clicks(fetched.html, click_urls,
                                   link_class=None if fetched.static else links.ITEM_CLICK_CLASS)
-        css = scope_css((fetched.config.get("styles") or {}).get("base") or "",
-                        f'[data-klevu-banner="{fetched.recs_key}"]')
+        css = (fetched.config.get("styles") or {}).get("base") or ""
+        if not current_app.config["STOREFRONT_UNSAFE_NO_SANITIZE"]:
+            css = scope_css(css, f'[data-klevu-banner="{fetched.recs_key}"]')
     else:
         html = render_template("partials/fallback_banner.html", title=title,
                                records=fetched.records,
@@ -213,5 +214,6 @@ def _banner(fetched: Fetched) -> Banner:
 
 def init_app(app) -> None:
     app.extensions["banner_renderer"] = TemplateRenderer(
-        currencies=app.config["KLEVU_CURRENCY_FORMATS"])
+        currencies=app.config["KLEVU_CURRENCY_FORMATS"],
+        sanitize=not app.config["STOREFRONT_UNSAFE_NO_SANITIZE"])
     app.extensions["recs_pool"] = ThreadPoolExecutor(MAX_WORKERS, thread_name_prefix="recs")

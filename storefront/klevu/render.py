@@ -107,8 +107,10 @@ class TemplateRenderer:
     def __init__(self, *, time_limit_ms: int = 250, memory_limit_bytes: int = 32 << 20,
                  max_template_bytes: int = 64 << 10, max_output_bytes: int = 256 << 10,
                  translations: Mapping[str, str] | None = None,
-                 currencies: Mapping[str, Mapping[str, Any]] | None = None):
+                 currencies: Mapping[str, Mapping[str, Any]] | None = None,
+                 sanitize: bool = True):
         self.time_limit_ms = time_limit_ms
+        self.sanitize = sanitize  # False only in tests (STOREFRONT_UNSAFE_NO_SANITIZE)
         self.memory_limit_bytes = memory_limit_bytes
         self.max_template_bytes = max_template_bytes
         self.max_output_bytes = max_output_bytes
@@ -135,7 +137,9 @@ class TemplateRenderer:
                               (("data", data), ("dataLocal", data_local), ("scope", scope))
                               if value is not None}, allow_nan=False)
         html = self._run(template, payload)
-        return f'<div class="klevuWrap">{sanitize_banner_html(html)}</div>'
+        if self.sanitize:
+            html = sanitize_banner_html(html)
+        return f'<div class="klevuWrap">{html}</div>'
 
     def _run(self, template: str, payload: str) -> str:
         try:

@@ -18,7 +18,7 @@ from flask import Blueprint, Flask, render_template, render_template_string
 from hypothesis import HealthCheck, given, settings, strategies as st
 from markupsafe import escape
 
-from storefront import config as storefront_config, identity as identity_module, klaviyo
+from storefront import config as storefront_config, identity as identity_module, klaviyo, security
 from storefront.identity import (
     CONSENT_COOKIE,
     PENDING_KX_COOKIE,
@@ -52,6 +52,7 @@ def make_app(**overrides) -> Flask:
                 static_folder=str(ROOT / "static"))
     app.config.update(storefront_config.from_env({}))
     app.config.update(TESTING=True, SECRET_KEY="test", **overrides)
+    security.init_app(app)
     app.register_blueprint(identity_module.bp)
     shop = Blueprint("shop", __name__)
     shop.add_url_rule("/", "home", lambda: render_template_string(PAGE))
@@ -79,7 +80,10 @@ def app(segment_calls):
 
 @pytest.fixture
 def client(app):
-    return app.test_client()
+    """A browser on the shop's own pages: it labels its posts ``Sec-Fetch-Site: same-origin``."""
+    client = app.test_client()
+    client.environ_base["HTTP_SEC_FETCH_SITE"] = "same-origin"
+    return client
 
 
 def set_cookies(response) -> dict[str, tuple[str, dict[str, str]]]:
@@ -351,8 +355,16 @@ def test_onsite_script_only_when_live_and_consented(segment_calls, onsite, conse
     with app.test_request_context("/", headers={"Cookie": cookie}):
         html = render_template("partials/klaviyo_onsite.html")
     script = ('<script async src="https://static.klaviyo.com/onsite/js/klaviyo.js'
-              f'?company_id={OTHER_COMPANY}"></script>')
+              f'?company_id={OTHER_COMPANY}" nonce="')
     assert (script in html) is shown
+    # The page's CSP lets Klaviyo's host in exactly when the page loads its script.
+    browser = app.test_client()
+    if consent:
+        browser.set_cookie(CONSENT_COOKIE, consent)
+    page = browser.get("/")
+    script_src = next(d for d in page.headers["Content-Security-Policy"].split("; ")
+                      if d.startswith("script-src "))
+    assert ("https://static.klaviyo.com" in script_src.split()) is shown
 
 
 def test_live_klaviyo_handles_kx_itself(segment_calls):
