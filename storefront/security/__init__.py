@@ -2,7 +2,7 @@
 
 - ``headers``: a Content-Security-Policy with a per-request nonce, and the other security
   headers (nosniff, referrer policy, permissions policy, frame protection, HSTS under HTTPS);
-  ``Secure`` added to every cookie under HTTPS.
+- ``cookies``: ``Secure`` on every cookie under HTTPS, Flask's session cookie included;
 - ``same_origin``: unsafe methods (POST and the like) only from the shop's own pages, decided
   from what the browser says (``Sec-Fetch-Site``, ``Origin``), with a form token for browsers
   that say neither.
@@ -16,7 +16,7 @@ from __future__ import annotations
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import headers, same_origin
+from . import cookies, headers, same_origin
 
 
 def init_app(app: Flask) -> None:
@@ -27,4 +27,5 @@ def init_app(app: Flask) -> None:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops,  # type: ignore[method-assign]
                                 x_port=hops)
     headers.init_app(app)
+    cookies.init_app(app)
     same_origin.init_app(app)

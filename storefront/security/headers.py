@@ -2,9 +2,10 @@
 
 The policy is built per response because it depends on the request: the nonce is new for
 every page, and a script host (Klaviyo's onsite) is allowed only on pages that load from it
-(``allow_script_from``: live Klaviyo and consent given). Flask-Talisman was considered; its policy is fixed per view, so
-the consent-dependent part would have needed the same per-request code anyway, and its HTTPS
-redirect and cookie handling overlap ProxyFix and Flask's own session settings.
+(``allow_script_from``: live Klaviyo and consent given). Flask-Talisman was considered: its
+policy is fixed per view, so the consent-dependent part would need this per-request code
+anyway, and its HTTPS redirect and cookie handling overlap ProxyFix and Flask's session
+settings.
 
 No template has an inline script or event handler: scripts are files (``static/js``), and
 every ``<script>`` and ``<style>`` element carries ``nonce="{{ csp_nonce() }}"``. Inline
@@ -65,17 +66,6 @@ def own_origin() -> str:
     return f"{'https' if is_https() else request.scheme}://{request.host}"
 
 
-def _secure_cookies(response: Response) -> None:
-    """Under HTTPS every cookie gets ``Secure``, whichever module set it."""
-    cookies = response.headers.getlist("Set-Cookie")
-    if not any("; secure" not in c.lower() for c in cookies):
-        return
-    del response.headers["Set-Cookie"]
-    for cookie in cookies:
-        response.headers.add("Set-Cookie", cookie if "; secure" in cookie.lower()
-                             else f"{cookie}; Secure")
-
-
 def set_security_headers(response: Response) -> Response:
     config = current_app.config
     script_hosts = tuple(sorted(g.get("csp_script_hosts", ())))
@@ -88,7 +78,6 @@ def set_security_headers(response: Response) -> Response:
     response.headers["Cross-Origin-Opener-Policy"] = "same-origin"
     if is_https():
         response.headers["Strict-Transport-Security"] = HSTS
-        _secure_cookies(response)
     return response
 
 

@@ -10,17 +10,18 @@ When neither header is there, the caller decides (the shop asks for its form tok
 """
 from __future__ import annotations
 
-from typing import Literal, Mapping
+from typing import Literal
 
-SAME, CROSS, UNKNOWN = "same", "cross", "unknown"
 Verdict = Literal["same", "cross", "unknown"]
+SAME: Verdict = "same"
+CROSS: Verdict = "cross"
+UNKNOWN: Verdict = "unknown"
 
 
-def request_site(headers: Mapping[str, str], own_origin: str) -> Verdict:
-    """``own_origin`` is ``scheme://host[:port]`` as the browser sees this site."""
-    fetch_site = headers.get("Sec-Fetch-Site")
-    origin = headers.get("Origin")
-    verdicts = set()
+def request_site(fetch_site: str | None, origin: str | None, own_origin: str) -> Verdict:
+    """From the ``Sec-Fetch-Site`` and ``Origin`` headers (None when absent); ``own_origin`` is
+    ``scheme://host[:port]`` as the browser sees this site."""
+    verdicts: set[Verdict] = set()
     if fetch_site in ("cross-site", "same-site"):
         verdicts.add(CROSS)
     elif fetch_site == "same-origin":
