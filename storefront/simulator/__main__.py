@@ -1,12 +1,16 @@
 """``python -m storefront.simulator [--host H] [--port P] [--shop-url URL]``.
 
-Options fall back to ``SIMULATOR_HOST``, ``SIMULATOR_PORT`` and ``SIMULATOR_SHOP_URL``, so
-``make run`` and a container can configure it without a command line. The server is threaded:
+It listens on loopback (127.0.0.1) unless told otherwise, since its ``/_sim/`` control routes
+have no authentication. Options fall back to ``SIMULATOR_HOST``, ``SIMULATOR_PORT`` and
+``SIMULATOR_SHOP_URL``, so ``make run`` and a container can configure it without a command
+line. The server is threaded:
 the storefront calls it from parallel banner fetches and its outbox relay at once.
 """
 from __future__ import annotations
 
 import argparse
+import ipaddress
+import logging
 import os
 from collections.abc import Mapping
 
@@ -25,8 +29,22 @@ def parse_args(argv: list[str] | None = None,
     return parser.parse_args(argv)
 
 
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    if not is_loopback(args.host):
+        logging.getLogger(__name__).warning(
+            "listening on %s: anyone who can reach it can reset the simulator and plan faults "
+            "(/_sim/ has no authentication); keep it on 127.0.0.1 unless that is intended",
+            args.host)
     app = create_app({"SIMULATOR_SHOP_URL": args.shop_url})
     app.run(host=args.host, port=args.port, threaded=True, debug=False, use_reloader=False)
 

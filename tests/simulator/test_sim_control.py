@@ -1,4 +1,6 @@
 """Control endpoints and the "What Klevu received" dashboard."""
+import json
+
 import pytest
 
 from storefront.simulator import API_KEY
@@ -89,3 +91,35 @@ def test_dashboard_escapes_what_it_received(client):
 def test_unknown_paths_are_json_404(client):
     response = client.get("/nope")
     assert response.status_code == 404 and "error" in response.get_json()
+
+
+# -- who may post to the control routes -------------------------------------------------------
+CONTROL_POSTS = [("/_sim/reset", None), ("/_sim/faults", {"search": {"status": 503}}),
+                 ("/_sim/settings", {"segment_ttl": 1})]
+
+
+@pytest.mark.parametrize("headers", [
+    {"Sec-Fetch-Site": "cross-site"}, {"Sec-Fetch-Site": "same-site"},
+    {"Origin": "https://evil.example"}, {"Origin": "null"},
+], ids=["cross-site", "sibling-subdomain", "foreign-origin", "opaque-origin"])
+@pytest.mark.parametrize("path, body", CONTROL_POSTS)
+def test_cross_site_control_posts_are_403_and_change_nothing(client, exchange_id, path, body,
+                                                            headers):
+    demo_traffic(client, exchange_id)
+    before = client.get("/_sim/state").get_json()
+    answer = client.post(path, data=json.dumps(body), headers=headers,
+                         content_type="text/plain")   # a form-like post needs no preflight
+    assert answer.status_code == 403 and "cross-site" in answer.get_json()["error"]
+    after = client.get("/_sim/state").get_json()
+    assert after["counts"].pop("rejected") == before["counts"].pop("rejected", 0) + 1  # shown
+    assert (after["counts"], after["settings"], after["faults"]) == (
+        before["counts"], before["settings"], before["faults"])
+
+
+@pytest.mark.parametrize("headers", [
+    {"Sec-Fetch-Site": "same-origin", "Origin": "http://localhost"},  # the dashboard's buttons
+    {},                                                                # tests, curl
+], ids=["dashboard", "not-a-browser"])
+@pytest.mark.parametrize("path, body", CONTROL_POSTS)
+def test_own_dashboard_and_api_clients_may_post(client, path, body, headers):
+    assert client.post(path, json=body, headers=headers).status_code == 200

@@ -141,3 +141,19 @@ def test_command_line_falls_back_to_the_environment():
     assert (args.host, args.port, args.shop_url) == ("127.0.0.1", 6001, SHOP_URL)
     args = parse_args(["--port", "7001", "--shop-url", ""], env={"SIMULATOR_PORT": "6001"})
     assert (args.port, args.shop_url) == (7001, "")
+
+
+def test_control_routes_refuse_cross_site_posts_over_http(simulator):
+    """Over a real socket: the listening address is loopback, and a browser's cross-site post
+    is refused while the dashboard's own (same-origin) post goes through."""
+    assert parse_args([], env={}).host == "127.0.0.1"
+    requests.post(f"{simulator}/_sim/settings", json={"segment_ttl": 7}, timeout=2)
+    refused = requests.post(f"{simulator}/_sim/reset", timeout=2,
+                            headers={"Origin": "https://evil.example",
+                                     "Sec-Fetch-Site": "cross-site"})
+    assert refused.status_code == 403
+    assert sim_json(simulator, "/_sim/settings")["segment_ttl"] == 7
+    own = requests.post(f"{simulator}/_sim/reset", timeout=2,
+                        headers={"Origin": simulator, "Sec-Fetch-Site": "same-origin"})
+    assert own.status_code == 200
+    assert sim_json(simulator, "/_sim/settings")["segment_ttl"] == 300

@@ -1,7 +1,8 @@
 """Control endpoints under ``/_sim``: what was received, reset, faults, ttls; and ``/healthz``.
 
 These are the simulator's own API for tests and demos; Klevu has nothing like them, so they
-are never subject to the planned faults.
+are never subject to the planned faults. They have no authentication: the simulator listens on
+loopback unless told otherwise (``--host``), and they refuse cross-site posts from browsers.
 """
 from __future__ import annotations
 
@@ -11,9 +12,10 @@ from flask import Blueprint, jsonify, request
 
 from .. import state as sim_state
 from ..faults import SERVICES, BadFaultPlan, FaultPlan
-from .guards import Rejected
+from .guards import Rejected, refuse_cross_site
 
 bp = Blueprint("control", __name__)
+bp.before_request(refuse_cross_site)
 
 
 def _json_object() -> dict:

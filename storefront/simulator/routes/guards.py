@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 from flask import Response, jsonify, request
 
+from ...security.origin import CROSS, request_site
 from ..state import demo, state
 
 
@@ -52,3 +53,14 @@ def simulate_faults(service: str) -> Callable[[], tuple[Response, int] | None]:
             response.headers["Retry-After"] = str(failing.retry_after)
         return response, failing.status
     return before_request
+
+
+def refuse_cross_site() -> None:
+    """The control routes change what the simulator does (reset, faults, ttls): a page on
+    another site must not be able to post to them from a visitor's browser. Posts from the
+    simulator's own dashboard (same origin) pass, and so do clients that are not browsers
+    (tests, curl), which send neither ``Sec-Fetch-Site`` nor ``Origin``."""
+    if request.method == "POST" and request_site(
+            request.headers.get("Sec-Fetch-Site"), request.headers.get("Origin"),
+            request.host_url.rstrip("/")) == CROSS:
+        raise Rejected(403, "cross-site request to a simulator control route")
