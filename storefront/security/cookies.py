@@ -4,14 +4,16 @@ Each cookie's other flags are chosen where it is set (HttpOnly unless JavaScript
 SameSite=Lax; the table is in docs/operations.md). Whether the request came over HTTPS is known
 only per request (a trusted proxy's ``X-Forwarded-Proto``), so ``Secure`` is added here, once:
 to the response's cookies after the views, and to Flask's session cookie, which is written
-after every ``after_request`` function has run.
+after every ``after_request`` function has run. The answer to a refused cross-site request
+sets no cookie at all (``same_origin.refused``).
 """
 from __future__ import annotations
 
 from flask import Flask, Response, has_request_context
-from flask.sessions import SecureCookieSessionInterface
+from flask.sessions import SecureCookieSessionInterface, SessionMixin
 
 from .headers import is_https
+from .same_origin import refused
 
 
 def add_secure(response: Response) -> None:
@@ -25,18 +27,24 @@ def add_secure(response: Response) -> None:
 
 
 class SessionInterface(SecureCookieSessionInterface):
-    """Flask's signed-cookie session, ``Secure`` whenever this request is HTTPS."""
+    """Flask's signed-cookie session: ``Secure`` whenever this request is HTTPS, and never
+    written in the answer to a refused cross-site request."""
 
     def get_cookie_secure(self, app: Flask) -> bool:
         return super().get_cookie_secure(app) or (has_request_context() and is_https())
 
+    def should_set_cookie(self, app: Flask, session: SessionMixin) -> bool:
+        return not refused() and super().should_set_cookie(app, session)
 
-def secure_under_https(response: Response) -> Response:
-    if is_https():
+
+def finish_cookies(response: Response) -> Response:
+    if refused():
+        del response.headers["Set-Cookie"]
+    elif is_https():
         add_secure(response)
     return response
 
 
 def init_app(app: Flask) -> None:
     app.session_interface = SessionInterface()
-    app.after_request(secure_under_https)
+    app.after_request(finish_cookies)

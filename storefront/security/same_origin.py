@@ -21,7 +21,7 @@ import secrets
 from collections.abc import Callable
 from typing import Literal, TypeVar
 
-from flask import Flask, abort, current_app, request, session
+from flask import Flask, abort, current_app, g, request, session
 from markupsafe import Markup, escape
 
 from .headers import own_origin
@@ -87,7 +87,17 @@ def check_request() -> None:
     verdict = request_site(request.headers.get("Sec-Fetch-Site"), request.headers.get("Origin"),
                            own_origin())
     if verdict == CROSS or (verdict == UNKNOWN and rule == "token" and not _token_matches()):
+        g.same_origin_refused = True
         abort(403, REFUSED)
+
+
+def refused() -> bool:
+    """Whether this request was refused here: its answer must not touch the visitor's cookies.
+
+    A cross-site POST arrives without the visitor's SameSite=Lax cookies, so the error page
+    sees a stranger; a session or cookie it set would overwrite the visitor's own (their cart).
+    """
+    return bool(g.get("same_origin_refused"))
 
 
 def init_app(app: Flask) -> None:

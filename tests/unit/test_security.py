@@ -330,3 +330,13 @@ def test_every_cookie_the_shop_sets_has_deliberate_flags(app):
         assert attributes.get("path") == "/", name
         # __kla_id is Klaviyo's, and its onsite script reads it (docs/klaviyo-identity.md).
         assert ("httponly" in attributes) is (name != "__kla_id"), name
+
+
+def test_a_refused_post_sets_no_cookie_that_would_overwrite_the_visitors_own(app):
+    """A cross-site POST comes without the visitor's Lax cookies: the error page must not
+    start a session (or anything else) for the stranger it sees, or the cart would be lost."""
+    stranger = app.test_client()
+    answer = stranger.post("/consent", data={"choice": "accept"},
+                           headers={"Sec-Fetch-Site": "cross-site"})
+    assert answer.status_code == 403 and 'name="csrf_token"' in answer.get_data(as_text=True)
+    assert answer.headers.getlist("Set-Cookie") == []
