@@ -22,6 +22,7 @@ from markupsafe import Markup
 from . import links, queries, rules, template_data
 from .client import KlevuClient, KlevuError
 from .events import BannerView
+from .inline_styles import lift_inline_styles
 from .render import RenderError, TemplateRenderer, scope_css
 from .segments import current_segments
 from .tokens import issue_token
@@ -197,11 +198,13 @@ def _banner(fetched: Fetched) -> Banner:
                         _banner_view(fetched))
     click_urls = _click_targets(fetched, token)
     if fetched.html is not None:
-        html = links.route_clicks(fetched.html, click_urls,
-                                  link_class=None if fetched.static else links.ITEM_CLICK_CLASS)
+        html, inline_css = lift_inline_styles(links.route_clicks(
+            fetched.html, click_urls,
+            link_class=None if fetched.static else links.ITEM_CLICK_CLASS))
         css = (fetched.config.get("styles") or {}).get("base") or ""
         if not current_app.config["STOREFRONT_UNSAFE_NO_SANITIZE"]:
-            css = scope_css(css, f'[data-klevu-banner="{fetched.recs_key}"]')
+            scope = f'[data-klevu-banner="{fetched.recs_key}"]'
+            css = "\n".join(filter(None, (scope_css(css, scope), scope_css(inline_css, scope))))
     else:
         html = render_template("partials/fallback_banner.html", title=title,
                                records=fetched.records,
