@@ -17,6 +17,7 @@ from flask.json.provider import DefaultJSONProvider
 from werkzeug.exceptions import HTTPException
 
 from storefront.catalog import load_catalog
+from storefront.security import headers as security_headers
 
 from .records import build_index
 from .recs_configs import demo_configs
@@ -31,6 +32,7 @@ DEFAULTS = {
     "SIMULATOR_SEGMENT_TTL": 300,      # seconds a visitor's Klaviyo segments stay valid
     "SIMULATOR_SESSION_TTL": 3600,     # seconds a visitor session lives
     "SIMULATOR_JOURNAL_SIZE": 50,      # recent calls kept for /_sim/state and the dashboard
+    "KLEVU_IMAGE_HOSTS": (),           # the dashboard's CSP: no image from another host
 }
 
 
@@ -41,6 +43,8 @@ def create_app(config: dict | None = None) -> Flask:
     assert isinstance(app.json, DefaultJSONProvider)
     app.json.sort_keys = False  # answers read in the order of Klevu's documentation
     install(app, demo_data(app.config))
+    # The shop's security headers and CSP (nonce for the dashboard's own script and style).
+    security_headers.init_app(app)
     register_blueprints(app)
     register_errorhandlers(app)
     return app

@@ -105,6 +105,17 @@ def test_every_page_type_works_with_zero_csp_violations(persona, shopper, page: 
     assert violations == []
 
 
+def test_the_simulator_dashboard_runs_its_script_with_zero_csp_violations(sim, page: Page,
+                                                                          context):
+    violations = watch_csp(context, page)
+    page.goto(f"{sim.url}/_sim/")
+    page.evaluate("document.getElementById('live').dataset.old = 'yes'")
+    # The page's own script swaps in a fresh copy of the live section every 2 s.
+    expect(page.locator("#live")).not_to_have_attribute("data-old", "yes", timeout=10_000)
+    expect(page.locator("#live")).to_be_visible()
+    assert violations == []
+
+
 def test_the_forms_work_without_javascript(browser: Browser, base_url):
     context = browser.new_context(base_url=base_url, java_script_enabled=False)
     page = context.new_page()

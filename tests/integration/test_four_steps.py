@@ -37,8 +37,8 @@ def test_home_banner_is_the_segment_variant_in_the_initial_html(sim, live_shop, 
     assert 'data-klevu-banner="k-home-picks"' in html
     assert unescape(picks["title"]) in unescape(html)
     # Klevu's CSS, scoped to the banner, is in the head.
-    assert re.search(r'<style data-klevu-css="k-home-picks">'
-                     r'[^<]*\[data-klevu-banner="k-home-picks"\]', html)
+    assert re.search(r'<style data-klevu-css="k-home-picks" nonce="[\w-]+">[^<]*'
+                     r'\[data-klevu-banner="k-home-picks"\]', html)
 
 
 def test_click_without_javascript_records_and_redirects(sim, live_shop):

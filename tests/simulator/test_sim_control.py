@@ -123,3 +123,13 @@ def test_cross_site_control_posts_are_403_and_change_nothing(client, exchange_id
 @pytest.mark.parametrize("path, body", CONTROL_POSTS)
 def test_own_dashboard_and_api_clients_may_post(client, path, body, headers):
     assert client.post(path, json=body, headers=headers).status_code == 200
+
+
+def test_dashboard_has_the_shops_security_headers_and_nonces(client):
+    page = client.get("/_sim/")
+    policy = page.headers["Content-Security-Policy"]
+    nonce = policy.split("'nonce-")[1].split("'")[0]
+    assert "default-src 'self'" in policy and "frame-ancestors 'none'" in policy
+    assert page.headers["X-Content-Type-Options"] == "nosniff"
+    html = page.get_data(as_text=True)
+    assert html.count(f'nonce="{nonce}"') == 2   # its one <style> and one <script>
