@@ -25,8 +25,7 @@ from playwright.sync_api import Browser, BrowserContext, Page, expect
 
 from storefront import create_app
 from storefront.catalog import load_catalog
-from storefront.simulator import create_app as create_simulator
-from storefront.simulator import looks
+from storefront.simulator import create_app as create_simulator, looks
 from storefront.simulator.records import Indexed
 from storefront.simulator.state import EXTENSION, install
 from tests.helpers import LiveServer, app_config, wait_until
