@@ -9,7 +9,8 @@ settings.
 
 No template has an inline script or event handler: scripts are files (``static/js``), and
 every ``<script>`` and ``<style>`` element carries ``nonce="{{ csp_nonce() }}"``. Inline
-``style`` attributes are not allowed by this policy (``style-src`` has no 'unsafe-inline').
+``style`` attributes are not allowed by this policy (``style-src`` has no 'unsafe-inline'):
+those of banner markup move into the banner's stylesheet (``klevu/inline_styles.py``).
 """
 from __future__ import annotations
 
