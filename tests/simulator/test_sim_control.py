@@ -103,8 +103,7 @@ CONTROL_POSTS = [("/_sim/reset", None), ("/_sim/faults", {"search": {"status": 5
     {"Origin": "https://evil.example"}, {"Origin": "null"},
 ], ids=["cross-site", "sibling-subdomain", "foreign-origin", "opaque-origin"])
 @pytest.mark.parametrize("path, body", CONTROL_POSTS)
-def test_cross_site_control_posts_are_403_and_change_nothing(client, exchange_id, path, body,
-                                                            headers):
+def test_cross_site_control_posts_are_403_and_change_nothing(client, path, body, headers):
     demo_traffic(client, exchange_id)
     before = client.get("/_sim/state").get_json()
     answer = client.post(path, data=json.dumps(body), headers=headers,
