@@ -63,7 +63,7 @@
     if (!ids.every(function (i) { return ID_RE.test(i); })) ids = [];
     ids = [id].concat(ids.filter(function (i) { return i !== id; })).slice(0, RECENT_MAX);
     document.cookie = RECENT_COOKIE + "=" + ids.join(".") + "; path=/; max-age=" +
-      RECENT_DAYS * 86400 + "; samesite=lax";
+      RECENT_DAYS * 86400 + "; samesite=lax" + (location.protocol === "https:" ? "; secure" : "");
   }
 
   function productId(target, banner) {

@@ -195,24 +195,35 @@ def https_app(tmp_path, **settings) -> Flask:
     ({}, {"X-Forwarded-Proto": "https"}, False),   # no trusted proxy: anyone could send it
 ], ids=["declared", "trusted-proxy", "proxy-says-http", "untrusted-header"])
 def test_https_brings_hsts_and_secure_cookies(tmp_path, settings, headers, https):
-    client = https_app(tmp_path, **settings).test_client()
-    response = client.get(f"/p/{PRODUCT.id}", headers=headers)   # sets shop_recent, session
-    assert ("Strict-Transport-Security" in response.headers) is https
+    app = https_app(tmp_path, **settings)
+    client = app.test_client()
+    page = client.get("/", headers=headers)                        # the session (form token)
+    assert ("Strict-Transport-Security" in page.headers) is https
     if https:
-        assert response.headers["Strict-Transport-Security"].startswith("max-age=31536000")
-    cookies = set_cookies(response)
-    assert {"shop_recent", "session"} <= cookies.keys()
+        assert page.headers["Strict-Transport-Security"].startswith("max-age=31536000")
+    cookies = {**set_cookies(page),
+               **set_cookies(client.get("/?_kx=abc.DemoCo", headers=headers)),
+               **set_cookies(client.get(banner_click(app), headers=headers))}
+    assert {"session", "shop_pending_kx", "klevu_recent_clicks"} <= cookies.keys()
     assert all(("secure" in attributes) is https for attributes in cookies.values())
 
 
 # -- one same-origin check for every POST -----------------------------------------------------
-def banner_event(app) -> str:
+def banner_token(app) -> str:
     view = BannerView(api_key="klevu-simulator", recs_key="k-home-picks", page_type="HOME",
                       title="Picks", logic="TRENDING",
                       items=(BannerItem(PRODUCT.id, PRODUCT.name, PRODUCT.sale_price,
                                         PRODUCT.currency),))
-    return json.dumps({"type": "view",
-                       "token": tokens.issue_token(app.config["SECRET_KEY"], "pv-1", view)})
+    return tokens.issue_token(app.config["SECRET_KEY"], "pv-1", view)
+
+
+def banner_event(app) -> str:
+    return json.dumps({"type": "view", "token": banner_token(app)})
+
+
+def banner_click(app) -> str:
+    """A banner link followed without JavaScript (writes the recent-clicks cookie)."""
+    return f"/klevu/click?t={banner_token(app)}&id={PRODUCT.id}"
 
 
 POSTS = {   # every route that changes something: what it is sent
@@ -319,17 +330,18 @@ def test_every_cookie_the_shop_sets_has_deliberate_flags(app):
     client.environ_base["HTTP_SEC_FETCH_SITE"] = "same-origin"
     seen: dict[str, dict[str, str]] = {}
     for response in (client.get("/?_kx=abc.DemoCo"),      # before consent: waits in a cookie
-                     client.get(f"/p/{PRODUCT.id}"),
+                     client.get(banner_click(app)),
                      client.post("/demo/persona", data={"persona": "maya"})):
         seen.update((name, attributes) for name, attributes in set_cookies(response).items()
                     if attributes.get("max-age") != "0")   # written, not expired
-    assert seen.keys() >= {"session", "shop_pending_kx", "shop_recent", CONSENT_COOKIE,
+    assert seen.keys() >= {"session", "shop_pending_kx", "klevu_recent_clicks", CONSENT_COOKIE,
                            "__kla_id"}
     for name, attributes in seen.items():
         assert attributes.get("samesite") == "Lax", name
         assert attributes.get("path") == "/", name
-        # __kla_id is Klaviyo's, and its onsite script reads it (docs/klaviyo-identity.md).
-        assert ("httponly" in attributes) is (name != "__kla_id"), name
+        # __kla_id is Klaviyo's, and its onsite script reads it (docs/klaviyo-identity.md);
+        # the beacon writes klevu_recent_clicks, as JSv2's script does (recently_viewed.py).
+        assert ("httponly" in attributes) is (name not in ("__kla_id", "klevu_recent_clicks")), name
 
 
 def test_a_refused_post_sets_no_cookie_that_would_overwrite_the_visitors_own(app):
