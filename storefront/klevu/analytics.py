@@ -7,7 +7,7 @@ it rendered the banner, and the server builds the event from what it actually re
 ``POST /klevu/events`` — the beacon (``static/js/beacon.js``): ``{"type": "view"|"select",
 "token": ..., "item": <product id, for select>}`` as a string body.
 ``GET /klevu/click?t=...`` — banner links without JavaScript: record, then redirect to the
-shop's own product page (the target is looked up in the catalog, never taken from the URL), or
+shop's own product page (the shop's ``klevu.product_url_loader`` names it, never the URL), or
 for a static-content banner to the ``targetUrl`` the signed token carries.
 
 An event's ``session_id`` is the visitor's Klevu session cookie, which the page that rendered
@@ -20,13 +20,12 @@ import logging
 import time
 from urllib.parse import urlsplit
 
-from flask import Blueprint, current_app, jsonify, redirect, render_template, request, url_for
+from flask import Blueprint, current_app, jsonify, redirect, render_template, request
 from werkzeug.exceptions import BadRequest, RequestEntityTooLarge
 
-from ..catalog import load_catalog
 from ..extensions import cache
 from ..security import same_origin
-from . import events, tokens
+from . import events, klevu, tokens
 from .outbox import OutboxError
 from .recently_viewed import remember_click
 from .segments import session_cookie
@@ -152,16 +151,21 @@ def click():
     item_id = request.args.get("id", "")
     if view.is_static:
         return _static_click(page_view, view, item_id)
-    product = load_catalog().product(item_id)
-    if product is None or item_id not in {item.id for item in view.items}:
-        return redirect(url_for("shop.home"))
+    product_url = klevu.product_url(item_id)
+    if product_url is None or item_id not in {item.id for item in view.items}:
+        return redirect(_home())
     try:
         _accept(tokens.click_id(page_view, view.recs_key, item_id),
                 events.click(view, session_cookie(), item_id))
     except Rejected as exc:
-        log.warning("banner click on product %s not recorded: %s", product.id, exc)
-    remember_click(product.id)
-    return redirect(url_for("shop.product", product_id=product.id))
+        log.warning("banner click on product %s not recorded: %s", item_id, exc)
+    remember_click(item_id)
+    return redirect(product_url)
+
+
+def _home() -> str:
+    """Where a link that leads nowhere lands: the site's root."""
+    return request.script_root + "/"
 
 
 def _static_click(page_view: str, view: events.BannerView, index: str):
@@ -170,9 +174,9 @@ def _static_click(page_view: str, view: events.BannerView, index: str):
     try:
         target = events.static_entry(view, index).get("targetUrl")
     except events.UnknownItem:
-        return redirect(url_for("shop.home"))
+        return redirect(_home())
     if not isinstance(target, str) or urlsplit(target).scheme not in ("", "http", "https"):
-        return redirect(url_for("shop.home"))
+        return redirect(_home())
     try:
         _accept(tokens.click_id(page_view, view.recs_key, index),
                 events.click(view, session_cookie(), index))

@@ -4,10 +4,18 @@ from __future__ import annotations
 from flask import abort, current_app, flash, redirect, render_template, request, url_for
 
 from ..catalog import load_catalog
+from ..klevu import klevu
 from ..klevu.queries import PageContext
 from ..klevu.recently_viewed import clicked_ids
 from ..klevu.recs import banners_for
 from . import bp, cart
+
+
+@klevu.product_url_loader
+def product_page(item_id: str) -> str | None:
+    """Where a banner click without JavaScript lands: our product page, for products we sell."""
+    product = load_catalog().product(item_id)
+    return url_for("shop.product", product_id=product.id) if product else None
 
 
 @bp.app_context_processor
