@@ -83,10 +83,10 @@ def register_extensions(app: Flask) -> None:
 
 
 def register_blueprints(app: Flask) -> None:
-    from . import health, identity
+    from . import health, identity, inspector
     from .klevu import analytics, segments
     from .shop import bp as shop
-    for blueprint in (identity.bp, segments.bp, analytics.bp, shop, health.bp):
+    for blueprint in (identity.bp, segments.bp, analytics.bp, shop, health.bp, inspector.bp):
         app.register_blueprint(blueprint)
 
 

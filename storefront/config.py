@@ -229,6 +229,9 @@ def from_env(env: dict | None = None) -> dict:
         "SESSION_COOKIE_SECURE": scheme == "https",
         # Tests only: banners skip the sanitizer, to prove the CSP holds on its own.
         "STOREFRONT_UNSAFE_NO_SANITIZE": _bool(env, "STOREFRONT_UNSAFE_NO_SANITIZE", False),
+        # The page inspector shows visitors how their page was personalised: a demo tool, so
+        # on with the simulator and off with a live api key unless asked for.
+        "STOREFRONT_INSPECTOR": _bool(env, "STOREFRONT_INSPECTOR", klevu.offline),
     }
     if config["CACHE_REDIS_URL"] and urlsplit(config["CACHE_REDIS_URL"]).scheme not in (
             "redis", "rediss", "unix"):

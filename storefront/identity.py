@@ -44,6 +44,7 @@ from flask import (
 from werkzeug.wrappers import Response  # what redirect() returns; flask's is a subclass
 
 from . import klaviyo
+from .klevu import trace
 from .security.headers import allow_script_from
 
 log = logging.getLogger(__name__)
@@ -230,6 +231,7 @@ def capture_kx():
     if exchange_id is None or identity.tracking_off:
         log.info("ignored a _kx link parameter (malformed, another account's, or tracking off)")
     elif identity.consent_given:
+        trace.note("identity", via="_kx email link")
         _identify(update, exchange_id)
     elif identity.consent is None:
         update.set(PENDING_KX_COOKIE, exchange_id, max_age=PENDING_KX_MAX_AGE, path="/",
@@ -265,6 +267,7 @@ def consent():
                                    current_app.config["KLAVIYO_COMPANY_ID"])
         update.expire(PENDING_KX_COOKIE)
         if pending:
+            trace.note("identity", via="_kx email link")
             _identify(update, pending)
         else:
             update.apply()
@@ -299,6 +302,7 @@ def choose_persona():
     if not current_identity().consent_given:
         _remember_consent(update, GRANTED)
     update.expire(PENDING_KX_COOKIE)
+    trace.note("identity", via="demo persona switcher")
     _identify(update, klaviyo.persona_exchange_id(persona["identifier"], company_id))
     flash(f"You are now browsing as {persona['name']}." if current_identity().persona else
           "Klaviyo tracking is off in this browser (__kla_off=true), so you stay anonymous.")

@@ -18,6 +18,7 @@ from urllib.parse import quote
 import requests
 
 from ..config import KlevuSettings
+from . import trace
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +101,11 @@ class KlevuClient:
               **kwargs: Any) -> requests.Response:
         try:
             response = self.http.request(method, url, timeout=timeout or self.timeout, **kwargs)
+            trace.note("http", method=method, url=response.url, status=response.status_code,
+                       ms=round(response.elapsed.total_seconds() * 1000, 1))
         except requests.RequestException as exc:
+            trace.note("http", method=method, url=getattr(exc.request, "url", None) or url,
+                       error=type(exc).__name__)
             raise KlevuError(f"{method} {url}: {type(exc).__name__}") from exc
         if not 200 <= response.status_code < 300:
             raise KlevuError(f"{method} {url}: HTTP {response.status_code}",

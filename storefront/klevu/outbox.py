@@ -280,6 +280,41 @@ class OutboxStore:
             db.execute("INSERT OR REPLACE INTO relay_status VALUES ('last_error', ?, ?)",
                        (message, self.clock()))
 
+    def whereabouts(self, event_ids: Sequence[str]) -> dict[str, dict]:
+        """Where each accepted event is now: ``queued``, ``retrying`` (an attempt failed),
+        ``dead`` or ``delivered``; ids never accepted are left out. For the page inspector,
+        which knows a page view's event ids without storing anything of its own."""
+        ids = list(dict.fromkeys(event_ids))
+        if not ids:
+            return {}
+        wanted = (json.dumps(ids),)
+        db = self._db()
+        db.execute("BEGIN")
+        try:
+            seen = {row[0] for row in db.execute(
+                "SELECT event_id FROM seen WHERE event_id IN (SELECT value FROM json_each(?))",
+                wanted)}
+            queued = {row[0]: row[1:] for row in db.execute(
+                "SELECT event_id, attempts, last_error FROM outbox "
+                "WHERE event_id IN (SELECT value FROM json_each(?))", wanted)}
+            dead = {row[0]: row[1:] for row in db.execute(
+                "SELECT event_id, reason, last_error FROM dead_letters "
+                "WHERE event_id IN (SELECT value FROM json_each(?))", wanted)}
+        finally:
+            db.execute("COMMIT")
+        found: dict[str, dict] = {}
+        for event_id in ids:
+            if event_id in queued:
+                attempts, error = queued[event_id]
+                found[event_id] = {"state": "retrying" if error else "queued",
+                                   "attempts": attempts, "error": error}
+            elif event_id in dead:
+                found[event_id] = {"state": "dead", "reason": dead[event_id][0],
+                                   "error": dead[event_id][1]}
+            elif event_id in seen:
+                found[event_id] = {"state": "delivered"}
+        return found
+
     # -- /healthz ---------------------------------------------------------------------------
     def stats(self) -> dict:
         """One consistent snapshot (a read transaction), plus who holds the relay lock.

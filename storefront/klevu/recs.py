@@ -19,7 +19,7 @@ from typing import Any
 from flask import current_app, g, render_template, url_for
 from markupsafe import Markup
 
-from . import links, queries, rules, template_data
+from . import links, queries, rules, template_data, trace
 from .client import KlevuClient, KlevuError
 from .events import BannerView
 from .inline_styles import lift_inline_styles
@@ -85,6 +85,7 @@ def fetch_placement(client: KlevuClient, renderer: TemplateRenderer, recs_key: s
     config = client.recs_config(recs_key, config_params(context, segments), timeout=timeout())
     metadata = config["metadata"]
     verdict = rules.banner_verdict(config)
+    trace.note("config", metadata=metadata, source="fresh", hidden=verdict.reason or None)
     if verdict.show is rules.Show.NOTHING:
         log.info("banner %s not shown: %s", recs_key, verdict.reason)
         return None
@@ -106,6 +107,7 @@ def fetch_placement(client: KlevuClient, renderer: TemplateRenderer, recs_key: s
         records = []
     records = [r for r in records if isinstance(r, dict) and r.get("id")]
     limits = queries.RecsMetadata.from_config(metadata)
+    trace.note("search", body=body, records=len(records), threshold=limits.product_threshold)
     if len(records) < limits.product_threshold:
         return None
     meta = result.get("meta")
@@ -124,6 +126,7 @@ def _rendered(renderer: TemplateRenderer, fetched: Fetched, data: dict[str, Any]
         html = renderer.render(template, data)
     except RenderError as exc:
         log.warning("template of %s failed (%s): using the shop's banner", fetched.recs_key, exc)
+        trace.note("template", error=str(exc))
         return fetched
     return replace(fetched, html=html)
 
@@ -139,24 +142,29 @@ def banners_for(context: queries.PageContext) -> list[Banner]:
     client, renderer = app.extensions["klevu_client"], app.extensions["banner_renderer"]
     due = time.monotonic() + app.config.get("RECS_DEADLINE", DEFAULT_DEADLINE)
     pool: ThreadPoolExecutor = app.extensions["recs_pool"]
-    futures = [pool.submit(fetch_placement, client, renderer, key, context, resolved.segments,
-                           due) for key in recs_keys]
+    futures = [pool.submit(trace.carry(fetch_placement, banner=key), client, renderer, key,
+                           context, resolved.segments, due) for key in recs_keys]
     wait(futures, timeout=max(0.0, due - time.monotonic()))
     banners = []
     for key, future in zip(recs_keys, futures, strict=True):
         if not future.done():
             log.warning("banner %s missed the page deadline", key)
+            trace.note("outcome", banner=key, result="late")
             continue
         try:
             fetched = future.result()
         except (KlevuError, queries.QueryError) as exc:
             log.warning("banner %s left out: %s", key, exc)
+            trace.note("outcome", banner=key, result="failed" if isinstance(exc, KlevuError)
+                       else "unbuildable", error=str(exc))
             continue
         except Exception:  # an answer of a shape nobody planned for: still never the page's end
             log.exception("banner %s left out: unexpected failure", key)
+            trace.note("outcome", banner=key, result="failed", error="unexpected failure")
             continue
         if fetched is not None and (fetched.records or fetched.html is not None):
             banners.append(_banner(fetched))
+            trace.note("outcome", banner=key, result="shown", token=banners[-1].token)
     return banners
 
 

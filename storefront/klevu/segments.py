@@ -57,6 +57,7 @@ from dataclasses import dataclass
 from flask import Blueprint, current_app, g, jsonify, request
 
 from ..extensions import cache
+from . import trace
 from .client import KlevuClient, KlevuError, SessionAnswer
 
 log = logging.getLogger(__name__)
@@ -349,6 +350,7 @@ def current_segments() -> Resolution:
             log.exception("segments unavailable: this page is shown to an anonymous visitor")
             g.segments = Resolution(session_id, (), 0, "none")
         g.segments_identity = identity
+        trace.note("segments", resolution=g.segments)
     return g.segments
 
 

@@ -69,6 +69,24 @@ class Shopper:
     def item_ids(self, recs_key: str) -> list[str]:
         return self.items(recs_key).evaluate_all("els => els.map(e => e.dataset.id)")
 
+    # -- the page inspector ("How this page was personalised") --------------------------------
+    def opens_inspector(self) -> Locator:
+        """Opens the panel (closed on every page load) and returns it."""
+        panel = self.page.get_by_test_id("inspector")
+        if panel.get_attribute("open") is None:
+            self.page.get_by_test_id("inspector-toggle").click()
+        expect(panel).to_have_attribute("open", "")
+        return panel
+
+    def inspected_banner(self, recs_key: str) -> Locator:
+        return self.page.locator(f'[data-testid="inspector-banner"][data-recs-key="{recs_key}"]')
+
+    def inspected_event(self, event: str, recs_key: str, *, earlier: bool = False) -> Locator:
+        """Step 4's line for one event of a banner: of this page view, or of the previous."""
+        events = self.page.get_by_test_id("inspector-earlier-events" if earlier
+                                          else "inspector-events")
+        return events.locator(f'[data-event="{event}"][data-banner="{recs_key}"]').first
+
     def adds_to_cart(self, product_id: str) -> None:
         self.page.goto(f"/p/{product_id}")
         self.page.get_by_test_id("add-to-cart").click()

@@ -1,0 +1,77 @@
+"""A per-request trace of what one page view asked Klevu and what came back.
+
+The page inspector tells the story of a page view from these notes, so the code that does the
+work only has to say what it saw, in one line, at the point where it saw it:
+``note("config", metadata=...)``. Nothing is recorded unless the request started a trace
+(``begin``), so with the inspector off a note costs one lookup.
+
+Banners are fetched on a thread pool; ``carry`` runs a function in a copy of the request's
+context, so notes made there land in the same trace, tagged with the banner they belong to.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from contextvars import ContextVar, copy_context
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from flask import g, has_app_context
+
+T = TypeVar("T")
+
+# Facts every note made in this context carries (e.g. which banner a pool thread works on).
+_scope: ContextVar[dict[str, Any] | None] = ContextVar("storefront_trace_scope", default=None)
+
+
+@dataclass(frozen=True)
+class Note:
+    step: str
+    at_ms: float          # since the request began
+    facts: dict[str, Any]
+
+
+@dataclass
+class Trace:
+    started: float = field(default_factory=time.perf_counter)
+    notes: list[Note] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def add(self, step: str, facts: dict[str, Any]) -> None:
+        at_ms = round((time.perf_counter() - self.started) * 1000, 1)
+        with self._lock:
+            self.notes.append(Note(step, at_ms, facts))
+
+    def find(self, step: str, **match: Any) -> list[Note]:
+        with self._lock:
+            return [n for n in self.notes if n.step == step
+                    and all(n.facts.get(k) == v for k, v in match.items())]
+
+
+def begin() -> Trace:
+    """Start tracing the current request."""
+    g.trace = Trace()
+    return g.trace
+
+
+def current() -> Trace | None:
+    return g.get("trace") if has_app_context() else None
+
+
+def note(step: str, **facts: Any) -> None:
+    """Record what ``step`` saw, if this request is traced; never raises into the caller."""
+    trace = current()
+    if trace is not None:
+        trace.add(step, {**(_scope.get() or {}), **facts})
+
+
+def carry(fn: Callable[..., T], **scope: Any) -> Callable[..., T]:
+    """``fn`` to be run on another thread, in a copy of this context, its notes tagged with
+    ``scope``. One copy per call: a context cannot be entered by two threads at once."""
+    context = copy_context()
+
+    def scoped(*args: Any, **kwargs: Any) -> T:
+        _scope.set({**(_scope.get() or {}), **scope})
+        return fn(*args, **kwargs)
+    return lambda *args, **kwargs: context.run(scoped, *args, **kwargs)
