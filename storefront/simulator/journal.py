@@ -3,11 +3,14 @@
 This is the evidence a demo or a test looks at ("did the shop ask for the VIP variant?",
 "was that click delivered twice?"), so it is kept whole and read as consistent snapshots.
 Events carry the storefront's own event ids (a header Klevu ignores); an id seen before marks
-a duplicate delivery, the cost of the outbox's at-least-once retries.
+a duplicate delivery, the cost of the outbox's at-least-once retries. Klevu's events carry no
+time of their own, so an event's delivery delay is counted from the first collect request
+that carried its id, failed or not: how long the shop's outbox took to get it through.
 """
 from __future__ import annotations
 
 import threading
+import time
 from collections import Counter, deque
 from datetime import datetime
 
@@ -22,6 +25,7 @@ class Journal:
         self._recent: deque[dict] = deque(maxlen=recent_size)
         self._events: list[dict] = []
         self._seen_ids: set[str] = set()
+        self._first_tried: dict[str, float] = {}
         self._seq = 0
 
     def _entry(self, service: str, kind: str, status: int, detail: dict) -> dict:
@@ -36,19 +40,30 @@ class Journal:
         with self._lock:
             self._entry(service, kind, status, detail)
 
+    def attempted(self, event_ids: list[str]) -> None:
+        """A collect request carried these ids (before any fault decides its fate)."""
+        now = time.time()
+        with self._lock:
+            for event_id in event_ids:
+                self._first_tried.setdefault(event_id, now)
+
     def collected(self, events: list[dict], summaries: list[dict],
                   event_ids: list[str | None]) -> None:
         """One accepted collect request and its events, recorded together."""
         with self._lock:
             entry = self._entry("collect", "collect_requests", 200,
                                 {"events": len(events), "ids": [i for i in event_ids if i]})
+            now = time.time()
             for payload, summary, event_id in zip(events, summaries, event_ids, strict=True):
                 duplicate = event_id is not None and event_id in self._seen_ids
                 if event_id is not None:
                     self._seen_ids.add(event_id)
                 self._counts["events"] += 1
+                first = self._first_tried.get(event_id, now) if event_id else now
                 self._events.append({"seq": len(self._events) + 1, "request": entry["seq"],
                                      "event_id": event_id, "duplicate": duplicate,
+                                     "received_at": entry["at"],
+                                     "delay_s": round(now - first, 3),
                                      "summary": summary, "payload": payload})
 
     def state(self) -> dict:

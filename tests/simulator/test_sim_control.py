@@ -77,7 +77,11 @@ def test_dashboard_shows_what_klevu_received(client):
                   "VIP customers", "click"):
         assert shown in page
     assert "http://" not in page and "https://" not in page  # no external assets
-    assert "setInterval" in page and "2000" in page
+    # Script and styles are files (a strict CSP allows no inline ones); the view refreshes.
+    assert '<script src="/static/dashboard.js"' in page and "<style" not in page
+    assert "<script>" not in page and " style=" not in page and "onclick" not in page
+    script = client.get("/static/dashboard.js").get_data(as_text=True)
+    assert "setInterval(refresh, REFRESH_MS)" in script and "REFRESH_MS = 2000" in script
 
 
 def test_dashboard_escapes_what_it_received(client):
@@ -131,4 +135,28 @@ def test_dashboard_has_the_shops_security_headers_and_nonces(client):
     assert "default-src 'self'" in policy and "frame-ancestors 'none'" in policy
     assert page.headers["X-Content-Type-Options"] == "nosniff"
     html = page.get_data(as_text=True)
-    assert html.count(f'nonce="{nonce}"') == 2   # its one <style> and one <script>
+    # Its styles and script are files; the script tag carries the nonce all the same.
+    assert html.count(f'nonce="{nonce}"') == 1 and "<style" not in html
+    assert f'<script src="/static/dashboard.js" nonce="{nonce}" defer>' in html
+
+
+def test_delivery_delay_counts_from_the_first_attempt_and_duplicates_are_marked(
+        client, monkeypatch):
+    from tests.helpers import FakeClock
+    clock = FakeClock()
+    monkeypatch.setattr("storefront.simulator.journal.time.time", clock)
+    event = {"event": "view_recs_list", "event_apikey": API_KEY,
+             "event_data": {"list_id": "spot-home-picks", "items": []}}
+    headers = {"X-Storefront-Event-Ids": "ev-9"}
+    client.post("/_sim/faults", json={"collect": {"down": True}})
+    assert client.post("/analytics/collect", headers=headers, json=[event]).status_code == 503
+    client.post("/_sim/faults", json={"collect": None})
+    clock.advance(12.5)
+    assert client.post("/analytics/collect", headers=headers, json=[event]).status_code == 200
+    clock.advance(1)
+    client.post("/analytics/collect", headers=headers, json=[event])
+    first, again = client.get("/_sim/events").get_json()["events"]
+    assert (first["delay_s"], first["duplicate"]) == (12.5, False)
+    assert (again["delay_s"], again["duplicate"]) == (13.5, True)
+    page = client.get("/_sim/").get_data(as_text=True)
+    assert "+12.5 s" in page and 'data-duplicate="true"' in page

@@ -11,7 +11,17 @@ from .guards import Rejected, simulate_faults
 EVENT_IDS_HEADER = "X-Storefront-Event-Ids"
 
 bp = Blueprint("collect", __name__, url_prefix="/analytics")
-bp.before_request(simulate_faults("collect"))
+
+
+@bp.before_request
+def note_attempt() -> None:
+    """Every delivery attempt counts towards an event's delay, the ones a fault fails too."""
+    header = request.headers.get(EVENT_IDS_HEADER)
+    if header:
+        state().journal.attempted([i.strip() for i in header.split(",") if i.strip()])
+
+
+bp.before_request(simulate_faults("collect"))  # after note_attempt: hooks run in order
 
 
 def event_ids(header: str | None, count: int) -> list[str | None]:

@@ -3,11 +3,14 @@ from __future__ import annotations
 
 from flask import Blueprint, render_template
 
+from ..faults import SERVICES
 from ..state import demo, state
 
 bp = Blueprint("dashboard", __name__, url_prefix="/_sim")
 # The page shows the newest events only; /_sim/events has them all.
 EVENTS_SHOWN = 40
+SERVICE_NAMES = {"visitor": "the visitor service", "config": "the config CDN",
+                 "search": "search", "collect": "the collector"}
 
 
 @bp.get("/")
@@ -17,4 +20,5 @@ def dashboard():
     return render_template("simulator/dashboard.html", api_key=demo().api_key,
                            journal=sim.journal.state(), totals=events["totals"],
                            events=list(reversed(events["events"][-EVENTS_SHOWN:])),
-                           faults=sim.faults.describe(), ttls=sim.ttls)
+                           faults=sim.faults.describe(), ttls=sim.ttls, services=SERVICES,
+                           service_names=SERVICE_NAMES)
