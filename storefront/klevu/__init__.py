@@ -4,11 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from typing import TYPE_CHECKING
+
 from flask import Flask
 
 from .client import KlevuClient
 
+if TYPE_CHECKING:
+    from .queries import PageContext
+
 ProductUrl = Callable[[str], "str | None"]
+SamplePage = Callable[[str, "str | None"], "PageContext | None"]
 
 
 class Klevu:
@@ -16,14 +22,18 @@ class Klevu:
 
     The Klevu package knows nothing of the shop. Where it must send a shopper to a product
     page (the no-JavaScript click route), it asks the function the shop registered with
-    ``product_url_loader``, as Flask-Login asks its ``user_loader``.
+    ``product_url_loader``, as Flask-Login asks its ``user_loader``; where ``flask klevu
+    check`` needs a page of each type to try, it asks ``sample_page_loader``'s.
     """
 
     def __init__(self) -> None:
         self._product_url: ProductUrl | None = None
+        self._sample_page: SamplePage | None = None
 
     def init_app(self, app: Flask) -> None:
+        from .check import klevu_cli
         app.extensions["klevu_client"] = KlevuClient(app.config["KLEVU"])
+        app.cli.add_command(klevu_cli)
 
     def product_url_loader(self, loader: ProductUrl) -> ProductUrl:
         """Register the shop's ``item id → product page URL`` (None: not a product we sell)."""
@@ -32,6 +42,18 @@ class Klevu:
 
     def product_url(self, item_id: str) -> str | None:
         return self._product_url(item_id) if self._product_url else None
+
+    def sample_page_loader(self, loader: SamplePage) -> SamplePage:
+        """Register the shop's ``(page type, product id or None) → PageContext`` (None: no
+        such product): a page of that type for ``flask klevu check`` to try."""
+        self._sample_page = loader
+        return loader
+
+    def sample_page(self, page_type: str, product_id: str | None = None) -> PageContext | None:
+        from .queries import PageContext
+        if self._sample_page is None:
+            return PageContext(page_type=page_type)
+        return self._sample_page(page_type, product_id)
 
 
 klevu = Klevu()

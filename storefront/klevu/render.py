@@ -25,10 +25,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Mapping
+from functools import cache
 from importlib import resources
 from typing import Any
 
@@ -55,6 +57,47 @@ COMPILED_PER_THREAD = 32
 # interrupt skips `finally`), so the engine is replaced rather than reused.
 _LOST_ERROR = "null"
 _LIMIT_FAILURES = ("InternalError", _LOST_ERROR)
+
+
+# Where a JavaScript error happened in the compiled template function ("at <input>:7").
+_JS_LINE = re.compile(r"<input>:(\d+)")
+# js/template.js: the template's text starts on line 6 of the function QuickJS compiles (the
+# `new Function` wrapper, its inner function, the var and with lines come first).
+_FIRST_TEMPLATE_LINE = 6
+_DELIMITERS = re.compile(r"<%-([\s\S]+?)%>|<%=([\s\S]+?)%>|<%([\s\S]+?)%>")
+
+
+@cache
+def helper_names() -> frozenset[str]:
+    """The helpers a template may call (``helper.<name>``), asked of the engine itself."""
+    context = quickjs.Context()
+    for source in _ENGINE_SOURCES[:2]:
+        context.eval(source)
+    return frozenset(context.eval(
+        "Object.keys(makeKlevuHelper('{}', '{}')({}).helper).join(',')").split(","))
+
+
+def template_line(template: str, error: BaseException) -> int | None:
+    """The template line a ``RenderError`` points at, for people fixing a template.
+
+    QuickJS reports lines of the function js/template.js compiles, in which literal text keeps
+    no line breaks and each ``<% %>`` adds one before and after its code; this walks the
+    template the same way to map the reported line back.
+    """
+    found = _JS_LINE.search(str(error.__cause__ or error))
+    if not found:
+        return None
+    wanted, generated, line, index = int(found.group(1)), _FIRST_TEMPLATE_LINE, 1, 0
+    for match in _DELIMITERS.finditer(template):
+        line += template.count("\n", index, match.start())
+        code = next(group for group in match.groups() if group is not None)
+        generated += 1
+        if generated <= wanted <= generated + code.count("\n"):
+            return line + wanted - generated   # "<%", "<%=", "<%-" hold no line break
+        generated += code.count("\n") + 1
+        line += match.group(0).count("\n")
+        index = match.end()
+    return line + (template.count("\n", index) if wanted > generated else 0)
 
 
 class RenderError(Exception):

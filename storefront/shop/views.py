@@ -18,6 +18,24 @@ def product_page(item_id: str) -> str | None:
     return url_for("shop.product", product_id=product.id) if product else None
 
 
+@klevu.sample_page_loader
+def sample_page(page_type: str, product_id: str | None) -> PageContext | None:
+    """A page of ``page_type`` for ``flask klevu check``: around one product (the first, unless
+    named), with it in the cart and recently viewed, so that every logic has its inputs."""
+    catalog = load_catalog()
+    product = catalog.product(product_id) if product_id else catalog.products[0]
+    if product is None:
+        return None
+    on_product = page_type == "PRODUCT"
+    return PageContext(
+        page_type=page_type,
+        category_path=product.category.path if page_type in ("CATEGORY", "PRODUCT") else (),
+        product_id=product.id if on_product else None,
+        item_group_id=product.item_group_id if on_product else None,
+        cart=((product.id, product.item_group_id),),
+        recently_viewed=(product.id,), recent_clicks=(product.id,))
+
+
 @bp.app_context_processor
 def shop_globals() -> dict:
     return {"nav_categories": load_catalog().categories, "cart_count": cart.count()}
