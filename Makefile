@@ -6,7 +6,7 @@ HOST   ?= 127.0.0.1
 PORT   ?= 5000
 SIMULATOR_PORT ?= 5001
 
-.PHONY: run test lint install install-test system-test-deps bench clean
+.PHONY: run test lint install install-test system-test-deps bench clean screenshots
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,10 @@ lint: install-test
 
 test: install-test system-test-deps
 	$(PY) -m pytest
+
+## Redo the README's screenshots of the inspector and the demo console from the running shop.
+screenshots: install-test system-test-deps
+	$(PY) -m pytest -q tests/e2e/test_demo_screens.py --update-screenshots
 
 bench: install-test
 	$(PY) bench/bench_render.py

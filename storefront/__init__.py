@@ -86,7 +86,8 @@ def register_blueprints(app: Flask) -> None:
     from . import health, identity, inspector
     from .klevu import analytics, segments
     from .shop import bp as shop
-    for blueprint in (identity.bp, segments.bp, analytics.bp, shop, health.bp, inspector.bp):
+    # The inspector first: its trace must begin before identity may answer with a redirect.
+    for blueprint in (inspector.bp, identity.bp, segments.bp, analytics.bp, shop, health.bp):
         app.register_blueprint(blueprint)
 
 

@@ -68,6 +68,11 @@ def base_url(live_shop):
     return live_shop.url
 
 
+def pytest_addoption(parser):
+    parser.addoption("--update-screenshots", action="store_true",
+                     help="copy the demo screens' screenshots into docs/ (README images)")
+
+
 def pytest_collection_modifyitems(config, items):
     for item in items:
         if "/e2e/" in str(item.fspath):

@@ -139,7 +139,7 @@ def remember(response):
         exchange = current_identity().exchange_id
         if identified and exchange:
             record["identified"] = {"via": identified[-1].facts["via"], "x": _digest(exchange)}
-        if page is not None:
+        if page is not None and response.status_code == 200:   # not a 404 favicon
             record["views"] = [*record["views"], page][-VIEWS_KEPT:]
         cache.set(_record_key(), record, timeout=RECORD_SECONDS)
     except Exception:

@@ -14,8 +14,9 @@ import responses
 from storefront import create_app
 from storefront.config import from_env
 from storefront.inspector.story import banner_story, mask
+from storefront.klaviyo import encode_kla_id
 from storefront.klevu.trace import Note
-from tests.helpers import app_config, free_port
+from tests.helpers import app_config, exchange_id, free_port
 
 KEY = "k-home-picks"
 API_KEY = "klevu-1234567890"
@@ -128,3 +129,19 @@ def test_klevu_unreachable_is_told_as_failed_and_the_page_renders(app):
     assert 'data-recs-key="k-home-picks" data-source="failed"' in html
     panel = html[html.index('data-testid="inspector"'):html.index("inspector-analytics")]
     assert "klevu-simulator" not in panel and "klevu-…ator" in panel
+
+
+@pytest.mark.parametrize("arrive, source", [
+    (lambda client: client.get(f"/?_kx={exchange_id('maya')}"), "from _kx email link"),
+    (lambda client: client.post("/demo/persona", data={"persona": "maya"}),
+     "from demo persona switcher"),
+    (lambda client: client.set_cookie("__kla_id", encode_kla_id(exchange_id("maya"))),
+     "from Klaviyo cookie __kla_id"),
+])
+def test_step_zero_says_where_the_exchange_id_came_from(app, arrive, source):
+    client = app.test_client()
+    client.set_cookie("shop_consent", "granted")
+    arrive(client)
+    html = client.get("/").get_data(as_text=True)
+    assert f'data-exchange="{exchange_id("maya")[:6]}…"' in html
+    assert source in html
