@@ -12,13 +12,14 @@ import shutil
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import BrowserContext, Page, expect
+from playwright.sync_api import BrowserContext, Page, ViewportSize, expect
 
 from tests.e2e.conftest import Shopper
 
 AXE = (Path(__file__).parent / "vendor" / "axe.min.js").read_text(encoding="utf-8")
 DOCS = Path(__file__).parents[2] / "docs"
-WIDTHS = {"desktop": {"width": 1280, "height": 900}, "phone": {"width": 390, "height": 844}}
+WIDTHS: dict[str, ViewportSize] = {"desktop": {"width": 1280, "height": 900},
+                                   "phone": {"width": 390, "height": 844}}
 BANNER = "k-home-picks"
 
 

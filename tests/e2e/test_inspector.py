@@ -56,7 +56,7 @@ def test_inspector_tells_what_klevu_received_on_every_page(persona, shopper: Sho
         shown_counts = []
         for index in range(banners.count()):
             banner = banners.nth(index)
-            key = banner.get_attribute("data-recs-key")
+            key = banner.get_attribute("data-recs-key") or ""
             asked = configs[key]
             assert asked["sids"] == persona_segments(persona), (name, key)
             url = banner.get_by_test_id("inspector-config-url").inner_text()

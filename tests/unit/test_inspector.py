@@ -65,13 +65,14 @@ def test_each_reason_comes_from_the_facts(steps, source, shown, reason):
     if reason is None:
         assert story.reason is None
     else:
-        assert reason in story.reason
+        assert story.reason is not None and reason in story.reason
 
 
 def test_calls_and_bodies_are_shown_with_the_key_masked():
     story = banner_story(KEY, notes(
         ("http", {"method": "GET", "url": CONFIG_URL, "status": 200, "ms": 12.5}),
         config(), search(8), ("outcome", {"result": "shown"})), API_KEY)
+    assert story.config is not None and story.search_body is not None
     assert story.config.url == CONFIG_URL.replace(API_KEY, "klevu-…7890")
     assert API_KEY not in story.search_body and "klevu-…7890" in story.search_body
     assert mask("no key here", API_KEY) == "no key here"
@@ -113,7 +114,9 @@ def test_live_mode_shows_no_inspector_and_serves_no_data(tmp_path):
 def test_step_four_answers_only_the_browser_that_made_the_page_view(app):
     mine = app.test_client()
     page = mine.get("/").get_data(as_text=True)
-    page_view = re.search(r'data-page-view="(\w+)"', page).group(1)
+    found = re.search(r'data-page-view="(\w+)"', page)
+    assert found, "no inspector on the page"
+    page_view = found.group(1)
     assert mine.get(f"/inspector/events?pv={page_view}").status_code == 200
 
     stranger = app.test_client()
