@@ -26,6 +26,8 @@ from typing import Any
 from flask import Blueprint, abort, current_app, g, jsonify, request
 
 from ..extensions import cache
+from ..identity import current_identity, load_personas
+from ..klaviyo import KLA_ID_COOKIE
 from ..klevu import tokens, trace
 from ..klevu.analytics import TOKEN_MAX_AGE
 from ..klevu.recs import page_view_id
@@ -81,14 +83,13 @@ def panel() -> dict:
 
 def _page_story(page_type: str) -> Story:
     """Called once by the page's template, after its banners were fetched."""
-    from ..identity import current_identity, load_personas
-    from ..klaviyo import KLA_ID_COOKIE
+    current = trace.current()
+    notes = current.notes if current else []
     visitor = current_identity()
     settings = current_app.config["KLEVU"]
     identified = _safe(_record).get("identified") or {}
     via = (identified.get("via") if visitor.exchange_id
            and identified.get("x") == _digest(visitor.exchange_id) else None)
-    notes = trace.current().notes if trace.current() else []   # type: ignore[union-attr]
     story = build_story(
         page_view=page_view_id(), notes=notes, recs_keys=settings.recs.get(page_type, ()),
         api_key=settings.api_key,
@@ -96,14 +97,15 @@ def _page_story(page_type: str) -> Story:
                                source=via),
         segment_names=load_personas()["segments"])
     g.inspector_page = {"pv": story.page_view, "path": request.path, "page_type": page_type,
-                        "at": time.time(), "banners": _banner_items()}
+                        "at": time.time(),
+                        "banners": _banner_items(current) if current else []}
     return story
 
 
-def _banner_items() -> list[dict]:
+def _banner_items(current: trace.Trace) -> list[dict]:
     """The products of each banner shown, read back from its token (what events will name)."""
     found = []
-    for shown in trace.current().find("outcome", result="shown"):   # type: ignore[union-attr]
+    for shown in current.find("outcome", result="shown"):
         if not shown.facts.get("token"):
             continue
         try:
@@ -133,7 +135,6 @@ def remember(response):
     page = g.pop("inspector_page", None)
     if not identified and page is None:
         return response
-    from ..identity import current_identity
     try:
         record = _record()
         exchange = current_identity().exchange_id
