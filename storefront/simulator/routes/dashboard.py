@@ -1,4 +1,9 @@
-"""``GET /_sim/``: "What Klevu received", a live page for sales engineers during a demo."""
+"""``GET /_sim/``: "What Klevu received", a live page for sales engineers during a demo.
+
+It also holds the demo console: buttons and fields that post fault plans to ``/_sim/faults``
+(and ``/_sim/reset``) from the page itself, same-origin (``static/dashboard.js``), so one
+click takes a Klevu service down or brings it back while the audience watches the shop.
+"""
 from __future__ import annotations
 
 from flask import Blueprint, render_template
