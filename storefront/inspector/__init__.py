@@ -81,8 +81,17 @@ def panel() -> dict:
     return {"inspector_story": _page_story if enabled() and trace.current() else None}
 
 
-def _page_story(page_type: str) -> Story:
-    """Called once by the page's template, after its banners were fetched."""
+def _page_story(page_type: str) -> Story | None:
+    """Called once by the page's template, after its banners were fetched. A story that
+    cannot be told is left out (and logged): the page itself always renders."""
+    try:
+        return _told(page_type)
+    except Exception:
+        log.exception("page inspector failed; the page is shown without it")
+        return None
+
+
+def _told(page_type: str) -> Story:
     current = trace.current()
     notes = current.notes if current else []
     visitor = current_identity()

@@ -148,3 +148,12 @@ def test_step_zero_says_where_the_exchange_id_came_from(app, arrive, source):
     html = client.get("/").get_data(as_text=True)
     assert f'data-exchange="{exchange_id("maya")[:6]}…"' in html
     assert source in html
+
+
+def test_a_failing_inspector_leaves_the_page_whole(app, monkeypatch):
+    def broken(**_):
+        raise RuntimeError("a story nobody planned for")
+    monkeypatch.setattr("storefront.inspector.build_story", broken)
+    page = app.test_client().get("/")
+    assert page.status_code == 200
+    assert b'data-testid="inspector"' not in page.data and b"New this season" in page.data
