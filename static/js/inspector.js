@@ -6,7 +6,7 @@
   "use strict";
   var POLL_MS = 1000;
   var WORDS = {
-    waiting: "waiting: not seen yet (half the banner in view for 1 s)",
+    waiting: "not reported yet (the beacon reports the banner once it counts as viewed)",
     queued: "queued in the outbox",
     retrying: "pending retry",
     delivered: "delivered to Klevu",
