@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from ..klevu.trace import Note
+from ..klevu.trace import Note, mask_api_key as mask
 
 # What a banner's answer was, in the words of the panel. Sources other code may report
 # (an answers cache, a circuit breaker) read the same way.
@@ -25,14 +25,6 @@ SOURCES = {
     "late": "missed the page deadline",
     "breaker-open": "circuit breaker open",
 }
-
-
-def mask(text: str, api_key: str) -> str:
-    """``text`` with the api key shortened to its start and last four characters."""
-    if not api_key or len(api_key) < 8:
-        return text.replace(api_key, "••••") if api_key else text
-    head = api_key.split("-", 1)[0] + "-" if "-" in api_key[:-4] else api_key[:2]
-    return text.replace(api_key, f"{head}…{api_key[-4:]}")
 
 
 def shorten(value: str | None, keep: int = 8) -> str | None:

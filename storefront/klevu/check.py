@@ -23,6 +23,7 @@ from . import events, klevu, queries, rules, template_data
 from .client import KlevuClient, KlevuError
 from .recs import Fetched, config_params
 from .render import RenderError, TemplateRenderer, helper_names, scope_css, template_line
+from .trace import mask_api_key
 
 TIMEOUT = (3.0, 10.0)   # a diagnostic may wait longer than a page would
 
@@ -256,6 +257,12 @@ def _helpers_called(template: str) -> list[str]:
     return re.findall(r"\bhelper\.([A-Za-z_$][\w$]*)", template)
 
 
+def _masked(result: Result, api_key: str) -> Result:
+    """Output gets pasted into tickets and chats: the api key is shown masked."""
+    return Result(result.name, result.ok, mask_api_key(result.detail, api_key),
+                  mask_api_key(result.hint, api_key))
+
+
 def _print(results: list[Result], echo: Callable[[str], None]) -> None:
     for result in results:
         echo(f"{'✓' if result.ok else '✗'} {result.name}: {result.detail}")
@@ -289,10 +296,11 @@ def check_command(exchange_id: str | None, product_id: str | None, send_test_eve
     checker = Checker(current_app.extensions["klevu_client"],
                       current_app.extensions["banner_renderer"], pages.__getitem__,
                       exchange_id=exchange_id, send_test_event=send_test_event)
-    results = list(checker.run())
+    results = [_masked(r, checker.settings.api_key) for r in checker.run()]
     if as_json:
         click.echo(json.dumps({"ok": all(r.ok for r in results),
-                               "checks": [asdict(r) for r in results]}, indent=2))
+                               "checks": [asdict(r) for r in results]}, indent=2,
+                               ensure_ascii=False))
     else:
         _print(results, click.echo)
     click.get_current_context().exit(0 if all(r.ok for r in results) else 1)

@@ -67,3 +67,10 @@ def test_json_output_and_a_real_test_event_on_request(sim, tmp_path):
     received = sim.events()["events"]
     assert [e["summary"]["event"] for e in received] == ["view_recs_list"]
     assert received[0]["summary"]["list_id"] == "spot-home-picks"
+
+
+def test_the_api_key_is_masked_in_the_output(sim, tmp_path):
+    result = check(sim, tmp_path, "--json", KLEVU_RECS_HOME="k-nope")  # its URL names the key
+    assert result.exit_code == 1
+    leaked = [line for line in result.output.splitlines() if "klevu-simulator" in line]
+    assert leaked == [] and "klevu-…ator" in result.output
