@@ -16,6 +16,9 @@ import pytest
 import requests
 from playwright.sync_api import BrowserContext, Locator, Page, expect
 
+from storefront import create_app
+from tests.helpers import LiveServer, app_config
+
 CATALOG = json.loads((Path(__file__).parents[2] / "storefront/data/catalog.json").read_text())
 PRODUCTS = {p["id"]: p for p in CATALOG["products"]}
 CATEGORIES = {c["slug"]: c for c in CATALOG["categories"]}
@@ -97,6 +100,15 @@ class Shopper:
 @pytest.fixture
 def shopper(page: Page) -> Shopper:
     return Shopper(page)
+
+
+@pytest.fixture
+def visible_rule_shop(simulator, tmp_path):
+    """A second shop, configured with ``KLEVU_VIEW_RULE=visible``."""
+    server = LiveServer(create_app(app_config(simulator.url, tmp_path,
+                                              KLEVU_VIEW_RULE="visible")))
+    yield server.url
+    server.stop()
 
 
 @pytest.fixture

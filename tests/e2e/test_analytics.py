@@ -15,22 +15,12 @@ import re
 import pytest
 from playwright.sync_api import Page, Request, expect
 
-from storefront import create_app
 from tests.e2e.conftest import PRODUCTS, Shopper
-from tests.helpers import LiveServer, app_config, wait_until
+from tests.helpers import wait_until
 
 BANNER = "k-product-similar"          # the only banner on a product page, below the product
 PRODUCT = next(iter(PRODUCTS.values()))
 DWELL_MS = 1000                        # how long a banner must stay in view to count as seen
-
-
-@pytest.fixture
-def visible_rule_shop(simulator, tmp_path):
-    """A second shop, configured with ``KLEVU_VIEW_RULE=visible``."""
-    server = LiveServer(create_app(app_config(simulator.url, tmp_path,
-                                              KLEVU_VIEW_RULE="visible")))
-    yield server.url
-    server.stop()
 
 
 def open_product_page(shopper: Shopper, page: Page, klevu_config, shop: str = "") -> dict:

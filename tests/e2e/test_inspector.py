@@ -101,3 +101,20 @@ def test_inspector_follows_a_view_and_a_click_to_the_collector(shopper: Shopper,
                         if e["summary"]["event"] == "select_recs_list"
                         and e["summary"]["items"][0]["item_id"] == chosen_id],
                message="the collector did not receive the click the inspector reports")
+
+
+def test_step_four_turns_delivered_live_once_the_banner_is_seen(visible_rule_shop: str,
+                                                                 shopper: Shopper, page: Page):
+    """With ``KLEVU_VIEW_RULE=visible`` nothing is reported until the banner is seen: the open
+    panel shows that, then the delivery, without a reload."""
+    banner_key = "k-product-similar"
+    page.goto(f"{visible_rule_shop}/")
+    shopper.accepts_consent()
+    page.goto(f"{visible_rule_shop}{PAGES['product']}")
+    shopper.opens_inspector()
+    view = shopper.inspected_event("view_recs_list", banner_key)
+    expect(view).to_have_attribute("data-state", "waiting")
+    expect(shopper.banner(banner_key)).not_to_be_in_viewport(ratio=0.5)
+
+    shopper.banner(banner_key).scroll_into_view_if_needed()
+    expect(view).to_have_attribute("data-state", "delivered", timeout=15_000)
