@@ -3,7 +3,6 @@ beside it."""
 from __future__ import annotations
 
 from collections.abc import Callable
-
 from typing import TYPE_CHECKING
 
 from flask import Flask

@@ -289,10 +289,13 @@ def check_command(exchange_id: str | None, product_id: str | None, send_test_eve
                   as_json: bool) -> None:
     """Check the configured Klevu account: visitor service, segments, each recs config,
     search, template, CSS and the collector. Exit status 0 only when every check passes."""
-    pages = {page_type: klevu.sample_page(page_type, product_id) for page_type in PAGE_TYPES}
-    if any(page is None for page in pages.values()):
-        raise click.BadParameter(f"the shop has no product {product_id!r}",
-                                 param_hint="--product-id")
+    pages: dict[str, queries.PageContext] = {}
+    for page_type in PAGE_TYPES:
+        page = klevu.sample_page(page_type, product_id)
+        if page is None:
+            raise click.BadParameter(f"the shop has no product {product_id!r}",
+                                     param_hint="--product-id")
+        pages[page_type] = page
     checker = Checker(current_app.extensions["klevu_client"],
                       current_app.extensions["banner_renderer"], pages.__getitem__,
                       exchange_id=exchange_id, send_test_event=send_test_event)

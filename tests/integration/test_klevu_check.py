@@ -74,3 +74,12 @@ def test_the_api_key_is_masked_in_the_output(sim, tmp_path):
     assert result.exit_code == 1
     leaked = [line for line in result.output.splitlines() if "klevu-simulator" in line]
     assert leaked == [] and "klevu-…ator" in result.output
+
+
+def test_sample_pages_come_from_the_shop_around_a_product_of_choice(sim, tmp_path):
+    assert check(sim, tmp_path, "--product-id", "10030").exit_code == 0
+    product_configs = [c["detail"] for c in sim.state()["recent"]
+                       if c["kind"] == "config" and c["detail"]["recsKey"] == "k-product-similar"]
+    assert product_configs[0]["pid"] == "10030"
+    unknown = check(sim, tmp_path, "--product-id", "no-such-product")
+    assert unknown.exit_code == 2 and "the shop has no product" in unknown.output

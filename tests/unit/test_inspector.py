@@ -136,7 +136,8 @@ def test_klevu_unreachable_is_told_as_failed_and_the_page_renders(app):
 
 @pytest.mark.parametrize("arrive, source", [
     (lambda client: client.get(f"/?_kx={exchange_id('maya')}"), "from _kx email link"),
-    (lambda client: client.post("/demo/persona", data={"persona": "maya"}),
+    (lambda client: client.post("/demo/persona", data={"persona": "maya"},
+                                headers={"Sec-Fetch-Site": "same-origin"}),
      "from demo persona switcher"),
     (lambda client: client.set_cookie("__kla_id", encode_kla_id(exchange_id("maya"))),
      "from Klaviyo cookie __kla_id"),
