@@ -43,8 +43,9 @@ test: install-test system-test-deps
 screenshots: install-test system-test-deps
 	$(PY) -m pytest -q tests/e2e/test_demo_screens.py --update-screenshots
 
+## One table: banner pages vs plain pages, Klevu slow/hung/down, the beacon (~2 min).
+## Banner rendering alone: $(PY) bench/bench_render.py
 bench: install-test
-	$(PY) bench/bench_render.py
 	$(PY) bench/bench_pages.py
 
 clean:

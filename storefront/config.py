@@ -211,6 +211,17 @@ def from_env(env: dict | None = None) -> dict:
                                                or "instance"),
         "SECRET_KEY": env.get("SECRET_KEY") or None,
         "CACHE_REDIS_URL": env.get("CACHE_REDIS_URL", "").strip() or None,
+        # Klevu answers cache and resilience (docs/operations.md, "Klevu answers"): seconds
+        # an answer is fresh without a Cache-Control max-age (0: no cache), how long a stale
+        # answer may stand in when Klevu fails, and one time budget per page for all Klevu work.
+        "KLEVU_CONFIG_TTL": _int(env, "KLEVU_CONFIG_TTL", 300, low=0, high=86_400),
+        "KLEVU_SEARCH_TTL": _int(env, "KLEVU_SEARCH_TTL", 60, low=0, high=86_400),
+        "KLEVU_STALE_LIMIT": _int(env, "KLEVU_STALE_LIMIT", 3600, low=0, high=7 * 86_400),
+        "KLEVU_PAGE_BUDGET_MS": _int(env, "KLEVU_PAGE_BUDGET_MS", 800, low=1, high=60_000),
+        # Circuit breaker per Klevu service: failures in a row that open it, seconds it stays
+        # open before one probe call decides.
+        "KLEVU_BREAKER_FAILURES": _int(env, "KLEVU_BREAKER_FAILURES", 5, low=1, high=1000),
+        "KLEVU_BREAKER_COOLDOWN": _int(env, "KLEVU_BREAKER_COOLDOWN", 10, low=1, high=3600),
         # Run the analytics relay inside the app (one per data dir); off when it runs alone
         # under `flask --app storefront relay`.
         "OUTBOX_RELAY_IN_APP": _bool(env, "OUTBOX_RELAY_IN_APP", True),

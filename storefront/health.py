@@ -1,4 +1,6 @@
-"""``/healthz``: liveness plus the numbers an operator watches (outbox depth, drops)."""
+"""``/healthz``: liveness plus the numbers an operator watches: the outbox's depth and drops,
+the Klevu answers cache's hits, misses and stale answers, and each Klevu service's circuit
+breaker (this process's view: each worker counts for itself)."""
 from flask import Blueprint, current_app, jsonify
 
 bp = Blueprint("health", __name__)
@@ -6,9 +8,14 @@ bp = Blueprint("health", __name__)
 
 @bp.get("/healthz")
 def healthz():
-    outbox = current_app.extensions.get("outbox")
-    body = {"status": "ok", "klevu": "offline simulator" if current_app.config["KLEVU"].offline
-            else "live"}
-    if outbox is not None:
-        body["outbox"] = outbox.stats()
+    extensions = current_app.extensions
+    mode = "offline simulator" if current_app.config["KLEVU"].offline else "live"
+    body: dict[str, object] = {"status": "ok", "klevu": mode}
+    if "klevu_answers" in extensions:
+        body["answers"] = extensions["klevu_answers"].stats()
+    if "klevu_client" in extensions:
+        body["breakers"] = {service: breaker.stats() for service, breaker
+                            in extensions["klevu_client"].breakers.items()}
+    if "outbox" in extensions:
+        body["outbox"] = extensions["outbox"].stats()
     return jsonify(body)

@@ -48,7 +48,10 @@ def client(app):
 @pytest.fixture(scope="session")
 def live_shop(simulator, tmp_path_factory):
     """The shop on a real socket, talking to the simulator over real HTTP."""
-    app = create_app(app_config(simulator.url, tmp_path_factory.mktemp("shop-data")))
+    # Klevu answers uncached: these tests read what each page asked Klevu for in the
+    # simulator's journal (the answers cache has its own tests, test_answers*.py).
+    app = create_app(app_config(simulator.url, tmp_path_factory.mktemp("shop-data"),
+                                KLEVU_CONFIG_TTL="0", KLEVU_SEARCH_TTL="0"))
     server = LiveServer(app)
     yield server
     server.stop()

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from flask import Flask
 
+from ..extensions import cache
 from .client import KlevuClient
 
 if TYPE_CHECKING:
@@ -31,7 +32,11 @@ class Klevu:
 
     def init_app(self, app: Flask) -> None:
         from .check import klevu_cli
-        app.extensions["klevu_client"] = KlevuClient(app.config["KLEVU"])
+        with app.app_context():
+            shared = cache.cache  # the backend itself, usable from any thread
+        app.extensions["klevu_client"] = KlevuClient(
+            app.config["KLEVU"], breaker_failures=app.config["KLEVU_BREAKER_FAILURES"],
+            breaker_cooldown=app.config["KLEVU_BREAKER_COOLDOWN"], shared=shared)
         app.cli.add_command(klevu_cli)
 
     def product_url_loader(self, loader: ProductUrl) -> ProductUrl:

@@ -87,8 +87,8 @@ class Checker:
         if not self.exchange_id:
             return
         try:
-            found = self.client.klaviyo_segments(answer.session_id, self.exchange_id,
-                                                 timeout=TIMEOUT)
+            found = self.client.start_session(answer.session_id, self.exchange_id,
+                                              timeout=TIMEOUT)
         except KlevuError as exc:
             yield Result("segments", False, str(exc), _hint(exc, "KLEVU_VISITOR_URL"))
             return
@@ -107,7 +107,7 @@ class Checker:
         page = self.pages(page_type)
         try:
             config = self.client.recs_config(recs_key, config_params(page, self.segments),
-                                             timeout=TIMEOUT)
+                                             timeout=TIMEOUT).body
         except KlevuError as exc:
             yield Result(f"config {name}", False, str(exc), _hint(exc, setting))
             return
@@ -165,7 +165,8 @@ class Checker:
             yield Result(f"search {name}", True, "not needed on this page (nothing viewed yet)")
             return
         try:
-            answer = self.client.search(base_path, body, timeout=TIMEOUT)
+            answer = self.client.search(url, self.client.search_body(body),
+                                        timeout=TIMEOUT).body
         except KlevuError as exc:
             yield Result(f"search {name}", False, str(exc), _hint(exc, "KLEVU_SEARCH_URL"))
             return
@@ -297,7 +298,7 @@ def check_command(exchange_id: str | None, product_id: str | None, send_test_eve
                                      param_hint="--product-id")
         pages[page_type] = page
     checker = Checker(current_app.extensions["klevu_client"],
-                      current_app.extensions["banner_renderer"], pages.__getitem__,
+                      current_app.extensions["banner_renderer"].renderer, pages.__getitem__,
                       exchange_id=exchange_id, send_test_event=send_test_event)
     results = [_masked(r, checker.settings.api_key) for r in checker.run()]
     if as_json:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -19,6 +20,7 @@ import requests
 
 from ..config import KlevuSettings
 from . import trace
+from .breaker import CircuitBreaker
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +28,8 @@ log = logging.getLogger(__name__)
 DEFAULT_TIMEOUT = (1.0, 2.0)
 Timeout = float | tuple[float, float]  # requests: one for both, or (connect, read)
 EVENT_IDS_HEADER = "X-Storefront-Event-Ids"
+BREAKER_SERVICES = ("visitor", "config", "search")  # the collector has its own backoff
+MAX_AGE_RE = re.compile(r"(?:^|,)\s*max-age\s*=\s*\"?(\d+)\"?\s*(?:,|$)", re.IGNORECASE)
 
 
 class KlevuError(Exception):
@@ -36,6 +40,17 @@ class KlevuError(Exception):
         super().__init__(message)
         self.status = status
         self.retry_after = retry_after
+
+
+class BreakerOpen(KlevuError):
+    """The service's circuit breaker is open: the call was not made at all."""
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A config or search answer, and how long Klevu says it stays fresh (None: not said)."""
+    body: dict[str, Any]
+    max_age: int | None = None
 
 
 @dataclass(frozen=True)
@@ -59,6 +74,16 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> float |
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+
+
+def parse_max_age(cache_control: str | None) -> int | None:
+    """Seconds from ``Cache-Control: max-age``; ``no-store``/``no-cache`` mean 0."""
+    if not cache_control:
+        return None
+    if re.search(r"no-store|no-cache", cache_control, re.IGNORECASE):
+        return 0
+    match = MAX_AGE_RE.search(cache_control)
+    return int(match.group(1)) if match else None
 
 
 def parse_session_answer(body: object) -> SessionAnswer:
@@ -90,15 +115,24 @@ def config_query(params: dict[str, str]) -> str:
 
 class KlevuClient:
     def __init__(self, settings: KlevuSettings, *, timeout: Timeout = DEFAULT_TIMEOUT,
-                 session: requests.Session | None = None) -> None:
+                 session: requests.Session | None = None, breaker_failures: int = 5,
+                 breaker_cooldown: float = 10.0, shared: Any = None) -> None:
+        """``shared``: a cachelib-style store where breakers tell other workers they opened."""
         self.settings = settings
         self.timeout = timeout
         self.http = session or requests.Session()
         self.http.headers["User-Agent"] = "klevu-klaviyo-storefront/0.1"
+        self.breakers = {service: CircuitBreaker(service, failures=breaker_failures,
+                                                 cooldown=breaker_cooldown, shared=shared)
+                         for service in BREAKER_SERVICES}
 
     # -- plumbing ---------------------------------------------------------------------------
-    def _call(self, method: str, url: str, *, timeout: Timeout | None = None,
-              **kwargs: Any) -> requests.Response:
+    def _call(self, method: str, url: str, *, service: str | None = None,
+              timeout: Timeout | None = None, **kwargs: Any) -> requests.Response:
+        """One HTTP call; ``service`` names the breaker that guards it (None: unguarded)."""
+        breaker = self.breakers.get(service) if service else None
+        if breaker is not None and not breaker.allow():
+            raise BreakerOpen(f"{method} {url}: {service} circuit open")
         try:
             response = self.http.request(method, url, timeout=timeout or self.timeout, **kwargs)
             trace.note("http", method=method, url=response.url, status=response.status_code,
@@ -106,17 +140,24 @@ class KlevuClient:
         except requests.RequestException as exc:
             trace.note("http", method=method, url=getattr(exc.request, "url", None) or url,
                        error=type(exc).__name__)
+            if breaker is not None:
+                breaker.failed()
             raise KlevuError(f"{method} {url}: {type(exc).__name__}") from exc
+        if breaker is not None:
+            if response.status_code == 429 or response.status_code >= 500:
+                breaker.failed()
+            else:
+                breaker.succeeded()
         if not 200 <= response.status_code < 300:
             raise KlevuError(f"{method} {url}: HTTP {response.status_code}",
                              status=response.status_code,
                              retry_after=parse_retry_after(response.headers.get("Retry-After")))
         return response
 
-    def _json(self, method: str, url: str, **kwargs: Any) -> object:
+    def _json(self, method: str, url: str, **kwargs: Any) -> tuple[object, requests.Response]:
         response = self._call(method, url, **kwargs)
         try:
-            return response.json()
+            return response.json(), response
         except ValueError as exc:
             raise KlevuError(f"{method} {url}: answer is not JSON") from exc
 
@@ -124,34 +165,32 @@ class KlevuClient:
     def _session_url(self) -> str:
         return f"{self.settings.visitor_url}/{quote(self.settings.api_key, safe='')}/session"
 
-    def start_session(self, session_id: str | None = None, *,
+    def start_session(self, session_id: str | None = None, exchange_id: str | None = None, *,
                       timeout: Timeout | None = None) -> SessionAnswer:
-        """Open a session, or refresh one by re-posting its id (continuity)."""
-        body: dict[str, str] = {"apiKey": self.settings.api_key}
+        """Open a session, or refresh one by re-posting its id (continuity); with the
+        Klaviyo exchange id, the same one call also answers the visitor's segments
+        (docs/klevu-wire-format.md §1: one call, not two)."""
+        body: dict[str, Any] = {"apiKey": self.settings.api_key}
         if session_id:
             body["sessionId"] = session_id
-        return parse_session_answer(self._json("POST", self._session_url(), json=body,
-                                               timeout=timeout))
-
-    def klaviyo_segments(self, session_id: str, exchange_id: str, *,
-                         timeout: Timeout | None = None) -> SessionAnswer:
-        body = {"apiKey": self.settings.api_key, "sessionId": session_id,
-                "sessionInfo": {"connectorInfo": [
-                    {"connectorType": "klaviyo", "exchangeId": exchange_id}]}}
-        return parse_session_answer(self._json("POST", self._session_url(), json=body,
-                                               timeout=timeout))
+        if exchange_id:
+            body["sessionInfo"] = {"connectorInfo": [
+                {"connectorType": "klaviyo", "exchangeId": exchange_id}]}
+        answer, _ = self._json("POST", self._session_url(), service="visitor", json=body,
+                               timeout=timeout)
+        return parse_session_answer(answer)
 
     # -- step 2: recommendation settings (docs/klevu-wire-format.md §2) ----------------------------
     def recs_config(self, recs_key: str, params: dict[str, str], *,
-                    timeout: Timeout | None = None) -> dict[str, Any]:
+                    timeout: Timeout | None = None) -> Reply:
         url = (f"{self.settings.config_url}/recommendations/"
                f"{quote(self.settings.api_key, safe='')}/settings/{quote(recs_key, safe='')}")
         if params:
             url = f"{url}?{config_query(params)}"
-        body = self._json("GET", url, timeout=timeout)
+        body, response = self._json("GET", url, service="config", timeout=timeout)
         if not isinstance(body, dict) or not isinstance(body.get("metadata"), dict):
             raise KlevuError(f"config for {recs_key} has no metadata")
-        return body
+        return Reply(body, parse_max_age(response.headers.get("Cache-Control")))
 
     # -- step 3: search (docs/klevu-wire-format.md §3) ---------------------------------------------
     def search_url(self, base_path: str) -> str:
@@ -162,14 +201,19 @@ class KlevuClient:
             raise KlevuError(f"config basePath {base_path!r} is not a scheme-less host/path")
         return "https://" + base_path.lstrip("/")
 
-    def search(self, base_path: str, payload: dict[str, Any], *,
-               timeout: Timeout | None = None) -> dict[str, Any]:
-        body = self._json("POST", self.search_url(base_path),
-                          data=json.dumps(payload, separators=(",", ":")),
-                          headers={"Content-Type": "application/json"}, timeout=timeout)
-        if not isinstance(body, dict) or not isinstance(body.get("queryResults"), list):
+    @staticmethod
+    def search_body(payload: dict[str, Any]) -> str:
+        """The exact request body: also the search answer's key in the answers cache."""
+        return json.dumps(payload, separators=(",", ":"), sort_keys=True)
+
+    def search(self, url: str, body: str, *, timeout: Timeout | None = None) -> Reply:
+        """``url`` from ``search_url``, ``body`` from ``search_body``."""
+        answer, response = self._json("POST", url, service="search", data=body,
+                                      headers={"Content-Type": "application/json"},
+                                      timeout=timeout)
+        if not isinstance(answer, dict) or not isinstance(answer.get("queryResults"), list):
             raise KlevuError("search answered without queryResults")
-        return body
+        return Reply(answer, parse_max_age(response.headers.get("Cache-Control")))
 
     # -- step 4: analytics (docs/klevu-wire-format.md §5) ------------------------------------------
     def collect(self, events: list[dict[str, Any]], event_ids: list[str] | None = None, *,

@@ -3,33 +3,42 @@
 For every recs key configured for the page type, in order:
 config with ``sids`` (+ ``cp``/``pid``/``gpid``) → the config's rules (``rules.py``) →
 the page's query edits (``queries.py``) → search → threshold and ``maxProducts`` → the base
-template rendered with its CSS (``render.py``). A page's banners are fetched in parallel under
-one deadline; a banner that fails, is late, or lacks an input is left out and logged, and the
-page renders without it. A template that fails falls back to the shop's own banner markup.
+template rendered with its CSS (``render.py``). Config and search answers come through the
+answers cache (``answers.py``), and a banner is rendered once per answer (``render_once.py``);
+only the analytics token and the click links are made per page view. A page's banners are
+fetched in parallel within the page's one Klevu budget (``budget.py``); a banner that fails, is
+late, or lacks an input is left out and logged, and the page renders without it. A template
+that fails falls back to the shop's own banner markup. What each banner's answers came from
+("cache", "fresh", "stale") and why one is missing go to the page's trace (``trace.py``).
 """
 from __future__ import annotations
 
 import logging
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
+from html import escape
 from typing import Any
+from urllib.parse import quote
 
 from flask import current_app, g, render_template, url_for
 from markupsafe import Markup
 
+from ..extensions import cache
 from . import links, queries, rules, template_data, trace
-from .client import KlevuClient, KlevuError
+from .answers import KlevuAnswers, LateAnswer, NotFresh
+from .budget import page_due
+from .client import BreakerOpen, KlevuError
 from .events import BannerView
 from .inline_styles import lift_inline_styles
 from .render import RenderError, TemplateRenderer, scope_css
-from .segments import current_segments
+from .render_once import Memo, RenderOnce
+from .segments import current_segments, visitor_identified
 from .tokens import issue_token
 
 log = logging.getLogger(__name__)
 
-DEFAULT_DEADLINE = 1.5   # seconds for all of a page's banners together
 MAX_WORKERS = 8
 
 
@@ -54,10 +63,24 @@ class Fetched:
     meta: dict = field(default_factory=dict)
     html: str | None = None        # rendered by Klevu's template; None → shop fallback
     static: bool = False           # a STATIC_CONTENT banner: staticContent, no records
+    sources: dict[str, str] = field(default_factory=dict)  # service → answers.Answer.source
+    version: bytes = b""           # RenderOnce.key of the render: same answers, same version
 
     @property
     def metadata(self) -> dict:
         return self.config["metadata"]
+
+    @property
+    def source(self) -> str:
+        """The banner's one word: "stale" if any answer was, "fresh" if any came from Klevu
+        just now, else "cache"."""
+        values = set(self.sources.values())
+        return next((s for s in ("stale", "fresh") if s in values), "cache")
+
+
+# The banner a config and a search answer make is the same for every page view that gets these
+# two answers (the search answer is keyed by its request body), so it is kept per answer pair.
+_placements: Memo[tuple[str, str, str], Fetched] = Memo()
 
 
 def config_params(context: queries.PageContext, segments: tuple[str, ...]) -> dict[str, str]:
@@ -74,98 +97,160 @@ def config_params(context: queries.PageContext, segments: tuple[str, ...]) -> di
     return {k: v for k, v in params.items() if v}
 
 
-def fetch_placement(client: KlevuClient, renderer: TemplateRenderer, recs_key: str,
+def fetch_placement(klevu: KlevuAnswers, renderer: RenderOnce, recs_key: str,
                     context: queries.PageContext, segments: tuple[str, ...],
-                    due: float) -> Fetched | None:
-    """Config → rules → query edits → search → render, for one recs key. None: show nothing."""
-    def timeout():
-        left = max(0.05, due - time.monotonic())
-        return (min(1.0, left), left)
+                    due: float, fresh_only: bool = False) -> Fetched | None:
+    """Config → rules → query edits → search → render, for one recs key. None: show nothing.
 
-    config = client.recs_config(recs_key, config_params(context, segments), timeout=timeout())
+    ``fresh_only``: from fresh cached answers only, else ``NotFresh`` (see ``banners_for``),
+    and then nothing is noted in the page's trace: the pool's run notes it all.
+    """
+    answer = klevu.config(recs_key, config_params(context, segments), due,
+                          fresh_only=fresh_only)
+    config, sources = answer.body, {"config": answer.source}
     metadata = config["metadata"]
     verdict = rules.banner_verdict(config)
-    trace.note("config", metadata=metadata, source="fresh", hidden=verdict.reason or None)
+    config_note = {"metadata": metadata, "source": answer.source,
+                   "hidden": verdict.reason or None}
     if verdict.show is rules.Show.NOTHING:
+        trace.note("config", **config_note)
         log.info("banner %s not shown: %s", recs_key, verdict.reason)
         return None
     if verdict.show is rules.Show.STATIC_CONTENT:
-        return _rendered(renderer, Fetched(recs_key, config, static=True),
+        trace.note("config", **config_note)
+        return _rendered(renderer, Fetched(recs_key, config, static=True, sources=sources),
                          template_data.static_banner_data(config))
     search = config.get("search")
     if not isinstance(search, dict):
         search = {}
-    body = queries.build_search(search.get("payload", ""), metadata, context,
-                                client.settings.api_key)
-    if body is None:
+    try:
+        body = queries.build_search(search.get("payload", ""), metadata, context,
+                                    klevu.client.settings.api_key)
+        found = None if body is None else klevu.search(search.get("basePath", ""), body, due,
+                                                      fresh_only=fresh_only)
+    except NotFresh:
+        raise
+    except Exception:
+        trace.note("config", **config_note)
+        raise
+    trace.note("config", **config_note)
+    if body is None or found is None:
         return None  # e.g. RECENTLY_VIEWED with nothing viewed yet: no search at all
-    answer = client.search(search.get("basePath", ""), body, timeout=timeout())
-    result = next((r for r in answer["queryResults"]
+    sources["search"] = found.source
+    result = next((r for r in found.body["queryResults"]
                    if isinstance(r, dict) and r.get("id") == queries.RECS_QUERY_ID), {})
     records = result.get("records")
     if not isinstance(records, list):
         records = []
     records = [r for r in records if isinstance(r, dict) and r.get("id")]
     limits = queries.RecsMetadata.from_config(metadata)
-    trace.note("search", body=body, records=len(records), threshold=limits.product_threshold)
+    trace.note("search", body=body, records=len(records), threshold=limits.product_threshold,
+               source=found.source)
     if len(records) < limits.product_threshold:
         return None
-    meta = result.get("meta")
-    if not isinstance(meta, dict):
-        meta = {}
-    fetched = Fetched(recs_key, config, records[:limits.max_products], meta)
-    return _rendered(renderer, fetched, template_data.product_banner_data(
-        config, fetched.records, fetched.meta, body))
+    known = (recs_key, answer.version, found.version)
+    done = _placements.get(known) if answer.version and found.version else None
+    if done is None:
+        meta = result.get("meta")
+        fetched = Fetched(recs_key, config, records[:limits.max_products],
+                          meta if isinstance(meta, dict) else {})
+        done = _rendered(renderer, fetched, template_data.product_banner_data(
+            config, fetched.records, fetched.meta, body))
+        if answer.version and found.version:
+            _placements.put(known, done)
+    return replace(done, sources=sources)
 
 
-def _rendered(renderer: TemplateRenderer, fetched: Fetched, data: dict[str, Any]) -> Fetched:
+def _rendered(renderer: RenderOnce, fetched: Fetched, data: dict[str, Any]) -> Fetched:
     template = (fetched.config.get("templates") or {}).get("base")
     if not isinstance(template, str) or not template.strip():
         return fetched
+    version = renderer.key(template, data)
     try:
-        html = renderer.render(template, data)
+        html = renderer.render(template, data, key=version)
     except RenderError as exc:
         log.warning("template of %s failed (%s): using the shop's banner", fetched.recs_key, exc)
         trace.note("template", error=str(exc))
         return fetched
-    return replace(fetched, html=html)
+    return replace(fetched, html=html, version=version)
 
 
 def banners_for(context: queries.PageContext) -> list[Banner]:
-    """The page's banners, in configured order, within the page deadline."""
+    """The page's banners, in configured order, within the page's Klevu budget.
+
+    A visitor without an exchange id has no segments to wait for: their banners start at
+    once and the session call (for continuity and analytics) runs beside them.
+    """
     settings = current_app.config["KLEVU"]
     recs_keys = settings.recs.get(context.page_type, ())
     if not recs_keys:
         return []
-    resolved = current_segments()
+    due = page_due()
+    identified = visitor_identified()
+    segments = current_segments().segments if identified else ()
     app = current_app  # read here, in the request's thread; the workers get no app
-    client, renderer = app.extensions["klevu_client"], app.extensions["banner_renderer"]
-    due = time.monotonic() + app.config.get("RECS_DEADLINE", DEFAULT_DEADLINE)
+    klevu, renderer = app.extensions["klevu_answers"], app.extensions["banner_renderer"]
     pool: ThreadPoolExecutor = app.extensions["recs_pool"]
-    futures = [pool.submit(trace.carry(fetch_placement, banner=key), client, renderer, key,
-                           context, resolved.segments, due) for key in recs_keys]
+    futures = [_from_cache(klevu, renderer, key, context, segments)
+               or pool.submit(trace.carry(fetch_placement, banner=key), klevu, renderer, key,
+                              context, segments, due)
+               for key in recs_keys]
+    if not identified:
+        current_segments()
     wait(futures, timeout=max(0.0, due - time.monotonic()))
     banners = []
     for key, future in zip(recs_keys, futures, strict=True):
-        if not future.done():
-            log.warning("banner %s missed the page deadline", key)
-            trace.note("outcome", banner=key, result="late")
-            continue
-        try:
-            fetched = future.result()
-        except (KlevuError, queries.QueryError) as exc:
-            log.warning("banner %s left out: %s", key, exc)
-            trace.note("outcome", banner=key, result="failed" if isinstance(exc, KlevuError)
-                       else "unbuildable", error=str(exc))
-            continue
-        except Exception:  # an answer of a shape nobody planned for: still never the page's end
-            log.exception("banner %s left out: unexpected failure", key)
-            trace.note("outcome", banner=key, result="failed", error="unexpected failure")
-            continue
+        fetched = _outcome(key, future)
         if fetched is not None and (fetched.records or fetched.html is not None):
             banners.append(_banner(fetched))
-            trace.note("outcome", banner=key, result="shown", token=banners[-1].token)
+            trace.note("outcome", banner=key, result="shown", token=banners[-1].token,
+                       source=fetched.source)
     return banners
+
+
+def _from_cache(klevu: KlevuAnswers, renderer: RenderOnce, recs_key: str,
+                context: queries.PageContext, segments: tuple[str, ...]) -> Future | None:
+    """A placement whose answers are all fresh in the cache (or whose service's breaker is
+    open), done right here: a warm page does not hand its banners to the pool and wait for
+    them. None: the pool must do it."""
+    future: Future = Future()
+    try:
+        fetched = trace.carry(fetch_placement, banner=recs_key)(
+            klevu, renderer, recs_key, context, segments, 0.0, True)
+    except NotFresh:
+        return None
+    except Exception as exc:   # reported like the pool's failures, by ``_outcome``
+        future.set_exception(exc)
+        return future
+    if fetched is not None:
+        klevu.served(fetched.sources)
+    future.set_result(fetched)
+    return future
+
+
+def _outcome(key: str, future: Future) -> Fetched | None:
+    """The placement's result, or None; why a banner is missing goes to the log and to the
+    page's trace ("late", "breaker-open", "failed", "unbuildable")."""
+    if not future.done():
+        log.warning("banner %s missed the page's Klevu budget; its answer is kept for the "
+                    "next page", key)
+        trace.note("outcome", banner=key, result="late")
+        return None
+    try:
+        return future.result()
+    except LateAnswer as exc:
+        log.warning("banner %s left out: %s", key, exc)
+        trace.note("outcome", banner=key, result="late")
+    except BreakerOpen:   # logged once, when the breaker opened
+        trace.note("outcome", banner=key, result="breaker-open")
+    except (KlevuError, queries.QueryError) as exc:
+        log.warning("banner %s left out: %s", key, exc)
+        trace.note("outcome", banner=key, result="failed" if isinstance(exc, KlevuError)
+                   else "unbuildable", error=str(exc))
+    except Exception:  # an answer of a shape nobody planned for: still never the page's end
+        log.exception("banner %s left out: unexpected failure", key)
+        trace.note("outcome", banner=key, result="failed", error="unexpected failure")
+    return None
 
 
 def page_view_id() -> str:
@@ -186,45 +271,82 @@ def _banner_view(fetched: Fetched) -> BannerView:
     return BannerView.from_config(api_key, fetched.recs_key, fetched.metadata, fetched.records)
 
 
-def _click_targets(fetched: Fetched, token: str) -> dict[str, tuple[str, str]]:
-    """Each clickable target → (the click route, the item it reports): a record's URL and
-    id, or a static content's ``targetUrl`` and index."""
+def _click_targets(fetched: Fetched, prefix: str) -> dict[str, tuple[str, str]]:
+    """Each clickable target → (``prefix`` + the item, the item it reports): a record's URL
+    and id, or a static content's ``targetUrl`` and index."""
     if fetched.static:
         targets = [(str(index), content.get("targetUrl"))
                    for index, content in enumerate(fetched.config["staticContent"])
                    if isinstance(content, dict)]
     else:
         targets = [(record["id"], record.get("url")) for record in fetched.records]
-    return {url: (url_for("analytics.click", t=token, id=item), item)
+    return {url: (prefix + quote(str(item), safe=""), item)
             for item, url in targets if isinstance(url, str)}
 
 
-def _banner(fetched: Fetched) -> Banner:
-    """Page-ready banner: HTML with click routes, scoped CSS, and the analytics token."""
-    title = str(fetched.metadata.get("title") or "")
-    token = issue_token(current_app.config["SECRET_KEY"], page_view_id(),
-                        _banner_view(fetched))
-    click_urls = _click_targets(fetched, token)
-    if fetched.html is not None:
+@dataclass(frozen=True)
+class _Parts:
+    """What a banner's answers give every page view alike, so it is built once per answer:
+    the analytics view, the HTML with each counted link pointing at ``CLICK_PREFIX`` + its
+    item, and the scoped CSS (the config's and the template's lifted inline styles)."""
+    view: BannerView
+    html: str
+    css: str
+
+
+CLICK_PREFIX = f"klevu-click-{uuid.uuid4().hex}-"   # stands for a page view's click route
+_parts_memo: Memo[tuple[str, bytes, str, bool], _Parts] = Memo()
+
+
+def _parts(fetched: Fetched, rendered: str) -> _Parts:
+    css = (fetched.config.get("styles") or {}).get("base") or ""
+    raw = current_app.config["STOREFRONT_UNSAFE_NO_SANITIZE"]
+    key = (fetched.recs_key, fetched.version, css, raw)
+    parts = _parts_memo.get(key) if fetched.version else None
+    if parts is None:
         html, inline_css = lift_inline_styles(links.route_clicks(
-            fetched.html, click_urls,
+            rendered, _click_targets(fetched, CLICK_PREFIX),
             link_class=None if fetched.static else links.ITEM_CLICK_CLASS))
-        css = (fetched.config.get("styles") or {}).get("base") or ""
-        if not current_app.config["STOREFRONT_UNSAFE_NO_SANITIZE"]:
+        if not raw:
             scope = f'[data-klevu-banner="{fetched.recs_key}"]'
             css = "\n".join(filter(None, (scope_css(css, scope), scope_css(inline_css, scope))))
-    else:
+        parts = _Parts(_banner_view(fetched), html, css)
+        if fetched.version:
+            _parts_memo.put(key, parts)
+    return parts
+
+
+def _banner(fetched: Fetched) -> Banner:
+    """Page-ready banner: the per-answer parts, plus this page view's analytics token and
+    click route."""
+    title = str(fetched.metadata.get("title") or "")
+    if fetched.html is None:   # the shop's own markup, for a template that failed
+        token = issue_token(current_app.config["SECRET_KEY"], page_view_id(),
+                            _banner_view(fetched))
+        click = url_for("analytics.click", t=token, id="")
         html = render_template("partials/fallback_banner.html", title=title,
                                records=fetched.records,
-                               click_urls={url: click for url, (click, _) in click_urls.items()})
-        css = ""
-    # html: sanitized by the renderer, or our autoescaped template; css: scoped and cleaned.
-    return Banner(fetched.recs_key, title, Markup(html), Markup(css), token,  # noqa: S704
-                  fallback=fetched.html is None, static=fetched.static)
+                               click_urls={url: route for url, (route, _)
+                                           in _click_targets(fetched, click).items()})
+        # Our autoescaped template.
+        return Banner(fetched.recs_key, title, Markup(html), Markup(""),  # noqa: S704
+                      token, fallback=True, static=fetched.static)
+    parts = _parts(fetched, fetched.html)
+    token = issue_token(current_app.config["SECRET_KEY"], page_view_id(), parts.view)
+    click = url_for("analytics.click", t=token, id="")
+    html = parts.html.replace(CLICK_PREFIX, escape(click, quote=True))
+    # html: sanitized by the renderer, links routed; css: scoped and cleaned.
+    return Banner(fetched.recs_key, title, Markup(html), Markup(parts.css), token,  # noqa: S704
+                  static=fetched.static)
 
 
 def init_app(app) -> None:
-    app.extensions["banner_renderer"] = TemplateRenderer(
+    with app.app_context():
+        store = cache.cache  # the backend itself, usable from the pool's threads
+    app.extensions["klevu_answers"] = KlevuAnswers(
+        app.extensions["klevu_client"], store, config_ttl=app.config["KLEVU_CONFIG_TTL"],
+        search_ttl=app.config["KLEVU_SEARCH_TTL"], stale_limit=app.config["KLEVU_STALE_LIMIT"])
+    app.extensions["banner_renderer"] = RenderOnce(TemplateRenderer(
         currencies=app.config["KLEVU_CURRENCY_FORMATS"],
-        sanitize=not app.config["STOREFRONT_UNSAFE_NO_SANITIZE"])
+        sanitize=not app.config["STOREFRONT_UNSAFE_NO_SANITIZE"]))
     app.extensions["recs_pool"] = ThreadPoolExecutor(MAX_WORKERS, thread_name_prefix="recs")

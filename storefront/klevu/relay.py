@@ -103,7 +103,7 @@ class Relay:
                  backoff: Backoff = Backoff(0.5, 60.0),
                  event_backoff: Backoff = Backoff(0.5, 600.0), max_retry_after: float = 3600.0,
                  poll_interval: float = 0.5, lease_seconds: float = 60.0,
-                 rng: random.Random | None = None):
+                 linger: float = 0.05, rng: random.Random | None = None):
         self.store = store
         self.send = send
         self.batch_size = batch_size
@@ -114,6 +114,9 @@ class Relay:
         self.max_retry_after = max_retry_after
         self.poll_interval = poll_interval
         self.lease_seconds = lease_seconds   # far longer than a send: lapses only if we died
+        # Seconds to let more events arrive before sending a part batch: under load, batches
+        # fill up (one POST per up to ``batch_size`` events) instead of one POST per put.
+        self.linger = linger
         self.rng = rng or random.Random()  # noqa: S311 - retry jitter, not a secret
         self.failures = 0                   # consecutive failed sends
         self.paused_until = 0.0
@@ -131,8 +134,9 @@ class Relay:
             except sqlite3.Error as exc:
                 log.error("outbox: database error, retrying in %.0f s: %s", DB_ERROR_PAUSE, exc)
                 delay = DB_ERROR_PAUSE
-            if delay > 0:
-                self.store.wake.wait(delay)
+            if delay > 0 and self.store.wake.wait(delay) and self.linger:
+                self.store.wake.clear()
+                stop.wait(self.linger)
             self.store.wake.clear()
 
     def run_once(self) -> float:
@@ -150,7 +154,7 @@ class Relay:
             return self.poll_interval if due is None else min(self.poll_interval,
                                                               max(0.0, due - now))
         if self._deliver(batch):
-            return 0.0
+            return 0.0 if len(batch) >= self.batch_size else self.linger
         return max(0.0, self.paused_until - self.store.clock())
 
     def _deliver(self, batch: list[Pending]) -> bool:

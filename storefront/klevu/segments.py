@@ -36,8 +36,12 @@ One upstream call per visitor at a time: the first request claims the ``flight``
 (``cache.add``: Redis ``SETNX``; cachelib's ``SimpleCache`` takes a lock), looks once more in
 case another worker filled the key meanwhile, and makes the call; the others poll the key the
 call will fill. If the call fails they share the failure rather than repeat it. The call runs
-on a small pool, so the page waits for step 1's two calls only until one deadline
-(``SEGMENTS_DEADLINE``); a late answer is still stored, for the visitor's next page.
+on a small pool, so the page waits for it only until the page's Klevu budget ends
+(``KLEVU_PAGE_BUDGET_MS``, ``budget.py``); a late answer is still stored, for the next page.
+
+One call, not two: a visitor with an exchange id and no live session gets session and
+segments from one call carrying the connector info (klevu-wire-format.md §1); a live session
+whose segments ran out re-posts its id with the connector info, again one call.
 
 The ``cid`` is Klaviyo's, so ``klevu:visitor`` keys exist only for visitors whose consent lets
 the shop use Klaviyo's cookie.
@@ -58,6 +62,7 @@ from flask import Blueprint, current_app, g, jsonify, request
 
 from ..extensions import cache
 from . import trace
+from .budget import page_due
 from .client import KlevuClient, KlevuError, SessionAnswer
 
 log = logging.getLogger(__name__)
@@ -69,7 +74,7 @@ STALE_LIMIT = 15 * 60          # serve last known segments this long past their 
 # Re-post a session id at this fraction of its ttl: Klevu forgets an id when its ttl ends,
 # and re-posting a forgotten id gets a new one, so waiting for the end would break continuity.
 SESSION_REFRESH_AT = 0.9
-DEFAULT_DEADLINE = 0.8         # seconds a page may spend on step 1
+DEFAULT_DEADLINE = 0.8         # seconds, when the caller gives no page budget
 # Longer than one call can take (the client's (1 s connect, 2 s read) timeouts). A claim older
 # than this is abandoned: its worker died, perhaps between Redis's SETNX and EXPIRE (cachelib's
 # RedisCache.add sends two commands), which would leave a claim that never expires.
@@ -139,21 +144,27 @@ class SegmentResolver:
 
     # -- public ------------------------------------------------------------------------------
     def resolve(self, session_id: str | None, exchange_id: str | None,
-                browser_id: str | None = None) -> Resolution:
+                browser_id: str | None = None, *, due: float | None = None) -> Resolution:
         """``session_id`` from the visitor's cookie; ``exchange_id`` only with consent;
-        ``browser_id`` (Klaviyo's ``cid``) lets a cookie-less first visit share one session."""
-        due = time.monotonic() + self.deadline
+        ``browser_id`` (Klaviyo's ``cid``) lets a cookie-less first visit share one session;
+        ``due`` (``time.monotonic``) is when the page stops waiting."""
+        due = time.monotonic() + self.deadline if due is None else due
         lookup = (f"klevu:session:{session_id}" if session_id
                   else f"klevu:visitor:{_digest(browser_id)}" if browser_id else None)
+        if exchange_id:
+            entry = _session_entry(self.store.get(lookup)) if lookup else None
+            if entry and entry["expires"] > self.clock():
+                return self._segments(lookup, entry["id"], exchange_id, due)
+            # No live session yet: one call opens (or refreshes) it with the connector info
+            # and answers the segments too (klevu-wire-format.md §1).
+            return self._opened(lookup, entry["id"] if entry else session_id, exchange_id, due)
         current = self._session(lookup, session_id, due)
         if current is None:
             return ANONYMOUS
-        if not exchange_id:
-            # Consent withdrawn where the server cannot see it (``__kla_off`` set by Klaviyo's
-            # script): the first anonymous request drops what was cached about the person.
-            self.store.delete(f"klevu:segments:{current}")
-            return Resolution(current, (), 0, "none")
-        return self._segments(lookup, current, exchange_id, due)
+        # Consent withdrawn where the server cannot see it (``__kla_off`` set by Klaviyo's
+        # script): the first anonymous request drops what was cached about the person.
+        self.store.delete(f"klevu:segments:{current}")
+        return Resolution(current, (), 0, "none")
 
     def forget(self, session_id: str | None, browser_id: str | None = None) -> None:
         """Drop the segments of every session this visitor can be traced to, and the
@@ -189,14 +200,52 @@ class SegmentResolver:
         fetched, _ = self._single_flight(lookup, call, settled, due)
         return fetched or known  # Klevu failed or was late: keep the id we had, if any
 
-    def _keep_session(self, session_id: str, ttl: int, *aliases: str | None) -> None:
+    def _keep_session(self, session_id: str, ttl: int, *aliases: str | None,
+                      refresh_at: float = SESSION_REFRESH_AT) -> None:
         """Store ``session_id`` under its own key and under each key that should lead to it."""
         ttl = max(1, ttl)
-        entry = {"id": session_id, "expires": self.clock() + ttl * SESSION_REFRESH_AT}
+        entry = {"id": session_id, "expires": self.clock() + ttl * refresh_at}
         for key in {f"klevu:session:{session_id}", *filter(None, aliases)}:
             self.store.set(key, entry, timeout=ttl + self.stale_limit)
 
     # -- segments ---------------------------------------------------------------------------
+    def _opened(self, lookup: str | None, known: str | None, exchange_id: str,
+                due: float) -> Resolution:
+        """Session and segments from one visitor-service call."""
+        xhash = _digest(exchange_id)
+
+        def call() -> dict:
+            answer = self.client.start_session(known, exchange_id)
+            fresh = self._segments_value(answer, xhash)
+            # The answer's ttl is the segments'; the session lives at least as long, and is
+            # re-posted together with the connector info (one call) when the segments run out.
+            self._keep_session(answer.session_id, answer.ttl, lookup,
+                               f"klevu:session:{known}" if known else None, refresh_at=1.0)
+            self.store.set(f"klevu:segments:{answer.session_id}", fresh,
+                           timeout=max(1, answer.ttl + self.stale_limit))
+            return fresh
+
+        def settled() -> dict | None:
+            session = _session_entry(self.store.get(lookup)) if lookup else None
+            if not session or session["expires"] <= self.clock():
+                return None
+            fresh = _segments_entry(self.store.get(f"klevu:segments:{session['id']}"), xhash)
+            return fresh if fresh and fresh["expires"] > self.clock() else None
+
+        name = f"{lookup}:{xhash}" if lookup else None
+        fetched, source = self._single_flight(name, call, settled, due)
+        if fetched is not None:
+            return self._resolution(fetched, source)
+        stale = _segments_entry(self.store.get(f"klevu:segments:{known}"), xhash) \
+            if known else None
+        if stale and stale["expires"] + self.stale_limit > self.clock():
+            return self._resolution(stale, "stale")
+        return Resolution(known, (), 0, "none")
+
+    def _segments_value(self, answer: SessionAnswer, xhash: str) -> dict:
+        return {"session": answer.session_id, "x": xhash, "segments": list(answer.segments),
+                "expires": self.clock() + answer.ttl}
+
     def _segments(self, lookup: str | None, session_id: str, exchange_id: str,
                   due: float) -> Resolution:
         key = f"klevu:segments:{session_id}"
@@ -206,9 +255,8 @@ class SegmentResolver:
             return self._resolution(entry, "cache")
 
         def call() -> dict:
-            answer: SessionAnswer = self.client.klaviyo_segments(session_id, exchange_id)
-            fresh = {"session": answer.session_id, "x": xhash,
-                     "segments": list(answer.segments), "expires": self.clock() + answer.ttl}
+            answer = self.client.start_session(session_id, exchange_id)
+            fresh = self._segments_value(answer, xhash)
             timeout = max(1, answer.ttl + self.stale_limit)
             if answer.session_id != session_id:
                 # Klevu had let the session expire and opened another. Its own ttl is not in
@@ -316,7 +364,7 @@ def init_app(app) -> None:
         store = cache.cache  # the backend itself, usable from the pool's threads
     app.extensions["segment_resolver"] = SegmentResolver(
         app.extensions["klevu_client"], store,
-        deadline=app.config.get("SEGMENTS_DEADLINE", DEFAULT_DEADLINE))
+        deadline=app.config["KLEVU_PAGE_BUDGET_MS"] / 1000)
 
 
 def session_cookie() -> str | None:
@@ -328,6 +376,12 @@ def session_cookie() -> str | None:
 def _browser_id(identity) -> str | None:
     """Klaviyo's ``cid`` keys a cache entry, so it is used only when the visitor allows it."""
     return identity.cid if identity.personalisation_allowed else None
+
+
+def visitor_identified() -> bool:
+    """Has the visitor an exchange id we may use? Only then are there segments to wait for."""
+    from ..identity import current_identity
+    return bool(current_identity().exchange_id)
 
 
 def current_segments() -> Resolution:
@@ -345,7 +399,7 @@ def current_segments() -> Resolution:
         session_id = session_cookie() or (earlier.session_id if earlier else None)
         try:
             g.segments = _resolver().resolve(session_id, identity.exchange_id,
-                                             browser_id=_browser_id(identity))
+                                             browser_id=_browser_id(identity), due=page_due())
         except Exception:
             log.exception("segments unavailable: this page is shown to an anonymous visitor")
             g.segments = Resolution(session_id, (), 0, "none")

@@ -30,7 +30,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from dataclasses import astuple, fields
+from dataclasses import fields
 
 from itsdangerous import BadData, URLSafeTimedSerializer
 
@@ -40,8 +40,10 @@ SALT = "storefront.klevu.banner-token.v2"  # bump when the payload layout change
 MAX_TOKEN_CHARS = 8192
 # itsdangerous' URL-safe output: base64url, "." separators (and a leading "." when compressed).
 _TOKEN_RE = re.compile(r"[A-Za-z0-9_\-.]+")
-_BANNER_FIELDS = len(fields(BannerView)) - 1  # all but items
-_ITEM_FIELDS = len(fields(BannerItem))
+_BANNER_NAMES = tuple(f.name for f in fields(BannerView) if f.name != "items")
+_ITEM_NAMES = tuple(f.name for f in fields(BannerItem))
+_BANNER_FIELDS = len(_BANNER_NAMES)  # all but items
+_ITEM_FIELDS = len(_ITEM_NAMES)
 
 
 class BadToken(Exception):
@@ -50,7 +52,11 @@ class BadToken(Exception):
 
 def issue_token(secret_key: str | bytes, page_view_id: str, banner: BannerView) -> str:
     """The signed token for one banner rendered in one page view."""
-    return _serializer(secret_key).dumps([page_view_id, *astuple(banner)])
+    # The same list ``astuple`` would give, without its deep copies: a token is made for
+    # every banner of every page view.
+    items = [[getattr(item, name) for name in _ITEM_NAMES] for item in banner.items]
+    return _serializer(secret_key).dumps(
+        [page_view_id, *(getattr(banner, name) for name in _BANNER_NAMES), items])
 
 
 def read_token(secret_key: str | bytes, token: str,

@@ -74,16 +74,17 @@ def sim_json(simulator, path):
 def test_a_page_view_end_to_end(simulator, klevu):
     session = klevu.start_session()
     assert session.segments == () and session.ttl == 3600
-    answer = klevu.klaviyo_segments(session.session_id, exchange_id("oliver"))
+    answer = klevu.start_session(session.session_id, exchange_id("oliver"))
     assert answer.session_id == session.session_id
     assert answer.segments == ("seg_vip", "seg_style") and answer.ttl == 300
     assert klevu.start_session(session.session_id).session_id == session.session_id
 
-    config = klevu.recs_config("k-home-picks", {"sids": ",".join(answer.segments)})
+    config = klevu.recs_config("k-home-picks", {"sids": ",".join(answer.segments)}).body
     assert config["metadata"]["segmentKey"] == "seg_vip"
     base_path = config["search"]["basePath"]
     assert base_path == simulator.split("://", 1)[1] + "/cs/v2/search"
-    result = klevu.search(base_path, json.loads(config["search"]["payload"]))
+    result = klevu.search(klevu.search_url(base_path),
+                          klevu.search_body(json.loads(config["search"]["payload"]))).body
     records = result["queryResults"][0]["records"]
     prices = [float(r["salePrice"]) for r in records]
     assert len(records) == config["metadata"]["maxProducts"] and prices == sorted(prices,

@@ -3,12 +3,13 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
 
 from storefront.klevu import outbox as outbox_module
-from storefront.klevu.outbox import OutboxError, OutboxFull, OutboxStore
+from storefront.klevu.outbox import OutboxError, OutboxFull, OutboxStore, _Put
 
 CLAIM: dict[str, Any] = {"lease_seconds": 60.0, "max_attempts": 20, "max_age": 3600.0}
 
@@ -159,3 +160,42 @@ def test_stats_report_what_an_operator_watches(store, clock):
                                    "at": "2023-11-14T22:13:32+00:00"}
     store.claim(1, **CLAIM)
     assert store.stats()["in_flight"] == 1
+
+
+# -- group commit -------------------------------------------------------------------------------
+def test_concurrent_puts_share_commits_and_every_event_is_kept(tmp_path, monkeypatch):
+    store = OutboxStore(str(tmp_path))
+    commits: list[int] = []
+    commit = store._commit
+
+    def counted(group):
+        commits.append(len(group))
+        commit(group)
+
+    monkeypatch.setattr(store, "_commit", counted)
+    barrier = threading.Barrier(16)
+
+    def writer(n):
+        barrier.wait()
+        return sum(store.put([(f"e-{n}-{i}", {"i": i})]) for i in range(40))
+
+    with ThreadPoolExecutor(16) as pool:
+        accepted = sum(pool.map(writer, range(16)))
+
+    assert accepted == 640 == store.stats()["depth"]
+    assert sum(commits) == 640 and len(commits) < 640   # some puts shared a commit
+
+
+def test_in_one_group_a_put_that_does_not_fit_fails_alone_and_ids_count_once(tmp_path):
+    store = OutboxStore(str(tmp_path), max_events=3)
+    first = _Put({"a": "{}", "b": "{}"})
+    too_many = _Put({"c": "{}", "d": "{}"})
+    repeat = _Put({"a": "{}", "e": "{}"})
+
+    store._commit([first, too_many, repeat])
+
+    assert (first.fresh, first.error) == (2, None)
+    assert too_many.fresh == 0 and isinstance(too_many.error, OutboxFull)
+    assert (repeat.fresh, repeat.error) == (1, None)       # "a" was already in, "e" fits
+    assert all(p.done for p in (first, too_many, repeat))
+    assert store.stats()["depth"] == 3 and store.stats()["drops"]["full"] == 2

@@ -123,7 +123,7 @@ def test_a_bad_security_setting_names_its_variable(env, variable):
 def test_the_sanitizer_can_be_switched_off_only_in_tests(tmp_path):
     config = app_config(f"http://127.0.0.1:{free_port()}", tmp_path,
                         STOREFRONT_UNSAFE_NO_SANITIZE="true", OUTBOX_RELAY_IN_APP=False)
-    assert create_app(config).extensions["banner_renderer"].sanitize is False
+    assert create_app(config).extensions["banner_renderer"].renderer.sanitize is False
     with pytest.raises(ConfigError, match="STOREFRONT_UNSAFE_NO_SANITIZE"):
         create_app({**config, "TESTING": False})
 

@@ -41,7 +41,8 @@ CID = "YWUyOGU5ZjMtMzI2MS00ZTQ5LTgzNmEtOGNmNDkyOWQ3MTMx"
 
 
 class FakeKlevu:
-    """The visitor service: ``start_session`` and ``klaviyo_segments`` as KlevuClient has them."""
+    """The visitor service: ``start_session`` as KlevuClient has it (with an exchange id, the
+    call carries the connector info and answers the segments too)."""
 
     def __init__(self, clock, *, session_ttl: int = 3600, segment_ttl: int = 60):
         self.clock = clock
@@ -74,11 +75,11 @@ class FakeKlevu:
             self.sessions[session_id] = self.clock() + self.session_ttl
             return session_id
 
-    def start_session(self, session_id=None, *, timeout=None) -> SessionAnswer:
-        self._called("session", session_id)
-        return SessionAnswer(self._open(session_id), (), self.session_ttl)
-
-    def klaviyo_segments(self, session_id, exchange_id, *, timeout=None) -> SessionAnswer:
+    def start_session(self, session_id=None, exchange_id=None, *,
+                      timeout=None) -> SessionAnswer:
+        if exchange_id is None:
+            self._called("session", session_id)
+            return SessionAnswer(self._open(session_id), (), self.session_ttl)
         self._called("connector", session_id, exchange_id)
         return SessionAnswer(self._open(session_id), SEGMENTS.get(exchange_id, ()),
                              self.segment_ttl)
@@ -120,11 +121,11 @@ def run_together(n: int, work) -> list:
 
 
 # -- ttl ---------------------------------------------------------------------------------------
-def test_a_first_visit_opens_a_session_then_asks_for_segments(resolver, klevu):
+def test_a_first_visit_opens_the_session_and_gets_segments_in_one_call(resolver, klevu):
     resolved = resolver.resolve(None, MAYA_XID, browser_id=CID)
 
     assert resolved == Resolution("session-0001", ("seg_outdoor",), 60, "klevu")
-    assert klevu.calls == [("session", None), ("connector", "session-0001", MAYA_XID)]
+    assert klevu.calls == [("connector", None, MAYA_XID)]
 
 
 def test_a_returning_visitor_within_the_ttl_costs_no_call(resolver, klevu, clock):
@@ -132,7 +133,7 @@ def test_a_returning_visitor_within_the_ttl_costs_no_call(resolver, klevu, clock
     clock.advance(59)
 
     assert resolver.resolve(sid, MAYA_XID) == Resolution(sid, ("seg_outdoor",), 1, "cache")
-    assert len(klevu.calls) == 2
+    assert len(klevu.calls) == 1
 
 
 def test_segments_are_fetched_again_with_the_same_session_when_their_ttl_ends(
@@ -141,13 +142,14 @@ def test_segments_are_fetched_again_with_the_same_session_when_their_ttl_ends(
     clock.advance(61)
 
     assert resolver.resolve(sid, MAYA_XID) == Resolution(sid, ("seg_outdoor",), 60, "klevu")
-    assert klevu.calls[2:] == [("connector", sid, MAYA_XID)]
+    assert klevu.calls[1:] == [("connector", sid, MAYA_XID)]
 
 
 def test_a_session_is_refreshed_by_re_posting_its_id_before_klevu_forgets_it(klevu, clock):
     klevu.session_ttl, klevu.segment_ttl = 100, 1000
     resolver = resolver_for(klevu, clock)
-    sid = resolver.resolve(None, MAYA_XID).session_id
+    sid = resolver.resolve(None, None, browser_id=CID).session_id   # anonymous at first
+    resolver.resolve(sid, MAYA_XID)                       # then identified: the connector
     clock.advance(89)
     resolver.resolve(sid, MAYA_XID)
     assert len(klevu.calls) == 2                          # still fresh
@@ -155,11 +157,9 @@ def test_a_session_is_refreshed_by_re_posting_its_id_before_klevu_forgets_it(kle
     clock.advance(2)                                      # 91 s: 90% of its ttl has passed
     resolved = resolver.resolve(sid, MAYA_XID)
 
-    assert klevu.calls[2:] == [("session", sid)]          # the same id, and no connector call
-    assert resolved == Resolution(sid, ("seg_outdoor",), 909, "cache")
-    clock.advance(89)
-    resolver.resolve(sid, MAYA_XID)
-    assert len(klevu.calls) == 3                          # refreshed for another 90 s
+    # The same id re-posted, with the connector info in the same call.
+    assert klevu.calls[2:] == [("connector", sid, MAYA_XID)]
+    assert resolved == Resolution(sid, ("seg_outdoor",), 1000, "klevu")
 
 
 def test_a_new_session_id_from_klevu_replaces_the_old_one_and_the_old_cookie_follows(
@@ -168,22 +168,25 @@ def test_a_new_session_id_from_klevu_replaces_the_old_one_and_the_old_cookie_fol
     resolver = resolver_for(klevu, clock)
     old = resolver.resolve(None, MAYA_XID).session_id
     klevu.sessions.clear()                                # Klevu forgot it (e.g. a restart)
-    clock.advance(101)
+    clock.advance(1001)
 
     resolved = resolver.resolve(old, MAYA_XID)
 
     new = resolved.session_id
     assert new != old
-    assert klevu.calls[2:] == [("session", old), ("connector", new, MAYA_XID)]
+    assert klevu.calls[1:] == [("connector", old, MAYA_XID)]
     assert resolved.segments == ("seg_outdoor",)
     # A request still carrying the old cookie gets the new id, without another call.
     assert resolver.resolve(old, MAYA_XID) == Resolution(new, ("seg_outdoor",), 1000, "cache")
     assert resolver.resolve(new, MAYA_XID).source == "cache"
-    assert len(klevu.calls) == 4
+    assert len(klevu.calls) == 2
 
 
-def test_a_new_session_id_in_the_connector_answer_is_adopted(resolver, klevu, clock):
-    old = resolver.resolve(None, MAYA_XID).session_id
+def test_a_new_session_id_in_the_connector_answer_is_adopted(klevu, clock):
+    klevu.session_ttl = 100
+    resolver = resolver_for(klevu, clock)
+    old = resolver.resolve(None, None, browser_id=CID).session_id   # session ttl 100 s
+    resolver.resolve(old, MAYA_XID)
     klevu.sessions.clear()             # Klevu lost the session while our copy is still fresh
     clock.advance(61)
 
@@ -203,7 +206,7 @@ def test_a_new_exchange_id_is_asked_about_at_once(resolver, klevu, clock):
     resolved = resolver.resolve(sid, OLIVER_XID)
 
     assert resolved == Resolution(sid, ("seg_vip", "seg_style"), 60, "klevu")
-    assert klevu.calls[2:] == [("connector", sid, OLIVER_XID)]
+    assert klevu.calls[1:] == [("connector", sid, OLIVER_XID)]
 
 
 # -- anonymous visitors -----------------------------------------------------------------------
@@ -231,7 +234,7 @@ def test_forget_drops_segments_and_the_klaviyo_cid_link(resolver, klevu):
 
     assert resolver.resolve(sid, MAYA_XID).source == "klevu"
     resolver.resolve(None, None, browser_id=CID)          # the cid leads to no session now
-    assert klevu.count("session") == 2
+    assert klevu.count("session") == 1
 
 
 # -- failures and the deadline ----------------------------------------------------------------
@@ -248,16 +251,16 @@ def test_last_known_segments_serve_until_the_hard_limit_then_the_visitor_is_anon
     assert resolver.resolve(sid, MAYA_XID) == Resolution(sid, (), 0, "none")
 
 
-def test_a_failing_first_visit_is_anonymous_without_a_connector_call(resolver, klevu):
+def test_a_failing_first_visit_is_anonymous_after_its_one_call(resolver, klevu):
     klevu.down = True
 
     assert resolver.resolve(None, MAYA_XID, browser_id=CID) == ANONYMOUS
-    assert klevu.calls == [("session", None)]
+    assert klevu.calls == [("connector", None, MAYA_XID)]
 
 
 def test_a_slow_service_costs_the_page_its_deadline_and_the_late_answer_is_kept(klevu, clock):
     resolver = resolver_for(klevu, clock, deadline=0.2)
-    klevu.gates["session"] = threading.Event()
+    klevu.gates["connector"] = threading.Event()
 
     started = time.monotonic()
     first = resolver.resolve(None, MAYA_XID, browser_id=CID)
@@ -266,12 +269,12 @@ def test_a_slow_service_costs_the_page_its_deadline_and_the_late_answer_is_kept(
 
     assert first == second == ANONYMOUS
     assert 0.4 <= elapsed < 0.7
-    assert klevu.calls == [("session", None)]
-    klevu.gates["session"].set()
+    assert klevu.calls == [("connector", None, MAYA_XID)]
+    klevu.gates["connector"].set()
     wait_until(lambda: resolver.store.get("klevu:session:session-0001") is not None, 2)
     resolved = resolver.resolve(None, MAYA_XID, browser_id=CID)
-    assert resolved == Resolution("session-0001", ("seg_outdoor",), 60, "klevu")
-    assert klevu.count("session") == 1
+    assert resolved == Resolution("session-0001", ("seg_outdoor",), 60, "cache")
+    assert len(klevu.calls) == 1
 
 
 def test_late_segments_fall_back_to_stale_within_the_deadline(klevu, clock):
@@ -304,13 +307,13 @@ def test_with_every_call_slot_busy_a_page_does_not_queue_another_call(klevu, clo
 
 
 # -- one call per visitor ---------------------------------------------------------------------
-def test_concurrent_first_requests_of_one_visitor_make_one_call_of_each_kind(klevu, clock):
+def test_concurrent_first_requests_of_one_visitor_make_one_call(klevu, clock):
     resolver = resolver_for(klevu, clock, deadline=3.0)
     klevu.delay = 0.05
 
     results = run_together(20, lambda: resolver.resolve(None, MAYA_XID, browser_id=CID))
 
-    assert (klevu.count("session"), klevu.count("connector")) == (1, 1)
+    assert klevu.calls == [("connector", None, MAYA_XID)]
     assert {r.session_id for r in results} == {"session-0001"}
     assert {r.segments for r in results} == {("seg_outdoor",)}
     assert sorted(r.source for r in results) == ["cache"] * 19 + ["klevu"]
@@ -325,7 +328,7 @@ def test_concurrent_requests_during_a_refresh_all_see_the_new_id(klevu, clock):
 
     results = run_together(20, lambda: resolver.resolve(old, MAYA_XID))
 
-    assert klevu.calls[2:] == [("session", old), ("connector", "session-0002", MAYA_XID)]
+    assert klevu.calls[1:] == [("connector", old, MAYA_XID)]
     assert {r.session_id for r in results} == {"session-0002"}
     assert {r.segments for r in results} == {("seg_outdoor",)}
 
@@ -338,7 +341,7 @@ def test_concurrent_requests_share_one_failure_instead_of_retrying_it(klevu, clo
     results = run_together(20, lambda: resolver.resolve(None, MAYA_XID, browser_id=CID))
 
     assert results == [ANONYMOUS] * 20
-    assert klevu.count("session") == 1
+    assert len(klevu.calls) == 1
     assert time.monotonic() - started < 1.0   # nobody waited out the 3 s deadline
 
 
@@ -369,7 +372,7 @@ def test_a_call_finished_by_another_worker_just_before_our_claim_is_not_repeated
     resolved = ours.resolve(None, MAYA_XID, browser_id=CID)
 
     assert resolved == Resolution("session-0001", ("seg_outdoor",), 60, "cache")
-    assert (klevu.count("session"), klevu.count("connector")) == (1, 1)
+    assert len(klevu.calls) == 1
 
 
 def test_a_claim_left_by_a_dead_worker_is_taken_over(resolver, klevu, clock):
@@ -401,7 +404,7 @@ class BrokenStore:
 def glue_app(klevu) -> Flask:
     app = Flask(__name__)
     app.config.update(KLAVIYO_COMPANY_ID=COMPANY, CONSENT_REQUIRED=True,
-                      CACHE_TYPE="SimpleCache", SECRET_KEY="test")
+                      CACHE_TYPE="SimpleCache", SECRET_KEY="test", KLEVU_PAGE_BUDGET_MS=800)
     cache.init_app(app)
     app.extensions["klevu_client"] = klevu
     segments.init_app(app)
@@ -450,7 +453,7 @@ def test_the_endpoint_shows_segments_and_keeps_the_session_in_a_first_party_cook
     assert cookie.startswith(f"{SESSION_COOKIE}=session-0001;")
     assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Secure" not in cookie
     assert again.json["source"] == "cache" and "Set-Cookie" not in again.headers
-    assert len(wall_klevu.calls) == 2
+    assert wall_klevu.calls == [("connector", None, MAYA_XID)]
 
 
 def test_without_consent_the_exchange_id_never_reaches_klevu(wall_klevu):
@@ -487,4 +490,5 @@ def test_an_identity_change_mid_request_is_resolved_again_in_the_same_session(wa
 
     assert answer == {"before": "session-0001", "after": "session-0001",
                       "segments": ["seg_vip", "seg_style"]}
-    assert wall_klevu.count("session") == 1
+    assert wall_klevu.calls == [("connector", None, MAYA_XID),
+                                ("connector", "session-0001", OLIVER_XID)]

@@ -1,0 +1,302 @@
+"""Klevu's config and search answers, kept between pages (steps 2 and 3).
+
+Every banner needs a config and a search answer, and both are the same for every visitor with
+the same segments on the same page: Klevu's config is a CDN object (klevu-wire-format.md §2),
+and a search answer depends only on its request body (§3). Asking again on every page view
+made a banner page ten times slower than a plain one, and as slow as Klevu on a bad day.
+
+Keys, after Flask-Caching's prefix (in-process, or Redis with ``CACHE_REDIS_URL``, so every
+worker and host shares them):
+
+==========================================  ================================================
+``klevu:answer:config:<hash of the request>``  the config answer for that recs key and query
+                                             parameters, so every parameter (``sids``,
+                                             ``cp``, ``pid``, ``gpid``) tells answers apart
+``klevu:answer:search:<hash of URL+body>``   the search answer for that exact request body
+``klevu:flight:answer:<service>:<hash>``     a worker's claim on the one call that fills it
+==========================================  ================================================
+
+Rules:
+
+* **Fresh** for Klevu's ``Cache-Control: max-age`` when it sends one, otherwise for
+  ``KLEVU_CONFIG_TTL`` / ``KLEVU_SEARCH_TTL``; a TTL of 0 turns that cache off (every page
+  asks Klevu, nothing is kept, not even for failures).
+* **Stale while revalidate**: past freshness, the cached answer is served at once and one
+  refresh runs in the background; one per key across every worker sharing the cache (the
+  claim is ``cache.add``: Redis ``SETNX``).
+* **Stale if error**: a cached answer is kept until ``KLEVU_STALE_LIMIT`` seconds after it was
+  stored (or its freshness, if longer), so while Klevu fails, times out or has its circuit open,
+  the banner still shows.
+* **In-process copy**: a fresh entry read from the shared cache is also kept in the worker
+  (``LOCAL_ENTRIES``) until its freshness ends, so a warm page neither asks Redis nor unpickles
+  the same answer again; anything past freshness is always read from the shared cache, where
+  another worker's refresh lands.
+* **Single flight on a miss**: the first request claims the key and calls; the others poll the
+  key until the page's budget ends rather than pile identical calls on Klevu. A call that
+  outlives the page's budget still stores its answer, for the next page.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from .client import BreakerOpen, KlevuClient, KlevuError, Reply
+from .render_once import Memo
+
+log = logging.getLogger(__name__)
+
+FLIGHT_SECONDS = 10     # a claim older than this belongs to a worker that died mid-call
+POLL_SECONDS = 0.01
+REFRESH_WORKERS = 4
+LOCAL_ENTRIES = 512
+COUNTS = ("hit", "miss", "stale", "refreshed", "failed")
+
+
+class NotFresh(Exception):
+    """``fresh_only`` was asked and the cache has no fresh answer: Klevu would be needed."""
+
+
+class LateAnswer(KlevuError):
+    """Another worker's call for the same answer did not finish within the page's budget."""
+
+
+@dataclass(frozen=True)
+class Answer:
+    """An answer and where it came from: ``cache`` (fresh), ``fresh`` (asked Klevu just now),
+    or ``stale`` (past freshness: served while it refreshes, or because Klevu fails).
+    ``version`` names this stored answer, so work derived from it can be kept per answer."""
+    body: dict
+    source: str
+    version: str = ""
+
+
+def _entry(value: object) -> dict | None:
+    if not isinstance(value, dict):
+        return None
+    ok = (isinstance(value.get("body"), dict) and isinstance(value.get("v"), str)
+          and isinstance(value.get("fresh_until"), float)
+          and isinstance(value.get("usable_until"), float))
+    return value if ok else None
+
+
+class KlevuAnswers:
+    """The config and search calls of a page, through a shared cache.
+
+    ``store`` is a cachelib-style backend (``get/set/add/delete``), usable from pool threads
+    without an app context; ``clock`` is wall time because entries are compared on every host.
+    """
+
+    def __init__(self, client: KlevuClient, store, *, config_ttl: int = 300,
+                 search_ttl: int = 60, stale_limit: int = 3600,
+                 clock: Callable[[], float] = time.time):
+        self.client = client
+        self.store = store
+        self.ttls = {"config": config_ttl, "search": search_ttl}
+        self.stale_limit = stale_limit
+        self.clock = clock
+        self._counts = {service: Counter[str]() for service in self.ttls}
+        self._counts_lock = threading.Lock()
+        self._refreshes = ThreadPoolExecutor(REFRESH_WORKERS, thread_name_prefix="answers")
+        self._refresh_slots = threading.BoundedSemaphore(REFRESH_WORKERS)
+        self._local: Memo[str, dict] = Memo(LOCAL_ENTRIES)
+
+    # -- the two calls ----------------------------------------------------------------------
+    def config(self, recs_key: str, params: dict[str, str], due: float, *,
+               fresh_only: bool = False) -> Answer:
+        """``fresh_only``: a fresh cached answer, a stale one while the service's breaker is
+        open, ``BreakerOpen`` when there is none, else ``NotFresh``; never a call or a wait
+        (not counted: the caller counts what it served with ``served``)."""
+        request = json.dumps([recs_key, sorted(params.items())])  # every parameter counts
+        return self._get("config", request, lambda: self.client.recs_config(recs_key, params),
+                         due, fresh_only)
+
+    def search(self, base_path: str, payload: dict, due: float, *,
+               fresh_only: bool = False) -> Answer:
+        url = self.client.search_url(base_path)
+        body = self.client.search_body(payload)
+        return self._get("search", f"{url}\n{body}", lambda: self.client.search(url, body), due,
+                         fresh_only)
+
+    def served(self, sources: dict[str, str]) -> None:
+        """Count what was served with ``fresh_only`` (service → "cache" or "stale")."""
+        for service, source in sources.items():
+            self._count(service, "hit" if source == "cache" else "stale")
+
+    def stats(self) -> dict:
+        """Per service since start (this process): hits, misses, stale answers served,
+        background refreshes done, calls that failed."""
+        with self._counts_lock:
+            return {service: {name: counts[name] for name in COUNTS}
+                    for service, counts in self._counts.items()}
+
+    # -- the rules --------------------------------------------------------------------------
+    def _count(self, service: str, name: str) -> None:
+        with self._counts_lock:
+            self._counts[service][name] += 1
+
+    def _get(self, service: str, request: str, call: Callable[[], Reply], due: float,
+             fresh_only: bool = False) -> Answer:
+        if fresh_only:
+            return self._fresh(service, request)
+        if not self.ttls[service]:
+            self._count(service, "miss")
+            return Answer(self._called(service, call).body, "fresh", uuid.uuid4().hex)
+        key = self._key(service, request)
+        entry = self._read(key)
+        now = self.clock()
+        if entry and entry["fresh_until"] > now:
+            self._count(service, "hit")
+            return Answer(entry["body"], "cache", entry["v"])
+        if entry and entry["usable_until"] > now:
+            self._count(service, "stale")
+            self._refresh(service, key, call)
+            return Answer(entry["body"], "stale", entry["v"])
+        self._count(service, "miss")
+        return self._fetch(service, key, call, due)
+
+    @staticmethod
+    def _key(service: str, request: str) -> str:
+        return f"klevu:answer:{service}:{hashlib.sha256(request.encode()).hexdigest()[:40]}"
+
+    def _fresh(self, service: str, request: str) -> Answer:
+        entry = self._read(self._key(service, request)) if self.ttls[service] else None
+        now = self.clock()
+        if entry is not None and entry["fresh_until"] > now:
+            return Answer(entry["body"], "cache", entry["v"])
+        if not self.client.breakers[service].is_open():
+            raise NotFresh(service)
+        if entry is not None and entry["usable_until"] > now:
+            return Answer(entry["body"], "stale", entry["v"])
+        self._count(service, "failed")
+        raise BreakerOpen(f"{service}: circuit open")
+
+    def _read(self, key: str) -> dict | None:
+        local = self._local.get(key)
+        if local is not None and local["fresh_until"] > self.clock():
+            return local
+        try:
+            entry = _entry(self.store.get(key))
+        except Exception:  # a cache server that fails must not fail the banner
+            log.warning("answers cache unreadable for %s", key, exc_info=True)
+            return None
+        if entry is not None and entry["fresh_until"] > self.clock():
+            self._local.put(key, entry)
+        return entry
+
+    def _called(self, service: str, call: Callable[[], Reply]) -> Reply:
+        try:
+            return call()
+        except KlevuError:
+            self._count(service, "failed")
+            raise
+
+    def _keep(self, service: str, key: str, reply: Reply) -> dict:
+        now = self.clock()
+        fresh_for = self.ttls[service] if reply.max_age is None else reply.max_age
+        usable_for = max(fresh_for, self.stale_limit)
+        entry = {"body": reply.body, "v": uuid.uuid4().hex, "fresh_until": float(now + fresh_for),
+                 "usable_until": float(now + usable_for)}
+        if fresh_for > 0:
+            self._local.put(key, entry)
+        try:
+            self.store.set(key, entry, timeout=max(1, usable_for))
+        except Exception:
+            log.warning("answers cache unwritable for %s", key, exc_info=True)
+        return entry
+
+    @staticmethod
+    def _claim_name(key: str) -> str:
+        return "klevu:flight:answer:" + key.removeprefix("klevu:answer:")
+
+    def _claim(self, key: str) -> str | None:
+        """The claim's name when this worker now owns the one call for ``key``."""
+        claim = self._claim_name(key)
+        try:
+            if self.store.add(claim, self.clock(), timeout=FLIGHT_SECONDS):
+                return claim
+            claimed_at = self.store.get(claim)
+            if not isinstance(claimed_at, float) or claimed_at + FLIGHT_SECONDS < self.clock():
+                log.warning("taking over an abandoned Klevu call (%s)", claim)
+                self.store.set(claim, self.clock(), timeout=FLIGHT_SECONDS)
+                return claim
+        except Exception:   # without a working cache, every worker calls for itself
+            log.warning("answers cache cannot hold claims", exc_info=True)
+            return claim
+        return None
+
+    def _release(self, claim: str) -> None:
+        try:
+            self.store.delete(claim)
+        except Exception:
+            log.warning("could not release %s; it lapses on its own", claim, exc_info=True)
+
+    def _fetch(self, service: str, key: str, call: Callable[[], Reply], due: float) -> Answer:
+        """A miss: make the one call, or wait for the worker that makes it."""
+        breaker = self.client.breakers[service]
+        if breaker.is_open():   # no call would go out: do not even claim one
+            self._count(service, "failed")
+            raise BreakerOpen(f"{service}: circuit open")
+        claim = self._claim(key)
+        if claim is not None:
+            try:
+                entry = self._read(key)  # another worker may have stored it since we looked
+                if entry and entry["fresh_until"] > self.clock():
+                    return Answer(entry["body"], "cache", entry["v"])
+                entry = self._keep(service, key, self._called(service, call))
+                return Answer(entry["body"], "fresh", entry["v"])
+            finally:
+                self._release(claim)
+        if time.monotonic() >= due:   # the page's budget went on earlier steps
+            raise LateAnswer(f"{service}: no time left in the page's budget")
+        while time.monotonic() < due:
+            time.sleep(POLL_SECONDS)
+            if breaker.is_open():   # the call we wait on is probably hung: stop waiting
+                raise BreakerOpen(f"{service}: circuit open")
+            claimed = self.store.get(self._claim_name(key))  # before the entry: the call
+            entry = self._read(key)                          # stores, then releases
+            if entry and entry["usable_until"] > self.clock():
+                return Answer(entry["body"], "cache", entry["v"])
+            if claimed is None:
+                raise KlevuError(f"{service}: the shared call failed")
+        # A page that timed out waiting on the service is a timeout for its breaker too: with
+        # one call per key across workers, waiters are most of the pages a hung service holds.
+        breaker.failed()
+        raise LateAnswer(f"{service}: another worker's call missed the page's budget")
+
+    def _refresh(self, service: str, key: str, call: Callable[[], Reply]) -> None:
+        """One background refresh per key across workers; a busy pool skips it (the next
+        page that sees the stale answer tries again)."""
+        if not self._refresh_slots.acquire(blocking=False):
+            return
+        claim = self._claim(key)
+        entry = self._read(key) if claim is not None else None
+        if claim is None or (entry and entry["fresh_until"] > self.clock()):
+            # Another worker refreshes it, or did so between our look and our claim.
+            if claim is not None:
+                self._release(claim)
+            self._refresh_slots.release()
+            return
+
+        def refresh() -> None:
+            try:
+                self._keep(service, key, self._called(service, call))
+                self._count(service, "refreshed")
+            except BreakerOpen:
+                pass  # the breaker logged when it opened; the stale answer serves on
+            except KlevuError as exc:
+                log.warning("refresh of a stale %s answer failed: %s", service, exc)
+            except Exception:
+                log.exception("refresh of a stale %s answer failed unexpectedly", service)
+            finally:
+                self._release(claim)
+                self._refresh_slots.release()
+
+        self._refreshes.submit(refresh)

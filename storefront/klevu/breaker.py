@@ -1,0 +1,122 @@
+"""A circuit breaker per Klevu service, so a sick service costs pages nothing.
+
+Without one, every page keeps sending calls to a service that is down or hung and waits for
+each until its budget runs out. After ``failures`` failed calls in a row (transport errors,
+timeouts, 429 and 5xx answers) the breaker opens: calls fail at once with ``BreakerOpen`` for
+``cooldown`` seconds, and pages fall back to stale answers or no banner without waiting. Then
+one probe call at a time is let through; its success closes the breaker, its failure opens it
+for another cool-down. Opening and closing are logged once each, not once per page.
+
+State is per process, and an opening is also written to the shared cache (``shared``: the
+Flask-Caching backend, Redis with ``CACHE_REDIS_URL``) for the cool-down and a probe's time,
+renewed while probes fail: a worker that only ever waits on another worker's call for the same
+answer (single flight) makes no calls of its own to fail, yet must stop waiting on a service
+that is down as well. Probes are per process; while one is in flight, nobody waits on it.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+log = logging.getLogger(__name__)
+
+CLOSED, OPEN, HALF_OPEN = "closed", "open", "half-open"
+SHARE_GRACE = 5   # seconds a shared opening outlives the cool-down: a probe's own timeout
+
+
+class CircuitBreaker:
+    def __init__(self, service: str, *, failures: int = 5, cooldown: float = 10.0,
+                 clock: Callable[[], float] = time.monotonic, shared=None):
+        self.service = service
+        self.shared = shared
+        self._shared_key = f"klevu:breaker:{service}"
+        self.threshold = failures
+        self.cooldown = cooldown
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._state = CLOSED
+        self._failures = 0          # in a row
+        self._opened_at = 0.0
+        self._probing = False
+        self._opened = 0            # times opened since start, for /healthz
+
+    def allow(self) -> bool:
+        """May a call go out now? In half-open state only the one probe may."""
+        with self._lock:
+            closed = self._state == CLOSED
+            if not closed:
+                cooling = self._state == OPEN and self.clock() - self._opened_at < self.cooldown
+                if cooling or self._probing:
+                    return False
+                self._state, self._probing = HALF_OPEN, True
+                return True
+        return not self.opened_elsewhere()
+
+    def is_open(self) -> bool:
+        """Should nobody wait on this service now? Open here, its one probe in flight, or
+        opened by another worker."""
+        with self._lock:
+            probing = self._probing
+        state = self.state
+        return (state == OPEN or (state == HALF_OPEN and probing)
+                or (state == CLOSED and self.opened_elsewhere()))
+
+    def opened_elsewhere(self) -> bool:
+        if self.shared is None:
+            return False
+        try:
+            return self.shared.get(self._shared_key) is not None
+        except Exception:   # no shared cache: this worker's own state decides
+            return False
+
+    def _share(self, opened: bool) -> None:
+        if self.shared is None:
+            return
+        try:
+            if opened:   # until after this worker's next probe has had time to fail
+                self.shared.set(self._shared_key, 1,
+                                timeout=max(1, int(self.cooldown)) + SHARE_GRACE)
+            else:
+                self.shared.delete(self._shared_key)
+        except Exception:
+            log.warning("klevu %s: breaker state not shared (cache unavailable)", self.service)
+
+    def succeeded(self) -> None:
+        with self._lock:
+            was = self._state
+            self._state, self._failures, self._probing = CLOSED, 0, False
+        if was != CLOSED:
+            self._share(False)
+            log.info("klevu %s: circuit closed, the service answers again", self.service)
+
+    def failed(self) -> None:
+        with self._lock:
+            self._failures += 1
+            probe_failed = self._state == HALF_OPEN
+            opens = self._state == CLOSED and self._failures >= self.threshold
+            if probe_failed or opens:
+                self._state, self._opened_at, self._probing = OPEN, self.clock(), False
+            if opens:
+                self._opened += 1
+        if probe_failed or opens:
+            self._share(True)
+        if opens:
+            log.warning("klevu %s: circuit open after %d failures in a row; calls stop for "
+                        "%.0f s, pages use stale answers or no banner", self.service,
+                        self.threshold, self.cooldown)
+
+    @property
+    def state(self) -> str:
+        with self._lock:
+            if self._state == OPEN and self.clock() - self._opened_at >= self.cooldown:
+                return HALF_OPEN
+            return self._state
+
+    def stats(self) -> dict:
+        state = self.state
+        elsewhere = state == CLOSED and self.opened_elsewhere()
+        with self._lock:
+            return {"state": OPEN if elsewhere else state, "opened_elsewhere": elsewhere,
+                    "failures_in_a_row": self._failures, "times_opened": self._opened}
