@@ -26,7 +26,6 @@ def create_app(test_config: dict | None = None) -> Flask:
     register_extensions(app)
     register_blueprints(app)
     register_errorhandlers(app)
-    register_commands(app)
     return app
 
 
@@ -73,13 +72,13 @@ def _shared_secret(path: Path) -> str:
 def register_extensions(app: Flask) -> None:
     """Shared services, in the order a page view uses them."""
     from . import security
-    from .klevu import klevu, outbox, recs, segments
+    from .klevu import delivery, klevu, recs, segments
     security.init_app(app)     # headers, CSP nonce and same-origin POSTs, for every response
     cache.init_app(app)
     klevu.init_app(app)        # the one HTTP client to Klevu's four services
     segments.init_app(app)     # step 1: session + segments resolver over the cache
     recs.init_app(app)         # steps 2-3: template renderer and the banners' thread pool
-    outbox.outbox.init_app(app)  # step 4: durable queue, and its relay to the collector
+    delivery.delivery.init_app(app)  # step 4: durable queue, its relay, `flask relay`
 
 
 def register_blueprints(app: Flask) -> None:
@@ -94,8 +93,3 @@ def register_blueprints(app: Flask) -> None:
 def register_errorhandlers(app: Flask) -> None:
     from .errors import register
     register(app)
-
-
-def register_commands(app: Flask) -> None:
-    from .klevu.outbox import relay_command
-    app.cli.add_command(relay_command)

@@ -225,6 +225,11 @@ def from_env(env: dict | None = None) -> dict:
         # Run the analytics relay inside the app (one per data dir); off when it runs alone
         # under `flask --app storefront relay`.
         "OUTBOX_RELAY_IN_APP": _bool(env, "OUTBOX_RELAY_IN_APP", True),
+        # The outbox's bounds: events it holds before refusing new ones (503), and when an
+        # undelivered event is dead-lettered (attempts, or seconds since it was accepted).
+        "OUTBOX_MAX_EVENTS": _int(env, "OUTBOX_MAX_EVENTS", 100_000, low=1, high=10_000_000),
+        "OUTBOX_MAX_ATTEMPTS": _int(env, "OUTBOX_MAX_ATTEMPTS", 20, low=1, high=1000),
+        "OUTBOX_MAX_AGE": _int(env, "OUTBOX_MAX_AGE", 24 * 3600, low=60, high=30 * 86_400),
         "KLEVU_CURRENCY_FORMATS": currency_formats(env),
         # When the beacon reports an impression: "rendered" (JSv2: once the banner is in the
         # loaded page) or "visible" (half of it in view for a second).

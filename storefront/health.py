@@ -3,6 +3,8 @@ the Klevu answers cache's hits, misses and stale answers, and each Klevu service
 breaker (this process's view: each worker counts for itself)."""
 from flask import Blueprint, current_app, jsonify
 
+from .klevu import delivery
+
 bp = Blueprint("health", __name__)
 
 
@@ -17,5 +19,5 @@ def healthz():
         body["breakers"] = {service: breaker.stats() for service, breaker
                             in extensions["klevu_client"].breakers.items()}
     if "outbox" in extensions:
-        body["outbox"] = extensions["outbox"].stats()
+        body["outbox"] = delivery.health()
     return jsonify(body)

@@ -44,7 +44,9 @@ from flask import (
 from werkzeug.wrappers import Response  # what redirect() returns; flask's is a subclass
 
 from . import klaviyo
-from .klevu import trace
+from .klevu import klevu, trace
+from .klevu.segments import current_segments, forget_segments
+from .klevu.visitor import Visitor
 from .security.headers import allow_script_from
 
 log = logging.getLogger(__name__)
@@ -163,17 +165,27 @@ def _remember_consent(update: CookieUpdate, choice: str) -> None:
                samesite="Lax")
 
 
+def klevu_visitor(identity: Identity) -> Visitor:
+    """Step 0's answer for step 1: the exchange id and Klaviyo's ``cid`` (which keys a cache
+    entry), each only when the visitor allows personalisation."""
+    allowed = identity.personalisation_allowed
+    return Visitor(identity.exchange_id, identity.cid if allowed else None)
+
+
+@klevu.visitor_loader
+def current_visitor() -> Visitor:
+    return klevu_visitor(current_identity())
+
+
 def _identify(update: CookieUpdate, exchange_id: str) -> None:
     """Write ``__kla_id`` as Klaviyo does (keeping its ``cid``) and resolve segments now.
 
     Like Klaviyo's script, write nothing for a visitor who turned tracking off (``__kla_off``).
     """
-    from .klevu.segments import current_segments
     visitor = current_identity()
     if not visitor.tracking_off:
         update.set(**klaviyo.kla_id_cookie(klaviyo.encode_kla_id(exchange_id, visitor.cid)))
-    update.apply()
-    current_segments()
+    current_segments(klevu_visitor(update.apply()))
 
 
 def _forget_visitor(update: CookieUpdate) -> None:
@@ -181,8 +193,7 @@ def _forget_visitor(update: CookieUpdate) -> None:
 
     Segments are forgotten first, while the request still sees the visitor being forgotten.
     """
-    from .klevu.segments import forget_segments
-    forget_segments()
+    forget_segments(current_visitor())
     update.expire(klaviyo.KLA_ID_COOKIE)
     update.expire(PENDING_KX_COOKIE)
     update.apply()

@@ -9,26 +9,30 @@ from flask import Flask
 
 from ..extensions import cache
 from .client import KlevuClient
+from .visitor import ANONYMOUS_VISITOR, Visitor
 
 if TYPE_CHECKING:
     from .queries import PageContext
 
 ProductUrl = Callable[[str], "str | None"]
 SamplePage = Callable[[str, "str | None"], "PageContext | None"]
+VisitorLoader = Callable[[], Visitor]
 
 
 class Klevu:
     """Binds one ``KlevuClient`` per app (connection pool shared by all requests).
 
-    The Klevu package knows nothing of the shop. Where it must send a shopper to a product
-    page (the no-JavaScript click route), it asks the function the shop registered with
-    ``product_url_loader``, as Flask-Login asks its ``user_loader``; where ``flask klevu
-    check`` needs a page of each type to try, it asks ``sample_page_loader``'s.
+    The Klevu package knows nothing of the shop. What it needs from it, it asks of functions
+    the shop registers, as Flask-Login asks its ``user_loader``: who the visitor is
+    (``visitor_loader``: step 0's answer for step 1), where a product's page is
+    (``product_url_loader``, for the no-JavaScript click route), and a page of each type for
+    ``flask klevu check`` to try (``sample_page_loader``).
     """
 
     def __init__(self) -> None:
         self._product_url: ProductUrl | None = None
         self._sample_page: SamplePage | None = None
+        self._visitor: VisitorLoader | None = None
 
     def init_app(self, app: Flask) -> None:
         from .check import klevu_cli
@@ -46,6 +50,15 @@ class Klevu:
 
     def product_url(self, item_id: str) -> str | None:
         return self._product_url(item_id) if self._product_url else None
+
+    def visitor_loader(self, loader: VisitorLoader) -> VisitorLoader:
+        """Register the shop's ``() → Visitor`` for the current request."""
+        self._visitor = loader
+        return loader
+
+    def visitor(self) -> Visitor:
+        """The current request's visitor; anonymous until the shop registers a loader."""
+        return self._visitor() if self._visitor else ANONYMOUS_VISITOR
 
     def sample_page_loader(self, loader: SamplePage) -> SamplePage:
         """Register the shop's ``(page type, product id or None) → PageContext`` (None: no

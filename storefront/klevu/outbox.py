@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import sqlite3
 import threading
 import time
@@ -33,12 +32,6 @@ from collections.abc import Callable, Iterable, Sequence
 from contextlib import closing, contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-
-import click
-from flask import Flask, current_app
-from flask.cli import with_appcontext
-
-from .relay import Relay, RelayRunner, lock_holder
 
 BUSY_TIMEOUT = 5.0  # seconds a write waits for another writer before giving up
 DROP_REASONS = ("full", "dead_letter_attempts", "dead_letter_age", "rejected_4xx")
@@ -356,7 +349,7 @@ class OutboxStore:
 
     # -- /healthz ---------------------------------------------------------------------------
     def stats(self) -> dict:
-        """One consistent snapshot (a read transaction), plus who holds the relay lock.
+        """One consistent snapshot (a read transaction) of the queue.
 
         Index-only queries: a full queue must not make /healthz slow.
         """
@@ -374,7 +367,6 @@ class OutboxStore:
                       db.execute("SELECT name, value, at FROM relay_status")}
         finally:
             db.execute("COMMIT")
-        pid = lock_holder(self.lock_path)
         error = status.get("last_error")
         return {
             "depth": depth,
@@ -384,58 +376,6 @@ class OutboxStore:
             "delivered": counters.get("delivered", 0),
             "dead_letters": dead,
             "drops": {reason: counters.get(reason, 0) for reason in DROP_REASONS},
-            "relay": {"running": pid is not None, "pid": pid or None},
             "last_delivery_at": _iso(status.get("last_delivery", (None, None))[1]),
             "last_error": None if error is None else {"message": error[0], "at": _iso(error[1])},
         }
-
-
-class Outbox:
-    """Flask extension: ``app.extensions["outbox"]`` is the app's ``OutboxStore``.
-
-    The in-app relay (``app.extensions["outbox_relay"]``, a ``RelayRunner``) starts on the
-    process's first request rather than here, because only serving processes should relay:
-    not the Werkzeug reloader's watcher, not a gunicorn master that preloads the app, not
-    ``flask routes``. Every serving process then competes for the lock, so exactly one relays
-    and a dead one is replaced. It sends through ``app.extensions["klevu_client"]``, looked up
-    at each send, so registration order does not matter.
-    """
-
-    def init_app(self, app: Flask) -> None:
-        app.config.setdefault("OUTBOX_RELAY_IN_APP", True)
-        app.config.setdefault("OUTBOX_MAX_EVENTS", 100_000)
-        app.config.setdefault("OUTBOX_MAX_ATTEMPTS", 20)
-        app.config.setdefault("OUTBOX_MAX_AGE", 24 * 3600)
-        store = OutboxStore(app.config["STOREFRONT_DATA_DIR"],
-                            max_events=app.config["OUTBOX_MAX_EVENTS"])
-
-        def send(events: list[dict], event_ids: list[str]) -> None:
-            app.extensions["klevu_client"].collect(events, event_ids)
-
-        runner = RelayRunner(Relay(store, send, max_attempts=app.config["OUTBOX_MAX_ATTEMPTS"],
-                                   max_age=app.config["OUTBOX_MAX_AGE"]))
-        app.extensions["outbox"] = store
-        app.extensions["outbox_relay"] = runner
-        if app.config["OUTBOX_RELAY_IN_APP"]:
-            app.before_request(runner.start)
-
-
-outbox = Outbox()
-
-
-@click.command("relay")
-@with_appcontext
-def relay_command() -> None:
-    """Deliver the analytics outbox to Klevu, in the foreground, until Ctrl-C or SIGTERM.
-
-    Waits as a standby while another process (an app worker) holds the relay lock.
-    """
-    runner: RelayRunner = current_app.extensions["outbox_relay"]
-    previous = signal.signal(signal.SIGTERM, lambda *_: runner.stop())
-    click.echo(f"relaying {runner.relay.store.path} (pid {os.getpid()}); Ctrl-C stops")
-    try:
-        runner.run()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        signal.signal(signal.SIGTERM, previous)

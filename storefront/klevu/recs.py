@@ -26,7 +26,7 @@ from flask import current_app, g, render_template, url_for
 from markupsafe import Markup
 
 from ..extensions import cache
-from . import links, queries, rules, template_data, trace
+from . import klevu as klevu_ext, links, queries, rules, template_data, trace
 from .answers import KlevuAnswers, LateAnswer, NotFresh
 from .budget import page_due
 from .client import BreakerOpen, KlevuError
@@ -34,7 +34,7 @@ from .events import BannerView
 from .inline_styles import lift_inline_styles
 from .render import RenderError, TemplateRenderer, scope_css
 from .render_once import Memo, RenderOnce
-from .segments import current_segments, visitor_identified
+from .segments import current_segments
 from .tokens import issue_token
 
 log = logging.getLogger(__name__)
@@ -186,8 +186,9 @@ def banners_for(context: queries.PageContext) -> list[Banner]:
     if not recs_keys:
         return []
     due = page_due()
-    identified = visitor_identified()
-    segments = current_segments().segments if identified else ()
+    visitor = klevu_ext.visitor()
+    identified = visitor.exchange_id is not None
+    segments = current_segments(visitor).segments if identified else ()
     app = current_app  # read here, in the request's thread; the workers get no app
     klevu, renderer = app.extensions["klevu_answers"], app.extensions["banner_renderer"]
     pool: ThreadPoolExecutor = app.extensions["recs_pool"]
@@ -196,7 +197,7 @@ def banners_for(context: queries.PageContext) -> list[Banner]:
                               context, segments, due)
                for key in recs_keys]
     if not identified:
-        current_segments()
+        current_segments(visitor)
     wait(futures, timeout=max(0.0, due - time.monotonic()))
     banners = []
     for key, future in zip(recs_keys, futures, strict=True):

@@ -61,9 +61,10 @@ from dataclasses import dataclass
 from flask import Blueprint, current_app, g, jsonify, request
 
 from ..extensions import cache
-from . import trace
+from . import klevu, trace
 from .budget import page_due
 from .client import KlevuClient, KlevuError, SessionAnswer
+from .visitor import Visitor
 
 log = logging.getLogger(__name__)
 
@@ -373,54 +374,40 @@ def session_cookie() -> str | None:
     return value if SESSION_ID_RE.match(value) else None
 
 
-def _browser_id(identity) -> str | None:
-    """Klaviyo's ``cid`` keys a cache entry, so it is used only when the visitor allows it."""
-    return identity.cid if identity.personalisation_allowed else None
+def current_segments(visitor: Visitor) -> Resolution:
+    """The visitor's session and segments, resolved once per request and visitor.
 
-
-def visitor_identified() -> bool:
-    """Has the visitor an exchange id we may use? Only then are there segments to wait for."""
-    from ..identity import current_identity
-    return bool(current_identity().exchange_id)
-
-
-def current_segments() -> Resolution:
-    """The current visitor's session and segments, resolved once per request and identity.
-
-    The identity can change mid-request (an email link or a persona choice identifies the
-    visitor), so the answer is remembered together with the identity it was resolved for.
-    Segments only improve the page: whatever fails here (the cache server too), the page
-    renders, for an anonymous visitor.
+    The visitor can change mid-request (an email link or a persona choice identifies them), so
+    the answer is remembered together with the visitor it was resolved for. Segments only
+    improve the page: whatever fails here (the cache server too), the page renders, for an
+    anonymous visitor.
     """
-    from ..identity import current_identity
-    identity = current_identity()
-    if g.get("segments_identity") is not identity or "segments" not in g:
+    if g.get("segments_visitor") != visitor or "segments" not in g:
         earlier = g.get("segments")  # same browser, same session: keep the id it already has
         session_id = session_cookie() or (earlier.session_id if earlier else None)
         try:
-            g.segments = _resolver().resolve(session_id, identity.exchange_id,
-                                             browser_id=_browser_id(identity), due=page_due())
+            g.segments = _resolver().resolve(session_id, visitor.exchange_id,
+                                             browser_id=visitor.browser_id, due=page_due())
         except Exception:
             log.exception("segments unavailable: this page is shown to an anonymous visitor")
             g.segments = Resolution(session_id, (), 0, "none")
-        g.segments_identity = identity
+        g.segments_visitor = visitor
         trace.note("segments", resolution=g.segments)
     return g.segments
 
 
-def forget_segments() -> None:
+def forget_segments(visitor: Visitor) -> None:
     """Consent withdrawn or "forget me": drop what we cached about this visitor.
 
-    Called while the request still sees the visitor being forgotten. If the cache cannot be
-    reached, the consent choice still goes through: the segments then expire on their own
-    (ttl + ``STALE_LIMIT``) and are never served without the exchange id that is being removed.
+    Called with the visitor being forgotten. If the cache cannot be reached, the consent choice
+    still goes through: the segments then expire on their own (ttl + ``STALE_LIMIT``) and are
+    never served without the exchange id that is being removed.
     """
-    from ..identity import current_identity
     resolved = g.pop("segments", None)
-    g.pop("segments_identity", None)
+    g.pop("segments_visitor", None)
     try:
         resolver = _resolver()
-        resolver.forget(session_cookie(), _browser_id(current_identity()))
+        resolver.forget(session_cookie(), visitor.browser_id)
         if resolved and resolved.session_id and resolved.session_id != session_cookie():
             resolver.forget(resolved.session_id)
     except Exception:
@@ -440,7 +427,7 @@ def keep_session_cookie(response):
 @bp.get("/klevu/segments")
 def current():
     """For the beacon and for demos: what step 1 resolved for this visitor, and from where."""
-    resolved = current_segments()
+    resolved = current_segments(klevu.visitor())
     response = jsonify(segments=list(resolved.segments), seconds_left=resolved.seconds_left,
                        source=resolved.source, session=bool(resolved.session_id))
     response.cache_control.no_store = True

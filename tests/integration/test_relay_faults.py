@@ -3,7 +3,7 @@
 The collector is a small WSGI app on 127.0.0.1 (a thread of this test) that fails a third of
 requests (500, or 503 with ``Retry-After: 1``), rejects any batch holding a "poison" event
 with 400, and is switched off for a while (connection refused). Two app workers (this file
-run as a script: a Flask app with the ``Outbox`` extension and the real ``KlevuClient``,
+run as a script: a Flask app with the ``Delivery`` extension and the real ``KlevuClient``,
 served by Werkzeug) share one data directory; the test posts events to them as a beacon
 would, retrying on the other worker when one does not answer. Twice, the collector records
 a batch and then SIGKILLs the worker that sent it before answering 200 (the worst moment:
@@ -248,22 +248,23 @@ def test_every_accepted_event_arrives_through_faults_and_kill_9(tmp_path):
 
 
 def worker_main(data_dir: str, collector_url: str) -> None:
-    """One app worker: the Outbox extension, the real KlevuClient, Werkzeug on a free port."""
+    """One app worker: the Delivery extension, the real KlevuClient, Werkzeug on a free port."""
     import logging
 
     from flask import Flask, request
 
-    from storefront.config import KlevuSettings
+    from storefront.config import KlevuSettings, from_env
     from storefront.klevu.client import KlevuClient
-    from storefront.klevu.outbox import Outbox, OutboxError
+    from storefront.klevu.delivery import Delivery
+    from storefront.klevu.outbox import OutboxError
 
     logging.basicConfig(level=logging.INFO, format=f"%(asctime)s {os.getpid()} %(message)s")
     app = Flask("fault-worker")
-    app.config["STOREFRONT_DATA_DIR"] = data_dir
+    app.config.update(from_env({"STOREFRONT_DATA_DIR": data_dir}))
     app.extensions["klevu_client"] = KlevuClient(KlevuSettings(
         api_key="klevu-test", visitor_url=collector_url, config_url=collector_url,
         search_url=None, stats_url=f"{collector_url}/analytics/collect"))
-    Outbox().init_app(app)
+    Delivery().init_app(app)
 
     @app.post("/events")
     def events():

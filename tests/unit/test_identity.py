@@ -7,11 +7,8 @@ from __future__ import annotations
 
 import base64
 import logging
-import sys
-import types
 import uuid
 from pathlib import Path
-from typing import Any
 
 import pytest
 from flask import Blueprint, Flask, render_template, render_template_string
@@ -66,10 +63,10 @@ def make_app(**overrides) -> Flask:
 @pytest.fixture
 def segment_calls(monkeypatch):
     calls: list[tuple[str, Identity]] = []
-    recorder: Any = types.ModuleType("storefront.klevu.segments")
-    recorder.current_segments = lambda: calls.append(("resolve", current_identity()))
-    recorder.forget_segments = lambda: calls.append(("forget", current_identity()))
-    monkeypatch.setitem(sys.modules, "storefront.klevu.segments", recorder)
+    monkeypatch.setattr(identity_module, "current_segments",
+                        lambda visitor: calls.append(("resolve", current_identity())))
+    monkeypatch.setattr(identity_module, "forget_segments",
+                        lambda visitor: calls.append(("forget", current_identity())))
     return calls
 
 

@@ -143,7 +143,7 @@ def test_stats_report_what_an_operator_watches(store, clock):
         "depth": 0, "capacity": 10, "oldest_age_seconds": None, "in_flight": 0,
         "delivered": 0, "dead_letters": 0,
         "drops": {"full": 0, "dead_letter_attempts": 0, "dead_letter_age": 0, "rejected_4xx": 0},
-        "relay": {"running": False, "pid": None}, "last_delivery_at": None, "last_error": None}
+        "last_delivery_at": None, "last_error": None}
     store.put(events(3))
     clock.now += 12.5
     store.put(events(1, prefix="later"))

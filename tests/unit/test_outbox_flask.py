@@ -8,7 +8,9 @@ import time
 import pytest
 from flask import Flask
 
-from storefront.klevu.outbox import Outbox, OutboxStore, relay_command
+from storefront.config import from_env
+from storefront.klevu.delivery import Delivery
+from storefront.klevu.outbox import OutboxStore
 from storefront.klevu.relay import RelayRunner, lock_holder
 from tests.helpers import wait_until
 
@@ -23,10 +25,9 @@ class FakeKlevuClient:
 
 def make_app(data_dir, **config) -> Flask:
     app = Flask(__name__)
-    app.config.update(STOREFRONT_DATA_DIR=str(data_dir), **config)
+    app.config.update(from_env({"STOREFRONT_DATA_DIR": str(data_dir)}), **config)
     app.extensions["klevu_client"] = FakeKlevuClient()
-    Outbox().init_app(app)
-    app.cli.add_command(relay_command)
+    Delivery().init_app(app)   # registers `flask relay` too
 
     @app.get("/ping")
     def ping():
@@ -44,12 +45,13 @@ def runners():
         runner.stop()
 
 
-def test_init_app_registers_the_store_the_relay_and_defaults(tmp_path):
+def test_init_app_registers_the_store_the_relay_and_the_command(tmp_path):
     app = make_app(tmp_path)
     assert isinstance(app.extensions["outbox"], OutboxStore)
     assert isinstance(app.extensions["outbox_relay"], RelayRunner)
     assert app.config["OUTBOX_RELAY_IN_APP"] is True
-    assert app.config["OUTBOX_MAX_EVENTS"] == 100_000
+    assert app.extensions["outbox"].max_events == app.config["OUTBOX_MAX_EVENTS"] == 100_000
+    assert "relay" in app.cli.commands
     assert app.extensions["outbox"].path == os.path.join(tmp_path, "outbox.sqlite3")
 
 

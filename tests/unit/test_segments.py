@@ -17,7 +17,7 @@ from flask import Flask, g
 from flask_caching.backends import SimpleCache
 
 from storefront.extensions import cache
-from storefront.identity import current_identity, load_personas
+from storefront.identity import current_identity, current_visitor, load_personas
 from storefront.klaviyo import KLA_ID_COOKIE, encode_kla_id
 from storefront.klevu import segments
 from storefront.klevu.client import KlevuError, SessionAnswer
@@ -412,14 +412,14 @@ def glue_app(klevu) -> Flask:
 
     @app.post("/forget")
     def forget():
-        forget_segments()
+        forget_segments(current_visitor())
         return "forgotten"
 
     @app.get("/identify-midway")
     def identify_midway():
-        before = current_segments()
+        before = current_segments(current_visitor())
         g.identity = replace(current_identity(), exchange_id=OLIVER_XID)
-        after = current_segments()
+        after = current_segments(current_visitor())
         return {"before": before.session_id, "after": after.session_id,
                 "segments": list(after.segments)}
 

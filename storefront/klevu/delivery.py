@@ -1,0 +1,72 @@
+"""Step 4's Flask glue: the app's outbox, its relay to Klevu's collector, and ``flask relay``.
+
+The queue (``outbox.py``) knows nothing of who empties it, and the relay (``relay.py``)
+nothing of Flask: this extension binds the two to an app, as sentry-python's transport hands
+its queue to a worker. It registers its own CLI command, as flaskr's database extension does.
+
+The in-app relay (``app.extensions["outbox_relay"]``, a ``RelayRunner``) starts on the
+process's first request rather than here, because only serving processes should relay: not
+the Werkzeug reloader's watcher, not a gunicorn master that preloads the app, not ``flask
+routes``. Every serving process then competes for the lock, so exactly one relays and a dead
+one is replaced. It sends through ``app.extensions["klevu_client"]``, looked up at each send,
+so registration order does not matter.
+"""
+from __future__ import annotations
+
+import os
+import signal
+
+import click
+from flask import Flask, current_app
+from flask.cli import with_appcontext
+
+from .outbox import OutboxStore
+from .relay import Relay, RelayRunner, lock_holder
+
+
+class Delivery:
+    """``app.extensions["outbox"]`` is the app's ``OutboxStore``; ``["outbox_relay"]`` its
+    ``RelayRunner``."""
+
+    def init_app(self, app: Flask) -> None:
+        store = OutboxStore(app.config["STOREFRONT_DATA_DIR"],
+                            max_events=app.config["OUTBOX_MAX_EVENTS"])
+
+        def send(events: list[dict], event_ids: list[str]) -> None:
+            app.extensions["klevu_client"].collect(events, event_ids)
+
+        runner = RelayRunner(Relay(store, send, max_attempts=app.config["OUTBOX_MAX_ATTEMPTS"],
+                                   max_age=app.config["OUTBOX_MAX_AGE"]))
+        app.extensions["outbox"] = store
+        app.extensions["outbox_relay"] = runner
+        if app.config["OUTBOX_RELAY_IN_APP"]:
+            app.before_request(runner.start)
+        app.cli.add_command(relay_command)
+
+
+def health() -> dict:
+    """The outbox's numbers and which process relays it, for ``/healthz``."""
+    store: OutboxStore = current_app.extensions["outbox"]
+    pid = lock_holder(store.lock_path)
+    return {**store.stats(), "relay": {"running": pid is not None, "pid": pid or None}}
+
+
+delivery = Delivery()
+
+
+@click.command("relay")
+@with_appcontext
+def relay_command() -> None:
+    """Deliver the analytics outbox to Klevu, in the foreground, until Ctrl-C or SIGTERM.
+
+    Waits as a standby while another process (an app worker) holds the relay lock.
+    """
+    runner: RelayRunner = current_app.extensions["outbox_relay"]
+    previous = signal.signal(signal.SIGTERM, lambda *_: runner.stop())
+    click.echo(f"relaying {runner.relay.store.path} (pid {os.getpid()}); Ctrl-C stops")
+    try:
+        runner.run()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)

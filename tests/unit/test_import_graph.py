@@ -1,0 +1,87 @@
+"""Dependencies run one way, checked on the source: a forbidden import fails here.
+
+Imports are read with ``ast`` from every module, including imports inside functions (a
+function-level import still couples two modules; it only hides the coupling).
+"""
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[2] / "storefront"
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def imports_of(path: Path) -> set[str]:
+    name = module_name(path)
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    return imports_in(path.read_text(encoding="utf-8"), package)
+
+
+def imports_in(source: str, package: str) -> set[str]:
+    """Every module ``source`` (a module of ``package``) imports, as absolute dotted names."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join([*anchor, base] if base else anchor)
+            found.add(base)
+            # `from . import x` imports the submodule x
+            found.update(f"{base}.{alias.name}" for alias in node.names)
+    return found
+
+
+GRAPH = {module_name(path): imports_of(path) for path in PACKAGE.rglob("*.py")}
+
+
+def within(name: str, prefix: str) -> bool:
+    return name == prefix or name.startswith(prefix + ".")
+
+
+def offenders(importer: str, forbidden: tuple[str, ...], allowed: tuple[str, ...] = ()) -> list:
+    return sorted(
+        (module, target)
+        for module, targets in GRAPH.items() if within(module, importer)
+        for target in targets
+        if any(within(target, f) for f in forbidden) and not any(within(target, a) for a in allowed)
+    )
+
+
+def test_the_graph_covers_the_package():
+    assert "storefront.klevu.segments" in GRAPH and "storefront.identity" in GRAPH
+    assert "storefront.klevu.segments" in GRAPH["storefront.klevu.recs"]
+
+
+@pytest.mark.parametrize("importer, forbidden, allowed, why", [
+    ("storefront.klevu", ("storefront.shop", "storefront.identity", "storefront.catalog",
+                          "storefront.simulator", "storefront.demo"), (),
+     "the Klevu package is the integration; the shop uses it, never the reverse"),
+    ("storefront.klevu.segments", ("storefront.identity", "storefront.klaviyo"), (),
+     "segments take the visitor's identity as an argument"),
+    ("storefront.klevu.outbox", ("storefront.klevu.relay", "storefront.klevu.client"), (),
+     "a queue does not know its consumer"),
+    ("storefront.simulator", ("storefront",),
+     ("storefront.simulator", "storefront.catalog", "storefront.security"),
+     "the simulator shares only the catalog data and the web security layer with the shop"),
+    *((product, ("storefront.simulator",), (), "the shop learns the simulator from settings")
+      for product in ("storefront.shop", "storefront.identity", "storefront.config")),
+])
+def test_forbidden_imports(importer, forbidden, allowed, why):
+    assert offenders(importer, forbidden, allowed) == [], why
+
+
+def test_a_forbidden_import_added_back_is_caught():
+    """The checker itself: a function-level import of the shop from the Klevu package counts."""
+    source = "def f():\n    from ..shop import bp\n    return bp\n"
+    assert "storefront.shop" in imports_in(source, "storefront.klevu")
+    assert "storefront.klevu.relay" in imports_in("from .relay import Relay\n", "storefront.klevu")
