@@ -6,13 +6,15 @@ here, so nothing imports a ``conftest``.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import socket
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -20,6 +22,7 @@ import requests
 from werkzeug.serving import make_server
 
 from storefront.config import from_env
+from storefront.klaviyo import encode_kla_id, new_cid
 
 T = TypeVar("T")
 
@@ -142,3 +145,47 @@ class LiveServer:
     def stop(self):
         self.server.shutdown()
         self.thread.join(5)
+
+
+def browser_session(persona: str | None = None) -> requests.Session:
+    """A new visitor's cookie jar after accepting consent; for a persona, also Klaviyo's
+    ``__kla_id`` carrying its exchange id (as its email link would have left it)."""
+    session = requests.Session()
+    session.cookies.set("shop_consent", "granted")
+    if persona:
+        session.cookies.set("__kla_id", encode_kla_id(exchange_id(persona), new_cid()))
+    return session
+
+
+_SERVE = """
+import sys
+from werkzeug.serving import make_server
+from storefront import create_app
+make_server("127.0.0.1", int(sys.argv[1]), create_app(), threaded=True).serve_forever()
+"""
+
+
+@contextmanager
+def shop_processes(simulator_url: str, data_dir: Any, count: int = 2,
+                   **env: str) -> Iterator[list[str]]:
+    """``count`` shop processes configured from the environment like a deployed app (one
+    data dir, one ``SECRET_KEY``, and whatever ``env`` adds, e.g. ``CACHE_REDIS_URL``); their
+    URLs. Each is a Werkzeug server started with ``python -c``."""
+    environment = {**os.environ, "KLEVU_SIMULATOR_URL": simulator_url,
+                   "STOREFRONT_DATA_DIR": str(data_dir), "SECRET_KEY": "one-shop-one-secret",
+                   "OUTBOX_RELAY_IN_APP": "0", **env}
+    environment.pop("KLEVU_API_KEY", None)
+    ports = [free_port() for _ in range(count)]
+    processes = [subprocess.Popen([sys.executable, "-c", _SERVE, str(port)], env=environment,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                 for port in ports]
+    try:
+        urls = [f"http://127.0.0.1:{port}" for port in ports]
+        for url in urls:
+            wait_for(f"{url}/healthz")
+        yield urls
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            process.wait(timeout=10)

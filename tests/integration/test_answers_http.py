@@ -4,10 +4,7 @@ two processes sharing a real redis-server for the one-refresh-per-key rule."""
 from __future__ import annotations
 
 import logging
-import os
 import re
-import subprocess
-import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -16,16 +13,15 @@ import pytest
 import requests
 
 from storefront import create_app
-from storefront.identity import CONSENT_COOKIE
 from storefront.klaviyo import KLA_ID_COOKIE, encode_kla_id, new_cid
 from tests.helpers import (
     LiveServer,
     Simulator,
     app_config,
+    browser_session,
     exchange_id,
-    free_port,
+    shop_processes,
     start_simulator,
-    wait_for,
     wait_until,
 )
 
@@ -58,15 +54,6 @@ def start_shop(sim, tmp_path):
         server.stop()
 
 
-def shopper(persona: str | None = "maya") -> requests.Session:
-    """A new visitor with consent (and a Klaviyo identity unless ``persona`` is None)."""
-    session = requests.Session()
-    session.cookies.set(CONSENT_COOKIE, "granted")
-    if persona:
-        session.cookies.set(KLA_ID_COOKIE, encode_kla_id(exchange_id(persona), new_cid()))
-    return session
-
-
 def klevu_calls(sim) -> dict[str, int]:
     counts = sim.state()["counts"]
     return {"visitor": counts["session_new"] + counts["session_refresh"] + counts["connector"],
@@ -87,7 +74,7 @@ def page(session: requests.Session, shop: LiveServer, path: str = "/") -> tuple[
 
 def test_a_warm_page_makes_no_klevu_call_and_tokens_stay_per_page_view(start_shop, sim):
     shop = start_shop()
-    visitor = shopper("maya")
+    visitor = browser_session("maya")
     first, _ = page(visitor, shop)
     before = klevu_calls(sim)
 
@@ -103,7 +90,7 @@ def test_a_warm_page_makes_no_klevu_call_and_tokens_stay_per_page_view(start_sho
 
 def test_a_new_identified_visitors_first_page_makes_one_visitor_service_call(start_shop, sim):
     shop = start_shop()
-    html, _ = page(shopper("oliver"), shop)
+    html, _ = page(browser_session("oliver"), shop)
 
     counts = sim.state()["counts"]
     assert (counts["session_new"], counts["session_refresh"], counts["connector"]) == (0, 0, 1)
@@ -112,7 +99,7 @@ def test_a_new_identified_visitors_first_page_makes_one_visitor_service_call(sta
 
 def test_a_persona_switch_changes_the_banner_on_the_next_page(start_shop, sim):
     shop = start_shop()
-    visitor = shopper("maya")
+    visitor = browser_session("maya")
     page(visitor, shop)
     visitor.cookies.set(KLA_ID_COOKIE, encode_kla_id(exchange_id("oliver"), new_cid()))
     page(visitor, shop)
@@ -124,7 +111,7 @@ def test_a_persona_switch_changes_the_banner_on_the_next_page(start_shop, sim):
 
 def test_a_cached_banner_survives_every_klevu_service_down(start_shop, sim):
     shop = start_shop(KLEVU_CONFIG_TTL="1", KLEVU_SEARCH_TTL="1")
-    visitor = shopper("maya")
+    visitor = browser_session("maya")
     page(visitor, shop)
     time.sleep(1.1)                                   # past freshness: stale from here on
     sim.faults(**{service: {"down": True} for service in SERVICES})
@@ -139,7 +126,7 @@ def test_a_cached_banner_survives_every_klevu_service_down(start_shop, sim):
 def test_the_breaker_opens_serves_without_waiting_probes_and_closes(start_shop, sim, caplog):
     shop = start_shop(KLEVU_CONFIG_TTL="0", KLEVU_SEARCH_TTL="0", KLEVU_BREAKER_FAILURES="2",
                       KLEVU_BREAKER_COOLDOWN="1", KLEVU_PAGE_BUDGET_MS="3000")
-    visitor = shopper(None)
+    visitor = browser_session()
     page(visitor, shop)
     sim.faults(search={"down": True})
     with caplog.at_level(logging.INFO, logger="storefront.klevu.breaker"):
@@ -177,10 +164,10 @@ def test_with_a_service_hung_a_new_visitors_page_takes_the_budget_not_more(
         start_shop, hung_simulator, hung):
     hung_simulator.reset()
     shop = start_shop(hung_simulator, KLEVU_PAGE_BUDGET_MS="600")
-    page(shopper("priya"), shop)                      # engines, pools, connections warm
+    page(browser_session("priya"), shop)                      # engines, pools, connections warm
     hung_simulator.faults(**{service: {"latency_ms": 3000} for service in hung})
 
-    html, took = page(shopper("maya"), shop)          # segments differ: nothing cached
+    html, took = page(browser_session("maya"), shop)          # segments differ: nothing cached
 
     assert took < 0.6 + 0.6                           # generous: this machine is shared
     assert not banners(html)
@@ -188,39 +175,21 @@ def test_with_a_service_hung_a_new_visitors_page_takes_the_budget_not_more(
 
 def test_an_anonymous_visitors_banners_do_not_wait_for_the_session_call(start_shop, sim):
     shop = start_shop(KLEVU_PAGE_BUDGET_MS="3000")
-    page(shopper(None), shop)                         # the anonymous answers, cached
+    page(browser_session(), shop)                         # the anonymous answers, cached
     sim.faults(visitor={"latency_ms": 1500})
 
-    html, took = page(shopper(None), shop)            # a new visitor: its session is slow
+    html, took = page(browser_session(), shop)            # a new visitor: its session is slow
 
     assert "k-home-picks" in banners(html)
     assert took < 1.5 + 0.5                           # the session call, not session + banners
 
 
 # -- two processes sharing Redis ----------------------------------------------------------------
-SERVE = """
-import sys
-from werkzeug.serving import make_server
-from storefront import create_app
-make_server("127.0.0.1", int(sys.argv[1]), create_app(), threaded=True).serve_forever()
-"""
-
-
 @pytest.mark.redis
 def test_two_workers_sharing_redis_refresh_a_stale_answer_once(sim, redis_url, tmp_path):
-    env = {**os.environ, "KLEVU_SIMULATOR_URL": sim.url, "STOREFRONT_DATA_DIR": str(tmp_path),
-           "SECRET_KEY": "two-workers", "CACHE_REDIS_URL": redis_url, "OUTBOX_RELAY_IN_APP": "0",
-           "KLEVU_CONFIG_TTL": "2", "KLEVU_SEARCH_TTL": "2", "KLEVU_PAGE_BUDGET_MS": "5000"}
-    env.pop("KLEVU_API_KEY", None)
-    ports = [free_port(), free_port()]
-    processes = [subprocess.Popen([sys.executable, "-c", SERVE, str(port)], env=env,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-                 for port in ports]
-    try:
-        urls = [f"http://127.0.0.1:{port}" for port in ports]
-        for url in urls:
-            wait_for(f"{url}/healthz")
-        visitor = shopper(None)
+    with shop_processes(sim.url, tmp_path, CACHE_REDIS_URL=redis_url, KLEVU_CONFIG_TTL="2",
+                        KLEVU_SEARCH_TTL="2", KLEVU_PAGE_BUDGET_MS="5000") as urls:
+        visitor = browser_session()
         visitor.get(f"{urls[0]}/", timeout=10).raise_for_status()
         warm = klevu_calls(sim)
         time.sleep(2.2)                               # every answer is stale now
@@ -242,8 +211,3 @@ def test_two_workers_sharing_redis_refresh_a_stale_answer_once(sim, redis_url, t
         # One refresh per key across both workers: the same calls as the first page made.
         assert (calls["config"] - warm["config"], calls["search"] - warm["search"]) == (
             warm["config"], warm["search"])
-    finally:
-        for process in processes:
-            process.terminate()
-        for process in processes:
-            process.wait(timeout=10)

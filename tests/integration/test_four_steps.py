@@ -5,21 +5,11 @@ import re
 from html import unescape
 
 import pytest
-import requests
 
-from storefront.klaviyo import encode_kla_id
-from tests.helpers import exchange_id, wait_until
+from tests.helpers import browser_session, wait_until
 
 BANNER_RE = re.compile(r'<section class="klevu-banner[^"]*"\s+data-klevu-banner="([^"]+)"'
                        r'[^>]*?data-klevu-token="([^"]+)"')
-
-
-def visitor(persona: str | None = None) -> requests.Session:
-    session = requests.Session()
-    session.cookies.set("shop_consent", "granted")
-    if persona:
-        session.cookies.set("__kla_id", encode_kla_id(exchange_id(persona)))
-    return session
 
 
 def config_calls(sim) -> list[dict]:
@@ -30,7 +20,7 @@ def config_calls(sim) -> list[dict]:
                                               ("priya", "seg_home")])
 def test_home_banner_is_the_segment_variant_in_the_initial_html(sim, live_shop, persona,
                                                                  segment):
-    html = visitor(persona).get(f"{live_shop.url}/", timeout=10).text
+    html = browser_session(persona).get(f"{live_shop.url}/", timeout=10).text
     picks = [c for c in config_calls(sim) if c["recsKey"] == "k-home-picks"][-1]
     assert picks["sids"] == ([segment] if segment else [])
     assert picks["variant"] == (segment or "default")
@@ -42,7 +32,7 @@ def test_home_banner_is_the_segment_variant_in_the_initial_html(sim, live_shop, 
 
 
 def test_click_without_javascript_records_and_redirects(sim, live_shop):
-    shopper = visitor("maya")
+    shopper = browser_session("maya")
     html = shopper.get(f"{live_shop.url}/", timeout=10).text
     links = re.findall(r'href="(/klevu/click\?[^"]+)"', html)
     assert links, "banner links do not go through the click route"
@@ -72,7 +62,7 @@ def test_click_without_javascript_records_and_redirects(sim, live_shop):
 
 
 def test_beacon_impression_reaches_the_collector(sim, live_shop):
-    shopper = visitor("oliver")
+    shopper = browser_session("oliver")
     html = shopper.get(f"{live_shop.url}/", timeout=10).text
     tokens = dict(BANNER_RE.findall(html))
     answer = shopper.post(f"{live_shop.url}/klevu/events",

@@ -11,22 +11,12 @@ import re
 from html import unescape
 
 import pytest
-import requests
 
 from storefront import create_app
 from storefront.catalog import load_catalog
-from storefront.klaviyo import encode_kla_id
-from tests.helpers import LiveServer, app_config, exchange_id, wait_until
+from tests.helpers import LiveServer, app_config, browser_session, wait_until
 
 TOKEN_RE = r'data-klevu-banner="{key}"[^>]*?data-klevu-token="([^"]+)"'
-
-
-def visitor(persona: str | None = None) -> requests.Session:
-    session = requests.Session()
-    session.cookies.set("shop_consent", "granted")
-    if persona:
-        session.cookies.set("__kla_id", encode_kla_id(exchange_id(persona)))
-    return session
 
 
 @pytest.fixture
@@ -48,7 +38,7 @@ def received(sim, event: str) -> list[dict]:
 
 def test_a_static_banners_view_and_click_reach_the_collector_with_static_content(sim, shop):
     url = shop()
-    sam = visitor("sam")  # seg_bargain: the checkout banner is a static sale image
+    sam = browser_session("sam")  # seg_bargain: the checkout banner is a static sale image
     product = load_catalog().products[0]
     sam.post(f"{url}/cart/add", data={"product_id": product.id}, timeout=10)
     html = sam.get(f"{url}/checkout", timeout=10).text
@@ -80,7 +70,7 @@ def test_a_static_banners_view_and_click_reach_the_collector_with_static_content
 
 def test_a_banner_whose_config_has_no_enabled_is_hidden(sim, shop):
     url = shop(KLEVU_RECS_HOME="k-home-draft,k-home-picks")
-    html = visitor().get(f"{url}/", timeout=10).text
+    html = browser_session().get(f"{url}/", timeout=10).text
     assert 'data-klevu-banner="k-home-picks"' in html
     assert 'data-klevu-banner="k-home-draft"' not in html
     calls = sim.state()["recent"]
@@ -92,7 +82,7 @@ def test_a_banner_whose_config_has_no_enabled_is_hidden(sim, shop):
 
 def test_the_config_url_carries_sids_with_a_raw_comma(sim, shop):
     url = shop()
-    visitor("oliver").get(f"{url}/", timeout=10)  # two segments: seg_vip, seg_style
+    browser_session("oliver").get(f"{url}/", timeout=10)  # two segments: seg_vip, seg_style
     picks = [c["detail"] for c in sim.state()["recent"]
              if c["kind"] == "config" and c["detail"]["recsKey"] == "k-home-picks"]
     assert picks[-1]["query"] == "sids=seg_vip,seg_style"

@@ -6,10 +6,7 @@ sharing Redis, as several gunicorn workers or hosts would.
 """
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -22,7 +19,13 @@ from storefront import create_app
 from storefront.identity import CONSENT_COOKIE, load_personas
 from storefront.klaviyo import KLA_ID_COOKIE, encode_kla_id, new_cid
 from storefront.klevu.segments import SESSION_COOKIE
-from tests.helpers import LiveServer, app_config, exchange_id, free_port, wait_for, wait_until
+from tests.helpers import (
+    LiveServer,
+    app_config,
+    exchange_id,
+    shop_processes,
+    wait_until,
+)
 
 PERSONAS = {p["key"]: p for p in load_personas()["personas"]}
 
@@ -194,38 +197,14 @@ def test_a_slow_visitor_service_delays_the_page_by_its_deadline_only(start_shop,
 
 
 # -- two app processes sharing Redis --------------------------------------------------------
-# Each is a Werkzeug server started by ``python -c``, configured from the environment like a
-# deployed app: ``CACHE_REDIS_URL``, one data dir, one ``SECRET_KEY``. Their deadline is
-# generous: these tests are about how many calls are made, not how fast.
-SERVE = """
-import sys
-from werkzeug.serving import make_server
-from storefront import create_app
-app = create_app({"KLEVU_PAGE_BUDGET_MS": 5000})
-make_server("127.0.0.1", int(sys.argv[1]), app, threaded=True).serve_forever()
-"""
-
-
+# Configured from the environment like a deployed app: ``CACHE_REDIS_URL``, one data dir, one
+# ``SECRET_KEY``. Their budget is generous: these tests are about how many calls are made, not
+# how fast.
 @pytest.fixture
 def two_shops(sim, redis_url, tmp_path):
-    env = {**os.environ, "KLEVU_SIMULATOR_URL": sim.url, "STOREFRONT_DATA_DIR": str(tmp_path),
-           "SECRET_KEY": "two-processes-one-secret", "CACHE_REDIS_URL": redis_url,
-           "OUTBOX_RELAY_IN_APP": "0"}
-    env.pop("KLEVU_API_KEY", None)
-    ports = [free_port(), free_port()]
-    processes = [subprocess.Popen([sys.executable, "-c", SERVE, str(port)], env=env,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-                 for port in ports]
-    try:
-        urls = [f"http://127.0.0.1:{port}" for port in ports]
-        for url in urls:
-            wait_for(f"{url}/healthz")
+    with shop_processes(sim.url, tmp_path, CACHE_REDIS_URL=redis_url,
+                        KLEVU_PAGE_BUDGET_MS="5000") as urls:
         yield urls
-    finally:
-        for process in processes:
-            process.terminate()
-        for process in processes:
-            process.wait(timeout=10)
 
 
 @pytest.mark.redis
