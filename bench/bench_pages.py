@@ -36,6 +36,8 @@ from storefront.identity import CONSENT_COOKIE
 from storefront.klaviyo import KLA_ID_COOKIE, encode_kla_id, new_cid
 from storefront.klevu.outbox import OutboxStore
 from storefront.klevu.relay import Relay
+from storefront.simulator import account
+from storefront.simulator.account import shop_environment
 from tests.helpers import (
     PERSONAS,
     Simulator,
@@ -69,10 +71,9 @@ def start_shop(sim: Simulator, redis_url: str, **env: str) -> Shop:
     """A shop with its own Redis database: shops with other settings must not share answers."""
     port = free_port()
     database = f"{redis_url.rsplit('/', 1)[0]}/{next(_databases) % 16}"
-    environment = {**os.environ, "KLEVU_SIMULATOR_URL": sim.url, "SECRET_KEY": "bench",
+    environment = {**os.environ, **shop_environment(sim.url), "SECRET_KEY": "bench",
                    "STOREFRONT_DATA_DIR": tempfile.mkdtemp(prefix="bench-shop-"),
                    "CACHE_REDIS_URL": database, "KLEVU_PAGE_BUDGET_MS": str(BUDGET_MS), **env}
-    environment.pop("KLEVU_API_KEY", None)
     process = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--no-control-socket",
          "--worker-class", "gthread", "--workers", "2", "--threads", "8", "--timeout", "60",
@@ -209,13 +210,13 @@ def beacon(sim: Simulator, seconds: float, writers: int = 16) -> tuple[float, fl
     from storefront.klevu.client import KlevuClient
 
     store = OutboxStore(tempfile.mkdtemp(prefix="bench-outbox-"))
-    client = KlevuClient(klevu_settings({"KLEVU_SIMULATOR_URL": sim.url}))
+    client = KlevuClient(klevu_settings(shop_environment(sim.url)))
     relay = Relay(store, client.collect)
     stop_relay = threading.Event()
     relay_thread = threading.Thread(target=relay.run, args=(stop_relay,), daemon=True)
     before = sim.state()["counts"]
     relay_thread.start()
-    payload = {"event": "select_recs_list", "event_apikey": "klevu-simulator",
+    payload = {"event": "select_recs_list", "event_apikey": account.API_KEY,
                "event_version": "1.0.0", "event_data": {"list_id": "k-home-picks",
                                                         "items": [{"item_id": A_PRODUCT}]}}
     stop = time.monotonic() + seconds

@@ -30,10 +30,9 @@ def create_app(test_config: dict | None = None) -> Flask:
 
 
 def configure(app: Flask, test_config: dict | None) -> None:
-    """Environment first (validated: a bad value stops start-up), then test overrides."""
-    app.config.from_mapping(settings.from_env())
-    if test_config:
-        app.config.from_mapping(test_config)
+    """Settings from the environment (validated: a bad value stops start-up) or, as in
+    flaskr, a test's complete config instead (``tests/helpers.app_config`` builds one)."""
+    app.config.from_mapping(settings.from_env() if test_config is None else test_config)
     settings.check_app_config(app.config)
     data_dir = Path(app.config["STOREFRONT_DATA_DIR"])
     data_dir.mkdir(parents=True, exist_ok=True)

@@ -1,9 +1,11 @@
 """Settings from the environment, checked once at start-up.
 
-Every setting is optional. With no ``KLEVU_API_KEY`` the shop runs offline against the
-Klevu simulator (``KLEVU_SIMULATOR_URL``, default http://127.0.0.1:5001), with the demo api
-key, company id and recs keys that the simulator serves. A bad value stops start-up with a
-message naming the variable: a typo must not become a shop that silently shows no banners.
+``KLEVU_API_KEY`` is the one required setting. With ``KLEVU_SIMULATOR_URL`` set, every Klevu
+service is reached at that URL (offline: the Klevu simulator, which ``make run`` starts and
+configures the shop for); without it, at Klevu's own hosts. The shop knows nothing else of
+the simulator: its api key and recs keys arrive as settings, like a live account's. A bad
+value stops start-up with a message naming the variable: a typo must not become a shop that
+silently shows no banners. Every setting, with its default: the README's "Configuration".
 """
 from __future__ import annotations
 
@@ -19,17 +21,6 @@ LIVE_VISITOR_URL = "https://visitor.service.ksearchnet.com/public/1.0"
 LIVE_CONFIG_URL = "https://config-cdn.ksearchnet.com"
 LIVE_STATS_URL = "https://stats.ksearchnet.com/analytics/collect"
 
-DEFAULT_SIMULATOR_URL = "http://127.0.0.1:5001"
-SIMULATOR_API_KEY = "klevu-simulator"
-SIMULATOR_COMPANY_ID = "DemoCo"
-
-# Recs keys that the simulator serves, per page type, used when no live key is configured.
-SIMULATOR_RECS = {
-    "HOME": "k-home-picks,k-home-recent",
-    "CATEGORY": "k-category-trending",
-    "PRODUCT": "k-product-similar",
-    "CHECKOUT": "k-checkout-together",
-}
 PAGE_TYPES = ("HOME", "CATEGORY", "PRODUCT", "CHECKOUT")
 
 COMPANY_ID_RE = re.compile(r"^[A-Za-z0-9]{6}$")
@@ -62,7 +53,7 @@ class KlevuSettings:
     offline: bool = True
 
 
-def _url(env: dict, name: str, default: str) -> str:
+def _url(env: Mapping[str, str], name: str, default: str) -> str:
     value = env.get(name, "").strip() or default
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.netloc:
@@ -70,10 +61,8 @@ def _url(env: dict, name: str, default: str) -> str:
     return value.rstrip("/")
 
 
-def _recs_keys(env: dict, name: str, default: str) -> tuple[str, ...]:
-    raw = env.get(name)
-    if raw is None:
-        raw = default
+def _recs_keys(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    raw = env.get(name, "")
     keys = tuple(k.strip() for k in raw.split(",") if k.strip())
     for key in keys:
         if not RECS_KEY_RE.match(key):
@@ -160,25 +149,26 @@ def _scheme(env: dict) -> str:
     return scheme
 
 
-def klevu_settings(env: dict) -> KlevuSettings:
+def klevu_settings(env: Mapping[str, str]) -> KlevuSettings:
     api_key = env.get("KLEVU_API_KEY", "").strip()
-    offline = not api_key
+    if not api_key:
+        raise ConfigError("KLEVU_API_KEY is not set: give your Klevu api key, or start the "
+                          "shop with `make run`, which starts the Klevu simulator and points "
+                          "the shop at it")
+    if not re.match(r"^[\w\-]{1,100}$", api_key):
+        raise ConfigError("KLEVU_API_KEY holds characters an api key cannot have")
+    offline = bool(env.get("KLEVU_SIMULATOR_URL", "").strip())
     if offline:
-        sim = _url(env, "KLEVU_SIMULATOR_URL", DEFAULT_SIMULATOR_URL)
+        sim = _url(env, "KLEVU_SIMULATOR_URL", "")
         defaults = {
             "visitor": f"{sim}/visitor/public/1.0",
             "config": sim,
             "search": f"{sim}/cs/v2/search",
             "stats": f"{sim}/analytics/collect",
         }
-        recs_defaults = SIMULATOR_RECS
-        api_key = SIMULATOR_API_KEY
     else:
-        if not re.match(r"^[\w\-]{1,100}$", api_key):
-            raise ConfigError("KLEVU_API_KEY holds characters an api key cannot have")
         defaults = {"visitor": LIVE_VISITOR_URL, "config": LIVE_CONFIG_URL, "search": "",
                     "stats": LIVE_STATS_URL}
-        recs_defaults = dict.fromkeys(PAGE_TYPES, "")
     search = env.get("KLEVU_SEARCH_URL", "").strip() or defaults["search"]
     return KlevuSettings(
         api_key=api_key,
@@ -186,8 +176,7 @@ def klevu_settings(env: dict) -> KlevuSettings:
         config_url=_url(env, "KLEVU_CONFIG_URL", defaults["config"]),
         search_url=_url({"KLEVU_SEARCH_URL": search}, "KLEVU_SEARCH_URL", "") if search else None,
         stats_url=_url(env, "KLEVU_STATS_URL", defaults["stats"]),
-        recs={page: _recs_keys(env, f"KLEVU_RECS_{page}", recs_defaults[page])
-              for page in PAGE_TYPES},
+        recs={page: _recs_keys(env, f"KLEVU_RECS_{page}") for page in PAGE_TYPES},
         offline=offline,
     )
 
@@ -199,8 +188,6 @@ def from_env(env: dict | None = None) -> dict:
     company_id = env.get("KLAVIYO_COMPANY_ID", "").strip()
     if company_id and not COMPANY_ID_RE.match(company_id):
         raise ConfigError(f"KLAVIYO_COMPANY_ID must be 6 letters or digits, got {company_id!r}")
-    if not company_id and klevu.offline:
-        company_id = SIMULATOR_COMPANY_ID
     scheme = _scheme(env)
     config: dict[str, Any] = {
         "KLEVU": klevu,

@@ -14,6 +14,8 @@ import sys
 import time
 import urllib.request
 
+from .simulator.account import DEFAULT_PORT, shop_environment
+
 
 def wait_healthy(url: str, process: subprocess.Popen, seconds: float = 20.0) -> None:
     deadline = time.monotonic() + seconds
@@ -33,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=5000)
-    parser.add_argument("--simulator-port", type=int, default=5001)
+    parser.add_argument("--simulator-port", type=int, default=DEFAULT_PORT)
     parser.add_argument("--workers", type=int, default=1)
     args = parser.parse_args(argv)
 
@@ -43,7 +45,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if offline:
             simulator_url = f"http://127.0.0.1:{args.simulator_port}"
-            env.setdefault("KLEVU_SIMULATOR_URL", simulator_url)
+            # The shop learns the simulator's URL, api key and recs keys from its settings,
+            # as it would a live account's; anything set in the environment wins.
+            env = {**shop_environment(simulator_url), **env}
             # The demo merchant registers a euro sign, as a shop does in its Klevu JavaScript,
             # so banner prices read like the shop's own; unset, Klevu prints "EUR 850.00".
             env.setdefault("KLEVU_CURRENCY_FORMATS", '{"EUR": {"string": "€"}}')

@@ -23,17 +23,22 @@ from werkzeug.serving import make_server
 
 from storefront.config import from_env
 from storefront.klaviyo import encode_kla_id, new_cid
+from storefront.simulator import account
+from storefront.simulator.account import shop_environment
 
 T = TypeVar("T")
 
 PERSONAS = {p["key"]: p for p in json.loads(
     (Path(__file__).parent.parent / "storefront/data/personas.json").read_text())["personas"]}
-COMPANY_ID = "DemoCo"
+
+
+# The settings `make run` gives a shop for a simulator (here one that is not listening).
+DEMO_ENV = shop_environment("http://127.0.0.1:1")
 
 
 def exchange_id(persona_key: str) -> str:
     """The Klaviyo exchange id of a demo persona (what its ``__kla_id`` cookie carries)."""
-    return f"{PERSONAS[persona_key]['identifier']}.{COMPANY_ID}"
+    return f"{PERSONAS[persona_key]['identifier']}.{account.COMPANY_ID}"
 
 
 def persona_segments(persona_key: str | None) -> list[str]:
@@ -126,7 +131,7 @@ def start_simulator(port: int | None = None) -> Simulator:
 
 def app_config(simulator_url: str, data_dir: Any, **overrides: Any) -> dict[str, Any]:
     """Flask config for a test app: the environment variables as given, then Python overrides."""
-    env = {"KLEVU_SIMULATOR_URL": simulator_url, "STOREFRONT_DATA_DIR": str(data_dir)}
+    env = {**shop_environment(simulator_url), "STOREFRONT_DATA_DIR": str(data_dir)}
     env.update({k: v for k, v in overrides.items() if k.isupper() and isinstance(v, str)})
     config = from_env(env)
     config.update({"TESTING": True, "SECRET_KEY": "test-secret"})
@@ -171,10 +176,9 @@ def shop_processes(simulator_url: str, data_dir: Any, count: int = 2,
     """``count`` shop processes configured from the environment like a deployed app (one
     data dir, one ``SECRET_KEY``, and whatever ``env`` adds, e.g. ``CACHE_REDIS_URL``); their
     URLs. Each is a Werkzeug server started with ``python -c``."""
-    environment = {**os.environ, "KLEVU_SIMULATOR_URL": simulator_url,
+    environment = {**os.environ, **shop_environment(simulator_url),
                    "STOREFRONT_DATA_DIR": str(data_dir), "SECRET_KEY": "one-shop-one-secret",
                    "OUTBOX_RELAY_IN_APP": "0", **env}
-    environment.pop("KLEVU_API_KEY", None)
     ports = [free_port() for _ in range(count)]
     processes = [subprocess.Popen([sys.executable, "-c", _SERVE, str(port)], env=environment,
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

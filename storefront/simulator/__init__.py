@@ -19,13 +19,13 @@ from werkzeug.exceptions import HTTPException
 from storefront.catalog import load_catalog
 from storefront.security import headers as security_headers
 
+from .account import API_KEY
 from .records import build_index
 from .recs_configs import demo_configs
 from .routes import collect, control, dashboard, recs_settings, search, visitor
 from .routes.guards import Rejected, rejected
 from .state import DemoData, install
 
-API_KEY = "klevu-simulator"
 DEFAULTS = {
     "SIMULATOR_API_KEY": API_KEY,
     "SIMULATOR_SHOP_URL": "",          # "" keeps the shop's root-relative links

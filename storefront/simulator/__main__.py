@@ -15,6 +15,7 @@ import os
 from collections.abc import Mapping
 
 from . import create_app
+from .account import DEFAULT_PORT
 
 
 def parse_args(argv: list[str] | None = None,
@@ -23,7 +24,7 @@ def parse_args(argv: list[str] | None = None,
     parser = argparse.ArgumentParser(prog="python -m storefront.simulator",
                                      description="Offline Klevu simulator")
     parser.add_argument("--host", default=env.get("SIMULATOR_HOST", "127.0.0.1"))
-    parser.add_argument("--port", type=int, default=int(env.get("SIMULATOR_PORT", "5001")))
+    parser.add_argument("--port", type=int, default=int(env.get("SIMULATOR_PORT", DEFAULT_PORT)))
     parser.add_argument("--shop-url", default=env.get("SIMULATOR_SHOP_URL", ""),
                         help="prefix for product and image links (default: root-relative)")
     return parser.parse_args(argv)

@@ -40,6 +40,7 @@ from storefront.catalog import load_catalog
 from storefront.klevu import tokens
 from storefront.klevu.events import SELECT, VIEW
 from storefront.klevu.relay import BATCH_SIZE
+from storefront.simulator.account import shop_environment
 from tests.helpers import free_port, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -71,9 +72,9 @@ class Shop:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = data_dir / "shop.log"
-        self.env = {**os.environ, "STOREFRONT_DATA_DIR": str(data_dir / "shop"),
-                    "KLEVU_SIMULATOR_URL": simulator_url, "SECRET_KEY": SECRET_KEY}
-        for inherited in ("KLEVU_API_KEY", "CACHE_REDIS_URL", "OUTBOX_RELAY_IN_APP"):
+        self.env = {**os.environ, **shop_environment(simulator_url),
+                    "STOREFRONT_DATA_DIR": str(data_dir / "shop"), "SECRET_KEY": SECRET_KEY}
+        for inherited in ("CACHE_REDIS_URL", "OUTBOX_RELAY_IN_APP"):
             self.env.pop(inherited, None)
         self.generation = 0
         self.process: subprocess.Popen | None = None

@@ -257,10 +257,12 @@ def worker_main(data_dir: str, collector_url: str) -> None:
     from storefront.klevu.client import KlevuClient
     from storefront.klevu.delivery import Delivery
     from storefront.klevu.outbox import OutboxError
+    from storefront.simulator.account import shop_environment
 
     logging.basicConfig(level=logging.INFO, format=f"%(asctime)s {os.getpid()} %(message)s")
     app = Flask("fault-worker")
-    app.config.update(from_env({"STOREFRONT_DATA_DIR": data_dir}))
+    app.config.update(from_env({**shop_environment(collector_url),
+                                "STOREFRONT_DATA_DIR": data_dir}))
     app.extensions["klevu_client"] = KlevuClient(KlevuSettings(
         api_key="klevu-test", visitor_url=collector_url, config_url=collector_url,
         search_url=None, stats_url=f"{collector_url}/analytics/collect"))

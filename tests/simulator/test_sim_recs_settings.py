@@ -6,11 +6,11 @@ import json
 
 import pytest
 
-from storefront.config import SIMULATOR_RECS
 from storefront.simulator import API_KEY, create_app
+from storefront.simulator.account import RECS
 from storefront.simulator.recs_configs import demo_configs
 
-SHOP_KEYS = [key for keys in SIMULATOR_RECS.values() for key in keys.split(",")]
+SHOP_KEYS = [key for keys in RECS.values() for key in keys.split(",")]
 
 
 def payload_query(answer):
@@ -19,7 +19,7 @@ def payload_query(answer):
 
 def test_serves_every_recs_key_the_shop_expects_for_its_page_type():
     configs = demo_configs()
-    for page_type, keys in SIMULATOR_RECS.items():
+    for page_type, keys in RECS.items():
         for key in keys.split(","):
             assert configs[key].page_type == page_type
 

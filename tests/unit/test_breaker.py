@@ -12,6 +12,7 @@ from cachelib import SimpleCache
 from storefront.config import klevu_settings
 from storefront.klevu.breaker import CLOSED, HALF_OPEN, OPEN, CircuitBreaker
 from storefront.klevu.client import BreakerOpen, KlevuClient, KlevuError, parse_max_age
+from storefront.simulator.account import shop_environment
 from tests.helpers import FakeClock
 
 SIM = "http://klevu.test"
@@ -119,7 +120,7 @@ def test_an_opening_is_shared_with_other_workers_for_the_cooldown():
 
 @responses.activate
 def test_the_client_stops_calling_a_failing_service_and_only_that_one():
-    client = KlevuClient(klevu_settings({"KLEVU_SIMULATOR_URL": SIM}), breaker_failures=3,
+    client = KlevuClient(klevu_settings(shop_environment(SIM)), breaker_failures=3,
                          breaker_cooldown=60)
     config = responses.get(f"{SIM}/recommendations/klevu-simulator/settings/k-a", status=503)
     search = responses.post(client.search_url(""), json={"queryResults": []})
@@ -138,7 +139,7 @@ def test_the_client_stops_calling_a_failing_service_and_only_that_one():
 
 @responses.activate
 def test_a_client_error_is_an_answer_not_a_sick_service():
-    client = KlevuClient(klevu_settings({"KLEVU_SIMULATOR_URL": SIM}), breaker_failures=1)
+    client = KlevuClient(klevu_settings(shop_environment(SIM)), breaker_failures=1)
     responses.get(f"{SIM}/recommendations/klevu-simulator/settings/k-missing", status=404)
 
     for _ in range(3):

@@ -1,4 +1,4 @@
-"""Start-up settings: defaults mean the simulator; a bad value names its variable."""
+"""Start-up settings: a simulator URL or Klevu's hosts; a bad value names its variable."""
 import pytest
 
 from storefront.config import (
@@ -8,17 +8,27 @@ from storefront.config import (
     ConfigError,
     from_env,
 )
+from storefront.simulator import account
+from storefront.simulator.account import shop_environment
+
+# What `make run` gives a shop: the simulator's URL, api key, recs keys and company id.
+SIMULATOR = shop_environment("http://127.0.0.1:5001")
 
 
-def test_no_environment_means_the_embedded_simulator():
-    config = from_env({})
+def test_a_simulator_url_points_every_service_at_the_simulator():
+    config = from_env(SIMULATOR)
     klevu = config["KLEVU"]
-    assert klevu.offline and klevu.api_key == "klevu-simulator"
+    assert klevu.offline and klevu.api_key == account.API_KEY
     assert klevu.visitor_url == "http://127.0.0.1:5001/visitor/public/1.0"
     assert klevu.search_url == "http://127.0.0.1:5001/cs/v2/search"
     assert klevu.recs["HOME"] == ("k-home-picks", "k-home-recent")
-    assert config["KLAVIYO_COMPANY_ID"] == "DemoCo"
+    assert config["KLAVIYO_COMPANY_ID"] == account.COMPANY_ID
     assert config["CONSENT_REQUIRED"] is True
+
+
+def test_without_an_api_key_start_up_stops_and_says_how_to_run_the_demo():
+    with pytest.raises(ConfigError, match=r"KLEVU_API_KEY is not set.*make run"):
+        from_env({})
 
 
 def test_a_live_key_means_klevu_hosts_and_no_default_banners():
@@ -31,7 +41,7 @@ def test_a_live_key_means_klevu_hosts_and_no_default_banners():
 
 
 def test_an_empty_recs_variable_means_no_banner():
-    assert from_env({"KLEVU_RECS_PRODUCT": ""})["KLEVU"].recs["PRODUCT"] == ()
+    assert from_env({**SIMULATOR, "KLEVU_RECS_PRODUCT": ""})["KLEVU"].recs["PRODUCT"] == ()
 
 
 @pytest.mark.parametrize("env, variable", [
@@ -56,17 +66,17 @@ def test_an_empty_recs_variable_means_no_banner():
 ])
 def test_a_bad_value_stops_start_up_naming_the_variable(env, variable):
     with pytest.raises(ConfigError, match=variable):
-        from_env(env)
+        from_env({**SIMULATOR, **env})
 
 
 def test_view_rule_and_currency_formats_default_to_klevus_behaviour():
-    config = from_env({})
+    config = from_env(SIMULATOR)
     assert config["KLEVU_VIEW_RULE"] == "rendered"  # JSv2: an impression once rendered
     assert config["KLEVU_CURRENCY_FORMATS"] == {}   # no symbol guessed: "EUR 850.00"
 
 
 def test_currency_formats_and_view_rule_are_read():
-    config = from_env({"KLEVU_VIEW_RULE": "Visible",
+    config = from_env({**SIMULATOR, "KLEVU_VIEW_RULE": "Visible",
                        "KLEVU_CURRENCY_FORMATS": '{"EUR": {"string": "€"}, '
                                                  '"SEK": {"string": " kr", "atEnd": true, '
                                                  '"precision": 0, "decimal": ","}}'})

@@ -26,9 +26,10 @@ from storefront.identity import (
     safe_next,
 )
 from storefront.klaviyo import KLA_ID_COOKIE, encode_kla_id
+from storefront.simulator import account
 
 ROOT = Path(__file__).resolve().parents[2]
-COMPANY = storefront_config.SIMULATOR_COMPANY_ID  # "DemoCo", the offline default
+COMPANY = account.COMPANY_ID  # the demo personas' Klaviyo company
 OTHER_COMPANY = "W37mBW"
 CID = "YWUyOGU5ZjMtMzI2MS00ZTQ5LTgzNmEtOGNmNDkyOWQ3MTMx"
 XID = "J8fjcn003Wy6b-3ILNlOyZXabW6dcFwTyeuxrowMers=." + COMPANY
@@ -47,7 +48,7 @@ def make_app(**overrides) -> Flask:
     """
     app = Flask("storefront", template_folder=str(ROOT / "templates"),
                 static_folder=str(ROOT / "static"))
-    app.config.update(storefront_config.from_env({}))
+    app.config.update(storefront_config.from_env(account.shop_environment("http://127.0.0.1:1")))
     app.config.update(TESTING=True, SECRET_KEY="test", **overrides)
     security.init_app(app)
     app.register_blueprint(identity_module.bp)

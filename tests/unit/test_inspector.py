@@ -16,7 +16,7 @@ from storefront.config import from_env
 from storefront.inspector.story import banner_story, mask
 from storefront.klaviyo import encode_kla_id
 from storefront.klevu.trace import Note
-from tests.helpers import app_config, exchange_id, free_port
+from tests.helpers import DEMO_ENV, app_config, exchange_id, free_port
 
 KEY = "k-home-picks"
 API_KEY = "klevu-1234567890"
@@ -85,10 +85,10 @@ def test_other_banners_notes_are_not_mixed_in():
 
 
 @pytest.mark.parametrize("env, expected", [
-    ({}, True),
+    (DEMO_ENV, True),
     ({"KLEVU_API_KEY": API_KEY}, False),
     ({"KLEVU_API_KEY": API_KEY, "STOREFRONT_INSPECTOR": "true"}, True),
-    ({"STOREFRONT_INSPECTOR": "false"}, False),
+    ({**DEMO_ENV, "STOREFRONT_INSPECTOR": "false"}, False),
 ])
 def test_on_with_the_simulator_off_with_a_live_key_unless_asked(env, expected):
     assert from_env(env)["STOREFRONT_INSPECTOR"] is expected
@@ -100,7 +100,7 @@ def test_live_mode_shows_no_inspector_and_serves_no_data(tmp_path):
     responses.add(responses.POST, re.compile(r"https://visitor\.service.*"),
                   json={"sessionId": "s1", "segmentInfo": {"segments": [], "ttl": 60}})
     app = create_app(app_config(f"http://127.0.0.1:{free_port()}", tmp_path,
-                                KLEVU_API_KEY=API_KEY, KLEVU_RECS_HOME="",
+                                KLEVU_SIMULATOR_URL="", KLEVU_API_KEY=API_KEY, KLEVU_RECS_HOME="",
                                 OUTBOX_RELAY_IN_APP=False))
     client = app.test_client()
     page = client.get("/")

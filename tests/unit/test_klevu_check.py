@@ -52,7 +52,7 @@ def run(tmp_path, config: dict, search: dict | None = None):
     responses.add(responses.POST, SEARCH_URL, json=search or records(8))
     responses.add(responses.POST, "https://stats.ksearchnet.com/analytics/collect", status=400)
     app = create_app(app_config(f"http://127.0.0.1:{free_port()}", tmp_path,
-                                KLEVU_API_KEY=API_KEY, KLEVU_RECS_HOME=KEY,
+                                KLEVU_SIMULATOR_URL="", KLEVU_API_KEY=API_KEY, KLEVU_RECS_HOME=KEY,
                                 KLEVU_RECS_CATEGORY="", KLEVU_RECS_PRODUCT="",
                                 KLEVU_RECS_CHECKOUT="", OUTBOX_RELAY_IN_APP=False))
     return app.test_cli_runner().invoke(args=["klevu", "check"])
@@ -98,8 +98,9 @@ def test_each_broken_config_is_named(tmp_path, config, search, line, hint):
 def test_json_names_each_failed_check(tmp_path):
     responses.add(responses.POST, re.compile(r"https://visitor\..*"), status=503)
     app = create_app(app_config(f"http://127.0.0.1:{free_port()}", tmp_path,
-                                KLEVU_API_KEY=API_KEY, KLEVU_RECS_HOME="",
-                                OUTBOX_RELAY_IN_APP=False))
+                                KLEVU_SIMULATOR_URL="", KLEVU_API_KEY=API_KEY, KLEVU_RECS_HOME="",
+                                KLEVU_RECS_CATEGORY="", KLEVU_RECS_PRODUCT="",
+                                KLEVU_RECS_CHECKOUT="", OUTBOX_RELAY_IN_APP=False))
     responses.add(responses.POST, "https://stats.ksearchnet.com/analytics/collect", status=400)
     result = app.test_cli_runner().invoke(args=["klevu", "check", "--json"])
     assert result.exit_code == 1

@@ -12,7 +12,7 @@ from storefront.config import from_env
 from storefront.klevu.delivery import Delivery
 from storefront.klevu.outbox import OutboxStore
 from storefront.klevu.relay import RelayRunner, lock_holder
-from tests.helpers import wait_until
+from tests.helpers import DEMO_ENV, wait_until
 
 
 class FakeKlevuClient:
@@ -25,7 +25,7 @@ class FakeKlevuClient:
 
 def make_app(data_dir, **config) -> Flask:
     app = Flask(__name__)
-    app.config.update(from_env({"STOREFRONT_DATA_DIR": str(data_dir)}), **config)
+    app.config.update(from_env({**DEMO_ENV, "STOREFRONT_DATA_DIR": str(data_dir)}), **config)
     app.extensions["klevu_client"] = FakeKlevuClient()
     Delivery().init_app(app)   # registers `flask relay` too
 

@@ -19,9 +19,10 @@ from storefront.klevu.queries import PageContext
 from storefront.klevu.recs import config_params, fetch_placement
 from storefront.klevu.render import TemplateRenderer
 from storefront.klevu.render_once import RenderOnce
+from storefront.simulator.account import shop_environment
 
 SIM = "http://klevu.test"
-SETTINGS = klevu_settings({"KLEVU_SIMULATOR_URL": SIM})
+SETTINGS = klevu_settings(shop_environment(SIM))
 CONFIG_URL = f"{SIM}/recommendations/klevu-simulator/settings/k-test"
 SEARCH_URL = f"{SIM}/cs/v2/search"
 TEMPLATE = ('<h2 class="kuRECS-title"><%= helper.escapeHTML(data.metadata.title) %></h2><ul>'

@@ -22,7 +22,7 @@ from storefront.klevu import tokens
 from storefront.klevu.events import BannerItem, BannerView
 from storefront.security.headers import content_security_policy
 from storefront.security.origin import CROSS, SAME, UNKNOWN, request_site
-from tests.helpers import app_config, free_port
+from tests.helpers import DEMO_ENV, app_config, free_port
 
 CATALOG = load_catalog()
 PRODUCT = CATALOG.products[0]
@@ -101,7 +101,8 @@ def test_the_policy_names_every_directive_and_the_nonce():
 
 # -- settings ---------------------------------------------------------------------------------
 def test_image_hosts_are_origins_or_schemes():
-    hosts = from_env({"KLEVU_IMAGE_HOSTS": "https://cdn.example.com/, https://*.img.example:8443,"
+    hosts = from_env({**DEMO_ENV,
+                      "KLEVU_IMAGE_HOSTS": "https://cdn.example.com/, https://*.img.example:8443,"
                                            " https:"})["KLEVU_IMAGE_HOSTS"]
     assert hosts == ("https://cdn.example.com", "https://*.img.example:8443", "https:")
 
@@ -117,7 +118,7 @@ def test_image_hosts_are_origins_or_schemes():
 ])
 def test_a_bad_security_setting_names_its_variable(env, variable):
     with pytest.raises(ConfigError, match=variable):
-        from_env(env)
+        from_env({**DEMO_ENV, **env})
 
 
 def test_the_sanitizer_can_be_switched_off_only_in_tests(tmp_path):
