@@ -12,10 +12,11 @@ import argparse
 import ipaddress
 import logging
 import os
+import shlex
 from collections.abc import Mapping
 
 from . import create_app
-from .account import DEFAULT_PORT
+from .account import DEFAULT_PORT, shop_environment
 
 
 def parse_args(argv: list[str] | None = None,
@@ -27,6 +28,9 @@ def parse_args(argv: list[str] | None = None,
     parser.add_argument("--port", type=int, default=int(env.get("SIMULATOR_PORT", DEFAULT_PORT)))
     parser.add_argument("--shop-url", default=env.get("SIMULATOR_SHOP_URL", ""),
                         help="prefix for product and image links (default: root-relative)")
+    parser.add_argument("--print-env", action="store_true",
+                        help="print the shell exports that point a shop at this simulator, "
+                             "and exit")
     return parser.parse_args(argv)
 
 
@@ -41,6 +45,11 @@ def is_loopback(host: str) -> bool:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    if args.print_env:
+        url = f"http://{args.host}:{args.port}"
+        for name, value in shop_environment(url).items():
+            print(f"export {name}={shlex.quote(value)}")
+        return
     if not is_loopback(args.host):
         logging.getLogger(__name__).warning(
             "listening on %s: anyone who can reach it can reset the simulator and plan faults "
