@@ -26,6 +26,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import requests
@@ -35,6 +36,7 @@ from werkzeug.wrappers import Request, Response
 from storefront.klevu.client import EVENT_IDS_HEADER
 from storefront.klevu.outbox import OutboxStore
 from storefront.klevu.relay import lock_holder
+from tests.helpers import wait_until
 
 RUN_SECONDS = 5.0
 POISON_EVERY = 97
@@ -112,7 +114,8 @@ class Worker:
     def __init__(self, data_dir: str, collector_url: str):
         with open(os.path.join(data_dir, "workers.err"), "a") as errors:
             self.process = subprocess.Popen(
-                [sys.executable, __file__, data_dir, collector_url], stdout=subprocess.PIPE,
+                [sys.executable, "-m", __name__, data_dir, collector_url], stdout=subprocess.PIPE,
+            cwd=Path(__file__).parents[2],
                 stderr=errors, text=True)
         assert self.process.stdout is not None
         self.url = f"http://127.0.0.1:{int(self.process.stdout.readline())}"
@@ -212,10 +215,8 @@ def test_every_accepted_event_arrives_through_faults_and_kill_9(tmp_path):
         collector.flaky = False
         accepted = set().union(*(p.accepted for p in producers))
         poison = set().union(*(p.poison for p in producers))
-        deadline = time.monotonic() + 30
-        while (not accepted <= set(collector.received) or store.stats()["depth"]) \
-                and time.monotonic() < deadline:
-            time.sleep(0.1)
+        wait_until(lambda: accepted <= set(collector.received) and not store.stats()["depth"],
+                   30, "the outbox did not drain within 30 s of the collector's recovery")
         drained = time.monotonic() - started - RUN_SECONDS
         stats = store.stats()
     finally:

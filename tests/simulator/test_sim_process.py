@@ -1,10 +1,8 @@
 """The simulator as the shop meets it: its own process, real HTTP, the storefront's client."""
 import json
 import os
-import socket
 import subprocess
 import sys
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -14,28 +12,9 @@ from storefront.config import KlevuSettings
 from storefront.klevu.client import KlevuClient, KlevuError
 from storefront.simulator import API_KEY
 from storefront.simulator.__main__ import parse_args
-from tests.helpers import exchange_id
+from tests.helpers import exchange_id, free_port, wait_for
 
 SHOP_URL = "http://shop.test:5000"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_until_healthy(base: str, process: subprocess.Popen, timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"simulator exited with {process.returncode}")
-        try:
-            if requests.get(f"{base}/healthz", timeout=0.5).ok:
-                return
-        except requests.ConnectionError:
-            time.sleep(0.1)
-    raise RuntimeError("simulator did not become healthy")
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +29,7 @@ def simulator(tmp_path_factory):
             env={**os.environ, "SIMULATOR_PORT": str(port)}, stdout=output, stderr=output)
     base = f"http://127.0.0.1:{port}"
     try:
-        wait_until_healthy(base, process)
+        wait_for(f"{base}/healthz", 15)
         yield base
     finally:
         process.terminate()

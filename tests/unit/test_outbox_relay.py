@@ -18,7 +18,7 @@ from hypothesis import given, strategies as st
 from storefront.klevu.client import KlevuError
 from storefront.klevu.outbox import OutboxStore
 from storefront.klevu.relay import Backoff, Relay, RelayRunner, Send, lock_holder
-from tests.helpers import FakeClock
+from tests.helpers import FakeClock, wait_until
 
 
 class Collector:
@@ -262,9 +262,8 @@ def test_two_runners_in_one_process_make_one_relay(tmp_path):
         runner.start()
     try:
         store.put(events(20))
-        deadline = time.monotonic() + 5
-        while len(senders["a"]) + len(senders["b"]) < 20 and time.monotonic() < deadline:
-            time.sleep(0.01)
+        wait_until(lambda: len(senders["a"]) + len(senders["b"]) >= 20, 5,
+                   "the 20 events were not all sent")
         assert lock_holder(store.lock_path) == os.getpid()
         assert sorted(map(len, senders.values())) == [0, 20], senders
     finally:
