@@ -35,6 +35,8 @@ VIEW_RULES = ("rendered", "visible")
 # keyword or another directive into the policy.
 IMAGE_HOST_RE = re.compile(
     r"^(?:https?:|https?://(?:\*\.)?[A-Za-z0-9](?:[A-Za-z0-9\-.]*[A-Za-z0-9])?(?::\d{1,5})?)$")
+# A BCP 47 language tag as browsers send it: "en-US", "de", "fr-CA", "zh-Hant-TW".
+LOCALE_RE = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
 RECS_KEY_RE = re.compile(r"^[\w\-]{1,100}$")
 
 
@@ -125,6 +127,13 @@ def _int(env: dict, name: str, default: int, *, low: int, high: int) -> int:
     if not raw.isdigit() or not low <= int(raw) <= high:
         raise ConfigError(f"{name} must be a whole number from {low} to {high}, got {raw!r}")
     return int(raw)
+
+
+def _locale(env: dict, name: str, default: str) -> str:
+    value = env.get(name, "").strip() or default
+    if not LOCALE_RE.match(value):
+        raise ConfigError(f"{name} must be a language tag such as en-US, got {value!r}")
+    return value
 
 
 def _image_hosts(env: dict) -> tuple[str, ...]:
@@ -235,6 +244,13 @@ def from_env(env: dict | None = None) -> dict:
         # The page inspector shows visitors how their page was personalised: a demo tool, so
         # on with the simulator and off with a live api key unless asked for.
         "STOREFRONT_INSPECTOR": _bool(env, "STOREFRONT_INSPECTOR", klevu.offline),
+        # Banner templates: the default locale of Intl and toLocaleString (a visitor's browser
+        # language, on the server), and each render's limits (docs/performance.md).
+        "STOREFRONT_LOCALE": _locale(env, "STOREFRONT_LOCALE", "en-US"),
+        "BANNER_RENDER_TIME_LIMIT_MS": _int(env, "BANNER_RENDER_TIME_LIMIT_MS", 250, low=10,
+                                            high=5000),
+        "BANNER_RENDER_MEMORY_LIMIT_MB": _int(env, "BANNER_RENDER_MEMORY_LIMIT_MB", 32, low=8,
+                                              high=1024),
     }
     if config["CACHE_REDIS_URL"] and urlsplit(config["CACHE_REDIS_URL"]).scheme not in (
             "redis", "rediss", "unix"):

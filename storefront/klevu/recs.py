@@ -32,7 +32,7 @@ from .budget import page_due
 from .client import BreakerOpen, KlevuError
 from .events import BannerView
 from .inline_styles import lift_inline_styles
-from .render import RenderError, TemplateRenderer, scope_css
+from .render import RenderError, TemplateQuarantined, TemplateRenderer, scope_css
 from .render_once import Memo, RenderOnce
 from .segments import current_segments
 from .tokens import issue_token
@@ -168,6 +168,8 @@ def _rendered(renderer: RenderOnce, fetched: Fetched, data: dict[str, Any]) -> F
     version = renderer.key(template, data)
     try:
         html = renderer.render(template, data, key=version)
+    except TemplateQuarantined:  # logged once, when the renderer quarantined it
+        return fetched
     except RenderError as exc:
         log.warning("template of %s failed (%s): using the shop's banner", fetched.recs_key, exc)
         trace.note("template", error=str(exc))
@@ -347,7 +349,13 @@ def init_app(app) -> None:
     app.extensions["klevu_answers"] = KlevuAnswers(
         app.extensions["klevu_client"], store, config_ttl=app.config["KLEVU_CONFIG_TTL"],
         search_ttl=app.config["KLEVU_SEARCH_TTL"], stale_limit=app.config["KLEVU_STALE_LIMIT"])
-    app.extensions["banner_renderer"] = RenderOnce(TemplateRenderer(
+    renderer = TemplateRenderer(
+        time_limit_ms=app.config["BANNER_RENDER_TIME_LIMIT_MS"],
+        memory_limit_bytes=app.config["BANNER_RENDER_MEMORY_LIMIT_MB"] << 20,
+        locale=app.config["STOREFRONT_LOCALE"],
         currencies=app.config["KLEVU_CURRENCY_FORMATS"],
-        sanitize=not app.config["STOREFRONT_UNSAFE_NO_SANITIZE"]))
+        sanitize=not app.config["STOREFRONT_UNSAFE_NO_SANITIZE"])
+    app.extensions["banner_renderer"] = RenderOnce(renderer)
+    # At the first request, like the outbox relay: only serving processes need an engine.
+    app.before_request(renderer.warm_up_soon)
     app.extensions["recs_pool"] = ThreadPoolExecutor(MAX_WORKERS, thread_name_prefix="recs")

@@ -40,6 +40,16 @@ def test_a_live_key_means_klevu_hosts_and_no_default_banners():
     assert klevu.recs == {"HOME": ("k-a", "k-b"), "CATEGORY": (), "PRODUCT": (), "CHECKOUT": ()}
 
 
+def test_banner_templates_default_to_en_us_and_the_documented_limits():
+    config = from_env({})
+    assert (config["STOREFRONT_LOCALE"], config["BANNER_RENDER_TIME_LIMIT_MS"],
+            config["BANNER_RENDER_MEMORY_LIMIT_MB"]) == ("en-US", 250, 32)
+    config = from_env({"STOREFRONT_LOCALE": "de-CH", "BANNER_RENDER_TIME_LIMIT_MS": "500",
+                       "BANNER_RENDER_MEMORY_LIMIT_MB": "64"})
+    assert (config["STOREFRONT_LOCALE"], config["BANNER_RENDER_TIME_LIMIT_MS"],
+            config["BANNER_RENDER_MEMORY_LIMIT_MB"]) == ("de-CH", 500, 64)
+
+
 def test_an_empty_recs_variable_means_no_banner():
     assert from_env({**SIMULATOR, "KLEVU_RECS_PRODUCT": ""})["KLEVU"].recs["PRODUCT"] == ()
 
@@ -63,6 +73,10 @@ def test_an_empty_recs_variable_means_no_banner():
     ({"KLEVU_CURRENCY_FORMATS": '{"EUR": {"atEnd": "yes"}}'}, "KLEVU_CURRENCY_FORMATS"),
     ({"KLEVU_CURRENCY_FORMATS": '{"EUR": {"precision": 12}}'}, "KLEVU_CURRENCY_FORMATS"),
     ({"KLEVU_CURRENCY_FORMATS": '{"EUR": {"format": "%s"}}'}, "KLEVU_CURRENCY_FORMATS"),
+    ({"STOREFRONT_LOCALE": "en_US.UTF-8"}, "STOREFRONT_LOCALE"),
+    ({"BANNER_RENDER_TIME_LIMIT_MS": "0"}, "BANNER_RENDER_TIME_LIMIT_MS"),
+    ({"BANNER_RENDER_TIME_LIMIT_MS": "1.5"}, "BANNER_RENDER_TIME_LIMIT_MS"),
+    ({"BANNER_RENDER_MEMORY_LIMIT_MB": "4"}, "BANNER_RENDER_MEMORY_LIMIT_MB"),
 ])
 def test_a_bad_value_stops_start_up_naming_the_variable(env, variable):
     with pytest.raises(ConfigError, match=variable):

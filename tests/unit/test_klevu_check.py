@@ -78,7 +78,8 @@ def test_the_stubbed_account_passes(tmp_path):
     (good_config(), records(2),
      f"✗ search {KEY} (HOME): 2 records, fewer than productThreshold 4", "productThreshold"),
     (broken("templates.base", "<p>\n<%= helper.renderProduct(data) %></p>"), None,
-     f"✗ template {KEY} (HOME): TypeError: not a function at template line 2",
+     f"✗ template {KEY} (HOME): TypeError: helper.renderProduct is not a function at "
+     "template line 2",
      "missing helper: helper.renderProduct"),
     (broken("templates.base", "<ul>\n\n<% for (var i = 0; i < 3; i++ { %><li></li><% } %>"),
      None, f"✗ template {KEY} (HOME): SyntaxError", "at template line 3"),

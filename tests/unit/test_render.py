@@ -1,11 +1,10 @@
-"""TemplateRenderer: compile cache, limits, isolation between renders, threads.
+"""TemplateRenderer: compile cache, limits, quarantine, isolation between renders, threads.
 
 What a template prints is covered by the corpus (test_render_corpus.py); this file covers what
 the renderer guarantees around it.
 """
 from __future__ import annotations
 
-import contextlib
 import json
 import threading
 import time
@@ -14,7 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from storefront.klevu.render import COMPILED_PER_THREAD, RenderError, TemplateRenderer
+from storefront.klevu.render import (
+    COMPILED_PER_THREAD,
+    QUARANTINE_AFTER,
+    RenderError,
+    TemplateQuarantined,
+    TemplateRenderer,
+)
 
 BANNER = json.loads((Path(__file__).parent / "template_corpus" / "banner.json")
                     .read_text(encoding="utf-8"))["data"]
@@ -34,15 +39,16 @@ def renderer() -> TemplateRenderer:
 
 
 def count_compiles(renderer: TemplateRenderer) -> list[str]:
-    """Records each template the calling thread's engine compiles."""
-    engine = renderer._engine()
+    """Records each template the renderer's (one, reused) engine compiles."""
+    renderer.warm_up()
+    [engine] = renderer._idle
     compiled_texts: list[str] = []
     compile_in_engine = engine._compile
 
-    def counting(text):
+    def counting(text, **limits):
         compiled_texts.append(text)
-        return compile_in_engine(text)
-    engine._compile = counting
+        return compile_in_engine(text, **limits)
+    engine._compile = counting  # type: ignore[assignment]
     return compiled_texts
 
 
@@ -96,14 +102,19 @@ def test_time_limit_stops_an_endless_loop_promptly():
 
 def test_time_limit_applies_to_templates_not_to_engine_set_up():
     """Building an engine takes ~10 ms of CPU; a tight limit must still let it start."""
-    assert TemplateRenderer(time_limit_ms=1).render("<p>ok</p>", {}) == wrapped("<p>ok</p>")
+    assert TemplateRenderer(time_limit_ms=50).render("<p>ok</p>", {}) == wrapped("<p>ok</p>")
 
 
 def test_memory_limit_is_per_engine_and_configurable():
     template = '<% var s = "x".repeat(10 << 20); %><%= s.length %>'   # a 10 MiB string
     assert TemplateRenderer(memory_limit_bytes=32 << 20).render(template, {}) == wrapped("10485760")
-    with pytest.raises(RenderError, match="out of memory"):
+    with pytest.raises(RenderError, match="String repeat refused: more than 4194304 characters"):
         TemplateRenderer(memory_limit_bytes=8 << 20).render(template, {})
+    growing = "<% var a = []; for (var i = 0; i < 6e5; i++) a = [a, {id: i}]; %>"  # ~40 MiB
+    roomy = TemplateRenderer(memory_limit_bytes=256 << 20, time_limit_ms=20_000)
+    assert roomy.render(growing, {}) == wrapped("")
+    with pytest.raises(RenderError, match="memory limit reached: out of memory"):
+        TemplateRenderer(memory_limit_bytes=8 << 20, time_limit_ms=20_000).render(growing, {})
 
 
 # --- what the template sees ----------------------------------------------------------------
@@ -121,8 +132,8 @@ def test_globals_a_template_creates_are_gone_for_the_next_render(renderer):
     assert renderer.render(template, {}) == wrapped("1")
 
 
-def test_engine_stopped_by_a_limit_is_replaced():
-    """An interrupt skips the engine's own clean-up; only a new engine forgets the global."""
+def test_globals_of_a_render_stopped_by_a_limit_are_gone_for_the_next_render():
+    """An interrupt skips the template's `finally`; the next render clears what it left."""
     renderer = TemplateRenderer(time_limit_ms=50)
     with pytest.raises(RenderError, match="interrupted"):
         renderer.render("<% leaked = 1; while (true) {} %>", {})
@@ -137,6 +148,8 @@ def test_output_stays_inside_the_wrapper(renderer):
 def test_text_that_is_not_unicode_fails_cleanly(renderer):
     with pytest.raises(RenderError, match="not valid text"):
         renderer.render("<%= name %>", {"name": "\ud800"})
+    with pytest.raises(RenderError, match="not valid text"):
+        renderer.render('<%= "\\ud800" %>', {})
     with pytest.raises(RenderError, match="URIError"):
         renderer.render("<%- name %>", {"name": "\ud800"})
     with pytest.raises(RenderError, match="not valid text"):
@@ -180,21 +193,40 @@ def test_parallel_renders_give_the_serial_results():
     assert results == [expected[i % len(cases)] for i in range(180)]
 
 
-def test_a_template_whose_render_never_ends_is_refused_at_once_afterwards():
-    """QuickJS cannot interrupt a backtracking regex; the guard keeps it to one stuck thread."""
-    renderer = TemplateRenderer(time_limit_ms=50)  # runaway after 1 s
-    hog = '<%= /(a+)+$/.test("a".repeat(26) + "b") %>'
-    first = threading.Thread(target=_swallow, args=(renderer.render, hog, {}))
-    first.start()
-    time.sleep(1.3)
+def test_a_template_that_keeps_hitting_the_limits_is_quarantined_and_logged_once(caplog):
+    renderer = TemplateRenderer(time_limit_ms=50)
+    hog = '<%= /(a+)+$/.test("a".repeat(40) + "b") %>'
+    for _ in range(QUARANTINE_AFTER):
+        with pytest.raises(RenderError, match="interrupted") as stopped:
+            renderer.render(hog, {})
+        assert not isinstance(stopped.value, TemplateQuarantined)
     started = time.monotonic()
-    with pytest.raises(RenderError, match="ran away"):
-        renderer.render(hog, {})
-    assert time.monotonic() - started < 0.5
-    assert renderer.render("<p>fine</p>", {}) == '<div class="klevuWrap"><p>fine</p></div>'
-    first.join(60)
+    for _ in range(3):
+        with pytest.raises(TemplateQuarantined, match="quarantined"):
+            renderer.render(hog, {})
+    assert time.monotonic() - started < 0.1   # refused without running
+    quarantines = [r for r in caplog.records if "quarantined" in r.getMessage()]
+    assert len(quarantines) == 1
+    assert renderer.render("<p>fine</p>", {}) == wrapped("<p>fine</p>")
 
 
-def _swallow(fn, *args):
-    with contextlib.suppress(RenderError):
-        fn(*args)
+def test_a_template_failing_for_other_reasons_is_not_quarantined(renderer):
+    for _ in range(QUARANTINE_AFTER + 2):
+        with pytest.raises(RenderError, match="TypeError"):
+            renderer.render("<%= data.missing.deeper %>", {})
+
+
+def test_nothing_a_template_schedules_runs_after_its_render(renderer):
+    """Work running after the call would be out of reach of the time limit, for good."""
+    for template, refused in [
+            ("<% (async function () { await 0; while (true) {} })() %>", "'async' is not"),
+            ("<% Promise.resolve().then(function () { while (true) {} }) %>", "Promise"),
+            ("<% new FinalizationRegistry(function () {}) %>", "FinalizationRegistry"),
+            ("<% setTimeout(function () { while (true) {} }, 0) %>", "TypeError"),
+            ('<% eval("1 + 1") %>', "eval from a string"),
+            ('<% (function () {}).constructor("while (true) {}")() %>', "Function from a string"),
+            ("<% Array.fromAsync([1]) %>", "TypeError")]:
+        with pytest.raises(RenderError, match=refused):
+            renderer.render(template, {})
+    assert renderer.render("<p><%= [1, 2].map(function (n) { return n * 2; }) %></p>", {}) == \
+        wrapped("<p>2,4</p>")

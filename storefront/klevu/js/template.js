@@ -19,6 +19,17 @@ var compileKlevuTemplate = (function () {
     var encode = encodeURIComponent;
     var push = Array.prototype.push;
     var join = Array.prototype.join;
+    var makeFunction = Function;   // harden.js refuses code from strings to templates
+    // Code that would run after the render returned (render.py explains why it cannot).
+    var DEFERRED_CODE = /\b(?:async|await|import)\b/;
+
+    function refuseDeferred(code) {
+        var word = DEFERRED_CODE.exec(code);
+        if (word) {
+            throw new SyntaxError("'" + word[0] + "' is not available on the server: " +
+                "a template's output cannot wait for later work");
+        }
+    }
 
     function literal(text) {
         return text.replace(LITERAL_SPECIALS, function (ch) { return "\\" + LITERAL_ESCAPES[ch]; });
@@ -30,6 +41,7 @@ var compileKlevuTemplate = (function () {
         text.replace(DELIMITERS, function (match, urlEncoded, raw, code, offset) {
             source += literal(text.slice(index, offset));
             index = offset + match.length;
+            refuseDeferred(urlEncoded || raw || code || "");
             if (urlEncoded) {
                 source += "'+\n((__t=(" + urlEncoded + "))==null?'':__encode(__t))+\n'";
             } else if (raw) {
@@ -45,7 +57,7 @@ var compileKlevuTemplate = (function () {
         // concatenation, with the same conversions.
         source = "var __t,__p=[],print=function(){__push.call(__p,__join.call(arguments,''));};\n" +
             "with(data||{}){\n" + source + "');\n}\nreturn __join.call(__p,'');\n";
-        var makeTemplate = new Function("__encode", "__push", "__join",
+        var makeTemplate = new makeFunction("__encode", "__push", "__join",
             "return function(data,dataLocal,helper,scope){\n" + source + "};");
         // Frozen: state a template hangs on its own function would outlive the render.
         return Object.freeze(makeTemplate(encode, push, join));
@@ -59,6 +71,7 @@ var renderKlevuTemplate = (function () {
     var parse = JSON.parse;
     var names = Object.getOwnPropertyNames;
     var deleteProperty = Reflect.deleteProperty;
+    var isWellFormed = String.prototype.isWellFormed;
     var globalsBeforeAnyTemplate = null;
 
     function snapshotGlobals() {
@@ -73,8 +86,10 @@ var renderKlevuTemplate = (function () {
         var current = names(globalThis);
         for (var i = 0; i < current.length; i++) {
             if (!globalsBeforeAnyTemplate[current[i]] && !deleteProperty(globalThis, current[i])) {
-                // Only a new engine is clean again: render.py replaces it on an InternalError.
-                throw new InternalError("template defined a permanent global: " + current[i]);
+                // Only a new engine is clean again: render.py replaces it on this error.
+                var spent = new Error("template defined a permanent global: " + current[i]);
+                Object.defineProperty(spent, "name", {value: "EngineSpentError"});
+                throw spent;
             }
         }
     }
@@ -85,6 +100,8 @@ var renderKlevuTemplate = (function () {
         if (globalsBeforeAnyTemplate === null) {
             globalsBeforeAnyTemplate = snapshotGlobals();
         }
+        // Also before: a render stopped by the time limit skipped its `finally`.
+        forgetNewGlobals();
         var input = parse(payload);
         var tools = renderTools(input.data);
         var dataLocal = input.dataLocal === undefined ? input.data : input.dataLocal;
@@ -100,6 +117,9 @@ var renderKlevuTemplate = (function () {
         }
         if (html.length > maxChars) {
             throw new RangeError("template output exceeds " + maxChars + " characters");
+        }
+        if (!isWellFormed.call(html)) {  // a lone surrogate cannot leave as UTF-8
+            throw new TypeError("template output is not valid text");
         }
         return html;
     };
