@@ -30,6 +30,7 @@ import re
 import threading
 from collections import OrderedDict
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -92,7 +93,7 @@ _DELIMITERS = re.compile(r"<%-([\s\S]+?)%>|<%=([\s\S]+?)%>|<%([\s\S]+?)%>")
 @cache
 def helper_names() -> frozenset[str]:
     """The helpers a template may call (``helper.<name>``), asked of the engine itself."""
-    racer = MiniRacer()
+    racer = _new_racer()
     try:
         for source in _ENGINE_SOURCES[:2]:
             racer.eval(source)
@@ -145,15 +146,13 @@ class _EngineSpent(_LimitReached):
 class _Engine:
     """One V8 isolate with the Klevu dialect loaded."""
 
-    def __init__(self, *, time_limit_ms: int, memory_limit_bytes: int, translations_json: str,
-                 currencies_json: str, locale: str):
-        racer = MiniRacer()
+    def __init__(self, *, time_limit_ms: int, memory_limit_bytes: int, max_string_chars: int,
+                 translations_json: str, currencies_json: str, locale: str):
+        racer = _new_racer()
         racer.set_hard_memory_limit(memory_limit_bytes)
         racer.eval(_REMOVE_DEFERRED_WORK)
         for source in _ENGINE_SOURCES:
             racer.eval(source)
-        # A one-byte string of this length fills half the limit; a two-byte one all of it.
-        max_string_chars = memory_limit_bytes // 2
         self._render_tools = _function(racer, "startKlevuEngine")(
             translations_json, currencies_json, locale, max_string_chars)
         self._timeout_s = time_limit_ms / 1000
@@ -207,6 +206,16 @@ class _Engine:
         self.racer.close()
 
 
+def _new_racer() -> MiniRacer:
+    """A MiniRacer with an event loop of its own.
+
+    mini-racer adopts the calling thread's running asyncio loop, if there is one, and then
+    refuses time limits on calls from that thread; a new thread never has one.
+    """
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="v8-start") as starter:
+        return starter.submit(MiniRacer).result()
+
+
 def _function(racer: MiniRacer, name: str) -> JSFunction:
     function = racer.eval(name)
     assert isinstance(function, JSFunction), name
@@ -248,6 +257,12 @@ class TemplateRenderer:
         self._quarantined: set[bytes] = set()
         self._guard = threading.Lock()
 
+    @property
+    def max_string_chars(self) -> int:
+        """The longest string a built-in may make in one step: a one-byte string of this length
+        fills half the memory limit, a two-byte one all of it (js/harden.js)."""
+        return self.memory_limit_bytes // 2
+
     def render(self, template: str, data: Mapping[str, Any], *, data_local: Any = None,
                scope: Any = None) -> str:
         """Sanitized banner HTML wrapped in ``<div class="klevuWrap">``.
@@ -257,13 +272,19 @@ class TemplateRenderer:
         itself, and the engine's own scope object (see ``js/helpers.js``).
         Raises ``RenderError`` when the template cannot produce a banner.
         """
-        payload = json.dumps({key: value for key, value in
-                              (("data", data), ("dataLocal", data_local), ("scope", scope))
-                              if value is not None}, allow_nan=False)
-        html = self._run(template, payload)
+        html = self.render_raw(template, data, data_local=data_local, scope=scope)
         if self.sanitize:
             html = sanitize_banner_html(html)
         return f'<div class="klevuWrap">{html}</div>'
+
+    def render_raw(self, template: str, data: Mapping[str, Any], *, data_local: Any = None,
+                   scope: Any = None) -> str:
+        """What the template itself prints, before sanitizing: what Klevu's library would put
+        in a browser's page, and what the Chromium parity test compares."""
+        payload = json.dumps({key: value for key, value in
+                              (("data", data), ("dataLocal", data_local), ("scope", scope))
+                              if value is not None}, allow_nan=False)
+        return self._run(template, payload)
 
     def _run(self, template: str, payload: str) -> str:
         try:
@@ -337,5 +358,6 @@ class TemplateRenderer:
     def _new_engine(self) -> _Engine:
         return _Engine(time_limit_ms=self.time_limit_ms,
                        memory_limit_bytes=self.memory_limit_bytes,
+                       max_string_chars=self.max_string_chars,
                        translations_json=self._translations_json,
                        currencies_json=self._currencies_json, locale=self.locale)

@@ -230,3 +230,30 @@ def test_nothing_a_template_schedules_runs_after_its_render(renderer):
             renderer.render(template, {})
     assert renderer.render("<p><%= [1, 2].map(function (n) { return n * 2; }) %></p>", {}) == \
         wrapped("<p>2,4</p>")
+
+
+# --- the shop's locale ---------------------------------------------------------------------
+
+def test_the_shop_locale_is_the_default_of_every_locale_sensitive_built_in():
+    renderer = TemplateRenderer(locale="de-DE")
+    template = ('<%= (1234.5).toLocaleString() %> | <%= new Intl.NumberFormat(undefined, '
+                '{style: "currency", currency: "EUR"}).format(2) %> | '
+                '<%= Intl.NumberFormat().resolvedOptions().locale %> | '
+                '<%= new Date(Date.UTC(2024, 2, 1)).toLocaleDateString(undefined, '
+                '{timeZone: "UTC"}) %> | <%= ["b", "ä", "a"].sort(function (x, y) '
+                '{ return x.localeCompare(y); }).join("") %> | '
+                '<%= new Intl.PluralRules().resolvedOptions().locale %> | '
+                '<%= (1234.5).toLocaleString("en-US") %>')
+    assert renderer.render(template, {}) == wrapped(
+        "1.234,5 | 2,00&nbsp;€ | de-DE | 1.3.2024 | aäb | de | 1,234.5")
+
+
+def test_locale_defaults_keep_what_a_template_can_see_of_the_built_ins(renderer):
+    template = ("<%= [new Intl.NumberFormat() instanceof Intl.NumberFormat,"
+                " new Intl.Collator().constructor === Intl.Collator,"
+                " Intl.NumberFormat.name, Intl.NumberFormat.length,"
+                " typeof Intl.DateTimeFormat.supportedLocalesOf,"
+                " Intl.DateTimeFormat('en-GB', {timeZone: 'UTC'}).format(0),"
+                " (0).toLocaleString.name, ''.localeCompare.length].join(' ') %>")
+    assert renderer.render(template, {}) == wrapped(
+        "true true NumberFormat 0 function 01/01/1970 toLocaleString 1")
