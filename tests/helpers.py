@@ -64,6 +64,27 @@ def wait_until(check: Callable[[], T], seconds: float = 10.0, message: str = "",
         time.sleep(interval)
 
 
+# Attacks on the banner engine's sandbox: each must end within the render limits and leave the
+# engine usable (tests/unit/test_render.py); bench/bench_render.py times them per engine.
+SANDBOX_PROBES = {
+    "endless loop": "while (true) {}",
+    "endless loop inside try/catch": "for (;;) { try { while (true) {} } catch (e) {} }",
+    "regex backtracking": "/(a+)+$/.test('a'.repeat(40) + 'b')",
+    "256 MiB string": "'x'.repeat(Math.pow(2, 28)).length",
+    "256 MiB string, doubled and read":
+        "var s = 'x'; for (var i = 0; i < 28; i++) s += s; return s.indexOf('y')",
+    "growing object graph": "var a = []; for (;;) a = [a, {text: 'y' + a.length}]",
+    "deep recursion": "(function f() { return f() + 1; })()",
+    "sparse array join": "Array(Math.pow(2, 32) - 1).join('')",
+    "array-like scan": "[].indexOf.call({length: Math.pow(2, 53)}, 1)",
+}
+
+
+def sandbox_probe_template(code: str) -> str:
+    """A template running ``code`` in a function, printing what it returns."""
+    return "<%= (function () { " + code + " })() %>"
+
+
 class FakeClock:
     """Wall-clock stand-in for code that takes a ``clock`` callable: time moves when told."""
 

@@ -75,6 +75,8 @@ COMPILED_PER_THREAD = 32
 # Limit failures of one template version after which it is refused without running.
 QUARANTINE_AFTER = 3
 
+_OUT_OF_MEMORY = "memory limit reached: out of memory"
+
 # V8 reports an exception as "<where>:<line>: <Name>: <message>" and then the source excerpt.
 _ERROR_LOCATION = re.compile(r"^[^:\n]*:\d+: ")
 
@@ -156,6 +158,7 @@ class _Engine:
         self._render_tools = _function(racer, "startKlevuEngine")(
             translations_json, currencies_json, locale, max_string_chars)
         self._timeout_s = time_limit_ms / 1000
+        self._memory_limit_bytes = memory_limit_bytes
         self._compile = _function(racer, "compileKlevuTemplate")
         self._render = _function(racer, "renderKlevuTemplate")
         self._compiled: OrderedDict[bytes, Any] = OrderedDict()
@@ -171,23 +174,36 @@ class _Engine:
                     self._compiled.popitem(last=False)
             else:
                 self._compiled.move_to_end(key)
-            return self._render(compiled, self._render_tools, payload, max_chars,
+            html = self._render(compiled, self._render_tools, payload, max_chars,
                                 timeout_sec=self._timeout_s)
         except JSTimeoutException as exc:
             message = f"time limit reached: interrupted after {self._timeout_s * 1000:.0f} ms"
-            if not self._settled():
+            if not self._settled() or self._over_memory_limit():
                 raise _EngineSpent(message) from exc
             # V8 unwound the template; what it left behind, the next render clears (template.js).
             raise _LimitReached(message) from exc
         except (JSOOMException, JSTerminatedException) as exc:
-            raise _EngineSpent("memory limit reached: out of memory") from exc
+            raise _EngineSpent(_OUT_OF_MEMORY) from exc
         except JSEvalException as exc:
-            if self.racer.was_hard_memory_limit_reached():
-                raise _EngineSpent("memory limit reached: out of memory") from exc
+            if self.racer.was_hard_memory_limit_reached() or self._over_memory_limit():
+                raise _EngineSpent(_OUT_OF_MEMORY) from exc
             message = _ERROR_LOCATION.sub("", str(exc).partition("\n")[0])
             if message.startswith("EngineSpentError"):
                 raise _EngineSpent(message) from exc
             raise RenderError(message) from exc
+        if self._over_memory_limit():
+            raise _EngineSpent(_OUT_OF_MEMORY)
+        return html
+
+    def _over_memory_limit(self) -> bool:
+        """Whether the heap, garbage included, holds more than the limit.
+
+        V8 checks the limit after each garbage collection only, so a render that makes one big
+        object (a 256 MiB string, read once) and drops it could pass between two collections;
+        the heap keeps that peak until the next one.
+        """
+        heap = self.racer.heap_stats()
+        return bool(heap["total_heap_size"] > self._memory_limit_bytes)
 
     def _settled(self) -> bool:
         """Whether V8 has finished the interrupted call, so the next one starts at once.

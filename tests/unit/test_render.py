@@ -20,6 +20,7 @@ from storefront.klevu.render import (
     TemplateQuarantined,
     TemplateRenderer,
 )
+from tests.helpers import SANDBOX_PROBES, sandbox_probe_template
 
 BANNER = json.loads((Path(__file__).parent / "template_corpus" / "banner.json")
                     .read_text(encoding="utf-8"))["data"]
@@ -98,6 +99,33 @@ def test_time_limit_stops_an_endless_loop_promptly():
     with pytest.raises(RenderError, match="interrupted"):
         renderer.render("<% while (true) {} %>", {})
     assert time.monotonic() - started < 1.0
+
+
+@pytest.mark.parametrize("probe", list(SANDBOX_PROBES))
+def test_every_sandbox_probe_stops_within_the_limits_and_the_engine_goes_on(probe):
+    renderer = TemplateRenderer()   # the shop's defaults: 250 ms, 32 MiB
+    renderer.warm_up()
+    started = time.monotonic()
+    with pytest.raises(RenderError):
+        renderer.render(sandbox_probe_template(SANDBOX_PROBES[probe]), {})
+    # 250 ms, plus V8 unwinding or a new engine, on a loaded machine: generous.
+    assert time.monotonic() - started < 3.0
+    started = time.monotonic()
+    assert renderer.render("<p><%= 1 + 1 %></p>", {}) == wrapped("<p>2</p>")
+    assert time.monotonic() - started < 1.0
+
+
+def test_a_256_mib_string_fails_under_a_32_mib_limit_however_it_is_made():
+    renderer = TemplateRenderer(memory_limit_bytes=32 << 20, time_limit_ms=20_000)
+    with pytest.raises(RenderError, match="String repeat refused"):
+        renderer.render(sandbox_probe_template(SANDBOX_PROBES["256 MiB string"]), {})
+    doubled = sandbox_probe_template(SANDBOX_PROBES["256 MiB string, doubled and read"])
+    with pytest.raises(RenderError, match="memory limit reached"):
+        renderer.render(doubled, {})
+    # The same string as garbage of a failing render: the engine is not left over its limit.
+    with pytest.raises(RenderError, match="memory limit reached"):
+        renderer.render(doubled.replace("return s.indexOf('y')", "s.indexOf('y'); throw 1"), {})
+    assert renderer.render("<p>next</p>", {}) == wrapped("<p>next</p>")
 
 
 def test_time_limit_applies_to_templates_not_to_engine_set_up():
