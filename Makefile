@@ -44,8 +44,9 @@ screenshots: install-test system-test-deps
 	$(PY) -m pytest -q tests/e2e/test_demo_screens.py --update-screenshots
 
 ## One table: banner pages vs plain pages, Klevu slow/hung/down, the beacon (~2 min).
-## Banner rendering alone: $(PY) bench/bench_render.py
+## Banner rendering (V8 vs QuickJS, sandbox probes; ~20 s), then pages under Klevu latency.
 bench: install-test
+	$(PY) bench/bench_render.py
 	$(PY) bench/bench_pages.py
 
 clean:

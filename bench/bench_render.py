@@ -1,23 +1,28 @@
 """Banner rendering: the figures behind docs/performance.md, "Banner rendering".
 
-    .venv/bin/python bench/bench_render.py            # 15-25 s on 2 shared cores
+    .venv/bin/python bench/bench_render.py            # 30-50 s on 2 shared cores
 
-Every figure is printed next to a baseline measured in the same run, because absolute times
-on a shared machine say little: compiled render vs compile-every-time, per-thread engines vs
-one shared engine, QuickJS vs V8. The V8 part runs only when mini-racer is installed
-(`pip install mini-racer`; it is not a dependency of the storefront). Sandbox probes run each
-attack in a child process, so an attack an engine cannot stop costs a timeout, not the bench.
-Linux only (resident memory is read from /proc).
+The shop renders banners in V8 (mini-racer); it used QuickJS before. Both engines run here in
+the same run, on the same template and data, and every figure is printed as a ratio to QuickJS
+measured alongside it, because absolute times on a shared machine say little. QuickJS runs
+the same JavaScript files the shop loads, except the locale layer (QuickJS has no Intl), with a
+two-line stand-in for `String.prototype.isWellFormed`, which it lacks.
+
+A page view costs one render per banner when every view renders ("answers cache off"); with
+Klevu's answers cached, a banner is rendered once per answer and reused ("answers cache on",
+modelled as one render per ANSWER_REUSE page views plus a dictionary look-up each view).
+
+Sandbox probes run each attack in a child process, so an attack an engine cannot stop costs a
+timeout, not the bench. Linux only (resident memory is read from /proc).
 """
 from __future__ import annotations
 
-import importlib.util
 import json
 import statistics
 import subprocess
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -25,31 +30,33 @@ sys.path.insert(0, str(ROOT))
 
 # The engine layer below TemplateRenderer is measured too, so the bench reaches past the
 # public interface.
-from storefront.klevu.render import _ENGINE_SOURCES, TemplateRenderer, _Engine
-from storefront.klevu.sanitize import sanitize_banner_html, scope_css
+from storefront.klevu.render import (
+    _ENGINE_SOURCES,
+    ENGINE_SCRIPTS,
+    TemplateRenderer,
+    sanitize_banner_html,
+)
+from tests.helpers import SANDBOX_PROBES, sandbox_probe_template
 
 CORPUS = ROOT / "tests" / "unit" / "template_corpus"
 TEMPLATE = (CORPUS / "klevu_reference.tmpl").read_text(encoding="utf-8")   # 12 products
 DATA = json.loads((CORPUS / "banner.json").read_text(encoding="utf-8"))["data"]
 PAYLOAD = json.dumps({"data": DATA})
-CSS = """.kuRECS-container { display: grid; gap: 12px } .kuRECS-list { list-style: none; margin: 0 }
-.kuRECSItem img { width: 100%; aspect-ratio: 4 / 5; object-fit: cover;
-background: url(/img/ph.png) }
-@media (max-width: 600px) { .kuRECS-list { grid-template-columns: repeat(2, 1fr) } }""" * 4
-LIMITS = {"time_limit_ms": 250, "memory_limit_bytes": 32 << 20}
+TIME_LIMIT_MS, MEMORY_LIMIT_BYTES = 250, 32 << 20    # the shop's defaults
 MAX_CHARS = 256 << 10
-PROBE_TIMEOUT_S = 3.0
-HAS_V8 = importlib.util.find_spec("py_mini_racer") is not None
+ANSWER_REUSE = 20          # page views served from one cached Klevu answer
+PROBE_TIMEOUT_S = 4.0
 
 
-def per_call_us(call, *, number: int) -> float:
+def per_call_us(call: Callable[[], object], *, number: int) -> float:
     started = time.perf_counter()
     for _ in range(number):
         call()
     return (time.perf_counter() - started) / number * 1e6
 
 
-def compare(baseline, other, *, rounds: int = 9, number: int = 40) -> tuple[float, float, float]:
+def compare(baseline: Callable[[], object], other: Callable[[], object], *, rounds: int = 7,
+            number: int = 30) -> tuple[float, float, float]:
     """Median microseconds per call of `baseline` and `other`, and the median of their ratios.
 
     The two are timed in alternating short blocks so that both run under the same load: on a
@@ -73,192 +80,169 @@ def resident_kib() -> int:
 
 
 def row(label: str, value: str, note: str = "") -> None:
-    print(f"  {label:<46} {value:>14}  {note}")
+    print(f"  {label:<50} {value:>12}  {note}")
 
 
-# --- QuickJS, as the storefront runs it ----------------------------------------------------
+# --- QuickJS, as the shop ran it before -------------------------------------------------------
 
-class QuickJSEngine:
-    """The storefront's engine, driven call by call (what TemplateRenderer does inside)."""
-
-    def __init__(self):
-        self.engine = _Engine(translations_json="{}", currencies_json="{}", **LIMITS)
-
-    def render_compiled(self):
-        return self.engine.render(b"bench", TEMPLATE, PAYLOAD, MAX_CHARS)
-
-    def render_compiling(self):
-        engine = self.engine
-        return engine._render(engine._compile(TEMPLATE), engine._helper, PAYLOAD, MAX_CHARS)
-
-    def empty_call(self):
-        return self.engine._context.eval("0")
+QUICKJS_SHIMS = """String.prototype.isWellFormed = function () {
+    var lone = /[\\uD800-\\uDBFF](?![\\uDC00-\\uDFFF])|(?:^|[^\\uD800-\\uDBFF])[\\uDC00-\\uDFFF]/;
+    return !lone.test(this);
+};"""
 
 
-def quickjs_figures() -> tuple[QuickJSEngine, float]:
-    """Prints QuickJS's figures; returns the engine and its resident KiB for the V8 ratios."""
-    print("QuickJS (quickjs binding), 12-product banner; ratios to the compiled render")
-    quickjs = QuickJSEngine()
-    raw_html = quickjs.render_compiled()
-    renderer = TemplateRenderer()
-    scope = '[data-klevu-banner="k-home-1"]'
-    compiled, every_time, ratio = compare(quickjs.render_compiled, quickjs.render_compiling)
-    row("render, template compiled once", f"{compiled:8.0f} us", "(baseline)")
-    row("render, compiling every time", f"{every_time:8.0f} us", f"x{ratio:.2f}")
-    for label, call in [
-            ("sanitize the banner HTML (nh3)", lambda: sanitize_banner_html(raw_html)),
-            ("TemplateRenderer.render (render+sanitize+wrap)",
-             lambda: renderer.render(TEMPLATE, DATA)),
-            (f"scope_css, {len(CSS) / 1024:.1f} KiB of CSS, first time",
-             lambda: scope_css.__wrapped__(CSS, scope)),
-            ("scope_css, same CSS again (cached)", lambda: scope_css(CSS, scope))]:
-        _, other, ratio = compare(quickjs.render_compiled, call)
-        row(label, f"{other:8.1f} us", f"x{ratio:.3g}")
-    created = per_call_us(
-        lambda: _Engine(translations_json="{}", currencies_json="{}", **LIMITS), number=20)
-    row("new engine (first render on a thread)", f"{created / 1000:8.1f} ms")
+class QuickJSRenderer:
+    """What the shop's renderer did with QuickJS: compile once, render, sanitize, wrap."""
 
-    before = resident_kib()
-    engines = [QuickJSEngine() for _ in range(20)]
-    for each in engines:
-        each.render_compiled()
-    rss = (resident_kib() - before) / len(engines)
-    heap = quickjs.engine._context.memory()["memory_used_size"] / 1024
-    row("engine heap after a render (QuickJS count)", f"{heap:8.0f} KiB")
-    row("resident memory per engine (20 engines)", f"{rss:8.0f} KiB")
-    return quickjs, rss
+    def __init__(self) -> None:
+        import quickjs
+        context = quickjs.Context()
+        context.set_memory_limit(MEMORY_LIMIT_BYTES)
+        context.eval(QUICKJS_SHIMS)
+        for name, source in zip(ENGINE_SCRIPTS, _ENGINE_SOURCES, strict=True):
+            if name not in ("locale.js", "start.js"):
+                context.eval(source)
+        self.render_tools = context.get("makeKlevuHelper")("{}", "{}")
+        context.get("hardenKlevuEngine")(MEMORY_LIMIT_BYTES // 2)
+        context.set_time_limit(TIME_LIMIT_MS / 1000)
+        self.compile = context.get("compileKlevuTemplate")
+        self.run = context.get("renderKlevuTemplate")
+        self.compiled = self.compile(TEMPLATE)
+        self.context = context
+
+    def engine_call(self) -> str:
+        return self.run(self.compiled, self.render_tools, PAYLOAD, MAX_CHARS)
+
+    def render(self) -> str:
+        html = self.run(self.compiled, self.render_tools, json.dumps({"data": DATA}), MAX_CHARS)
+        return f'<div class="klevuWrap">{sanitize_banner_html(html)}</div>'
 
 
-def threading_figures() -> None:
-    print("\nThreads: 4 threads rendering 200 banners, 9 alternating rounds (2 CPU cores)")
-    shared_renderer = TemplateRenderer()
-    one_thread = ThreadPoolExecutor(max_workers=1)   # QuickJS runtimes cannot change threads
+class V8Renderer:
+    """The shop's renderer, and the engine call inside it."""
 
-    def shared(template, data):
-        return one_thread.submit(shared_renderer.render, template, data).result()
+    def __init__(self) -> None:
+        self.renderer = TemplateRenderer(time_limit_ms=TIME_LIMIT_MS,
+                                         memory_limit_bytes=MEMORY_LIMIT_BYTES)
+        self.renderer.render(TEMPLATE, DATA)
+        [self.engine] = self.renderer._idle
+        self.key = next(iter(self.engine._compiled))
 
-    per_thread = TemplateRenderer().render
-    with ThreadPoolExecutor(max_workers=4) as pool:
-        def batch(render):
-            return lambda: list(pool.map(lambda _: render(TEMPLATE, DATA), range(200)))
-        batch(shared)()
-        batch(per_thread)()                              # every thread has its engine
-        shared_us, per_thread_us, ratio = compare(batch(shared), batch(per_thread),
-                                                  rounds=9, number=1)
-    one_thread.shutdown()
-    row("one shared engine, calls handed to its thread", f"{200e6 / shared_us:8.0f} /s",
-        "(baseline)")
-    row("an engine per thread (TemplateRenderer)", f"{200e6 / per_thread_us:8.0f} /s",
-        f"x{1 / ratio:.2f} banners/s")
+    def engine_call(self) -> str:
+        return str(self.engine._render(self.engine._compiled[self.key], self.engine._render_tools,
+                                       PAYLOAD, MAX_CHARS, timeout_sec=1.0))
+
+    def render(self) -> str:
+        return self.renderer.render(TEMPLATE, DATA)
 
 
-# --- V8 (mini-racer), same JavaScript --------------------------------------------------------
-
-class V8Engine:
-    """The same three JavaScript files in V8, through mini-racer's API."""
-
-    def __init__(self):
-        from py_mini_racer import MiniRacer
-        self.racer = MiniRacer()
-        self.racer.set_hard_memory_limit(LIMITS["memory_limit_bytes"])
-        for source in _ENGINE_SOURCES:
-            self.racer.eval(source)
-        self.helper = self.racer.eval("makeKlevuHelper('{}')")
-        self.racer.eval("hardenKlevuEngine()")
-        self.compile = self.racer.eval("compileKlevuTemplate")
-        self.render = self.racer.eval("renderKlevuTemplate")
-
-    def run(self, compiled, payload: str = PAYLOAD):
-        return self.render(compiled, self.helper, payload, MAX_CHARS,
-                           timeout_sec=LIMITS["time_limit_ms"] / 1000)
+def page_views(render: Callable[[], str], *, cached: bool) -> Callable[[], None]:
+    """ANSWER_REUSE page views of one banner, with or without the answers cache."""
+    def views() -> None:
+        cache: dict[str, str] = {}
+        for _ in range(ANSWER_REUSE):
+            if not cached:
+                render()
+                continue
+            key = PAYLOAD   # the answer the banner was rendered from
+            if key not in cache:
+                cache[key] = render()
+    return views
 
 
-def v8_figures(quickjs: QuickJSEngine, quickjs_rss_kib: float) -> None:
-    if not HAS_V8:
-        print("\nV8: skipped (pip install mini-racer to compare)")
-        return
-    print("\nV8 (mini-racer), same template, same JavaScript; ratios to QuickJS")
-    v8 = V8Engine()
-    compiled = v8.compile(TEMPLATE)
+def cost_figures() -> None:
+    print(f"Per banner: V8 (now) vs QuickJS (before); ratios to QuickJS measured alongside\n"
+          f"  (12-product banner; {ANSWER_REUSE} page views per cached answer)")
+    quickjs, v8 = QuickJSRenderer(), V8Renderer()
+    assert quickjs.engine_call() == v8.engine_call()
     for _ in range(50):
-        v8.run(compiled)                                      # let the JIT warm up
-    for label, ours, theirs in [
-            ("render, template compiled once", quickjs.render_compiled, lambda: v8.run(compiled)),
-            ("render, compiling every time", quickjs.render_compiling,
-             lambda: v8.run(v8.compile(TEMPLATE))),
-            ("one empty call into the engine", quickjs.empty_call, lambda: v8.racer.eval("0"))]:
-        base, other, ratio = compare(ours, theirs, number=20)
-        row(label, f"{other:8.0f} us", f"x{ratio:.2f} (QuickJS: {base:.0f} us)")
+        v8.render()                                           # let the JIT warm up
+    for label, old, new, per in [
+            ("engine call, template compiled", quickjs.engine_call, v8.engine_call, 1),
+            ("TemplateRenderer.render (+ JSON, sanitize, wrap)", quickjs.render, v8.render, 1),
+            ("page view, answers cache off",
+             page_views(quickjs.render, cached=False), page_views(v8.render, cached=False),
+             ANSWER_REUSE),
+            ("page view, answers cache on",
+             page_views(quickjs.render, cached=True), page_views(v8.render, cached=True),
+             ANSWER_REUSE)]:
+        base, other, ratio = compare(old, new, number=max(2, 30 // per))
+        row(label, f"{other / per:8.0f} us", f"x{ratio:.2f} (QuickJS: {base / per:.0f} us)")
+    _, v8_cached, ratio = compare(page_views(quickjs.render, cached=False),
+                                  page_views(v8.render, cached=True), number=2)
+    row("page view: V8 cache on, vs QuickJS cache off", f"{v8_cached / ANSWER_REUSE:8.0f} us",
+        f"x{ratio:.2f}")
+
+    started = time.perf_counter()
+    for _ in range(5):
+        QuickJSRenderer()
+    quickjs_start = (time.perf_counter() - started) / 5
+    started = time.perf_counter()
+    for _ in range(5):
+        V8Renderer()
+    v8_start = (time.perf_counter() - started) / 5
+    row("new engine, loaded and first render", f"{v8_start * 1000:8.1f} ms",
+        f"x{v8_start / quickjs_start:.1f} (QuickJS: {quickjs_start * 1000:.1f} ms)")
+
     before = resident_kib()
-    isolates = [V8Engine() for _ in range(5)]
-    for each in isolates:
-        each.run(each.compile(TEMPLATE))
-    rss = (resident_kib() - before) / len(isolates)
-    row("resident memory per engine (5 engines)", f"{rss:8.0f} KiB",
-        f"x{rss / quickjs_rss_kib:.1f}")
+    quickjs_engines = [QuickJSRenderer() for _ in range(10)]
+    quickjs_kib = (resident_kib() - before) / len(quickjs_engines)
+    before = resident_kib()
+    v8_engines = [V8Renderer() for _ in range(10)]
+    v8_kib = (resident_kib() - before) / len(v8_engines)
+    row("resident memory per engine (10 engines)", f"{v8_kib:8.0f} KiB",
+        f"x{v8_kib / quickjs_kib:.1f} (QuickJS: {quickjs_kib:.0f} KiB)")
+    heap = v8.engine.racer.heap_stats()["total_heap_size"] >> 10
+    row("V8 heap of an engine after renders", f"{heap:8.0f} KiB")
 
 
 # --- Sandbox probes ---------------------------------------------------------------------------
 
-PROBES = {
-    "endless loop": "while (true) {}",
-    "endless loop inside try/catch": "for (;;) { try { while (true) {} } catch (e) {} }",
-    "regex backtracking": "/(a+)+$/.test('a'.repeat(40) + 'b')",
-    "256 MiB string": "'x'.repeat(Math.pow(2, 28)).length",
-    "growing object graph": "var a = []; for (;;) a = [a, {text: 'y'.repeat(100)}]",
-    "deep recursion": "(function f() { return f() + 1; })()",
-    "sparse array join": "Array(Math.pow(2, 32) - 1).join('')",
-    "array-like scan": "[].indexOf.call({length: Math.pow(2, 53)}, 1)",
-}
-
-# Each probe prints how the attack ended, then whether the engine still answers a trivial call
-# (a stopped attack can leave the engine busy or broken), then leaves without interpreter
-# teardown, which an engine still running would block.
-QUICKJS_PROBE = """
+# Each probe prints how the attack ended, then whether the same renderer still answers a
+# trivial render, then leaves without interpreter teardown, which an engine still running
+# would block.
+PROBE_RUN = """
 import os, sys, time
 sys.path.insert(0, {root!r})
-from storefront.klevu.render import RenderError, TemplateRenderer
-renderer = TemplateRenderer()
-renderer.render("<p></p>", {{}})
+from bench.bench_render import {engine} as Engine
+render, usable = Engine.probe_callables({template!r})
 started = time.perf_counter()
 try:
-    renderer.render("<%= (function () {{ " + {code!r} + " }})() %>", {{}})
-    outcome = "completed"
-except RenderError as exc:
-    outcome = str(exc)
-print(f"{{(time.perf_counter() - started) * 1000:.0f}} ms  {{outcome[:40]}}", flush=True)
-try:
-    renderer.render("<p></p>", {{}})
-    print("; engine usable", flush=True)
-except RenderError as exc:
-    print("; engine unusable: " + str(exc), flush=True)
-os._exit(0)
-"""
-
-V8_PROBE = """
-import os, sys, time
-sys.path.insert(0, {root!r})
-from bench.bench_render import V8Engine
-engine = V8Engine()
-compiled = engine.compile("<%= (function () {{ " + {code!r} + " }})() %>")
-started = time.perf_counter()
-try:
-    engine.run(compiled, '{{"data": {{}}}}')
+    render()
     outcome = "completed"
 except Exception as exc:
-    outcome = type(exc).__name__ + ": " + str(exc).splitlines()[0]
-print(f"{{(time.perf_counter() - started) * 1000:.0f}} ms  {{outcome[:40]}}", flush=True)
+    outcome = str(exc).splitlines()[0]
+print(f"{{(time.perf_counter() - started) * 1000:.0f}} ms  {{outcome[:44]}}", flush=True)
 try:
-    engine.racer.eval("0", timeout_sec=1)
-    print("; engine usable", flush=True)
+    usable()
+    print("; usable", flush=True)
 except Exception as exc:
-    print("; engine unusable: " + type(exc).__name__, flush=True)
+    print("; unusable: " + str(exc)[:40], flush=True)
 os._exit(0)
 """
 
 
-def probe(script: str, code: str) -> str:
-    source = script.format(root=str(ROOT), code=code)
+class QuickJSProbe:
+    @staticmethod
+    def probe_callables(template: str) -> tuple[Callable[[], object], Callable[[], object]]:
+        engine = QuickJSRenderer()
+        compiled = engine.compile(template)
+        return (lambda: engine.run(compiled, engine.render_tools, '{"data": {}}', MAX_CHARS),
+                lambda: engine.engine_call())
+
+
+class V8Probe:
+    @staticmethod
+    def probe_callables(template: str) -> tuple[Callable[[], object], Callable[[], object]]:
+        renderer = TemplateRenderer(time_limit_ms=TIME_LIMIT_MS,
+                                    memory_limit_bytes=MEMORY_LIMIT_BYTES)
+        renderer.warm_up()
+        return (lambda: renderer.render(template, {}), lambda: renderer.render(TEMPLATE, DATA))
+
+
+def probe(engine: str, code: str) -> str:
+    source = PROBE_RUN.format(root=str(ROOT), engine=engine,
+                              template=sandbox_probe_template(code))
     try:
         done = subprocess.run([sys.executable, "-c", source], capture_output=True, text=True,
                               timeout=PROBE_TIMEOUT_S)
@@ -270,19 +254,16 @@ def probe(script: str, code: str) -> str:
 
 
 def sandbox_probes() -> None:
-    engines = {"QuickJS": QUICKJS_PROBE, **({"V8": V8_PROBE} if HAS_V8 else {})}
-    print(f"\nSandbox probes (hardened runtime, limits {LIMITS['time_limit_ms']} ms / "
-          f"{LIMITS['memory_limit_bytes'] >> 20} MiB)")
-    for name, code in PROBES.items():
-        for engine, script in engines.items():
-            row(f"{name} [{engine}]", "", probe(script, code))
+    print(f"\nSandbox probes (limits {TIME_LIMIT_MS} ms / {MEMORY_LIMIT_BYTES >> 20} MiB;"
+          " each in a child process)")
+    for name, code in SANDBOX_PROBES.items():
+        for label, engine in (("QuickJS", "QuickJSProbe"), ("V8", "V8Probe")):
+            row(f"{name} [{label}]", "", probe(engine, code))
 
 
 def main() -> None:
     started = time.perf_counter()
-    quickjs, quickjs_rss_kib = quickjs_figures()
-    threading_figures()
-    v8_figures(quickjs, quickjs_rss_kib)
+    cost_figures()
     sandbox_probes()
     print(f"\n(total {time.perf_counter() - started:.0f} s)")
 

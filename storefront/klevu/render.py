@@ -196,14 +196,20 @@ class _Engine:
         return html
 
     def _over_memory_limit(self) -> bool:
-        """Whether the heap, garbage included, holds more than the limit.
+        """Whether the last call took the heap past the limit, garbage included.
 
         V8 checks the limit after each garbage collection only, so a render that makes one big
         object (a 256 MiB string, read once) and drops it could pass between two collections;
-        the heap keeps that peak until the next one.
+        the heap holds it until the next one. A heap past half the limit is collected here,
+        so each render starts below half and only a render that itself allocated more than
+        half the limit (a banner needs well under 1 MiB) ends up past the limit.
         """
-        heap = self.racer.heap_stats()
-        return bool(heap["total_heap_size"] > self._memory_limit_bytes)
+        used = self.racer.heap_stats()["used_heap_size"]
+        if used > self._memory_limit_bytes:
+            return True
+        if used > self._memory_limit_bytes // 2:
+            self.racer.low_memory_notification()
+        return False
 
     def _settled(self) -> bool:
         """Whether V8 has finished the interrupted call, so the next one starts at once.
