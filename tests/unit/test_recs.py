@@ -17,7 +17,7 @@ from storefront.klevu.answers import KlevuAnswers
 from storefront.klevu.client import KlevuClient, config_query
 from storefront.klevu.queries import PageContext
 from storefront.klevu.recs import config_params, fetch_placement
-from storefront.klevu.render import TemplateRenderer
+from storefront.klevu.render import QUARANTINE_AFTER, TemplateRenderer
 from storefront.klevu.render_once import RenderOnce
 from storefront.simulator.account import shop_environment
 
@@ -179,7 +179,7 @@ def test_placements_run_in_parallel_and_a_late_one_is_left_out(tmp_path):
                                callback=slow_config(delay))
     responses.post(SEARCH_URL, json=search_answer(6))
     # A process's first engine loads V8 from disk (docs/performance.md): not what is timed here.
-    app.extensions["banner_renderer"].warm_up()
+    app.extensions["banner_renderer"].renderer.warm_up()
     with app.test_request_context("/"):
         started = time.monotonic()
         banners = banners_for(HOME)
@@ -227,3 +227,28 @@ def test_a_static_banners_template_sees_the_whole_config(fetch):
     assert fetched.html == ('<div class="klevuWrap"><p>undefined|klevu.test/cs/v2/search|'
                             '/sale|12</p></div>')
     assert search.call_count == 0
+
+
+@responses.activate
+def test_a_template_that_keeps_running_away_is_quarantined_and_logged_once(fetch, caplog):
+    """Every page still shows the shop's banner; the log names the failures, then falls quiet.
+
+    Each search answers other products, so each page is a new render (not one kept per answer).
+    """
+    answer = config()
+    answer["templates"]["base"] = "<ul><% while (true) {} %></ul>"
+    responses.get(CONFIG_URL, json=answer)
+    pages = iter(range(100))
+
+    def new_products(request):
+        products = search_answer(6)
+        products["queryResults"][0]["records"][0]["name"] = f"Product {next(pages)}"
+        return 200, {}, json.dumps(products)
+    responses.add_callback(responses.POST, SEARCH_URL, callback=new_products)
+    for _ in range(QUARANTINE_AFTER + 3):
+        fetched = fetch()
+        assert fetched.html is None and len(fetched.records) == 6   # the shop's own banner
+    messages = [record.getMessage() for record in caplog.records if record.levelname == "WARNING"]
+    assert sum("failed (time limit reached" in m for m in messages) == QUARANTINE_AFTER
+    assert sum("quarantined" in m for m in messages) == 1
+    assert len(messages) == QUARANTINE_AFTER + 1
