@@ -16,11 +16,11 @@ import pytest
 from storefront import create_app
 from tests.helpers import CHROMIUM, LiveServer, app_config, free_port, start_simulator
 
-
 # Banner templates print dates in the process's time zone, as a browser does in its computer's;
 # the template corpus expects UTC. Set before any engine starts (V8 reads TZ once).
 os.environ["TZ"] = "UTC"
 time.tzset()
+
 
 @pytest.fixture(scope="session")
 def simulator():
