@@ -58,9 +58,10 @@ _ENGINE_SOURCES = tuple(
 # (`setTimeout` on Atomics.waitAsync), and promise jobs and finalizer callbacks run after the
 # call that queued them, outside its time limit, where V8 cannot be stopped any more: an
 # endless loop there would hold the engine for good. So timers and every built-in that
-# queues later work go, and harden.js refuses `async`, `await` and `import()` in template
-# code and code made from strings. Shared memory and WebAssembly go too: their memory lives
-# outside the JavaScript heap. Browsers have all of these; no banner's HTML depends on them.
+# queues later work go, template.js refuses `async`, `await` and `import` in template code,
+# and harden.js refuses code made from strings. Shared memory and WebAssembly go too: their
+# memory lives outside the JavaScript heap. Browsers have all of these; no banner's HTML
+# depends on them.
 _REMOVE_DEFERRED_WORK = (
     "setTimeout = clearTimeout = __timer_manager = __TimerManager = undefined;"
     "delete Array.fromAsync;"
@@ -70,7 +71,7 @@ _REMOVE_DEFERRED_WORK = (
 
 # Template versions kept compiled per engine. A page shows a handful of banners; configs
 # change rarely. Compiled templates live inside the engine, under its memory limit.
-COMPILED_PER_THREAD = 32
+COMPILED_PER_ENGINE = 32
 
 # Limit failures of one template version after which it is refused without running.
 QUARANTINE_AFTER = 3
@@ -162,6 +163,7 @@ class _Engine:
         self._compile = _function(racer, "compileKlevuTemplate")
         self._render = _function(racer, "renderKlevuTemplate")
         self._compiled: OrderedDict[bytes, Any] = OrderedDict()
+        self._stuck = False
         self.racer = racer
 
     def render(self, key: bytes, template: str, payload: str, max_chars: int) -> Any:
@@ -170,7 +172,7 @@ class _Engine:
             if compiled is None:
                 compiled = self._compile(template, timeout_sec=self._timeout_s)
                 self._compiled[key] = compiled
-                if len(self._compiled) > COMPILED_PER_THREAD:
+                if len(self._compiled) > COMPILED_PER_ENGINE:
                     self._compiled.popitem(last=False)
             else:
                 self._compiled.move_to_end(key)
@@ -178,7 +180,10 @@ class _Engine:
                                 timeout_sec=self._timeout_s)
         except JSTimeoutException as exc:
             message = f"time limit reached: interrupted after {self._timeout_s * 1000:.0f} ms"
-            if not self._settled() or self._over_memory_limit():
+            if not self._settled():
+                self._stuck = True
+                raise _EngineSpent(message) from exc
+            if self._over_memory_limit():
                 raise _EngineSpent(message) from exc
             # V8 unwound the template; what it left behind, the next render clears (template.js).
             raise _LimitReached(message) from exc
@@ -225,7 +230,18 @@ class _Engine:
         return True
 
     def close(self) -> None:
-        self.racer.close()
+        if self._stuck:
+            # Closing waits for V8, which did not come back: keep it, rather than a thread.
+            _STUCK_ENGINES.append(self)
+            log.error("a banner engine did not stop after its time limit; it is set aside")
+        else:
+            self.racer.close()
+
+
+# Engines that never came back from an interrupted template (none has been seen: V8 stops
+# loops, regular expressions and the guarded built-ins). Referenced so that no garbage
+# collection tries to close them, which would wait forever.
+_STUCK_ENGINES: list[_Engine] = []
 
 
 def _new_racer() -> MiniRacer:

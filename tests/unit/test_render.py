@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from storefront.klevu import render as render_module
 from storefront.klevu.render import (
-    COMPILED_PER_THREAD,
+    COMPILED_PER_ENGINE,
     QUARANTINE_AFTER,
     RenderError,
     TemplateQuarantined,
@@ -67,7 +68,7 @@ def test_compiles_each_template_version_once(renderer):
 
 def test_least_recently_used_template_is_compiled_again(renderer):
     compiled = count_compiles(renderer)
-    templates = [f"<p>{n}</p>" for n in range(COMPILED_PER_THREAD + 1)]
+    templates = [f"<p>{n}</p>" for n in range(COMPILED_PER_ENGINE + 1)]
     for template in templates:
         renderer.render(template, {})
     renderer.render(templates[-1], {})   # still cached
@@ -126,6 +127,20 @@ def test_a_256_mib_string_fails_under_a_32_mib_limit_however_it_is_made():
     with pytest.raises(RenderError, match="memory limit reached"):
         renderer.render(doubled.replace("return s.indexOf('y')", "s.indexOf('y'); throw 1"), {})
     assert renderer.render("<p>next</p>", {}) == wrapped("<p>next</p>")
+
+
+def test_an_engine_that_does_not_come_back_is_set_aside_not_waited_for(monkeypatch):
+    """Closing an engine waits for V8: one still busy after its limit must not block a page."""
+    renderer = TemplateRenderer(time_limit_ms=50)
+    renderer.warm_up()
+    [engine] = renderer._idle
+    monkeypatch.setattr(engine, "_settled", lambda: False)   # as if V8 ignored the interrupt
+    with pytest.raises(RenderError, match="time limit reached"):
+        renderer.render("<% while (true) {} %>", {})
+    assert engine in render_module._STUCK_ENGINES and engine not in renderer._idle
+    assert renderer.render("<p>ok</p>", {}) == wrapped("<p>ok</p>")
+    render_module._STUCK_ENGINES.remove(engine)
+    engine.racer.close()
 
 
 def test_time_limit_applies_to_templates_not_to_engine_set_up():
