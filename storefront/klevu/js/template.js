@@ -51,8 +51,9 @@ var compileKlevuTemplate = (function () {
             }
             return match;
         });
-        // Underscore appends to a string (`__p+=...`); in QuickJS each append copies the whole
-        // output (quadratic), so the output is collected in an array and joined once. What a
+        // Underscore appends to a string (`__p+=...`); in QuickJS (the shop's engine before V8)
+        // each append copied the whole output (quadratic), so the output is collected in an
+        // array and joined once (docs/performance.md). What a
         // template prints is unchanged: each run of text and <%= %> values is still one string
         // concatenation, with the same conversions.
         source = "var __t,__p=[],print=function(){__push.call(__p,__join.call(arguments,''));};\n" +
