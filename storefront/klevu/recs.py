@@ -187,6 +187,8 @@ def banners_for(context: queries.PageContext) -> list[Banner]:
     recs_keys = settings.recs.get(context.page_type, ())
     if not recs_keys:
         return []
+    # A process's first banner page: V8 loads while this page's Klevu calls run.
+    current_app.extensions["banner_renderer"].renderer.warm_up_soon()
     due = page_due()
     visitor = klevu_ext.visitor()
     identified = visitor.exchange_id is not None
@@ -349,13 +351,10 @@ def init_app(app) -> None:
     app.extensions["klevu_answers"] = KlevuAnswers(
         app.extensions["klevu_client"], store, config_ttl=app.config["KLEVU_CONFIG_TTL"],
         search_ttl=app.config["KLEVU_SEARCH_TTL"], stale_limit=app.config["KLEVU_STALE_LIMIT"])
-    renderer = TemplateRenderer(
+    app.extensions["banner_renderer"] = RenderOnce(TemplateRenderer(
         time_limit_ms=app.config["BANNER_RENDER_TIME_LIMIT_MS"],
         memory_limit_bytes=app.config["BANNER_RENDER_MEMORY_LIMIT_MB"] << 20,
         locale=app.config["STOREFRONT_LOCALE"],
         currencies=app.config["KLEVU_CURRENCY_FORMATS"],
-        sanitize=not app.config["STOREFRONT_UNSAFE_NO_SANITIZE"])
-    app.extensions["banner_renderer"] = RenderOnce(renderer)
-    # At the first request, like the outbox relay: only serving processes need an engine.
-    app.before_request(renderer.warm_up_soon)
+        sanitize=not app.config["STOREFRONT_UNSAFE_NO_SANITIZE"]))
     app.extensions["recs_pool"] = ThreadPoolExecutor(MAX_WORKERS, thread_name_prefix="recs")

@@ -376,7 +376,7 @@ class TemplateRenderer:
         self._checkin(self._new_engine())
 
     def warm_up_soon(self) -> None:
-        """``warm_up`` on a thread of its own, once (the app calls this at its first request)."""
+        """``warm_up`` on a thread of its own, once (the first page with banners calls this)."""
         with self._guard:
             if self._warming:
                 return
