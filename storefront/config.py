@@ -129,8 +129,8 @@ def _int(env: dict, name: str, default: int, *, low: int, high: int) -> int:
     return int(raw)
 
 
-def _locale(env: dict, name: str, default: str) -> str:
-    value = env.get(name, "").strip() or default
+def _locale(env: dict, name: str = "STOREFRONT_LOCALE") -> str:
+    value = env.get(name, "").strip() or "en-US"
     if not LOCALE_RE.match(value):
         raise ConfigError(f"{name} must be a language tag such as en-US, got {value!r}")
     return value
@@ -246,7 +246,7 @@ def from_env(env: dict | None = None) -> dict:
         "STOREFRONT_INSPECTOR": _bool(env, "STOREFRONT_INSPECTOR", klevu.offline),
         # Banner templates: the default locale of Intl and toLocaleString (a visitor's browser
         # language, on the server), and each render's limits (docs/performance.md).
-        "STOREFRONT_LOCALE": _locale(env, "STOREFRONT_LOCALE", "en-US"),
+        "STOREFRONT_LOCALE": _locale(env),
         "BANNER_RENDER_TIME_LIMIT_MS": _int(env, "BANNER_RENDER_TIME_LIMIT_MS", 250, low=10,
                                             high=5000),
         "BANNER_RENDER_MEMORY_LIMIT_MB": _int(env, "BANNER_RENDER_MEMORY_LIMIT_MB", 32, low=8,

@@ -41,11 +41,11 @@ def test_a_live_key_means_klevu_hosts_and_no_default_banners():
 
 
 def test_banner_templates_default_to_en_us_and_the_documented_limits():
-    config = from_env({})
+    config = from_env(SIMULATOR)
     assert (config["STOREFRONT_LOCALE"], config["BANNER_RENDER_TIME_LIMIT_MS"],
             config["BANNER_RENDER_MEMORY_LIMIT_MB"]) == ("en-US", 250, 32)
-    config = from_env({"STOREFRONT_LOCALE": "de-CH", "BANNER_RENDER_TIME_LIMIT_MS": "500",
-                       "BANNER_RENDER_MEMORY_LIMIT_MB": "64"})
+    config = from_env({**SIMULATOR, "STOREFRONT_LOCALE": "de-CH",
+                       "BANNER_RENDER_TIME_LIMIT_MS": "500", "BANNER_RENDER_MEMORY_LIMIT_MB": "64"})
     assert (config["STOREFRONT_LOCALE"], config["BANNER_RENDER_TIME_LIMIT_MS"],
             config["BANNER_RENDER_MEMORY_LIMIT_MB"]) == ("de-CH", 500, 64)
 
