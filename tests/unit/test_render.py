@@ -99,7 +99,7 @@ def test_time_limit_stops_an_endless_loop_promptly():
     started = time.monotonic()
     with pytest.raises(RenderError, match="interrupted"):
         renderer.render("<% while (true) {} %>", {})
-    assert time.monotonic() - started < 1.0
+    assert time.monotonic() - started < 2.0
 
 
 @pytest.mark.parametrize("probe", list(SANDBOX_PROBES))
@@ -131,7 +131,7 @@ def test_a_256_mib_string_fails_under_a_32_mib_limit_however_it_is_made():
 
 def test_an_engine_that_does_not_come_back_is_set_aside_not_waited_for(monkeypatch):
     """Closing an engine waits for V8: one still busy after its limit must not block a page."""
-    renderer = TemplateRenderer(time_limit_ms=50)
+    renderer = TemplateRenderer(time_limit_ms=250)
     renderer.warm_up()
     [engine] = renderer._idle
     monkeypatch.setattr(engine, "_settled", lambda: False)   # as if V8 ignored the interrupt
@@ -144,8 +144,9 @@ def test_an_engine_that_does_not_come_back_is_set_aside_not_waited_for(monkeypat
 
 
 def test_time_limit_applies_to_templates_not_to_engine_set_up():
-    """Building an engine takes ~10 ms of CPU; a tight limit must still let it start."""
-    assert TemplateRenderer(time_limit_ms=50).render("<p>ok</p>", {}) == wrapped("<p>ok</p>")
+    """Building an engine takes 20-80 ms (a process's first up to a second): not a template's
+    time."""
+    assert TemplateRenderer(time_limit_ms=100).render("<p>ok</p>", {}) == wrapped("<p>ok</p>")
 
 
 def test_memory_limit_is_per_engine_and_configurable():
@@ -177,7 +178,7 @@ def test_globals_a_template_creates_are_gone_for_the_next_render(renderer):
 
 def test_globals_of_a_render_stopped_by_a_limit_are_gone_for_the_next_render():
     """An interrupt skips the template's `finally`; the next render clears what it left."""
-    renderer = TemplateRenderer(time_limit_ms=50)
+    renderer = TemplateRenderer(time_limit_ms=250)
     with pytest.raises(RenderError, match="interrupted"):
         renderer.render("<% leaked = 1; while (true) {} %>", {})
     assert renderer.render("<%= typeof leaked %>", {}) == wrapped("undefined")
@@ -237,7 +238,7 @@ def test_parallel_renders_give_the_serial_results():
 
 
 def test_a_template_that_keeps_hitting_the_limits_is_quarantined_and_logged_once(caplog):
-    renderer = TemplateRenderer(time_limit_ms=50)
+    renderer = TemplateRenderer(time_limit_ms=250)
     hog = '<%= /(a+)+$/.test("a".repeat(40) + "b") %>'
     for _ in range(QUARANTINE_AFTER):
         with pytest.raises(RenderError, match="interrupted") as stopped:
