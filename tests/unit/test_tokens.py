@@ -35,6 +35,16 @@ def test_round_trip():
     assert read_token(KEY, token, max_age_s=60) == (PAGE_VIEW, BANNER)
 
 
+def test_page_views_of_one_banner_get_their_own_tokens():
+    """The banner's part is compressed once; each page view's id is still in its token."""
+    first, second = (issue_token(KEY, page_view, BANNER) for page_view in ("pv-1", "pv-2"))
+    assert first != second
+    assert read_token(KEY, first, max_age_s=60) == ("pv-1", BANNER)
+    assert read_token(KEY, second, max_age_s=60) == ("pv-2", BANNER)
+    other = catalog_banner(3)
+    assert read_token(KEY, issue_token(KEY, "pv-1", other), max_age_s=60) == ("pv-1", other)
+
+
 def test_a_twelve_product_banner_token_is_compact():
     assert len(BANNER.items) == 12
     assert len(TOKEN) < 1024
