@@ -27,7 +27,7 @@ from markupsafe import Markup
 
 from ..extensions import cache
 from . import klevu as klevu_ext, links, queries, rules, template_data, trace
-from .answers import KlevuAnswers, LateAnswer, NotFresh
+from .answers import Answer, KlevuAnswers, LateAnswer, NotFresh
 from .budget import page_due
 from .client import BreakerOpen, KlevuError
 from .events import BannerView
@@ -109,24 +109,20 @@ def fetch_placement(klevu: KlevuAnswers, renderer: RenderOnce, recs_key: str,
                           fresh_only=fresh_only)
     config, sources = answer.body, {"config": answer.source}
     metadata = config["metadata"]
-    verdict = rules.banner_verdict(config)
+    plan = _plan(recs_key, answer, context, klevu.client.settings.api_key)
     config_note = {"metadata": metadata, "source": answer.source,
-                   "hidden": verdict.reason or None}
-    if verdict.show is rules.Show.NOTHING:
+                   "hidden": plan.verdict.reason or None}
+    if plan.verdict.show is rules.Show.NOTHING:
         trace.note("config", **config_note)
-        log.info("banner %s not shown: %s", recs_key, verdict.reason)
+        log.info("banner %s not shown: %s", recs_key, plan.verdict.reason)
         return None
-    if verdict.show is rules.Show.STATIC_CONTENT:
+    if plan.verdict.show is rules.Show.STATIC_CONTENT:
         trace.note("config", **config_note)
         return _rendered(renderer, Fetched(recs_key, config, static=True, sources=sources),
                          template_data.static_banner_data(config))
-    search = config.get("search")
-    if not isinstance(search, dict):
-        search = {}
     try:
-        body = queries.build_search(search.get("payload", ""), metadata, context,
-                                    klevu.client.settings.api_key)
-        found = None if body is None else klevu.search(search.get("basePath", ""), body, due,
+        body = plan.search_body()
+        found = None if body is None else klevu.search(plan.base_path, body, due,
                                                       fresh_only=fresh_only)
     except NotFresh:
         raise
@@ -159,6 +155,51 @@ def fetch_placement(klevu: KlevuAnswers, renderer: RenderOnce, recs_key: str,
         if answer.version and found.version:
             _placements.put(known, done)
     return replace(done, sources=sources)
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """What a config answer makes of one page context: the verdict, and the search body (or
+    None: nothing to search, or ``error``, what building it failed with: a ``QueryError`` for
+    a payload the page's edits cannot apply to)."""
+    verdict: rules.Verdict
+    base_path: str = ""
+    body: dict | None = None
+    error: Exception | None = None
+
+    def search_body(self) -> dict | None:
+        if self.error is not None:
+            raise self.error.with_traceback(None)   # not one more traceback on each page
+        return self.body
+
+
+# The same config answer and page context make the same verdict and search body on every page
+# view: reading the config's payload and editing its queries is done once per pair.
+_plans: Memo[tuple[str, str, queries.PageContext], _Plan] = Memo()
+
+
+def _plan(recs_key: str, answer: Answer, context: queries.PageContext, api_key: str) -> _Plan:
+    known = (recs_key, answer.version, context)
+    plan = _plans.get(known) if answer.version else None
+    if plan is not None:
+        return plan
+    config = answer.body
+    verdict = rules.banner_verdict(config)
+    if verdict.show is not rules.Show.PRODUCTS:
+        plan = _Plan(verdict)
+    else:
+        search = config.get("search")
+        if not isinstance(search, dict):
+            search = {}
+        base_path = search.get("basePath", "")
+        try:
+            plan = _Plan(verdict, base_path, queries.build_search(
+                search.get("payload", ""), config["metadata"], context, api_key))
+        except Exception as exc:   # reported per page, by ``_outcome``
+            plan = _Plan(verdict, base_path, error=exc)
+    if answer.version:
+        _plans.put(known, plan)
+    return plan
 
 
 def _rendered(renderer: RenderOnce, fetched: Fetched, data: dict[str, Any]) -> Fetched:
@@ -265,6 +306,14 @@ def page_view_id() -> str:
     return g.page_view_id
 
 
+def _click_route(token: str) -> str:
+    """``url_for("analytics.click", t=token, id="")``, with one ``url_for`` per page view:
+    a token is URL-safe as it is (base64url and dots)."""
+    if "klevu_click_route" not in g:
+        g.klevu_click_route = url_for("analytics.click")
+    return f"{g.klevu_click_route}?t={token}&id="
+
+
 def _banner_view(fetched: Fetched) -> BannerView:
     """What the banner's events report: its products, or its static content (JSv2 sends
     events for both)."""
@@ -328,7 +377,7 @@ def _banner(fetched: Fetched) -> Banner:
     if fetched.html is None:   # the shop's own markup, for a template that failed
         token = issue_token(current_app.config["SECRET_KEY"], page_view_id(),
                             _banner_view(fetched))
-        click = url_for("analytics.click", t=token, id="")
+        click = _click_route(token)
         html = render_template("partials/fallback_banner.html", title=title,
                                records=fetched.records,
                                click_urls={url: route for url, (route, _)
@@ -338,7 +387,7 @@ def _banner(fetched: Fetched) -> Banner:
                       token, fallback=True, static=fetched.static)
     parts = _parts(fetched, fetched.html)
     token = issue_token(current_app.config["SECRET_KEY"], page_view_id(), parts.view)
-    click = url_for("analytics.click", t=token, id="")
+    click = _click_route(token)
     html = parts.html.replace(CLICK_PREFIX, escape(click, quote=True))
     # html: sanitized by the renderer, links routed; css: scoped and cleaned.
     return Banner(fetched.recs_key, title, Markup(html), Markup(parts.css), token,  # noqa: S704

@@ -81,5 +81,5 @@ class RenderOnce:
                 done = exc
             self._done.put(key, done)
         if isinstance(done, RenderError):
-            raise done
+            raise done.with_traceback(None)   # not one more traceback on each page
         return done
