@@ -3,10 +3,12 @@
 Every figure is a ratio or a bound measured side by side in the same run, because this machine
 is shared and absolute rates move from run to run. The simulator adds ``--latency-ms`` to every
 visitor, config and search call (a realistic round trip to Klevu); each shop runs under
-gunicorn (gthread, 2 workers x 8 threads) on loopback with a shared Redis, as deployed; 16
+gunicorn (gthread, 2 workers x 8 threads) on loopback with a shared Redis, as deployed for
+shoppers (the page inspector off; ``--inspector`` measures the demo's pages, panel included); 16
 shoppers load the home page in a closed loop. docs/performance.md says what each row measures.
 
     .venv/bin/python bench/bench_pages.py [--latency-ms 50] [--seconds 3] [--shoppers 16]
+                                          [--inspector]
 """
 from __future__ import annotations
 
@@ -34,6 +36,7 @@ sys.path.insert(0, str(ROOT))
 
 from storefront.identity import CONSENT_COOKIE
 from storefront.klaviyo import KLA_ID_COOKIE, encode_kla_id, new_cid
+from storefront.klevu.client import DEFAULT_TIMEOUT
 from storefront.klevu.outbox import OutboxStore
 from storefront.klevu.relay import Relay
 from storefront.simulator import account
@@ -52,6 +55,8 @@ BUDGET_MS = 800
 KLEVU_KINDS = ("session_new", "session_refresh", "connector", "config", "search")
 ONE, THREE = "k-home-picks", "k-home-picks,k-home-recent,k-home-new"
 A_PRODUCT = "10001"   # viewed once by every warm shopper, so "recently viewed" has a banner
+# Every shop's page inspector: off, as for shoppers (``--inspector``: on, as in the demo).
+INSPECTOR = {"STOREFRONT_INSPECTOR": "false"}
 
 
 @dataclass
@@ -73,7 +78,8 @@ def start_shop(sim: Simulator, redis_url: str, **env: str) -> Shop:
     database = f"{redis_url.rsplit('/', 1)[0]}/{next(_databases) % 16}"
     environment = {**os.environ, **shop_environment(sim.url), "SECRET_KEY": "bench",
                    "STOREFRONT_DATA_DIR": tempfile.mkdtemp(prefix="bench-shop-"),
-                   "CACHE_REDIS_URL": database, "KLEVU_PAGE_BUDGET_MS": str(BUDGET_MS), **env}
+                   "CACHE_REDIS_URL": database, "KLEVU_PAGE_BUDGET_MS": str(BUDGET_MS),
+                   **INSPECTOR, **env}
     process = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--no-control-socket",
          "--worker-class", "gthread", "--workers", "2", "--threads", "8", "--timeout", "60",
@@ -247,7 +253,11 @@ def main() -> None:
     parser.add_argument("--latency-ms", type=int, default=50)
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--shoppers", type=int, default=16)
+    parser.add_argument("--inspector", action="store_true",
+                        help="shops with the page inspector on (the demo's default)")
     args = parser.parse_args()
+    if args.inspector:
+        INSPECTOR["STOREFRONT_INSPECTOR"] = "true"
     latency, seconds, n = args.latency_ms, args.seconds, args.shoppers
     started = time.monotonic()
     rows: list[tuple[str, str, str, bool]] = []
@@ -315,7 +325,7 @@ def main() -> None:
             ttls = {f"KLEVU_{service.upper()}_TTL": "1" for service in hung
                     if service != "visitor"}
             hung_shop = start_shop(sim, redis_url, KLEVU_RECS_HOME=ONE, KLEVU_STALE_LIMIT="0",
-                                   KLEVU_BREAKER_COOLDOWN="2", **ttls)
+                                   **ttls)
             shops.append(hung_shop)
             hung_warm = warm_shoppers(hung_shop, n)
             time.sleep(1.1)          # the hung service's answers expired
@@ -328,6 +338,12 @@ def main() -> None:
             opened = until(lambda h=reached, shop=hung_shop: (
                 first_pages(f"{shop.url}/", [persona(0)] * 4, 4)
                 and h <= breakers(shop) & breakers(shop)), 30, f"{hung} open")
+            # "Once the breaker is open": the steady state, not the hang's tail. Calls that
+            # went out before the opening still hold pool threads until the client's
+            # (connect, read) timeouts. The breakers' cool-down (the default 10 s) is about as
+            # long as this wait and the measurement: at most one probe per worker goes out
+            # meanwhile, and no page waits on a probe.
+            time.sleep(sum(DEFAULT_TIMEOUT))
             open_rates = side_by_side({"open": (f"{hung_shop.url}/", hung_warm),
                                        "none": (f"{none.url}/", warm["none"][1])},
                                       seconds / 2, rounds=2)
