@@ -68,6 +68,8 @@ from .visitor import Visitor
 
 log = logging.getLogger(__name__)
 
+_UNREAD = object()   # a cache value not read yet (None is a value: not in the cache)
+
 SESSION_COOKIE = "klevu_session"
 SESSION_COOKIE_MAX_AGE = 30 * 24 * 3600
 SESSION_ID_RE = re.compile(r"^[A-Za-z0-9_\-.:]{8,128}$")
@@ -153,9 +155,14 @@ class SegmentResolver:
         lookup = (f"klevu:session:{session_id}" if session_id
                   else f"klevu:visitor:{_digest(browser_id)}" if browser_id else None)
         if exchange_id:
-            entry = _session_entry(self.store.get(lookup)) if lookup else None
+            # A returning visitor's cookie names the session its segments are stored under:
+            # both in one round trip to the cache.
+            guess = f"klevu:segments:{session_id}" if session_id else None
+            found = self.store.get_many(*filter(None, (lookup, guess))) if lookup else []
+            entry = _session_entry(found[0]) if found else None
             if entry and entry["expires"] > self.clock():
-                return self._segments(lookup, entry["id"], exchange_id, due)
+                return self._segments(lookup, entry["id"], exchange_id, due,
+                                      found[1] if entry["id"] == session_id else _UNREAD)
             # No live session yet: one call opens (or refreshes) it with the connector info
             # and answers the segments too (klevu-wire-format.md §1).
             return self._opened(lookup, entry["id"] if entry else session_id, exchange_id, due)
@@ -248,10 +255,11 @@ class SegmentResolver:
                 "expires": self.clock() + answer.ttl}
 
     def _segments(self, lookup: str | None, session_id: str, exchange_id: str,
-                  due: float) -> Resolution:
+                  due: float, cached: object = _UNREAD) -> Resolution:
+        """``cached``: the value of the session's segments key, when the caller read it."""
         key = f"klevu:segments:{session_id}"
         xhash = _digest(exchange_id)
-        entry = _segments_entry(self.store.get(key), xhash)
+        entry = _segments_entry(self.store.get(key) if cached is _UNREAD else cached, xhash)
         if entry and entry["expires"] > self.clock():
             return self._resolution(entry, "cache")
 
