@@ -12,6 +12,9 @@ Flask-Caching backend, Redis with ``CACHE_REDIS_URL``) for the cool-down and a p
 renewed while probes fail: a worker that only ever waits on another worker's call for the same
 answer (single flight) makes no calls of its own to fail, yet must stop waiting on a service
 that is down as well. Probes are per process; while one is in flight, nobody waits on it.
+A worker that has seen another's opening takes it as given for ``ELSEWHERE_SECONDS``: while a
+breaker is open, every page asks, and a cache round trip per page would make an open breaker's
+page dearer than a plain one. A closing elsewhere is therefore seen up to that much later.
 """
 from __future__ import annotations
 
@@ -24,6 +27,7 @@ log = logging.getLogger(__name__)
 
 CLOSED, OPEN, HALF_OPEN = "closed", "open", "half-open"
 SHARE_GRACE = 5   # seconds a shared opening outlives the cool-down: a probe's own timeout
+ELSEWHERE_SECONDS = 1.0
 
 
 class CircuitBreaker:
@@ -41,6 +45,7 @@ class CircuitBreaker:
         self._opened_at = 0.0
         self._probing = False
         self._opened = 0            # times opened since start, for /healthz
+        self._elsewhere_until = 0.0  # another worker's opening, taken as given until then
 
     def allow(self) -> bool:
         """May a call go out now? In half-open state only the one probe may."""
@@ -66,10 +71,16 @@ class CircuitBreaker:
     def opened_elsewhere(self) -> bool:
         if self.shared is None:
             return False
+        now = self.clock()
+        if now < self._elsewhere_until:
+            return True
         try:
-            return self.shared.get(self._shared_key) is not None
+            opened = self.shared.get(self._shared_key) is not None
         except Exception:   # no shared cache: this worker's own state decides
             return False
+        if opened:
+            self._elsewhere_until = now + ELSEWHERE_SECONDS
+        return opened
 
     def _share(self, opened: bool) -> None:
         if self.shared is None:
@@ -87,6 +98,7 @@ class CircuitBreaker:
         with self._lock:
             was = self._state
             self._state, self._failures, self._probing = CLOSED, 0, False
+            self._elsewhere_until = 0.0   # an answer here: the service is back
         if was != CLOSED:
             self._share(False)
             log.info("klevu %s: circuit closed, the service answers again", self.service)

@@ -10,7 +10,7 @@ import responses
 from cachelib import SimpleCache
 
 from storefront.config import klevu_settings
-from storefront.klevu.breaker import CLOSED, HALF_OPEN, OPEN, CircuitBreaker
+from storefront.klevu.breaker import CLOSED, ELSEWHERE_SECONDS, HALF_OPEN, OPEN, CircuitBreaker
 from storefront.klevu.client import BreakerOpen, KlevuClient, KlevuError, parse_max_age
 from storefront.simulator.account import shop_environment
 from tests.helpers import FakeClock
@@ -154,3 +154,16 @@ def test_a_client_error_is_an_answer_not_a_sick_service():
     ("max-age=abc", None)])
 def test_max_age_is_read_from_cache_control(header, seconds):
     assert parse_max_age(header) == seconds
+
+
+def test_another_workers_opening_is_taken_as_given_for_a_second_not_asked_per_page():
+    store, clock = SimpleCache(), FakeClock()
+    here = CircuitBreaker("config", failures=1, cooldown=10, clock=clock, shared=store)
+    there = CircuitBreaker("config", failures=1, cooldown=10, clock=clock, shared=store)
+    here.failed()
+    assert there.is_open()
+    store.delete("klevu:breaker:config")     # closed elsewhere: seen within ELSEWHERE_SECONDS
+
+    assert there.is_open()                   # taken as given, without asking the cache
+    clock.advance(ELSEWHERE_SECONDS)
+    assert not there.is_open() and there.allow()
