@@ -36,7 +36,7 @@ lint: install-test
 	$(VENV)/bin/ruff format --check storefront bench tests
 	$(VENV)/bin/mypy
 
-test: install-test system-test-deps
+test: lint system-test-deps
 	$(PY) -m pytest
 
 ## Redo the README's screenshots of the inspector and the demo console from the running shop.

@@ -10,6 +10,7 @@ shoppers load the home page in a closed loop. docs/performance.md says what each
     .venv/bin/python bench/bench_pages.py [--latency-ms 50] [--seconds 3] [--shoppers 16]
                                           [--inspector]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -54,7 +55,7 @@ from tests.helpers import (
 BUDGET_MS = 800
 KLEVU_KINDS = ("session_new", "session_refresh", "connector", "config", "search")
 ONE, THREE = "k-home-picks", "k-home-picks,k-home-recent,k-home-new"
-A_PRODUCT = "10001"   # viewed once by every warm shopper, so "recently viewed" has a banner
+A_PRODUCT = "10001"  # viewed once by every warm shopper, so "recently viewed" has a banner
 # Every shop's page inspector: off, as for shoppers (``--inspector``: on, as in the demo).
 INSPECTOR = {"STOREFRONT_INSPECTOR": "false"}
 
@@ -76,16 +77,40 @@ def start_shop(sim: Simulator, redis_url: str, **env: str) -> Shop:
     """A shop with its own Redis database: shops with other settings must not share answers."""
     port = free_port()
     database = f"{redis_url.rsplit('/', 1)[0]}/{next(_databases) % 16}"
-    environment = {**os.environ, **shop_environment(sim.url), "SECRET_KEY": "bench",
-                   "STOREFRONT_DATA_DIR": tempfile.mkdtemp(prefix="bench-shop-"),
-                   "CACHE_REDIS_URL": database, "KLEVU_PAGE_BUDGET_MS": str(BUDGET_MS),
-                   **INSPECTOR, **env}
+    environment = {
+        **os.environ,
+        **shop_environment(sim.url),
+        "SECRET_KEY": "bench",
+        "STOREFRONT_DATA_DIR": tempfile.mkdtemp(prefix="bench-shop-"),
+        "CACHE_REDIS_URL": database,
+        "KLEVU_PAGE_BUDGET_MS": str(BUDGET_MS),
+        **INSPECTOR,
+        **env,
+    }
     process = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--no-control-socket",
-         "--worker-class", "gthread", "--workers", "2", "--threads", "8", "--timeout", "60",
-         "storefront:create_app()"],
-        env=environment, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        start_new_session=True)
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--no-control-socket",
+            "--worker-class",
+            "gthread",
+            "--workers",
+            "2",
+            "--threads",
+            "8",
+            "--timeout",
+            "60",
+            "storefront:create_app()",
+        ],
+        env=environment,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     url = f"http://127.0.0.1:{port}"
     wait_for(f"{url}/healthz")
     return Shop(process, url)
@@ -96,11 +121,14 @@ def start_redis() -> tuple[subprocess.Popen, str]:
     if binary is None:
         sys.exit("redis-server is needed (`make system-test-deps` installs it)")
     port = free_port()
-    process = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                                "--appendonly", "no"],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     url = f"redis://127.0.0.1:{port}/0"
     import redis
+
     wait_until(lambda: _pings(redis, url), 10, "redis-server did not come up")
     return process, url
 
@@ -157,6 +185,7 @@ def load(url: str, shoppers: list[requests.Session], seconds: float) -> float:
 
 def first_pages(url: str, personas: list[str | None], parallel: int) -> list[float]:
     """Seconds each new visitor's first page took."""
+
     def one(who: str | None) -> float:
         with new_shopper(who) as shopper:
             started = time.monotonic()
@@ -177,8 +206,9 @@ def percentile(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
-def side_by_side(shops: dict[str, tuple[str, list[requests.Session]]], seconds: float,
-                 rounds: int) -> dict[str, list[float]]:
+def side_by_side(
+    shops: dict[str, tuple[str, list[requests.Session]]], seconds: float, rounds: int
+) -> dict[str, list[float]]:
     """Pages/s of each shop, in alternating blocks so every shop sees the same load."""
     rates: dict[str, list[float]] = {name: [] for name in shops}
     for _ in range(rounds):
@@ -222,9 +252,12 @@ def beacon(sim: Simulator, seconds: float, writers: int = 16) -> tuple[float, fl
     relay_thread = threading.Thread(target=relay.run, args=(stop_relay,), daemon=True)
     before = sim.state()["counts"]
     relay_thread.start()
-    payload = {"event": "select_recs_list", "event_apikey": account.API_KEY,
-               "event_version": "1.0.0", "event_data": {"list_id": "k-home-picks",
-                                                        "items": [{"item_id": A_PRODUCT}]}}
+    payload = {
+        "event": "select_recs_list",
+        "event_apikey": account.API_KEY,
+        "event_version": "1.0.0",
+        "event_data": {"list_id": "k-home-picks", "items": [{"item_id": A_PRODUCT}]},
+    }
     stop = time.monotonic() + seconds
     accepted = [0] * writers
 
@@ -253,8 +286,11 @@ def main() -> None:
     parser.add_argument("--latency-ms", type=int, default=50)
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--shoppers", type=int, default=16)
-    parser.add_argument("--inspector", action="store_true",
-                        help="shops with the page inspector on (the demo's default)")
+    parser.add_argument(
+        "--inspector",
+        action="store_true",
+        help="shops with the page inspector on (the demo's default)",
+    )
     args = parser.parse_args()
     if args.inspector:
         INSPECTOR["STOREFRONT_INSPECTOR"] = "true"
@@ -274,46 +310,66 @@ def main() -> None:
     try:
         plan = {"latency_ms": latency}
         sim.faults(visitor=plan, config=plan, search=plan)
-        none, one, three = (start_shop(sim, redis_url, KLEVU_RECS_HOME=keys)
-                            for keys in ("", ONE, THREE))
+        none, one, three = (
+            start_shop(sim, redis_url, KLEVU_RECS_HOME=keys) for keys in ("", ONE, THREE)
+        )
         shops += [none, one, three]
 
         # Warm identified visitors: 1 banner and 3 banners against none.
-        warm = {name: (f"{shop.url}/", warm_shoppers(shop, n))
-                for name, shop in (("none", none), ("one", one), ("three", three))}
-        load(f"{one.url}/", warm["one"][1][:4], 1.0)   # engines and pools warm
+        warm = {
+            name: (f"{shop.url}/", warm_shoppers(shop, n))
+            for name, shop in (("none", none), ("one", one), ("three", three))
+        }
+        load(f"{one.url}/", warm["one"][1][:4], 1.0)  # engines and pools warm
         # Short alternating blocks (6 of seconds/3 each per shop): the neighbours' load on this
         # shared machine changes within seconds, and every ratio is a median over the blocks.
         rates = side_by_side(warm, seconds / 3, rounds=6)
         r1 = ratio(rates, "one", "none")
-        row("warm identified visitor: home with 1 banner / no banner, pages/s",
+        row(
+            "warm identified visitor: home with 1 banner / no banner, pages/s",
             f"{r1:.2f} ({statistics.median(rates['one']):.0f} / "
-            f"{statistics.median(rates['none']):.0f})", ">= 0.85", r1 >= 0.85)
+            f"{statistics.median(rates['none']):.0f})",
+            ">= 0.85",
+            r1 >= 0.85,
+        )
         before = klevu_calls(sim)
         for i in range(50):
             warm["one"][1][i % n].get(f"{one.url}/", timeout=30).raise_for_status()
         calls = klevu_calls(sim) - before
         row("Klevu calls per 50 warm page views (any service)", str(calls), "<= 1", calls <= 1)
         r3 = ratio(rates, "three", "one")
-        row("home with 3 banners / home with 1 banner, pages/s",
+        row(
+            "home with 3 banners / home with 1 banner, pages/s",
             f"{r3:.2f} ({statistics.median(rates['three']):.0f} / "
-            f"{statistics.median(rates['one']):.0f})", ">= 0.85", r3 >= 0.85)
+            f"{statistics.median(rates['one']):.0f})",
+            ">= 0.85",
+            r3 >= 0.85,
+        )
 
         # New identified visitors' first page: their segment's answers cached, then nothing.
         cached = first_pages(f"{one.url}/", [persona(i) for i in range(40)], 4)
         p50 = statistics.median(cached) * 1000
         bound = 2 * latency + 15
-        row("new identified visitor, first page p50, segment's config and search cached",
-            f"{p50:.0f} ms", f"<= {bound} ms", p50 <= bound)
-        cold = start_shop(sim, redis_url, KLEVU_RECS_HOME=ONE, KLEVU_CONFIG_TTL="0",
-                          KLEVU_SEARCH_TTL="0")
+        row(
+            "new identified visitor, first page p50, segment's config and search cached",
+            f"{p50:.0f} ms",
+            f"<= {bound} ms",
+            p50 <= bound,
+        )
+        cold = start_shop(
+            sim, redis_url, KLEVU_RECS_HOME=ONE, KLEVU_CONFIG_TTL="0", KLEVU_SEARCH_TTL="0"
+        )
         shops.append(cold)
         first_pages(f"{cold.url}/", [None] * 4, 4)
         nothing = first_pages(f"{cold.url}/", [persona(i) for i in range(40)], 4)
         p50 = statistics.median(nothing) * 1000
         bound = 4 * latency + 15
-        row("new identified visitor, first page p50, nothing cached",
-            f"{p50:.0f} ms", f"<= {bound} ms", p50 <= bound)
+        row(
+            "new identified visitor, first page p50, nothing cached",
+            f"{p50:.0f} ms",
+            f"<= {bound} ms",
+            p50 <= bound,
+        )
         for shop in (three, cold):
             shop.stop()
             shops.remove(shop)
@@ -324,62 +380,89 @@ def main() -> None:
         # breakers are open, returning visitors' pages do not wait at all.
         worst_p95, worst_ratio, cases = 0.0, float("inf"), []
         for hung in (("visitor",), ("config",), ("search",), ("visitor", "config", "search")):
-            ttls = {f"KLEVU_{service.upper()}_TTL": "1" for service in hung
-                    if service != "visitor"}
-            hung_shop = start_shop(sim, redis_url, KLEVU_RECS_HOME=ONE, KLEVU_STALE_LIMIT="0",
-                                   **ttls)
+            ttls = {f"KLEVU_{service.upper()}_TTL": "1" for service in hung if service != "visitor"}
+            hung_shop = start_shop(
+                sim, redis_url, KLEVU_RECS_HOME=ONE, KLEVU_STALE_LIMIT="0", **ttls
+            )
             shops.append(hung_shop)
             hung_warm = warm_shoppers(hung_shop, n)
-            time.sleep(1.1)          # the hung service's answers expired
+            time.sleep(1.1)  # the hung service's answers expired
             sim.faults(**{service: {"latency_ms": 5000} for service in hung})
             firsts = first_pages(f"{hung_shop.url}/", [persona(i) for i in range(n)], 4)
             p95 = percentile(firsts, 95) * 1000
             # Keep new visitors coming until the breakers are open; with config hung, pages
             # never get as far as the search, so its breaker has nothing to open on.
             reached = set(hung) - ({"search"} if "config" in hung else set())
-            opened = until(lambda h=reached, shop=hung_shop: (
-                first_pages(f"{shop.url}/", [persona(0)] * 4, 4)
-                and h <= breakers(shop) & breakers(shop)), 30, f"{hung} open")
+            opened = until(
+                lambda h=reached, shop=hung_shop: (
+                    first_pages(f"{shop.url}/", [persona(0)] * 4, 4)
+                    and h <= breakers(shop) & breakers(shop)
+                ),
+                30,
+                f"{hung} open",
+            )
             # "Once the breaker is open": the steady state, not the hang's tail. Calls that
             # went out before the opening still hold pool threads until the client's
             # (connect, read) timeouts. The breakers' cool-down (the default 10 s) is about as
             # long as this wait and the measurement: at most one probe per worker goes out
             # meanwhile, and no page waits on a probe.
             time.sleep(sum(DEFAULT_TIMEOUT))
-            open_rates = side_by_side({"open": (f"{hung_shop.url}/", hung_warm),
-                                       "none": (f"{none.url}/", warm["none"][1])},
-                                      seconds / 4, rounds=4)
+            open_rates = side_by_side(
+                {
+                    "open": (f"{hung_shop.url}/", hung_warm),
+                    "none": (f"{none.url}/", warm["none"][1]),
+                },
+                seconds / 4,
+                rounds=4,
+            )
             open_ratio = ratio(open_rates, "open", "none") if opened else 0.0
             worst_p95, worst_ratio = max(worst_p95, p95), min(worst_ratio, open_ratio)
-            cases.append(f"{'+'.join(hung)} {p95:.0f} ms / "
-                         + (f"x{open_ratio:.2f}" if opened else "breaker did not open"))
+            cases.append(
+                f"{'+'.join(hung)} {p95:.0f} ms / "
+                + (f"x{open_ratio:.2f}" if opened else "breaker did not open")
+            )
             sim.faults(**dict.fromkeys(hung, plan))
             hung_shop.stop()
             shops.remove(hung_shop)
         detail = "; ".join(cases)
-        row("each Klevu service hung in turn, then all: first pages p95",
-            f"{worst_p95:.0f} ms ({detail})", f"<= {BUDGET_MS + 100} ms",
-            worst_p95 <= BUDGET_MS + 100)
-        row("same, once the breaker is open: pages/s / no-banner pages/s",
-            f"{worst_ratio:.2f} (worst case)", ">= 0.8", worst_ratio >= 0.8)
+        row(
+            "each Klevu service hung in turn, then all: first pages p95",
+            f"{worst_p95:.0f} ms ({detail})",
+            f"<= {BUDGET_MS + 100} ms",
+            worst_p95 <= BUDGET_MS + 100,
+        )
+        row(
+            "same, once the breaker is open: pages/s / no-banner pages/s",
+            f"{worst_ratio:.2f} (worst case)",
+            ">= 0.8",
+            worst_ratio >= 0.8,
+        )
 
         # Klevu down after a warm visit: the banner from stale answers.
-        stale_shop = start_shop(sim, redis_url, KLEVU_RECS_HOME=ONE, KLEVU_CONFIG_TTL="1",
-                                KLEVU_SEARCH_TTL="1")
+        stale_shop = start_shop(
+            sim, redis_url, KLEVU_RECS_HOME=ONE, KLEVU_CONFIG_TTL="1", KLEVU_SEARCH_TTL="1"
+        )
         shops.append(stale_shop)
         visitor = warm_shoppers(stale_shop, 1)[0]
         time.sleep(1.1)
         sim.faults(visitor={"down": True}, config={"down": True}, search={"down": True})
         html = visitor.get(f"{stale_shop.url}/", timeout=30).text
         shown = f'data-klevu-banner="{ONE}"' in html
-        row("Klevu down after a warm visit: banner still shown from stale answers",
-            "yes" if shown else "no", "yes", shown)
+        row(
+            "Klevu down after a warm visit: banner still shown from stale answers",
+            "yes" if shown else "no",
+            "yes",
+            shown,
+        )
         sim.faults(visitor=plan, config=plan, search=plan)
 
         events_per_s, posts_per_20 = beacon(sim, seconds)
-        row("beacon: distinct durable events/s; collector POSTs per 20 events",
-            f"{events_per_s:,.0f}; {posts_per_20:.2f}", ">= 1,500; <= 1",
-            events_per_s >= 1500 and posts_per_20 <= 1)
+        row(
+            "beacon: distinct durable events/s; collector POSTs per 20 events",
+            f"{events_per_s:,.0f}; {posts_per_20:.2f}",
+            ">= 1,500; <= 1",
+            events_per_s >= 1500 and posts_per_20 <= 1,
+        )
     finally:
         for shop in shops:
             shop.stop()
@@ -387,16 +470,20 @@ def main() -> None:
         sim.process.terminate()
         sim.process.wait(timeout=10)
 
-    print(f"\nmake bench: Klevu latency {latency} ms per call, page budget {BUDGET_MS} ms, "
-          f"{n} shoppers, gunicorn gthread 2x8 + Redis, {time.monotonic() - started:.0f} s\n")
+    print(
+        f"\nmake bench: Klevu latency {latency} ms per call, page budget {BUDGET_MS} ms, "
+        f"{n} shoppers, gunicorn gthread 2x8 + Redis, {time.monotonic() - started:.0f} s\n"
+    )
     width = max(len(r[0]) for r in rows)
     value_width = max(len(r[1]) for r in rows)
     print(f"| {'row':{width}} | {'measured':{value_width}} | target | met |")
     print(f"|{'-' * (width + 2)}|{'-' * (value_width + 2)}|---|---|")
     for name, value, target, ok in rows:
         print(f"| {name:{width}} | {value:{value_width}} | {target} | {'yes' if ok else 'NO'} |")
-    print(json.dumps({"rows": [{"row": r[0], "measured": r[1], "met": r[3]} for r in rows]}),
-          file=sys.stderr)
+    print(
+        json.dumps({"rows": [{"row": r[0], "measured": r[1], "met": r[3]} for r in rows]}),
+        file=sys.stderr,
+    )
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ modelled as one render per ANSWER_REUSE page views plus a dictionary look-up eac
 Sandbox probes run each attack in a child process, so an attack an engine cannot stop costs a
 timeout, not the bench. Linux only (resident memory is read from /proc).
 """
+
 from __future__ import annotations
 
 import json
@@ -39,12 +40,12 @@ from storefront.klevu.render import (
 from tests.helpers import SANDBOX_PROBES, sandbox_probe_template
 
 CORPUS = ROOT / "tests" / "unit" / "template_corpus"
-TEMPLATE = (CORPUS / "klevu_reference.tmpl").read_text(encoding="utf-8")   # 12 products
+TEMPLATE = (CORPUS / "klevu_reference.tmpl").read_text(encoding="utf-8")  # 12 products
 DATA = json.loads((CORPUS / "banner.json").read_text(encoding="utf-8"))["data"]
 PAYLOAD = json.dumps({"data": DATA})
-TIME_LIMIT_MS, MEMORY_LIMIT_BYTES = 250, 32 << 20    # the shop's defaults
+TIME_LIMIT_MS, MEMORY_LIMIT_BYTES = 250, 32 << 20  # the shop's defaults
 MAX_CHARS = 256 << 10
-ANSWER_REUSE = 20          # page views served from one cached Klevu answer
+ANSWER_REUSE = 20  # page views served from one cached Klevu answer
 PROBE_TIMEOUT_S = 4.0
 
 
@@ -55,8 +56,13 @@ def per_call_us(call: Callable[[], object], *, number: int) -> float:
     return (time.perf_counter() - started) / number * 1e6
 
 
-def compare(baseline: Callable[[], object], other: Callable[[], object], *, rounds: int = 7,
-            number: int = 30) -> tuple[float, float, float]:
+def compare(
+    baseline: Callable[[], object],
+    other: Callable[[], object],
+    *,
+    rounds: int = 7,
+    number: int = 30,
+) -> tuple[float, float, float]:
     """Median microseconds per call of `baseline` and `other`, and the median of their ratios.
 
     The two are timed in alternating short blocks so that both run under the same load: on a
@@ -68,8 +74,11 @@ def compare(baseline: Callable[[], object], other: Callable[[], object], *, roun
         base_times.append(per_call_us(baseline, number=number))
         other_times.append(per_call_us(other, number=number))
         ratios.append(other_times[-1] / base_times[-1])
-    return (statistics.median(base_times), statistics.median(other_times),
-            statistics.median(ratios))
+    return (
+        statistics.median(base_times),
+        statistics.median(other_times),
+        statistics.median(ratios),
+    )
 
 
 def resident_kib() -> int:
@@ -96,6 +105,7 @@ class QuickJSRenderer:
 
     def __init__(self) -> None:
         import quickjs
+
         context = quickjs.Context()
         context.set_memory_limit(MEMORY_LIMIT_BYTES)
         context.eval(QUICKJS_SHIMS)
@@ -122,15 +132,23 @@ class V8Renderer:
     """The shop's renderer, and the engine call inside it."""
 
     def __init__(self) -> None:
-        self.renderer = TemplateRenderer(time_limit_ms=TIME_LIMIT_MS,
-                                         memory_limit_bytes=MEMORY_LIMIT_BYTES)
+        self.renderer = TemplateRenderer(
+            time_limit_ms=TIME_LIMIT_MS, memory_limit_bytes=MEMORY_LIMIT_BYTES
+        )
         self.renderer.render(TEMPLATE, DATA)
         [self.engine] = self.renderer._idle
         self.key = next(iter(self.engine._compiled))
 
     def engine_call(self) -> str:
-        return str(self.engine._render(self.engine._compiled[self.key], self.engine._render_tools,
-                                       PAYLOAD, MAX_CHARS, timeout_sec=1.0))
+        return str(
+            self.engine._render(
+                self.engine._compiled[self.key],
+                self.engine._render_tools,
+                PAYLOAD,
+                MAX_CHARS,
+                timeout_sec=1.0,
+            )
+        )
 
     def render(self) -> str:
         return self.renderer.render(TEMPLATE, DATA)
@@ -138,40 +156,55 @@ class V8Renderer:
 
 def page_views(render: Callable[[], str], *, cached: bool) -> Callable[[], None]:
     """ANSWER_REUSE page views of one banner, with or without the answers cache."""
+
     def views() -> None:
         cache: dict[str, str] = {}
         for _ in range(ANSWER_REUSE):
             if not cached:
                 render()
                 continue
-            key = PAYLOAD   # the answer the banner was rendered from
+            key = PAYLOAD  # the answer the banner was rendered from
             if key not in cache:
                 cache[key] = render()
+
     return views
 
 
 def cost_figures() -> None:
-    print(f"Per banner: V8 (now) vs QuickJS (before); ratios to QuickJS measured alongside\n"
-          f"  (12-product banner; {ANSWER_REUSE} page views per cached answer)")
+    print(
+        f"Per banner: V8 (now) vs QuickJS (before); ratios to QuickJS measured alongside\n"
+        f"  (12-product banner; {ANSWER_REUSE} page views per cached answer)"
+    )
     quickjs, v8 = QuickJSRenderer(), V8Renderer()
     assert quickjs.engine_call() == v8.engine_call()
     for _ in range(50):
-        v8.render()                                           # let the JIT warm up
+        v8.render()  # let the JIT warm up
     for label, old, new, per in [
-            ("engine call, template compiled", quickjs.engine_call, v8.engine_call, 1),
-            ("TemplateRenderer.render (+ JSON, sanitize, wrap)", quickjs.render, v8.render, 1),
-            ("page view, answers cache off",
-             page_views(quickjs.render, cached=False), page_views(v8.render, cached=False),
-             ANSWER_REUSE),
-            ("page view, answers cache on",
-             page_views(quickjs.render, cached=True), page_views(v8.render, cached=True),
-             ANSWER_REUSE)]:
+        ("engine call, template compiled", quickjs.engine_call, v8.engine_call, 1),
+        ("TemplateRenderer.render (+ JSON, sanitize, wrap)", quickjs.render, v8.render, 1),
+        (
+            "page view, answers cache off",
+            page_views(quickjs.render, cached=False),
+            page_views(v8.render, cached=False),
+            ANSWER_REUSE,
+        ),
+        (
+            "page view, answers cache on",
+            page_views(quickjs.render, cached=True),
+            page_views(v8.render, cached=True),
+            ANSWER_REUSE,
+        ),
+    ]:
         base, other, ratio = compare(old, new, number=max(2, 30 // per))
         row(label, f"{other / per:8.0f} us", f"x{ratio:.2f} (QuickJS: {base / per:.0f} us)")
-    _, v8_cached, ratio = compare(page_views(quickjs.render, cached=False),
-                                  page_views(v8.render, cached=True), number=2)
-    row("page view: V8 cache on, vs QuickJS cache off", f"{v8_cached / ANSWER_REUSE:8.0f} us",
-        f"x{ratio:.2f}")
+    _, v8_cached, ratio = compare(
+        page_views(quickjs.render, cached=False), page_views(v8.render, cached=True), number=2
+    )
+    row(
+        "page view: V8 cache on, vs QuickJS cache off",
+        f"{v8_cached / ANSWER_REUSE:8.0f} us",
+        f"x{ratio:.2f}",
+    )
 
     started = time.perf_counter()
     for _ in range(5):
@@ -181,8 +214,11 @@ def cost_figures() -> None:
     for _ in range(5):
         V8Renderer()
     v8_start = (time.perf_counter() - started) / 5
-    row("new engine, loaded and first render", f"{v8_start * 1000:8.1f} ms",
-        f"x{v8_start / quickjs_start:.1f} (QuickJS: {quickjs_start * 1000:.1f} ms)")
+    row(
+        "new engine, loaded and first render",
+        f"{v8_start * 1000:8.1f} ms",
+        f"x{v8_start / quickjs_start:.1f} (QuickJS: {quickjs_start * 1000:.1f} ms)",
+    )
 
     before = resident_kib()
     quickjs_engines = [QuickJSRenderer() for _ in range(10)]
@@ -190,8 +226,11 @@ def cost_figures() -> None:
     before = resident_kib()
     v8_engines = [V8Renderer() for _ in range(10)]
     v8_kib = (resident_kib() - before) / len(v8_engines)
-    row("resident memory per engine (10 engines)", f"{v8_kib:8.0f} KiB",
-        f"x{v8_kib / quickjs_kib:.1f} (QuickJS: {quickjs_kib:.0f} KiB)")
+    row(
+        "resident memory per engine (10 engines)",
+        f"{v8_kib:8.0f} KiB",
+        f"x{v8_kib / quickjs_kib:.1f} (QuickJS: {quickjs_kib:.0f} KiB)",
+    )
     heap = v8.engine.racer.heap_stats()["total_heap_size"] >> 10
     row("V8 heap of an engine after renders", f"{heap:8.0f} KiB")
 
@@ -227,25 +266,28 @@ class QuickJSProbe:
     def probe_callables(template: str) -> tuple[Callable[[], object], Callable[[], object]]:
         engine = QuickJSRenderer()
         compiled = engine.compile(template)
-        return (lambda: engine.run(compiled, engine.render_tools, '{"data": {}}', MAX_CHARS),
-                lambda: engine.engine_call())
+        return (
+            lambda: engine.run(compiled, engine.render_tools, '{"data": {}}', MAX_CHARS),
+            lambda: engine.engine_call(),
+        )
 
 
 class V8Probe:
     @staticmethod
     def probe_callables(template: str) -> tuple[Callable[[], object], Callable[[], object]]:
-        renderer = TemplateRenderer(time_limit_ms=TIME_LIMIT_MS,
-                                    memory_limit_bytes=MEMORY_LIMIT_BYTES)
+        renderer = TemplateRenderer(
+            time_limit_ms=TIME_LIMIT_MS, memory_limit_bytes=MEMORY_LIMIT_BYTES
+        )
         renderer.warm_up()
         return (lambda: renderer.render(template, {}), lambda: renderer.render(TEMPLATE, DATA))
 
 
 def probe(engine: str, code: str) -> str:
-    source = PROBE_RUN.format(root=str(ROOT), engine=engine,
-                              template=sandbox_probe_template(code))
+    source = PROBE_RUN.format(root=str(ROOT), engine=engine, template=sandbox_probe_template(code))
     try:
-        done = subprocess.run([sys.executable, "-c", source], capture_output=True, text=True,
-                              timeout=PROBE_TIMEOUT_S)
+        done = subprocess.run(
+            [sys.executable, "-c", source], capture_output=True, text=True, timeout=PROBE_TIMEOUT_S
+        )
         output = done.stdout or done.stderr.strip().splitlines()[-1]
     except subprocess.TimeoutExpired as expired:
         output = (expired.stdout or b"").decode() or "not stopped"
@@ -254,8 +296,10 @@ def probe(engine: str, code: str) -> str:
 
 
 def sandbox_probes() -> None:
-    print(f"\nSandbox probes (limits {TIME_LIMIT_MS} ms / {MEMORY_LIMIT_BYTES >> 20} MiB;"
-          " each in a child process)")
+    print(
+        f"\nSandbox probes (limits {TIME_LIMIT_MS} ms / {MEMORY_LIMIT_BYTES >> 20} MiB;"
+        " each in a child process)"
+    )
     for name, code in SANDBOX_PROBES.items():
         for label, engine in (("QuickJS", "QuickJSProbe"), ("V8", "V8Probe")):
             row(f"{name} [{label}]", "", probe(engine, code))

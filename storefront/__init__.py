@@ -4,6 +4,7 @@
 and consent), segments (Klevu visitor service), banners (config → search → template), and
 analytics (beacon → outbox → collector); around them all, the security layer.
 """
+
 from __future__ import annotations
 
 import logging
@@ -20,8 +21,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def create_app(test_config: dict | None = None) -> Flask:
-    app = Flask(__name__, template_folder=str(ROOT / "templates"),
-                static_folder=str(ROOT / "static"))
+    app = Flask(
+        __name__, template_folder=str(ROOT / "templates"), static_folder=str(ROOT / "static")
+    )
     configure(app, test_config)
     register_extensions(app)
     register_blueprints(app)
@@ -39,15 +41,20 @@ def configure(app: Flask, test_config: dict | None) -> None:
     if not app.config.get("SECRET_KEY"):
         app.config["SECRET_KEY"] = _shared_secret(data_dir / "secret_key")
     # A hung Redis must not hold pages past their deadline: short socket timeouts.
-    cache_config = ({"CACHE_TYPE": "RedisCache",
-                     "CACHE_OPTIONS": {"socket_timeout": 0.5, "socket_connect_timeout": 0.5}}
-                    if app.config.get("CACHE_REDIS_URL")
-                    else {"CACHE_TYPE": "SimpleCache", "CACHE_THRESHOLD": 10000})
+    cache_config = (
+        {
+            "CACHE_TYPE": "RedisCache",
+            "CACHE_OPTIONS": {"socket_timeout": 0.5, "socket_connect_timeout": 0.5},
+        }
+        if app.config.get("CACHE_REDIS_URL")
+        else {"CACHE_TYPE": "SimpleCache", "CACHE_THRESHOLD": 10000}
+    )
     for key, value in cache_config.items():
         app.config.setdefault(key, value)
     app.config.setdefault("CACHE_KEY_PREFIX", "storefront:")
-    logging.basicConfig(level=logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
 
 
 def _shared_secret(path: Path) -> str:
@@ -72,11 +79,12 @@ def register_extensions(app: Flask) -> None:
     """Shared services, in the order a page view uses them."""
     from . import security
     from .klevu import delivery, klevu, recs, segments
-    security.init_app(app)     # headers, CSP nonce and same-origin POSTs, for every response
+
+    security.init_app(app)  # headers, CSP nonce and same-origin POSTs, for every response
     cache.init_app(app)
-    klevu.init_app(app)        # the one HTTP client to Klevu's four services
-    segments.init_app(app)     # step 1: session + segments resolver over the cache
-    recs.init_app(app)         # steps 2-3: template renderer and the banners' thread pool
+    klevu.init_app(app)  # the one HTTP client to Klevu's four services
+    segments.init_app(app)  # step 1: session + segments resolver over the cache
+    recs.init_app(app)  # steps 2-3: template renderer and the banners' thread pool
     delivery.delivery.init_app(app)  # step 4: durable queue, its relay, `flask relay`
 
 
@@ -84,6 +92,7 @@ def register_blueprints(app: Flask) -> None:
     from . import health, identity, inspector
     from .klevu import analytics, segments
     from .shop import bp as shop
+
     # The inspector first: its trace must begin before identity may answer with a redirect.
     for blueprint in (inspector.bp, identity.bp, segments.bp, analytics.bp, shop, health.bp):
         app.register_blueprint(blueprint)
@@ -91,4 +100,5 @@ def register_blueprints(app: Flask) -> None:
 
 def register_errorhandlers(app: Flask) -> None:
     from .errors import register
+
     register(app)

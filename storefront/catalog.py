@@ -4,6 +4,7 @@ Shared by the shop and the Klevu simulator (which indexes the same products, as 
 index a real shop's feed). Records keep Klevu's shapes where they meet Klevu: prices are
 strings, ``category`` is a path. Image and product URLs are the shop's own paths.
 """
+
 from __future__ import annotations
 
 import json
@@ -76,13 +77,27 @@ def _index(catalog: Catalog) -> dict[str, Product]:
 @cache
 def load_catalog() -> Catalog:
     raw = json.loads(resources.files("storefront").joinpath("data/catalog.json").read_text("utf-8"))
-    categories = {c["slug"]: Category(c["slug"], c["name"], tuple(c["path"]))
-                  for c in raw["categories"]}
+    categories = {
+        c["slug"]: Category(c["slug"], c["name"], tuple(c["path"])) for c in raw["categories"]
+    }
     products = tuple(
-        Product(id=p["id"], item_group_id=p["itemGroupId"], sku=p["sku"], name=p["name"],
-                brand=p["brand"], category=categories[p["categorySlug"]], price=p["price"],
-                sale_price=p["salePrice"], currency=p["currency"], color=p["color"],
-                color_hex=p["colorHex"], in_stock=p["inStock"] == "yes",
-                popularity=p["popularity"], added=p["added"], short_desc=p["shortDesc"])
-        for p in raw["products"])
+        Product(
+            id=p["id"],
+            item_group_id=p["itemGroupId"],
+            sku=p["sku"],
+            name=p["name"],
+            brand=p["brand"],
+            category=categories[p["categorySlug"]],
+            price=p["price"],
+            sale_price=p["salePrice"],
+            currency=p["currency"],
+            color=p["color"],
+            color_hex=p["colorHex"],
+            in_stock=p["inStock"] == "yes",
+            popularity=p["popularity"],
+            added=p["added"],
+            short_desc=p["shortDesc"],
+        )
+        for p in raw["products"]
+    )
     return Catalog(tuple(categories.values()), products)

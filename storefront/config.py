@@ -7,6 +7,7 @@ the simulator: its api key and recs keys arrive as settings, like a live account
 value stops start-up with a message naming the variable: a typo must not become a shop that
 silently shows no banners. Every setting, with its default: the README's "Configuration".
 """
+
 from __future__ import annotations
 
 import json
@@ -26,15 +27,22 @@ PAGE_TYPES = ("HOME", "CATEGORY", "PRODUCT", "CHECKOUT")
 COMPANY_ID_RE = re.compile(r"^[A-Za-z0-9]{6}$")
 CURRENCY_CODE_RE = re.compile(r"^[A-Za-z]{3}$")
 # The fields of a currency in JSv2's currency map, and the type each must have.
-CURRENCY_FIELDS: dict[str, type] = {"string": str, "format": str, "atEnd": bool,
-                                    "precision": int, "grouping": int, "decimal": str,
-                                    "thousand": str}
+CURRENCY_FIELDS: dict[str, type] = {
+    "string": str,
+    "format": str,
+    "atEnd": bool,
+    "precision": int,
+    "grouping": int,
+    "decimal": str,
+    "thousand": str,
+}
 VIEW_RULES = ("rendered", "visible")
 # A CSP source for images: an origin (``https://cdn.example.com``, ``https://*.example.com``,
 # a port allowed) or a bare scheme (``https:``). Nothing else, so that no value can smuggle a
 # keyword or another directive into the policy.
 IMAGE_HOST_RE = re.compile(
-    r"^(?:https?:|https?://(?:\*\.)?[A-Za-z0-9](?:[A-Za-z0-9\-.]*[A-Za-z0-9])?(?::\d{1,5})?)$")
+    r"^(?:https?:|https?://(?:\*\.)?[A-Za-z0-9](?:[A-Za-z0-9\-.]*[A-Za-z0-9])?(?::\d{1,5})?)$"
+)
 # A BCP 47 language tag as browsers send it: "en-US", "de", "fr-CA", "zh-Hant-TW".
 LOCALE_RE = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
 RECS_KEY_RE = re.compile(r"^[\w\-]{1,100}$")
@@ -120,6 +128,8 @@ def _choice(env: dict, name: str, choices: tuple[str, ...]) -> str:
     if raw not in choices:
         raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {raw!r}")
     return raw
+
+
 def _int(env: dict, name: str, default: int, *, low: int, high: int) -> int:
     raw = env.get(name, "").strip()
     if not raw:
@@ -142,12 +152,15 @@ def _image_hosts(env: dict) -> tuple[str, ...]:
     Offline, every image (catalog and simulator records) is the shop's own ``/img/...``; a live
     Klevu index holds the merchant's image URLs, whose hosts only the merchant knows.
     """
-    hosts = tuple(h.strip().rstrip("/") for h in env.get("KLEVU_IMAGE_HOSTS", "").split(",")
-                  if h.strip())
+    hosts = tuple(
+        h.strip().rstrip("/") for h in env.get("KLEVU_IMAGE_HOSTS", "").split(",") if h.strip()
+    )
     for host in hosts:
         if not IMAGE_HOST_RE.match(host):
-            raise ConfigError(f"KLEVU_IMAGE_HOSTS holds {host!r}, which is not an origin "
-                              "(https://cdn.example.com) or a scheme (https:)")
+            raise ConfigError(
+                f"KLEVU_IMAGE_HOSTS holds {host!r}, which is not an origin "
+                "(https://cdn.example.com) or a scheme (https:)"
+            )
     return hosts
 
 
@@ -161,9 +174,11 @@ def _scheme(env: dict) -> str:
 def klevu_settings(env: Mapping[str, str]) -> KlevuSettings:
     api_key = env.get("KLEVU_API_KEY", "").strip()
     if not api_key:
-        raise ConfigError("KLEVU_API_KEY is not set: give your Klevu api key, or start the "
-                          "shop with `make run`, which starts the Klevu simulator and points "
-                          "the shop at it")
+        raise ConfigError(
+            "KLEVU_API_KEY is not set: give your Klevu api key, or start the "
+            "shop with `make run`, which starts the Klevu simulator and points "
+            "the shop at it"
+        )
     if not re.match(r"^[\w\-]{1,100}$", api_key):
         raise ConfigError("KLEVU_API_KEY holds characters an api key cannot have")
     offline = bool(env.get("KLEVU_SIMULATOR_URL", "").strip())
@@ -176,8 +191,12 @@ def klevu_settings(env: Mapping[str, str]) -> KlevuSettings:
             "stats": f"{sim}/analytics/collect",
         }
     else:
-        defaults = {"visitor": LIVE_VISITOR_URL, "config": LIVE_CONFIG_URL, "search": "",
-                    "stats": LIVE_STATS_URL}
+        defaults = {
+            "visitor": LIVE_VISITOR_URL,
+            "config": LIVE_CONFIG_URL,
+            "search": "",
+            "stats": LIVE_STATS_URL,
+        }
     search = env.get("KLEVU_SEARCH_URL", "").strip() or defaults["search"]
     return KlevuSettings(
         api_key=api_key,
@@ -203,8 +222,9 @@ def from_env(env: dict | None = None) -> dict:
         "KLAVIYO_COMPANY_ID": company_id or None,
         "KLAVIYO_ONSITE": _bool(env, "KLAVIYO_ONSITE", False),
         "CONSENT_REQUIRED": _bool(env, "CONSENT_REQUIRED", True),
-        "STOREFRONT_DATA_DIR": os.path.abspath(env.get("STOREFRONT_DATA_DIR", "").strip()
-                                               or "instance"),
+        "STOREFRONT_DATA_DIR": os.path.abspath(
+            env.get("STOREFRONT_DATA_DIR", "").strip() or "instance"
+        ),
         "SECRET_KEY": env.get("SECRET_KEY") or None,
         "CACHE_REDIS_URL": env.get("CACHE_REDIS_URL", "").strip() or None,
         # Klevu answers cache and resilience (docs/operations.md, "Klevu answers"): seconds
@@ -247,13 +267,18 @@ def from_env(env: dict | None = None) -> dict:
         # Banner templates: the default locale of Intl and toLocaleString (a visitor's browser
         # language, on the server), and each render's limits (docs/performance.md).
         "STOREFRONT_LOCALE": _locale(env),
-        "BANNER_RENDER_TIME_LIMIT_MS": _int(env, "BANNER_RENDER_TIME_LIMIT_MS", 250, low=10,
-                                            high=5000),
-        "BANNER_RENDER_MEMORY_LIMIT_MB": _int(env, "BANNER_RENDER_MEMORY_LIMIT_MB", 32, low=8,
-                                              high=1024),
+        "BANNER_RENDER_TIME_LIMIT_MS": _int(
+            env, "BANNER_RENDER_TIME_LIMIT_MS", 250, low=10, high=5000
+        ),
+        "BANNER_RENDER_MEMORY_LIMIT_MB": _int(
+            env, "BANNER_RENDER_MEMORY_LIMIT_MB", 32, low=8, high=1024
+        ),
     }
     if config["CACHE_REDIS_URL"] and urlsplit(config["CACHE_REDIS_URL"]).scheme not in (
-            "redis", "rediss", "unix"):
+        "redis",
+        "rediss",
+        "unix",
+    ):
         raise ConfigError("CACHE_REDIS_URL must be a redis:// URL")
     return config
 
@@ -261,5 +286,7 @@ def from_env(env: dict | None = None) -> dict:
 def check_app_config(config: Mapping) -> None:
     """Checks of the final app config (environment plus test overrides), at start-up."""
     if config.get("STOREFRONT_UNSAFE_NO_SANITIZE") and not config.get("TESTING"):
-        raise ConfigError("STOREFRONT_UNSAFE_NO_SANITIZE is for tests only (TESTING): it lets "
-                          "banner markup reach the page unchecked")
+        raise ConfigError(
+            "STOREFRONT_UNSAFE_NO_SANITIZE is for tests only (TESTING): it lets "
+            "banner markup reach the page unchecked"
+        )

@@ -4,6 +4,7 @@ The shop runs under gunicorn with ``gthread`` workers (sync workers collapse und
 latency, see docs/operations.md). With no Klevu keys in the environment the shop talks to the
 simulator started here; with keys, only the shop starts and talks to Klevu itself.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -51,16 +52,44 @@ def main(argv: list[str] | None = None) -> int:
             # The demo merchant registers a euro sign, as a shop does in its Klevu JavaScript,
             # so banner prices read like the shop's own; unset, Klevu prints "EUR 850.00".
             env.setdefault("KLEVU_CURRENCY_FORMATS", '{"EUR": {"string": "€"}}')
-            processes.append(subprocess.Popen(
-                [sys.executable, "-m", "storefront.simulator", "--host", "127.0.0.1",
-                 "--port", str(args.simulator_port)], env=env))
+            processes.append(
+                subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-m",
+                        "storefront.simulator",
+                        "--host",
+                        "127.0.0.1",
+                        "--port",
+                        str(args.simulator_port),
+                    ],
+                    env=env,
+                )
+            )
             wait_healthy(f"{simulator_url}/healthz", processes[-1])
         shop_url = f"http://{args.host}:{args.port}"
-        processes.append(subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "--bind", f"{args.host}:{args.port}",
-             "--worker-class", "gthread", "--threads", "8", "--workers", str(args.workers),
-             "--no-control-socket", "--access-logfile", "-", "storefront:create_app()"],
-            env=env))
+        processes.append(
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "gunicorn",
+                    "--bind",
+                    f"{args.host}:{args.port}",
+                    "--worker-class",
+                    "gthread",
+                    "--threads",
+                    "8",
+                    "--workers",
+                    str(args.workers),
+                    "--no-control-socket",
+                    "--access-logfile",
+                    "-",
+                    "storefront:create_app()",
+                ],
+                env=env,
+            )
+        )
         wait_healthy(f"{shop_url}/healthz", processes[-1])
         print(f"\n  Shop:      {shop_url}", flush=True)
         if offline:

@@ -1,4 +1,5 @@
 """Error pages that keep the shop's look; an unexpected error never shows a traceback."""
+
 from flask import Flask, render_template, request
 from werkzeug.exceptions import HTTPException, InternalServerError
 

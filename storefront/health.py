@@ -1,6 +1,7 @@
 """``/healthz``: liveness plus the numbers an operator watches: the outbox's depth and drops,
 the Klevu answers cache's hits, misses and stale answers, and each Klevu service's circuit
 breaker (this process's view: each worker counts for itself)."""
+
 from flask import Blueprint, current_app, jsonify
 
 from .klevu import delivery
@@ -16,8 +17,10 @@ def healthz():
     if "klevu_answers" in extensions:
         body["answers"] = extensions["klevu_answers"].stats()
     if "klevu_client" in extensions:
-        body["breakers"] = {service: breaker.stats() for service, breaker
-                            in extensions["klevu_client"].breakers.items()}
+        body["breakers"] = {
+            service: breaker.stats()
+            for service, breaker in extensions["klevu_client"].breakers.items()
+        }
     if "outbox" in extensions:
         body["outbox"] = delivery.health()
     return jsonify(body)

@@ -19,6 +19,7 @@ The ``identity`` blueprint owns, for each request:
 
 Whatever the browser sends, none of this raises: a cookie we cannot read is an anonymous visitor.
 """
+
 from __future__ import annotations
 
 import json
@@ -72,12 +73,13 @@ class Identity:
     """The visitor as this request sees them. ``exchange_id`` is set only when the cookie is
     valid *and* consent allows its use, so code that reads it cannot forget the consent check.
     """
+
     exchange_id: str | None
-    cid: str | None             # Klaviyo's anonymous visitor id, kept when we rewrite the cookie
-    consent: str | None         # "granted", "denied", or None: no choice made yet
+    cid: str | None  # Klaviyo's anonymous visitor id, kept when we rewrite the cookie
+    consent: str | None  # "granted", "denied", or None: no choice made yet
     consent_required: bool
-    tracking_off: bool          # __kla_off=true
-    persona: dict | None        # the demo persona this exchange id belongs to
+    tracking_off: bool  # __kla_off=true
+    persona: dict | None  # the demo persona this exchange id belongs to
 
     @property
     def consent_given(self) -> bool:
@@ -97,37 +99,53 @@ class Identity:
 @cache
 def load_personas() -> dict:
     """The demo personas and the names of their segments (``storefront/data/personas.json``)."""
-    return json.loads(resources.files("storefront").joinpath("data/personas.json")
-                      .read_text("utf-8"))
+    return json.loads(
+        resources.files("storefront").joinpath("data/personas.json").read_text("utf-8")
+    )
 
 
 def persona_for(exchange_id: str | None, company_id: str | None) -> dict | None:
     if not exchange_id or not company_id:
         return None
-    return next((p for p in load_personas()["personas"]
-                 if klaviyo.persona_exchange_id(p["identifier"], company_id) == exchange_id),
-                None)
+    return next(
+        (
+            p
+            for p in load_personas()["personas"]
+            if klaviyo.persona_exchange_id(p["identifier"], company_id) == exchange_id
+        ),
+        None,
+    )
 
 
-def identity_from_cookies(cookies: Mapping[str, str], *, company_id: str | None,
-                          consent_required: bool) -> Identity:
+def identity_from_cookies(
+    cookies: Mapping[str, str], *, company_id: str | None, consent_required: bool
+) -> Identity:
     """The consent and tracking rules in one place, as a function of the cookies alone."""
     consent = cookies.get(CONSENT_COOKIE)
     kla_id = klaviyo.decode_kla_id(cookies.get(klaviyo.KLA_ID_COOKIE))
-    identity = Identity(exchange_id=None, cid=kla_id.cid,
-                        consent=consent if consent in (GRANTED, DENIED) else None,
-                        consent_required=consent_required,
-                        tracking_off=klaviyo.tracking_off(cookies.get(klaviyo.KLA_OFF_COOKIE)),
-                        persona=None)
+    identity = Identity(
+        exchange_id=None,
+        cid=kla_id.cid,
+        consent=consent if consent in (GRANTED, DENIED) else None,
+        consent_required=consent_required,
+        tracking_off=klaviyo.tracking_off(cookies.get(klaviyo.KLA_OFF_COOKIE)),
+        persona=None,
+    )
     if identity.personalisation_allowed and kla_id.exchange_id:
-        identity = replace(identity, exchange_id=kla_id.exchange_id,
-                           persona=persona_for(kla_id.exchange_id, company_id))
+        identity = replace(
+            identity,
+            exchange_id=kla_id.exchange_id,
+            persona=persona_for(kla_id.exchange_id, company_id),
+        )
     return identity
 
 
 def _identity_from(cookies: Mapping[str, str]) -> Identity:
-    return identity_from_cookies(cookies, company_id=current_app.config["KLAVIYO_COMPANY_ID"],
-                                 consent_required=current_app.config["CONSENT_REQUIRED"])
+    return identity_from_cookies(
+        cookies,
+        company_id=current_app.config["KLAVIYO_COMPANY_ID"],
+        consent_required=current_app.config["CONSENT_REQUIRED"],
+    )
 
 
 def current_identity() -> Identity:
@@ -161,8 +179,9 @@ class CookieUpdate:
 
 
 def _remember_consent(update: CookieUpdate, choice: str) -> None:
-    update.set(CONSENT_COOKIE, choice, max_age=CONSENT_MAX_AGE, path="/", httponly=True,
-               samesite="Lax")
+    update.set(
+        CONSENT_COOKIE, choice, max_age=CONSENT_MAX_AGE, path="/", httponly=True, samesite="Lax"
+    )
 
 
 def klevu_visitor(identity: Identity) -> Visitor:
@@ -219,10 +238,13 @@ def _here(query: bytes) -> str:
 
 def _without_kx(query: bytes) -> bytes:
     """The raw query string minus every ``_kx``: the other parameters keep order and encoding."""
+
     def name(part: bytes) -> bytes:
         return unquote_to_bytes(part.split(b"=", 1)[0].replace(b"+", b" "))
-    return b"&".join(part for part in query.split(b"&")
-                     if part and name(part) != klaviyo.KX_PARAM.encode())
+
+    return b"&".join(
+        part for part in query.split(b"&") if part and name(part) != klaviyo.KX_PARAM.encode()
+    )
 
 
 @bp.before_app_request
@@ -237,16 +259,23 @@ def capture_kx():
         return None
     update = CookieUpdate(redirect(_here(_without_kx(request.query_string))))
     identity = current_identity()
-    exchange_id = klaviyo.parse_kx(request.args.get(klaviyo.KX_PARAM),
-                                   current_app.config["KLAVIYO_COMPANY_ID"])
+    exchange_id = klaviyo.parse_kx(
+        request.args.get(klaviyo.KX_PARAM), current_app.config["KLAVIYO_COMPANY_ID"]
+    )
     if exchange_id is None or identity.tracking_off:
         log.info("ignored a _kx link parameter (malformed, another account's, or tracking off)")
     elif identity.consent_given:
         trace.note("identity", via="_kx email link")
         _identify(update, exchange_id)
     elif identity.consent is None:
-        update.set(PENDING_KX_COOKIE, exchange_id, max_age=PENDING_KX_MAX_AGE, path="/",
-                   httponly=True, samesite="Lax")
+        update.set(
+            PENDING_KX_COOKIE,
+            exchange_id,
+            max_age=PENDING_KX_MAX_AGE,
+            path="/",
+            httponly=True,
+            samesite="Lax",
+        )
     return update.response
 
 
@@ -257,7 +286,7 @@ def identity_globals() -> dict:
     onsite_url = None
     if _onsite_live() and identity.personalisation_allowed:
         onsite_url = klaviyo.onsite_script_url(company_id)
-        allow_script_from(onsite_url)   # the page's CSP lets this one foreign script in
+        allow_script_from(onsite_url)  # the page's CSP lets this one foreign script in
     return {
         "identity": identity,
         # Forms that should come back to this very page post it as ``next``.
@@ -274,8 +303,9 @@ def consent():
     update = CookieUpdate(redirect(safe_next(request.form.get("next"), url_for("shop.home"))))
     if choice == "accept":
         _remember_consent(update, GRANTED)
-        pending = klaviyo.parse_kx(request.cookies.get(PENDING_KX_COOKIE),
-                                   current_app.config["KLAVIYO_COMPANY_ID"])
+        pending = klaviyo.parse_kx(
+            request.cookies.get(PENDING_KX_COOKIE), current_app.config["KLAVIYO_COMPANY_ID"]
+        )
         update.expire(PENDING_KX_COOKIE)
         if pending:
             trace.note("identity", via="_kx email link")
@@ -294,10 +324,20 @@ def consent():
 def personas():
     data = load_personas()
     company_id = current_app.config["KLAVIYO_COMPANY_ID"]
-    cards = [(persona, klaviyo.persona_exchange_id(persona["identifier"], company_id)
-              if company_id else None) for persona in data["personas"]]
-    return render_template("demo/personas.html", cards=cards, segment_names=data["segments"],
-                           company_id=company_id, onsite_live=_onsite_live())
+    cards = [
+        (
+            persona,
+            klaviyo.persona_exchange_id(persona["identifier"], company_id) if company_id else None,
+        )
+        for persona in data["personas"]
+    ]
+    return render_template(
+        "demo/personas.html",
+        cards=cards,
+        segment_names=data["segments"],
+        company_id=company_id,
+        onsite_live=_onsite_live(),
+    )
 
 
 @bp.post("/demo/persona")
@@ -308,22 +348,27 @@ def choose_persona():
     persona = next((p for p in load_personas()["personas"] if p["key"] == key), None)
     if persona is None or not company_id:
         abort(400)
-    update = CookieUpdate(redirect(safe_next(request.form.get("next"),
-                                             url_for("identity.personas"))))
+    update = CookieUpdate(
+        redirect(safe_next(request.form.get("next"), url_for("identity.personas")))
+    )
     if not current_identity().consent_given:
         _remember_consent(update, GRANTED)
     update.expire(PENDING_KX_COOKIE)
     trace.note("identity", via="demo persona switcher")
     _identify(update, klaviyo.persona_exchange_id(persona["identifier"], company_id))
-    flash(f"You are now browsing as {persona['name']}." if current_identity().persona else
-          "Klaviyo tracking is off in this browser (__kla_off=true), so you stay anonymous.")
+    flash(
+        f"You are now browsing as {persona['name']}."
+        if current_identity().persona
+        else "Klaviyo tracking is off in this browser (__kla_off=true), so you stay anonymous."
+    )
     return update.response
 
 
 @bp.post("/demo/forget")
 def forget_me():
-    update = CookieUpdate(redirect(safe_next(request.form.get("next"),
-                                             url_for("identity.personas"))))
+    update = CookieUpdate(
+        redirect(safe_next(request.form.get("next"), url_for("identity.personas")))
+    )
     _forget_visitor(update)
     flash("Forgotten: you are an anonymous visitor again.")
     return update.response

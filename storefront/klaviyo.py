@@ -8,6 +8,7 @@ them all and turns anything broken into "anonymous" — never an exception, and 
 holding the value, which may be personal data. Writing emits only the plain form, because
 Klaviyo's own script breaks on anything else. See docs/klaviyo-identity.md.
 """
+
 from __future__ import annotations
 
 import base64
@@ -24,8 +25,8 @@ KLA_OFF_COOKIE = "__kla_off"
 KX_PARAM = "_kx"
 
 COOKIE_MAX_AGE = 730 * 24 * 3600  # seconds: Klaviyo keeps its cookie for two years
-MAX_COOKIE_CHARS = 3000           # Klaviyo's script deletes longer values; so do we
-MAX_EXCHANGE_ID_CHARS = 200       # real ids are ≤ 71; the cap keeps our cookie far under 3000
+MAX_COOKIE_CHARS = 3000  # Klaviyo's script deletes longer values; so do we
+MAX_EXCHANGE_ID_CHARS = 200  # real ids are ≤ 71; the cap keeps our cookie far under 3000
 
 ONSITE_SCRIPT_URL = "https://static.klaviyo.com/onsite/js/klaviyo.js"
 
@@ -42,6 +43,7 @@ _URLSAFE_TO_STANDARD = str.maketrans("-_", "+/")
 @dataclass(frozen=True)
 class KlaId:
     """What the shop needs from ``__kla_id``; both fields are None for an unreadable cookie."""
+
     cid: str | None = None
     exchange_id: str | None = None
 
@@ -51,8 +53,11 @@ ANONYMOUS = KlaId()
 
 def is_exchange_id(value: object) -> bool:
     """Whether ``value`` has the ``<identifier>.<company id>`` form of a Klaviyo exchange id."""
-    return (isinstance(value, str) and len(value) <= MAX_EXCHANGE_ID_CHARS
-            and _EXCHANGE_ID.fullmatch(value) is not None)
+    return (
+        isinstance(value, str)
+        and len(value) <= MAX_EXCHANGE_ID_CHARS
+        and _EXCHANGE_ID.fullmatch(value) is not None
+    )
 
 
 def decode_kla_id(raw: str | None) -> KlaId:
@@ -68,8 +73,10 @@ def decode_kla_id(raw: str | None) -> KlaId:
         return ANONYMOUS
     cid = data.get("cid")
     exchange_id = data.get("$exchange_id")
-    return KlaId(cid=cid if _is_cid(cid) else None,
-                 exchange_id=exchange_id if is_exchange_id(exchange_id) else None)
+    return KlaId(
+        cid=cid if _is_cid(cid) else None,
+        exchange_id=exchange_id if is_exchange_id(exchange_id) else None,
+    )
 
 
 def _base64_text(raw: str) -> str:
@@ -132,8 +139,14 @@ def kla_id_cookie(value: str) -> dict[str, Any]:
 
     Set as a plain cookie, never through Flask's signed session: the value is Klaviyo's.
     """
-    return {"key": KLA_ID_COOKIE, "value": value, "max_age": COOKIE_MAX_AGE, "path": "/",
-            "httponly": False, "samesite": "Lax"}
+    return {
+        "key": KLA_ID_COOKIE,
+        "value": value,
+        "max_age": COOKIE_MAX_AGE,
+        "path": "/",
+        "httponly": False,
+        "samesite": "Lax",
+    }
 
 
 def parse_kx(value: str | None, company_id: str | None) -> str | None:

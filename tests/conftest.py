@@ -4,6 +4,7 @@ Real parts: the Klevu simulator runs as its own process on a free loopback port,
 under test is served by a real Werkzeug server in a thread, so every Klevu call and every page
 goes over real HTTP. Chromium is Debian's (Playwright cannot download its own here).
 """
+
 from __future__ import annotations
 
 import os
@@ -41,8 +42,9 @@ def sim(simulator):
 @pytest.fixture
 def app(tmp_path):
     """An app whose Klevu is unreachable (a closed port): pages must still render."""
-    app = create_app(app_config(f"http://127.0.0.1:{free_port()}", tmp_path,
-                                OUTBOX_RELAY_IN_APP=False))
+    app = create_app(
+        app_config(f"http://127.0.0.1:{free_port()}", tmp_path, OUTBOX_RELAY_IN_APP=False)
+    )
     return app
 
 
@@ -56,8 +58,14 @@ def live_shop(simulator, tmp_path_factory):
     """The shop on a real socket, talking to the simulator over real HTTP."""
     # Klevu answers uncached: these tests read what each page asked Klevu for in the
     # simulator's journal (the answers cache has its own tests, test_answers*.py).
-    app = create_app(app_config(simulator.url, tmp_path_factory.mktemp("shop-data"),
-                                KLEVU_CONFIG_TTL="0", KLEVU_SEARCH_TTL="0"))
+    app = create_app(
+        app_config(
+            simulator.url,
+            tmp_path_factory.mktemp("shop-data"),
+            KLEVU_CONFIG_TTL="0",
+            KLEVU_SEARCH_TTL="0",
+        )
+    )
     server = LiveServer(app)
     yield server
     server.stop()
@@ -66,10 +74,19 @@ def live_shop(simulator, tmp_path_factory):
 # -- Playwright: Debian's Chromium, the live shop as base_url ----------------------------------
 @pytest.fixture(scope="session")
 def browser_type_launch_args(browser_type_launch_args):
-    return {**browser_type_launch_args, "executable_path": CHROMIUM,
-            "args": ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                     "--disable-background-networking", "--disable-component-update",
-                     "--disable-sync"]}
+    return {
+        **browser_type_launch_args,
+        "executable_path": CHROMIUM,
+        "args": [
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+        ],
+    }
 
 
 @pytest.fixture(scope="session")
@@ -78,8 +95,11 @@ def base_url(live_shop):
 
 
 def pytest_addoption(parser):
-    parser.addoption("--update-screenshots", action="store_true",
-                     help="copy the demo screens' screenshots into docs/ (README images)")
+    parser.addoption(
+        "--update-screenshots",
+        action="store_true",
+        help="copy the demo screens' screenshots into docs/ (README images)",
+    )
 
 
 def pytest_collection_modifyitems(config, items):
@@ -99,9 +119,11 @@ def redis_server():
     if binary is None:
         pytest.fail("redis-server is not installed (`make test` installs it)")
     port = free_port()
-    process = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1",
-                                "--save", "", "--appendonly", "no"],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     url = f"redis://127.0.0.1:{port}/0"
     client = redis.Redis.from_url(url)
     try:

@@ -3,6 +3,7 @@
 Fixtures live in ``conftest.py``; everything a test module or a bench script imports lives
 here, so nothing imports a ``conftest``.
 """
+
 from __future__ import annotations
 
 import json
@@ -28,8 +29,12 @@ from storefront.simulator.account import shop_environment
 
 T = TypeVar("T")
 
-PERSONAS = {p["key"]: p for p in json.loads(
-    (Path(__file__).parent.parent / "storefront/data/personas.json").read_text())["personas"]}
+PERSONAS = {
+    p["key"]: p
+    for p in json.loads(
+        (Path(__file__).parent.parent / "storefront/data/personas.json").read_text()
+    )["personas"]
+}
 
 
 # The settings `make run` gives a shop for a simulator (here one that is not listening).
@@ -46,8 +51,9 @@ def persona_segments(persona_key: str | None) -> list[str]:
     return list(PERSONAS[persona_key]["segments"]) if persona_key else []
 
 
-def wait_until(check: Callable[[], T], seconds: float = 10.0, message: str = "",
-               interval: float = 0.05) -> T:
+def wait_until(
+    check: Callable[[], T], seconds: float = 10.0, message: str = "", interval: float = 0.05
+) -> T:
     """Poll ``check`` until it returns something truthy, and return that.
 
     Work that happens asynchronously (the relay delivering, a refresh in the background) is
@@ -71,8 +77,9 @@ SANDBOX_PROBES = {
     "endless loop inside try/catch": "for (;;) { try { while (true) {} } catch (e) {} }",
     "regex backtracking": "/(a+)+$/.test('a'.repeat(40) + 'b')",
     "256 MiB string": "'x'.repeat(Math.pow(2, 28)).length",
-    "256 MiB string, doubled and read":
-        "var s = 'x'; for (var i = 0; i < 28; i++) s += s; return s.indexOf('y')",
+    "256 MiB string, doubled and read": (
+        "var s = 'x'; for (var i = 0; i < 28; i++) s += s; return s.indexOf('y')"
+    ),
     "growing object graph": "var a = []; for (;;) a = [a, {text: 'y' + a.length}]",
     "deep recursion": "(function f() { return f() + 1; })()",
     "sparse array join": "Array(Math.pow(2, 32) - 1).join('')",
@@ -109,11 +116,13 @@ def free_port() -> int:
 
 def wait_for(url: str, seconds: float = 20.0) -> None:
     """Wait until ``url`` answers 200 (a server process coming up)."""
+
     def up() -> bool:
         try:
             return requests.get(url, timeout=1).status_code == 200
         except requests.RequestException:
             return False
+
     wait_until(up, seconds, f"{url} did not come up")
 
 
@@ -142,9 +151,11 @@ class Simulator:
 
 def start_simulator(port: int | None = None) -> Simulator:
     port = port or free_port()
-    process = subprocess.Popen([sys.executable, "-m", "storefront.simulator", "--host",
-                                "127.0.0.1", "--port", str(port)],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "storefront.simulator", "--host", "127.0.0.1", "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     url = f"http://127.0.0.1:{port}"
     wait_for(f"{url}/healthz")
     return Simulator(url, process)
@@ -192,18 +203,30 @@ make_server("127.0.0.1", int(sys.argv[1]), create_app(), threaded=True).serve_fo
 
 
 @contextmanager
-def shop_processes(simulator_url: str, data_dir: Any, count: int = 2,
-                   **env: str) -> Iterator[list[str]]:
+def shop_processes(
+    simulator_url: str, data_dir: Any, count: int = 2, **env: str
+) -> Iterator[list[str]]:
     """``count`` shop processes configured from the environment like a deployed app (one
     data dir, one ``SECRET_KEY``, and whatever ``env`` adds, e.g. ``CACHE_REDIS_URL``); their
     URLs. Each is a Werkzeug server started with ``python -c``."""
-    environment = {**os.environ, **shop_environment(simulator_url),
-                   "STOREFRONT_DATA_DIR": str(data_dir), "SECRET_KEY": "one-shop-one-secret",
-                   "OUTBOX_RELAY_IN_APP": "0", **env}
+    environment = {
+        **os.environ,
+        **shop_environment(simulator_url),
+        "STOREFRONT_DATA_DIR": str(data_dir),
+        "SECRET_KEY": "one-shop-one-secret",
+        "OUTBOX_RELAY_IN_APP": "0",
+        **env,
+    }
     ports = [free_port() for _ in range(count)]
-    processes = [subprocess.Popen([sys.executable, "-c", _SERVE, str(port)], env=environment,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-                 for port in ports]
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-c", _SERVE, str(port)],
+            env=environment,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for port in ports
+    ]
     try:
         urls = [f"http://127.0.0.1:{port}" for port in ports]
         for url in urls:

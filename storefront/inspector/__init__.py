@@ -14,6 +14,7 @@ The record (recent page views, and what identified the visitor) lives in the sha
 an hour. Two pages of one browser finishing at the same instant may each keep only their own
 view in it; the cost is one page missing from the events list, never another visitor's data.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -41,7 +42,7 @@ OWNER_COOKIE = "shop_inspector"
 _OWNER_RE = re.compile(r"[A-Za-z0-9_\-]{22,64}")
 RECORD_SECONDS = 3600
 VIEWS_KEPT = 8
-EARLIER_SHOWN = 2           # earlier page views listed under "this page view" (a click's page)
+EARLIER_SHOWN = 2  # earlier page views listed under "this page view" (a click's page)
 
 
 def enabled() -> bool:
@@ -97,17 +98,28 @@ def _told(page_type: str) -> Story:
     visitor = current_identity()
     settings = current_app.config["KLEVU"]
     identified = _safe(_record).get("identified") or {}
-    via = (identified.get("via") if visitor.exchange_id
-           and identified.get("x") == _digest(visitor.exchange_id) else None)
+    via = (
+        identified.get("via")
+        if visitor.exchange_id and identified.get("x") == _digest(visitor.exchange_id)
+        else None
+    )
     story = build_story(
-        page_view=page_view_id(), notes=notes, recs_keys=settings.recs.get(page_type, ()),
+        page_view=page_view_id(),
+        notes=notes,
+        recs_keys=settings.recs.get(page_type, ()),
         api_key=settings.api_key,
-        identity=identity_step(visitor, cookie_present=KLA_ID_COOKIE in request.cookies,
-                               source=via),
-        segment_names=load_personas()["segments"])
-    g.inspector_page = {"pv": story.page_view, "path": request.path, "page_type": page_type,
-                        "at": time.time(),
-                        "banners": _banner_items(current) if current else []}
+        identity=identity_step(
+            visitor, cookie_present=KLA_ID_COOKIE in request.cookies, source=via
+        ),
+        segment_names=load_personas()["segments"],
+    )
+    g.inspector_page = {
+        "pv": story.page_view,
+        "path": request.path,
+        "page_type": page_type,
+        "at": time.time(),
+        "banners": _banner_items(current) if current else [],
+    }
     return story
 
 
@@ -118,12 +130,18 @@ def _banner_items(current: trace.Trace) -> list[dict]:
         if not shown.facts.get("token"):
             continue
         try:
-            _, view = tokens.read_token(current_app.config["SECRET_KEY"], shown.facts["token"],
-                                        TOKEN_MAX_AGE)
+            _, view = tokens.read_token(
+                current_app.config["SECRET_KEY"], shown.facts["token"], TOKEN_MAX_AGE
+            )
         except tokens.BadToken:
             continue
-        found.append({"key": view.recs_key, "title": view.title,
-                      "items": [[item.id, item.name] for item in view.items]})
+        found.append(
+            {
+                "key": view.recs_key,
+                "title": view.title,
+                "items": [[item.id, item.name] for item in view.items],
+            }
+        )
     return found
 
 
@@ -149,15 +167,21 @@ def remember(response):
         exchange = current_identity().exchange_id
         if identified and exchange:
             record["identified"] = {"via": identified[-1].facts["via"], "x": _digest(exchange)}
-        if page is not None and response.status_code == 200:   # not a 404 favicon
+        if page is not None and response.status_code == 200:  # not a 404 favicon
             record["views"] = [*record["views"], page][-VIEWS_KEPT:]
         cache.set(_record_key(), record, timeout=RECORD_SECONDS)
     except Exception:
         log.warning("inspector record not saved", exc_info=True)
         return response
     if g.get("inspector_owner_new"):
-        response.set_cookie(OWNER_COOKIE, _owner(), max_age=RECORD_SECONDS, httponly=True,
-                            samesite="Lax", secure=request.is_secure)
+        response.set_cookie(
+            OWNER_COOKIE,
+            _owner(),
+            max_age=RECORD_SECONDS,
+            httponly=True,
+            samesite="Lax",
+            secure=request.is_secure,
+        )
     return response
 
 
@@ -171,17 +195,25 @@ def events():
     index = next((i for i, view in enumerate(views) if view["pv"] == wanted), None)
     if index is None:
         abort(404)
-    shown = [views[index], *reversed(views[max(0, index - EARLIER_SHOWN):index])]
+    shown = [views[index], *reversed(views[max(0, index - EARLIER_SHOWN) : index])]
     outbox = current_app.extensions["outbox"]
     answer = []
     for view in shown:
         wanted_ids = _event_ids(view)
         where = outbox.whereabouts([event_id for event_id, _ in wanted_ids])
-        answer.append({"pv": view["pv"], "path": view["path"], "page_type": view["page_type"],
-                       "current": view is views[index],
-                       "events": [{**event, **where.get(event_id, {"state": "waiting"})}
-                                  for event_id, event in wanted_ids
-                                  if event["event"] == "view_recs_list" or event_id in where]})
+        answer.append(
+            {
+                "pv": view["pv"],
+                "path": view["path"],
+                "page_type": view["page_type"],
+                "current": view is views[index],
+                "events": [
+                    {**event, **where.get(event_id, {"state": "waiting"})}
+                    for event_id, event in wanted_ids
+                    if event["event"] == "view_recs_list" or event_id in where
+                ],
+            }
+        )
     response = jsonify(page_views=answer)
     response.cache_control.no_store = True
     return response
@@ -191,11 +223,27 @@ def _event_ids(view: dict) -> list[tuple[str, dict]]:
     """Every event this page view's banners can emit, with its outbox id (tokens.py)."""
     found = []
     for banner in view["banners"]:
-        found.append((tokens.impression_id(view["pv"], banner["key"]),
-                      {"event": "view_recs_list", "banner": banner["key"],
-                       "title": banner["title"], "item": None}))
+        found.append(
+            (
+                tokens.impression_id(view["pv"], banner["key"]),
+                {
+                    "event": "view_recs_list",
+                    "banner": banner["key"],
+                    "title": banner["title"],
+                    "item": None,
+                },
+            )
+        )
         for item_id, name in banner["items"]:
-            found.append((tokens.click_id(view["pv"], banner["key"], item_id),
-                          {"event": "select_recs_list", "banner": banner["key"],
-                           "title": banner["title"], "item": name or item_id}))
+            found.append(
+                (
+                    tokens.click_id(view["pv"], banner["key"], item_id),
+                    {
+                        "event": "select_recs_list",
+                        "banner": banner["key"],
+                        "title": banner["title"],
+                        "item": name or item_id,
+                    },
+                )
+            )
     return found

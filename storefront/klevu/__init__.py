@@ -1,5 +1,6 @@
 """Klevu integration: the one HTTP client, bound per app; the steps live in the modules
 beside it."""
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -36,11 +37,15 @@ class Klevu:
 
     def init_app(self, app: Flask) -> None:
         from .check import klevu_cli
+
         with app.app_context():
             shared = cache.cache  # the backend itself, usable from any thread
         app.extensions["klevu_client"] = KlevuClient(
-            app.config["KLEVU"], breaker_failures=app.config["KLEVU_BREAKER_FAILURES"],
-            breaker_cooldown=app.config["KLEVU_BREAKER_COOLDOWN"], shared=shared)
+            app.config["KLEVU"],
+            breaker_failures=app.config["KLEVU_BREAKER_FAILURES"],
+            breaker_cooldown=app.config["KLEVU_BREAKER_COOLDOWN"],
+            shared=shared,
+        )
         app.cli.add_command(klevu_cli)
 
     def product_url_loader(self, loader: ProductUrl) -> ProductUrl:
@@ -68,6 +73,7 @@ class Klevu:
 
     def sample_page(self, page_type: str, product_id: str | None = None) -> PageContext | None:
         from .queries import PageContext
+
         if self._sample_page is None:
             return PageContext(page_type=page_type)
         return self._sample_page(page_type, product_id)

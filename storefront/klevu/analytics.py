@@ -13,6 +13,7 @@ for a static-content banner to the ``targetUrl`` the signed token carries.
 An event's ``session_id`` is the visitor's Klevu session cookie, which the page that rendered
 the banner set: the routes read it, they do not resolve segments (step 1) again.
 """
+
 from __future__ import annotations
 
 import json
@@ -36,8 +37,8 @@ bp = Blueprint("analytics", __name__, url_prefix="/klevu")
 
 MAX_BODY = 8 * 1024
 TOKEN_MAX_AGE = 24 * 3600
-RATE_WINDOW = 10          # seconds
-RATE_LIMIT = 60           # beacon posts per visitor per window (a page has a few banners)
+RATE_WINDOW = 10  # seconds
+RATE_LIMIT = 60  # beacon posts per visitor per window (a page has a few banners)
 
 
 class Rejected(Exception):
@@ -86,7 +87,7 @@ def _body() -> dict:
         raise Rejected(413, "body over 8 KB")
     try:
         body = json.loads(raw)
-    except (ValueError, RecursionError):   # "[[[[..." nests deeper than the parser's stack
+    except (ValueError, RecursionError):  # "[[[[..." nests deeper than the parser's stack
         raise Rejected(400, "body is not JSON") from None
     if not isinstance(body, dict):
         raise Rejected(400, "body is not a JSON object")
@@ -111,7 +112,7 @@ def _accept(event_id: str, payload: dict) -> bool:
 
 
 @bp.post("/events")
-@same_origin.headers_only   # sendBeacon cannot carry the form token (see same_origin)
+@same_origin.headers_only  # sendBeacon cannot carry the form token (see same_origin)
 def beacon():
     body = _body()
     _check_rate()
@@ -155,8 +156,10 @@ def click():
     if product_url is None or item_id not in {item.id for item in view.items}:
         return redirect(_home())
     try:
-        _accept(tokens.click_id(page_view, view.recs_key, item_id),
-                events.click(view, session_cookie(), item_id))
+        _accept(
+            tokens.click_id(page_view, view.recs_key, item_id),
+            events.click(view, session_cookie(), item_id),
+        )
     except Rejected as exc:
         log.warning("banner click on product %s not recorded: %s", item_id, exc)
     remember_click(item_id)
@@ -178,8 +181,10 @@ def _static_click(page_view: str, view: events.BannerView, index: str):
     if not isinstance(target, str) or urlsplit(target).scheme not in ("", "http", "https"):
         return redirect(_home())
     try:
-        _accept(tokens.click_id(page_view, view.recs_key, index),
-                events.click(view, session_cookie(), index))
+        _accept(
+            tokens.click_id(page_view, view.recs_key, index),
+            events.click(view, session_cookie(), index),
+        )
     except Rejected as exc:
         log.warning("static banner click on %s not recorded: %s", view.recs_key, exc)
     return redirect(target)

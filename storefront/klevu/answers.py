@@ -35,6 +35,7 @@ Rules:
   key until the page's budget ends rather than pile identical calls on Klevu. A call that
   outlives the page's budget still stores its answer, for the next page.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -53,7 +54,7 @@ from .render_once import Memo
 
 log = logging.getLogger(__name__)
 
-FLIGHT_SECONDS = 10     # a claim older than this belongs to a worker that died mid-call
+FLIGHT_SECONDS = 10  # a claim older than this belongs to a worker that died mid-call
 POLL_SECONDS = 0.01
 REFRESH_WORKERS = 4
 LOCAL_ENTRIES = 512
@@ -73,6 +74,7 @@ class Answer:
     """An answer and where it came from: ``cache`` (fresh), ``fresh`` (asked Klevu just now),
     or ``stale`` (past freshness: served while it refreshes, or because Klevu fails).
     ``version`` names this stored answer, so work derived from it can be kept per answer."""
+
     body: dict
     source: str
     version: str = ""
@@ -81,9 +83,12 @@ class Answer:
 def _entry(value: object) -> dict | None:
     if not isinstance(value, dict):
         return None
-    ok = (isinstance(value.get("body"), dict) and isinstance(value.get("v"), str)
-          and isinstance(value.get("fresh_until"), float)
-          and isinstance(value.get("usable_until"), float))
+    ok = (
+        isinstance(value.get("body"), dict)
+        and isinstance(value.get("v"), str)
+        and isinstance(value.get("fresh_until"), float)
+        and isinstance(value.get("usable_until"), float)
+    )
     return value if ok else None
 
 
@@ -94,9 +99,16 @@ class KlevuAnswers:
     without an app context; ``clock`` is wall time because entries are compared on every host.
     """
 
-    def __init__(self, client: KlevuClient, store, *, config_ttl: int = 300,
-                 search_ttl: int = 60, stale_limit: int = 3600,
-                 clock: Callable[[], float] = time.time):
+    def __init__(
+        self,
+        client: KlevuClient,
+        store,
+        *,
+        config_ttl: int = 300,
+        search_ttl: int = 60,
+        stale_limit: int = 3600,
+        clock: Callable[[], float] = time.time,
+    ):
         self.client = client
         self.store = store
         self.ttls = {"config": config_ttl, "search": search_ttl}
@@ -109,21 +121,25 @@ class KlevuAnswers:
         self._local: Memo[str, dict] = Memo(LOCAL_ENTRIES)
 
     # -- the two calls ----------------------------------------------------------------------
-    def config(self, recs_key: str, params: dict[str, str], due: float, *,
-               fresh_only: bool = False) -> Answer:
+    def config(
+        self, recs_key: str, params: dict[str, str], due: float, *, fresh_only: bool = False
+    ) -> Answer:
         """``fresh_only``: a fresh cached answer, a stale one while the service's breaker is
         open, ``BreakerOpen`` when there is none, else ``NotFresh``; never a call or a wait
         (not counted: the caller counts what it served with ``served``)."""
         request = json.dumps([recs_key, sorted(params.items())])  # every parameter counts
-        return self._get("config", request, lambda: self.client.recs_config(recs_key, params),
-                         due, fresh_only)
+        return self._get(
+            "config", request, lambda: self.client.recs_config(recs_key, params), due, fresh_only
+        )
 
-    def search(self, base_path: str, payload: dict, due: float, *,
-               fresh_only: bool = False) -> Answer:
+    def search(
+        self, base_path: str, payload: dict, due: float, *, fresh_only: bool = False
+    ) -> Answer:
         url = self.client.search_url(base_path)
         body = self.client.search_body(payload)
-        return self._get("search", f"{url}\n{body}", lambda: self.client.search(url, body), due,
-                         fresh_only)
+        return self._get(
+            "search", f"{url}\n{body}", lambda: self.client.search(url, body), due, fresh_only
+        )
 
     def served(self, sources: dict[str, str]) -> None:
         """Count what was served with ``fresh_only`` (service → "cache" or "stale")."""
@@ -134,16 +150,24 @@ class KlevuAnswers:
         """Per service since start (this process): hits, misses, stale answers served,
         background refreshes done, calls that failed."""
         with self._counts_lock:
-            return {service: {name: counts[name] for name in COUNTS}
-                    for service, counts in self._counts.items()}
+            return {
+                service: {name: counts[name] for name in COUNTS}
+                for service, counts in self._counts.items()
+            }
 
     # -- the rules --------------------------------------------------------------------------
     def _count(self, service: str, name: str) -> None:
         with self._counts_lock:
             self._counts[service][name] += 1
 
-    def _get(self, service: str, request: str, call: Callable[[], Reply], due: float,
-             fresh_only: bool = False) -> Answer:
+    def _get(
+        self,
+        service: str,
+        request: str,
+        call: Callable[[], Reply],
+        due: float,
+        fresh_only: bool = False,
+    ) -> Answer:
         if fresh_only:
             return self._fresh(service, request)
         if not self.ttls[service]:
@@ -202,8 +226,12 @@ class KlevuAnswers:
         now = self.clock()
         fresh_for = self.ttls[service] if reply.max_age is None else reply.max_age
         usable_for = max(fresh_for, self.stale_limit)
-        entry = {"body": reply.body, "v": uuid.uuid4().hex, "fresh_until": float(now + fresh_for),
-                 "usable_until": float(now + usable_for)}
+        entry = {
+            "body": reply.body,
+            "v": uuid.uuid4().hex,
+            "fresh_until": float(now + fresh_for),
+            "usable_until": float(now + usable_for),
+        }
         if fresh_for > 0:
             self._local.put(key, entry)
         try:
@@ -227,7 +255,7 @@ class KlevuAnswers:
                 log.warning("taking over an abandoned Klevu call (%s)", claim)
                 self.store.set(claim, self.clock(), timeout=FLIGHT_SECONDS)
                 return claim
-        except Exception:   # without a working cache, every worker calls for itself
+        except Exception:  # without a working cache, every worker calls for itself
             log.warning("answers cache cannot hold claims", exc_info=True)
             return claim
         return None
@@ -241,7 +269,7 @@ class KlevuAnswers:
     def _fetch(self, service: str, key: str, call: Callable[[], Reply], due: float) -> Answer:
         """A miss: make the one call, or wait for the worker that makes it."""
         breaker = self.client.breakers[service]
-        if breaker.is_open():   # no call would go out: do not even claim one
+        if breaker.is_open():  # no call would go out: do not even claim one
             self._count(service, "failed")
             raise BreakerOpen(f"{service}: circuit open")
         claim = self._claim(key)
@@ -254,14 +282,14 @@ class KlevuAnswers:
                 return Answer(entry["body"], "fresh", entry["v"])
             finally:
                 self._release(claim)
-        if time.monotonic() >= due:   # the page's budget went on earlier steps
+        if time.monotonic() >= due:  # the page's budget went on earlier steps
             raise LateAnswer(f"{service}: no time left in the page's budget")
         while time.monotonic() < due:
             time.sleep(POLL_SECONDS)
-            if breaker.is_open():   # the call we wait on is probably hung: stop waiting
+            if breaker.is_open():  # the call we wait on is probably hung: stop waiting
                 raise BreakerOpen(f"{service}: circuit open")
             claimed = self.store.get(self._claim_name(key))  # before the entry: the call
-            entry = self._read(key)                          # stores, then releases
+            entry = self._read(key)  # stores, then releases
             if entry and entry["usable_until"] > self.clock():
                 return Answer(entry["body"], "cache", entry["v"])
             if claimed is None:

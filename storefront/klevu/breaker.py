@@ -16,6 +16,7 @@ A worker that has seen another's opening takes it as given for ``ELSEWHERE_SECON
 breaker is open, every page asks, and a cache round trip per page would make an open breaker's
 page dearer than a plain one. A closing elsewhere is therefore seen up to that much later.
 """
+
 from __future__ import annotations
 
 import logging
@@ -26,13 +27,20 @@ from collections.abc import Callable
 log = logging.getLogger(__name__)
 
 CLOSED, OPEN, HALF_OPEN = "closed", "open", "half-open"
-SHARE_GRACE = 5   # seconds a shared opening outlives the cool-down: a probe's own timeout
+SHARE_GRACE = 5  # seconds a shared opening outlives the cool-down: a probe's own timeout
 ELSEWHERE_SECONDS = 1.0
 
 
 class CircuitBreaker:
-    def __init__(self, service: str, *, failures: int = 5, cooldown: float = 10.0,
-                 clock: Callable[[], float] = time.monotonic, shared=None):
+    def __init__(
+        self,
+        service: str,
+        *,
+        failures: int = 5,
+        cooldown: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
+        shared=None,
+    ):
         self.service = service
         self.shared = shared
         self._shared_key = f"klevu:breaker:{service}"
@@ -41,10 +49,10 @@ class CircuitBreaker:
         self.clock = clock
         self._lock = threading.Lock()
         self._state = CLOSED
-        self._failures = 0          # in a row
+        self._failures = 0  # in a row
         self._opened_at = 0.0
         self._probing = False
-        self._opened = 0            # times opened since start, for /healthz
+        self._opened = 0  # times opened since start, for /healthz
         self._elsewhere_until = 0.0  # another worker's opening, taken as given until then
 
     def allow(self) -> bool:
@@ -65,8 +73,11 @@ class CircuitBreaker:
         with self._lock:
             probing = self._probing
         state = self.state
-        return (state == OPEN or (state == HALF_OPEN and probing)
-                or (state == CLOSED and self.opened_elsewhere()))
+        return (
+            state == OPEN
+            or (state == HALF_OPEN and probing)
+            or (state == CLOSED and self.opened_elsewhere())
+        )
 
     def opened_elsewhere(self) -> bool:
         if self.shared is None:
@@ -76,7 +87,7 @@ class CircuitBreaker:
             return True
         try:
             opened = self.shared.get(self._shared_key) is not None
-        except Exception:   # no shared cache: this worker's own state decides
+        except Exception:  # no shared cache: this worker's own state decides
             return False
         if opened:
             self._elsewhere_until = now + ELSEWHERE_SECONDS
@@ -86,9 +97,10 @@ class CircuitBreaker:
         if self.shared is None:
             return
         try:
-            if opened:   # until after this worker's next probe has had time to fail
-                self.shared.set(self._shared_key, 1,
-                                timeout=max(1, int(self.cooldown)) + SHARE_GRACE)
+            if opened:  # until after this worker's next probe has had time to fail
+                self.shared.set(
+                    self._shared_key, 1, timeout=max(1, int(self.cooldown)) + SHARE_GRACE
+                )
             else:
                 self.shared.delete(self._shared_key)
         except Exception:
@@ -98,7 +110,7 @@ class CircuitBreaker:
         with self._lock:
             was = self._state
             self._state, self._failures, self._probing = CLOSED, 0, False
-            self._elsewhere_until = 0.0   # an answer here: the service is back
+            self._elsewhere_until = 0.0  # an answer here: the service is back
         if was != CLOSED:
             self._share(False)
             log.info("klevu %s: circuit closed, the service answers again", self.service)
@@ -115,9 +127,13 @@ class CircuitBreaker:
         if probe_failed or opens:
             self._share(True)
         if opens:
-            log.warning("klevu %s: circuit open after %d failures in a row; calls stop for "
-                        "%.0f s, pages use stale answers or no banner", self.service,
-                        self.threshold, self.cooldown)
+            log.warning(
+                "klevu %s: circuit open after %d failures in a row; calls stop for "
+                "%.0f s, pages use stale answers or no banner",
+                self.service,
+                self.threshold,
+                self.cooldown,
+            )
 
     @property
     def state(self) -> str:
@@ -130,5 +146,9 @@ class CircuitBreaker:
         state = self.state
         elsewhere = state == CLOSED and self.opened_elsewhere()
         with self._lock:
-            return {"state": OPEN if elsewhere else state, "opened_elsewhere": elsewhere,
-                    "failures_in_a_row": self._failures, "times_opened": self._opened}
+            return {
+                "state": OPEN if elsewhere else state,
+                "opened_elsewhere": elsewhere,
+                "failures_in_a_row": self._failures,
+                "times_opened": self._opened,
+            }

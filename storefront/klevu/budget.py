@@ -4,6 +4,7 @@ Separate deadlines for the visitor's segments and for the banners added up on a 
 one budget (``KLEVU_PAGE_BUDGET_MS``) bounds the whole wait. Work still running when it ends
 goes on in the background and stores its answer for the next page.
 """
+
 from __future__ import annotations
 
 import time

@@ -7,6 +7,7 @@ One line per check, ✓ or ✗ with the reason and a hint; exit status 0 only wh
 ``--json`` for machines. Nothing is sent to the collector unless ``--send-test-event``: without
 it the collector is probed with an empty batch, which carries no event.
 """
+
 from __future__ import annotations
 
 import json
@@ -25,7 +26,7 @@ from .recs import Fetched, config_params
 from .render import RenderError, TemplateRenderer, helper_names, scope_css, template_line
 from .trace import mask_api_key
 
-TIMEOUT = (3.0, 10.0)   # a diagnostic may wait longer than a page would
+TIMEOUT = (3.0, 10.0)  # a diagnostic may wait longer than a page would
 
 
 @dataclass(frozen=True)
@@ -52,18 +53,24 @@ def _hint(exc: KlevuError, setting: str) -> str:
 
 
 class Checker:
-    def __init__(self, client: KlevuClient, renderer: TemplateRenderer,
-                 pages: Callable[[str], queries.PageContext], *,
-                 exchange_id: str | None = None, send_test_event: bool = False):
+    def __init__(
+        self,
+        client: KlevuClient,
+        renderer: TemplateRenderer,
+        pages: Callable[[str], queries.PageContext],
+        *,
+        exchange_id: str | None = None,
+        send_test_event: bool = False,
+    ):
         self.client = client
         self.settings: KlevuSettings = client.settings
         self.renderer = renderer
-        self.pages = pages          # a page of each type to try (the shop's sample pages)
+        self.pages = pages  # a page of each type to try (the shop's sample pages)
         self.exchange_id = exchange_id
         self.send_test_event = send_test_event
         self.session_id: str | None = None
         self.segments: tuple[str, ...] = ()
-        self.shown: list[Fetched] = []     # banners that would show (for the test event)
+        self.shown: list[Fetched] = []  # banners that would show (for the test event)
 
     def run(self) -> Iterator[Result]:
         yield from self.visitor()
@@ -71,8 +78,12 @@ class Checker:
             for recs_key in self.settings.recs.get(page_type, ()):
                 yield from self.placement(page_type, recs_key)
         if not any(self.settings.recs.values()):
-            yield Result("recs keys", False, "no recs key is configured for any page type",
-                         "set KLEVU_RECS_HOME (and the others) to recs keys of this account")
+            yield Result(
+                "recs keys",
+                False,
+                "no recs key is configured for any page type",
+                "set KLEVU_RECS_HOME (and the others) to recs keys of this account",
+            )
         yield from self.collector()
 
     # -- step 1 ------------------------------------------------------------------------------
@@ -87,8 +98,7 @@ class Checker:
         if not self.exchange_id:
             return
         try:
-            found = self.client.start_session(answer.session_id, self.exchange_id,
-                                              timeout=TIMEOUT)
+            found = self.client.start_session(answer.session_id, self.exchange_id, timeout=TIMEOUT)
         except KlevuError as exc:
             yield Result("segments", False, str(exc), _hint(exc, "KLEVU_VISITOR_URL"))
             return
@@ -96,9 +106,13 @@ class Checker:
         if found.segments:
             yield Result("segments", True, f"{', '.join(found.segments)} (ttl {found.ttl} s)")
         else:
-            yield Result("segments", False, "no segments came back for this exchange id",
-                         "check the Klaviyo connector in Klevu Merchant Center, and that the "
-                         "exchange id belongs to a profile of the connected Klaviyo account")
+            yield Result(
+                "segments",
+                False,
+                "no segments came back for this exchange id",
+                "check the Klaviyo connector in Klevu Merchant Center, and that the "
+                "exchange id belongs to a profile of the connected Klaviyo account",
+            )
 
     # -- steps 2 and 3 -----------------------------------------------------------------------
     def placement(self, page_type: str, recs_key: str) -> Iterator[Result]:
@@ -106,88 +120,126 @@ class Checker:
         setting = f"KLEVU_RECS_{page_type}"
         page = self.pages(page_type)
         try:
-            config = self.client.recs_config(recs_key, config_params(page, self.segments),
-                                             timeout=TIMEOUT).body
+            config = self.client.recs_config(
+                recs_key, config_params(page, self.segments), timeout=TIMEOUT
+            ).body
         except KlevuError as exc:
             yield Result(f"config {name}", False, str(exc), _hint(exc, setting))
             return
         metadata = config["metadata"]
         variant = metadata.get("segmentKey") or "default variant"
-        yield Result(f"config {name}", True, f"loads: “{metadata.get('title')}”, {variant}, "
-                                             f"{metadata.get('logic')}")
+        yield Result(
+            f"config {name}",
+            True,
+            f"loads: “{metadata.get('title')}”, {variant}, {metadata.get('logic')}",
+        )
         verdict = rules.banner_verdict(config)
         if verdict.show is rules.Show.NOTHING and verdict.reason != "action HIDE_RECOMMENDATION":
-            yield Result(f"shown {name}", False, f"never shown: {verdict.reason}",
-                         f"fix it in Merchant Center or take it out of {setting}")
+            yield Result(
+                f"shown {name}",
+                False,
+                f"never shown: {verdict.reason}",
+                f"fix it in Merchant Center or take it out of {setting}",
+            )
             return
         placed = metadata.get("pageType")
         if placed != page_type:
-            yield Result(f"page type {name}", False,
-                         f"the config is for {placed or 'no'} pages, placed on {page_type}",
-                         f"move {recs_key} to KLEVU_RECS_{placed}" if placed in PAGE_TYPES
-                         else "set the recommendation's page type in Merchant Center")
+            yield Result(
+                f"page type {name}",
+                False,
+                f"the config is for {placed or 'no'} pages, placed on {page_type}",
+                f"move {recs_key} to KLEVU_RECS_{placed}"
+                if placed in PAGE_TYPES
+                else "set the recommendation's page type in Merchant Center",
+            )
             return
         yield Result(f"page type {name}", True, f"{placed} matches where it is placed")
         if verdict.show is rules.Show.NOTHING:
-            yield Result(f"search {name}", True, "not needed: action HIDE_RECOMMENDATION "
-                                                 "(hidden on purpose for these segments)")
+            yield Result(
+                f"search {name}",
+                True,
+                "not needed: action HIDE_RECOMMENDATION (hidden on purpose for these segments)",
+            )
             return
         if verdict.show is rules.Show.STATIC_CONTENT:
             yield Result(f"search {name}", True, "not needed: action STATIC_CONTENT")
-            yield from self.looks(name, Fetched(recs_key, config, static=True),
-                                  template_data.static_banner_data(config))
+            yield from self.looks(
+                name,
+                Fetched(recs_key, config, static=True),
+                template_data.static_banner_data(config),
+            )
             return
         search: dict = config["search"] if isinstance(config.get("search"), dict) else {}
         yield from self.search(name, recs_key, config, search, page)
 
-    def search(self, name: str, recs_key: str, config: dict, search: dict,
-               page: queries.PageContext) -> Iterator[Result]:
+    def search(
+        self, name: str, recs_key: str, config: dict, search: dict, page: queries.PageContext
+    ) -> Iterator[Result]:
         payload, base_path = search.get("payload"), search.get("basePath", "")
         try:
             payload = payload if isinstance(payload, str) else ""
             json.loads(payload)
-            body = queries.build_search(payload, config["metadata"], page,
-                                        self.settings.api_key)
+            body = queries.build_search(payload, config["metadata"], page, self.settings.api_key)
         except (ValueError, queries.QueryError) as exc:
-            yield Result(f"payload {name}", False, f"search.payload does not parse: {exc}",
-                         "search.payload must be a JSON string holding recordQueries")
+            yield Result(
+                f"payload {name}",
+                False,
+                f"search.payload does not parse: {exc}",
+                "search.payload must be a JSON string holding recordQueries",
+            )
             return
         yield Result(f"payload {name}", True, "search.payload parses")
         try:
             url = self.client.search_url(base_path)
         except KlevuError as exc:
-            yield Result(f"basePath {name}", False, str(exc),
-                         "basePath is a host and path without a scheme, e.g. "
-                         "eucs1.ksearchnet.com/cs/v2/search")
+            yield Result(
+                f"basePath {name}",
+                False,
+                str(exc),
+                "basePath is a host and path without a scheme, e.g. "
+                "eucs1.ksearchnet.com/cs/v2/search",
+            )
             return
         yield Result(f"basePath {name}", True, f"searches at {url}")
         if body is None:
             yield Result(f"search {name}", True, "not needed on this page (nothing viewed yet)")
             return
         try:
-            answer = self.client.search(url, self.client.search_body(body),
-                                        timeout=TIMEOUT).body
+            answer = self.client.search(url, self.client.search_body(body), timeout=TIMEOUT).body
         except KlevuError as exc:
             yield Result(f"search {name}", False, str(exc), _hint(exc, "KLEVU_SEARCH_URL"))
             return
-        result = next((r for r in answer["queryResults"] if isinstance(r, dict)
-                       and r.get("id") == queries.RECS_QUERY_ID), {})
+        result = next(
+            (
+                r
+                for r in answer["queryResults"]
+                if isinstance(r, dict) and r.get("id") == queries.RECS_QUERY_ID
+            ),
+            {},
+        )
         records = [r for r in result.get("records") or [] if isinstance(r, dict) and r.get("id")]
         limits = queries.RecsMetadata.from_config(config["metadata"])
         if len(records) < limits.product_threshold:
-            yield Result(f"search {name}", False,
-                         f"{len(records)} records, fewer than productThreshold "
-                         f"{limits.product_threshold}: the banner would be hidden",
-                         "check the logic's data in Klevu (enough products, synced catalog), "
-                         "or lower productThreshold")
+            yield Result(
+                f"search {name}",
+                False,
+                f"{len(records)} records, fewer than productThreshold "
+                f"{limits.product_threshold}: the banner would be hidden",
+                "check the logic's data in Klevu (enough products, synced catalog), "
+                "or lower productThreshold",
+            )
             return
-        yield Result(f"search {name}", True, f"{len(records)} records (threshold "
-                                             f"{limits.product_threshold})")
+        yield Result(
+            f"search {name}", True, f"{len(records)} records (threshold {limits.product_threshold})"
+        )
         meta: dict = result["meta"] if isinstance(result.get("meta"), dict) else {}
-        fetched = Fetched(recs_key, config, records[:limits.max_products], meta)
+        fetched = Fetched(recs_key, config, records[: limits.max_products], meta)
         self.shown.append(fetched)
-        yield from self.looks(name, fetched, template_data.product_banner_data(
-            config, fetched.records, fetched.meta, body))
+        yield from self.looks(
+            name,
+            fetched,
+            template_data.product_banner_data(config, fetched.records, fetched.meta, body),
+        )
 
     def looks(self, name: str, fetched: Fetched, data: dict) -> Iterator[Result]:
         """The template renders with the shop's engine; the CSS survives the shop's cleaner."""
@@ -202,12 +254,19 @@ class Checker:
             return
         cleaned = scope_css(css, f'[data-klevu-banner="{fetched.recs_key}"]')
         if css.strip() and not cleaned.strip():
-            yield Result(f"CSS {name}", False, "nothing in styles.base survives cleaning",
-                         "the cleaner keeps ordinary rules; check the CSS parses")
+            yield Result(
+                f"CSS {name}",
+                False,
+                "nothing in styles.base survives cleaning",
+                "the cleaner keeps ordinary rules; check the CSS parses",
+            )
         else:
             rules = cleaned.count("{") - cleaned.count("@")
-            yield Result(f"CSS {name}", True, f"cleans: {len(css)} → {len(cleaned)} "
-                                              f"characters, about {max(rules, 0)} rules")
+            yield Result(
+                f"CSS {name}",
+                True,
+                f"cleans: {len(css)} → {len(cleaned)} characters, about {max(rules, 0)} rules",
+            )
 
     def template(self, name: str, template: str, data: dict) -> Result:
         try:
@@ -216,9 +275,12 @@ class Checker:
             line = template_line(template, exc)
             where = f" at template line {line}" if line else ""
             missing = sorted(set(_helpers_called(template)) - helper_names())
-            hint = (f"missing helper: helper.{', helper.'.join(missing)} "
-                    f"(the shop has {', '.join(sorted(helper_names()))})" if missing
-                    else "fix the template in Merchant Center")
+            hint = (
+                f"missing helper: helper.{', helper.'.join(missing)} "
+                f"(the shop has {', '.join(sorted(helper_names()))})"
+                if missing
+                else "fix the template in Merchant Center"
+            )
             return Result(f"template {name}", False, f"{exc}{where}", hint)
         return Result(f"template {name}", True, f"renders ({len(html)} characters)")
 
@@ -230,10 +292,16 @@ class Checker:
         try:
             self.client.collect([], timeout=TIMEOUT)
         except KlevuError as exc:
-            if exc.status is not None and 400 <= exc.status < 500 and exc.status not in (
-                    401, 403, 404, 405, 429):
-                yield Result("collector", True, f"answers (HTTP {exc.status} to an empty "
-                                                f"batch; no event sent)")
+            if (
+                exc.status is not None
+                and 400 <= exc.status < 500
+                and exc.status not in (401, 403, 404, 405, 429)
+            ):
+                yield Result(
+                    "collector",
+                    True,
+                    f"answers (HTTP {exc.status} to an empty batch; no event sent)",
+                )
             else:
                 yield Result("collector", False, str(exc), _hint(exc, "KLEVU_STATS_URL"))
             return
@@ -241,17 +309,21 @@ class Checker:
 
     def test_event(self) -> Result:
         if not self.shown:
-            return Result("collector", False, "no banner with products to build a test "
-                                              "event from", "fix the ✗ lines above first")
+            return Result(
+                "collector",
+                False,
+                "no banner with products to build a test event from",
+                "fix the ✗ lines above first",
+            )
         fetched = self.shown[0]
-        view = events.BannerView.from_config(self.settings.api_key, fetched.recs_key,
-                                             fetched.metadata, fetched.records)
+        view = events.BannerView.from_config(
+            self.settings.api_key, fetched.recs_key, fetched.metadata, fetched.records
+        )
         try:
             self.client.collect([events.impression(view, self.session_id)], timeout=TIMEOUT)
         except KlevuError as exc:
             return Result("collector", False, str(exc), _hint(exc, "KLEVU_STATS_URL"))
-        return Result("collector", True, f"accepted a test view_recs_list for "
-                                         f"{fetched.recs_key}")
+        return Result("collector", True, f"accepted a test view_recs_list for {fetched.recs_key}")
 
 
 def _helpers_called(template: str) -> list[str]:
@@ -260,8 +332,12 @@ def _helpers_called(template: str) -> list[str]:
 
 def _masked(result: Result, api_key: str) -> Result:
     """Output gets pasted into tickets and chats: the api key is shown masked."""
-    return Result(result.name, result.ok, mask_api_key(result.detail, api_key),
-                  mask_api_key(result.hint, api_key))
+    return Result(
+        result.name,
+        result.ok,
+        mask_api_key(result.detail, api_key),
+        mask_api_key(result.hint, api_key),
+    )
 
 
 def _print(results: list[Result], echo: Callable[[str], None]) -> None:
@@ -280,31 +356,43 @@ def klevu_cli() -> None:
 
 @klevu_cli.command("check")
 @click.option("--exchange-id", help="a Klaviyo $exchange_id: also check that segments come back")
-@click.option("--product-id", help="the product the sample pages are built around "
-                                   "(default: the shop's first)")
-@click.option("--send-test-event", is_flag=True,
-              help="send one real view_recs_list event to the collector")
+@click.option(
+    "--product-id", help="the product the sample pages are built around (default: the shop's first)"
+)
+@click.option(
+    "--send-test-event", is_flag=True, help="send one real view_recs_list event to the collector"
+)
 @click.option("--json", "as_json", is_flag=True, help="machine-readable output")
 @with_appcontext
-def check_command(exchange_id: str | None, product_id: str | None, send_test_event: bool,
-                  as_json: bool) -> None:
+def check_command(
+    exchange_id: str | None, product_id: str | None, send_test_event: bool, as_json: bool
+) -> None:
     """Check the configured Klevu account: visitor service, segments, each recs config,
     search, template, CSS and the collector. Exit status 0 only when every check passes."""
     pages: dict[str, queries.PageContext] = {}
     for page_type in PAGE_TYPES:
         page = klevu.sample_page(page_type, product_id)
         if page is None:
-            raise click.BadParameter(f"the shop has no product {product_id!r}",
-                                     param_hint="--product-id")
+            raise click.BadParameter(
+                f"the shop has no product {product_id!r}", param_hint="--product-id"
+            )
         pages[page_type] = page
-    checker = Checker(current_app.extensions["klevu_client"],
-                      current_app.extensions["banner_renderer"].renderer, pages.__getitem__,
-                      exchange_id=exchange_id, send_test_event=send_test_event)
+    checker = Checker(
+        current_app.extensions["klevu_client"],
+        current_app.extensions["banner_renderer"].renderer,
+        pages.__getitem__,
+        exchange_id=exchange_id,
+        send_test_event=send_test_event,
+    )
     results = [_masked(r, checker.settings.api_key) for r in checker.run()]
     if as_json:
-        click.echo(json.dumps({"ok": all(r.ok for r in results),
-                               "checks": [asdict(r) for r in results]}, indent=2,
-                               ensure_ascii=False))
+        click.echo(
+            json.dumps(
+                {"ok": all(r.ok for r in results), "checks": [asdict(r) for r in results]},
+                indent=2,
+                ensure_ascii=False,
+            )
+        )
     else:
         _print(results, click.echo)
     click.get_current_context().exit(0 if all(r.ok for r in results) else 1)

@@ -5,6 +5,7 @@ connection refused, timeout, non-2xx, an answer that is not the JSON we expect �
 single ``KlevuError``, so callers handle one exception type and never see a traceback page.
 The same code serves live Klevu and the offline simulator: only the base URLs differ.
 """
+
 from __future__ import annotations
 
 import json
@@ -35,8 +36,9 @@ MAX_AGE_RE = re.compile(r"(?:^|,)\s*max-age\s*=\s*\"?(\d+)\"?\s*(?:,|$)", re.IGN
 class KlevuError(Exception):
     """A Klevu call failed. ``status`` is the HTTP status when there was one."""
 
-    def __init__(self, message: str, *, status: int | None = None,
-                 retry_after: float | None = None):
+    def __init__(
+        self, message: str, *, status: int | None = None, retry_after: float | None = None
+    ):
         super().__init__(message)
         self.status = status
         self.retry_after = retry_after
@@ -49,6 +51,7 @@ class BreakerOpen(KlevuError):
 @dataclass(frozen=True)
 class Reply:
     """A config or search answer, and how long Klevu says it stays fresh (None: not said)."""
+
     body: dict[str, Any]
     max_age: int | None = None
 
@@ -88,8 +91,11 @@ def parse_max_age(cache_control: str | None) -> int | None:
 
 def parse_session_answer(body: object) -> SessionAnswer:
     """Read only what we need from a visitor-service answer (the api key's case varies)."""
-    if not isinstance(body, dict) or not isinstance(body.get("sessionId"), str) \
-            or not body["sessionId"]:
+    if (
+        not isinstance(body, dict)
+        or not isinstance(body.get("sessionId"), str)
+        or not body["sessionId"]
+    ):
         raise KlevuError("visitor service answered without a sessionId")
     info = body.get("segmentInfo") or {}
     segments = info.get("segments") if isinstance(info, dict) else None
@@ -109,37 +115,64 @@ def config_query(params: dict[str, str]) -> str:
     """The config request's query string as ``@klevu/core`` writes it (§2): ``sids=a,b`` and
     ``cp=A;B`` keep their separators raw, so a CDN caches one key per segment set and category
     whichever client asked. Anything else that is not URL-safe is still percent-encoded."""
-    return "&".join(f"{quote(key, safe='')}={quote(value, safe=',;')}"
-                    for key, value in params.items())
+    return "&".join(
+        f"{quote(key, safe='')}={quote(value, safe=',;')}" for key, value in params.items()
+    )
 
 
 class KlevuClient:
-    def __init__(self, settings: KlevuSettings, *, timeout: Timeout = DEFAULT_TIMEOUT,
-                 session: requests.Session | None = None, breaker_failures: int = 5,
-                 breaker_cooldown: float = 10.0, shared: Any = None) -> None:
+    def __init__(
+        self,
+        settings: KlevuSettings,
+        *,
+        timeout: Timeout = DEFAULT_TIMEOUT,
+        session: requests.Session | None = None,
+        breaker_failures: int = 5,
+        breaker_cooldown: float = 10.0,
+        shared: Any = None,
+    ) -> None:
         """``shared``: a cachelib-style store where breakers tell other workers they opened."""
         self.settings = settings
         self.timeout = timeout
         self.http = session or requests.Session()
         self.http.headers["User-Agent"] = "klevu-klaviyo-storefront/0.1"
-        self.breakers = {service: CircuitBreaker(service, failures=breaker_failures,
-                                                 cooldown=breaker_cooldown, shared=shared)
-                         for service in BREAKER_SERVICES}
+        self.breakers = {
+            service: CircuitBreaker(
+                service, failures=breaker_failures, cooldown=breaker_cooldown, shared=shared
+            )
+            for service in BREAKER_SERVICES
+        }
 
     # -- plumbing ---------------------------------------------------------------------------
-    def _call(self, method: str, url: str, *, service: str | None = None,
-              timeout: Timeout | None = None, **kwargs: Any) -> requests.Response:
+    def _call(
+        self,
+        method: str,
+        url: str,
+        *,
+        service: str | None = None,
+        timeout: Timeout | None = None,
+        **kwargs: Any,
+    ) -> requests.Response:
         """One HTTP call; ``service`` names the breaker that guards it (None: unguarded)."""
         breaker = self.breakers.get(service) if service else None
         if breaker is not None and not breaker.allow():
             raise BreakerOpen(f"{method} {url}: {service} circuit open")
         try:
             response = self.http.request(method, url, timeout=timeout or self.timeout, **kwargs)
-            trace.note("http", method=method, url=response.url, status=response.status_code,
-                       ms=round(response.elapsed.total_seconds() * 1000, 1))
+            trace.note(
+                "http",
+                method=method,
+                url=response.url,
+                status=response.status_code,
+                ms=round(response.elapsed.total_seconds() * 1000, 1),
+            )
         except requests.RequestException as exc:
-            trace.note("http", method=method, url=getattr(exc.request, "url", None) or url,
-                       error=type(exc).__name__)
+            trace.note(
+                "http",
+                method=method,
+                url=getattr(exc.request, "url", None) or url,
+                error=type(exc).__name__,
+            )
             if breaker is not None:
                 breaker.failed()
             raise KlevuError(f"{method} {url}: {type(exc).__name__}") from exc
@@ -149,9 +182,11 @@ class KlevuClient:
             else:
                 breaker.succeeded()
         if not 200 <= response.status_code < 300:
-            raise KlevuError(f"{method} {url}: HTTP {response.status_code}",
-                             status=response.status_code,
-                             retry_after=parse_retry_after(response.headers.get("Retry-After")))
+            raise KlevuError(
+                f"{method} {url}: HTTP {response.status_code}",
+                status=response.status_code,
+                retry_after=parse_retry_after(response.headers.get("Retry-After")),
+            )
         return response
 
     def _json(self, method: str, url: str, **kwargs: Any) -> tuple[object, requests.Response]:
@@ -165,8 +200,13 @@ class KlevuClient:
     def _session_url(self) -> str:
         return f"{self.settings.visitor_url}/{quote(self.settings.api_key, safe='')}/session"
 
-    def start_session(self, session_id: str | None = None, exchange_id: str | None = None, *,
-                      timeout: Timeout | None = None) -> SessionAnswer:
+    def start_session(
+        self,
+        session_id: str | None = None,
+        exchange_id: str | None = None,
+        *,
+        timeout: Timeout | None = None,
+    ) -> SessionAnswer:
         """Open a session, or refresh one by re-posting its id (continuity); with the
         Klaviyo exchange id, the same one call also answers the visitor's segments
         (docs/klevu-wire-format.md §1: one call, not two)."""
@@ -174,17 +214,22 @@ class KlevuClient:
         if session_id:
             body["sessionId"] = session_id
         if exchange_id:
-            body["sessionInfo"] = {"connectorInfo": [
-                {"connectorType": "klaviyo", "exchangeId": exchange_id}]}
-        answer, _ = self._json("POST", self._session_url(), service="visitor", json=body,
-                               timeout=timeout)
+            body["sessionInfo"] = {
+                "connectorInfo": [{"connectorType": "klaviyo", "exchangeId": exchange_id}]
+            }
+        answer, _ = self._json(
+            "POST", self._session_url(), service="visitor", json=body, timeout=timeout
+        )
         return parse_session_answer(answer)
 
     # -- step 2: recommendation settings (docs/klevu-wire-format.md §2) ----------------------------
-    def recs_config(self, recs_key: str, params: dict[str, str], *,
-                    timeout: Timeout | None = None) -> Reply:
-        url = (f"{self.settings.config_url}/recommendations/"
-               f"{quote(self.settings.api_key, safe='')}/settings/{quote(recs_key, safe='')}")
+    def recs_config(
+        self, recs_key: str, params: dict[str, str], *, timeout: Timeout | None = None
+    ) -> Reply:
+        url = (
+            f"{self.settings.config_url}/recommendations/"
+            f"{quote(self.settings.api_key, safe='')}/settings/{quote(recs_key, safe='')}"
+        )
         if params:
             url = f"{url}?{config_query(params)}"
         body, response = self._json("GET", url, service="config", timeout=timeout)
@@ -208,21 +253,35 @@ class KlevuClient:
 
     def search(self, url: str, body: str, *, timeout: Timeout | None = None) -> Reply:
         """``url`` from ``search_url``, ``body`` from ``search_body``."""
-        answer, response = self._json("POST", url, service="search", data=body,
-                                      headers={"Content-Type": "application/json"},
-                                      timeout=timeout)
+        answer, response = self._json(
+            "POST",
+            url,
+            service="search",
+            data=body,
+            headers={"Content-Type": "application/json"},
+            timeout=timeout,
+        )
         if not isinstance(answer, dict) or not isinstance(answer.get("queryResults"), list):
             raise KlevuError("search answered without queryResults")
         return Reply(answer, parse_max_age(response.headers.get("Cache-Control")))
 
     # -- step 4: analytics (docs/klevu-wire-format.md §5) ------------------------------------------
-    def collect(self, events: list[dict[str, Any]], event_ids: list[str] | None = None, *,
-                timeout: Timeout | None = None) -> None:
+    def collect(
+        self,
+        events: list[dict[str, Any]],
+        event_ids: list[str] | None = None,
+        *,
+        timeout: Timeout | None = None,
+    ) -> None:
         """POST a batch of events; ids go in a header Klevu ignores, so duplicates can be
         counted."""
         headers = {"Content-Type": "application/json"}
         if event_ids:
             headers[EVENT_IDS_HEADER] = ",".join(event_ids)
-        self._call("POST", self.settings.stats_url,
-                   data=json.dumps(events, separators=(",", ":")), headers=headers,
-                   timeout=timeout)
+        self._call(
+            "POST",
+            self.settings.stats_url,
+            data=json.dumps(events, separators=(",", ":")),
+            headers=headers,
+            timeout=timeout,
+        )

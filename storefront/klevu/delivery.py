@@ -11,6 +11,7 @@ routes``. Every serving process then competes for the lock, so exactly one relay
 one is replaced. It sends through ``app.extensions["klevu_client"]``, looked up at each send,
 so registration order does not matter.
 """
+
 from __future__ import annotations
 
 import os
@@ -29,14 +30,21 @@ class Delivery:
     ``RelayRunner``."""
 
     def init_app(self, app: Flask) -> None:
-        store = OutboxStore(app.config["STOREFRONT_DATA_DIR"],
-                            max_events=app.config["OUTBOX_MAX_EVENTS"])
+        store = OutboxStore(
+            app.config["STOREFRONT_DATA_DIR"], max_events=app.config["OUTBOX_MAX_EVENTS"]
+        )
 
         def send(events: list[dict], event_ids: list[str]) -> None:
             app.extensions["klevu_client"].collect(events, event_ids)
 
-        runner = RelayRunner(Relay(store, send, max_attempts=app.config["OUTBOX_MAX_ATTEMPTS"],
-                                   max_age=app.config["OUTBOX_MAX_AGE"]))
+        runner = RelayRunner(
+            Relay(
+                store,
+                send,
+                max_attempts=app.config["OUTBOX_MAX_ATTEMPTS"],
+                max_age=app.config["OUTBOX_MAX_AGE"],
+            )
+        )
         app.extensions["outbox"] = store
         app.extensions["outbox_relay"] = runner
         if app.config["OUTBOX_RELAY_IN_APP"]:

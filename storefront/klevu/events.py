@@ -13,6 +13,7 @@ two events, as JSv2's ``staticView`` / ``staticClick`` do: no ``items``, but
 Each function returns one event object; the collector's body is a JSON array of them, which
 the outbox assembles into batches.
 """
+
 from __future__ import annotations
 
 import json
@@ -48,12 +49,16 @@ class BannerItem:
 
     @classmethod
     def from_record(cls, record: Mapping[str, object]) -> BannerItem:
-        return cls(id=_text(record.get("id")), name=_text(record.get("name")),
-                   sale_price=_text(record.get("salePrice")),
-                   currency=_text(record.get("currency")), brand=_text(record.get("brand")),
-                   category=_text(record.get("category")),
-                   variant_id=_text(record.get("variantId")),
-                   item_group_id=_text(record.get("itemGroupId")))
+        return cls(
+            id=_text(record.get("id")),
+            name=_text(record.get("name")),
+            sale_price=_text(record.get("salePrice")),
+            currency=_text(record.get("currency")),
+            brand=_text(record.get("brand")),
+            category=_text(record.get("category")),
+            variant_id=_text(record.get("variantId")),
+            item_group_id=_text(record.get("itemGroupId")),
+        )
 
 
 @dataclass(frozen=True)
@@ -95,31 +100,53 @@ class BannerView:
             return None
 
     @classmethod
-    def from_config(cls, api_key: str, recs_key: str, metadata: Mapping[str, object],
-                    records: Iterable[Mapping[str, object]]) -> BannerView:
+    def from_config(
+        cls,
+        api_key: str,
+        recs_key: str,
+        metadata: Mapping[str, object],
+        records: Iterable[Mapping[str, object]],
+    ) -> BannerView:
         """From the config answer's ``metadata`` (§2) and the records shown, in order.
 
         ``recs_key`` is the key the storefront asked the config CDN for.
         """
-        return cls(api_key=api_key, recs_key=recs_key,
-                   page_type=_text(metadata.get("pageType")), title=_text(metadata.get("title")),
-                   logic=_text(metadata.get("logic")), spot_key=_text(metadata.get("spotKey")),
-                   spot_name=_text(metadata.get("spotName")),
-                   segment_key=_text(metadata.get("segmentKey")),
-                   segment_name=_text(metadata.get("segmentName")),
-                   items=tuple(BannerItem.from_record(r) for r in records))
+        return cls(
+            api_key=api_key,
+            recs_key=recs_key,
+            page_type=_text(metadata.get("pageType")),
+            title=_text(metadata.get("title")),
+            logic=_text(metadata.get("logic")),
+            spot_key=_text(metadata.get("spotKey")),
+            spot_name=_text(metadata.get("spotName")),
+            segment_key=_text(metadata.get("segmentKey")),
+            segment_name=_text(metadata.get("segmentName")),
+            items=tuple(BannerItem.from_record(r) for r in records),
+        )
 
     @classmethod
-    def from_static(cls, api_key: str, recs_key: str, metadata: Mapping[str, object],
-                    action: str, static_content: list[Any]) -> BannerView:
+    def from_static(
+        cls,
+        api_key: str,
+        recs_key: str,
+        metadata: Mapping[str, object],
+        action: str,
+        static_content: list[Any],
+    ) -> BannerView:
         """A STATIC_CONTENT banner: its metadata and the content it showed."""
-        return cls(api_key=api_key, recs_key=recs_key,
-                   page_type=_text(metadata.get("pageType")), title=_text(metadata.get("title")),
-                   logic=_text(metadata.get("logic")), spot_key=_text(metadata.get("spotKey")),
-                   spot_name=_text(metadata.get("spotName")),
-                   segment_key=_text(metadata.get("segmentKey")),
-                   segment_name=_text(metadata.get("segmentName")), action=action,
-                   static_content=json.dumps(static_content, separators=(",", ":")))
+        return cls(
+            api_key=api_key,
+            recs_key=recs_key,
+            page_type=_text(metadata.get("pageType")),
+            title=_text(metadata.get("title")),
+            logic=_text(metadata.get("logic")),
+            spot_key=_text(metadata.get("spotKey")),
+            spot_name=_text(metadata.get("spotName")),
+            segment_key=_text(metadata.get("segmentKey")),
+            segment_name=_text(metadata.get("segmentName")),
+            action=action,
+            static_content=json.dumps(static_content, separators=(",", ":")),
+        )
 
     @property
     def is_static(self) -> bool:
@@ -130,8 +157,12 @@ def impression(banner: BannerView, session_id: str | None) -> dict[str, Any]:
     """``view_recs_list``: the banner was seen, with all its products (or static content)."""
     if banner.is_static:
         return _event(VIEW, banner, session_id, [], static_content=banner.contents())
-    return _event(VIEW, banner, session_id,
-                  [_item(item, index) for index, item in enumerate(banner.items, start=1)])
+    return _event(
+        VIEW,
+        banner,
+        session_id,
+        [_item(item, index) for index, item in enumerate(banner.items, start=1)],
+    )
 
 
 def click(banner: BannerView, session_id: str | None, item_id: str) -> dict[str, Any]:
@@ -140,8 +171,9 @@ def click(banner: BannerView, session_id: str | None, item_id: str) -> dict[str,
     In a static banner ``item_id`` is the chosen entry's index in ``staticContent``.
     """
     if banner.is_static:
-        return _event(SELECT, banner, session_id, [],
-                      static_content=[static_entry(banner, item_id)])
+        return _event(
+            SELECT, banner, session_id, [], static_content=[static_entry(banner, item_id)]
+        )
     for index, item in enumerate(banner.items, start=1):
         if item.id == item_id:
             return _event(SELECT, banner, session_id, [_item(item, index)])
@@ -158,36 +190,51 @@ def static_entry(banner: BannerView, item_id: str) -> dict[str, Any]:
     raise UnknownItem(f"static content {item_id!r} is not in banner {banner.recs_key}")
 
 
-def _event(name: str, banner: BannerView, session_id: str | None,
-           items: list[dict[str, Any]], static_content: object = None) -> dict[str, Any]:
-    event = _prune({
-        "event": name,
-        "event_apikey": banner.api_key,
-        "user_profile": {"session_id": session_id},
-        "event_data": {
-            "tags": [PAGE_TYPE_TAG + banner.page_type],
-            "list_id": banner.spot_key or banner.recs_key,
-            "list_name": banner.title,
-            "list_logic": banner.logic,
-            "spot_id": banner.spot_key,
-            "spot_name": banner.spot_name,
-            "segment_id": banner.segment_key,
-            "segment_name": banner.segment_name,
-            "items": items,
-            "static_content": static_content,
-            "action": banner.action,
-        },
-    })
+def _event(
+    name: str,
+    banner: BannerView,
+    session_id: str | None,
+    items: list[dict[str, Any]],
+    static_content: object = None,
+) -> dict[str, Any]:
+    event = _prune(
+        {
+            "event": name,
+            "event_apikey": banner.api_key,
+            "user_profile": {"session_id": session_id},
+            "event_data": {
+                "tags": [PAGE_TYPE_TAG + banner.page_type],
+                "list_id": banner.spot_key or banner.recs_key,
+                "list_name": banner.title,
+                "list_logic": banner.logic,
+                "spot_id": banner.spot_key,
+                "spot_name": banner.spot_name,
+                "segment_id": banner.segment_key,
+                "segment_name": banner.segment_name,
+                "items": items,
+                "static_content": static_content,
+                "action": banner.action,
+            },
+        }
+    )
     assert isinstance(event, dict)  # _prune keeps a dict a dict
     return event
 
 
 def _item(item: BannerItem, index: int) -> dict[str, Any]:
     """klevu-recs.js ``convertEventItems``: price is the sale price, quantity always 1."""
-    return {"item_id": item.id, "item_name": item.name, "price": item.sale_price,
-            "currency": item.currency, "item_brand": item.brand,
-            "item_category": item.category, "item_variant_id": item.variant_id or item.id,
-            "item_group_id": item.item_group_id or item.id, "index": index, "quantity": 1}
+    return {
+        "item_id": item.id,
+        "item_name": item.name,
+        "price": item.sale_price,
+        "currency": item.currency,
+        "item_brand": item.brand,
+        "item_category": item.category,
+        "item_variant_id": item.variant_id or item.id,
+        "item_group_id": item.item_group_id or item.id,
+        "index": index,
+        "quantity": 1,
+    }
 
 
 def _prune(value: object) -> object:

@@ -10,6 +10,7 @@ banner's CSS, which is scoped and cleaned like the config's and carries the page
 Works on sanitized markup (html5ever's serialization: every attribute value double-quoted,
 ``"`` inside escaped), which the sanitizer has already cut down to safe declarations.
 """
+
 from __future__ import annotations
 
 import html
@@ -26,8 +27,9 @@ _STYLE = re.compile(r'(\s)style="([^"]*)"')
 
 def _important(declarations: str) -> str:
     kept = []
-    for item in tinycss2.parse_blocks_contents(declarations, skip_comments=True,
-                                               skip_whitespace=True):
+    for item in tinycss2.parse_blocks_contents(
+        declarations, skip_comments=True, skip_whitespace=True
+    ):
         if isinstance(item, ast.Declaration):
             value = tinycss2.serialize(item.value).strip()
             kept.append(f"{tinycss2.serialize_identifier(item.name)}: {value} !important")

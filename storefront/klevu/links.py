@@ -9,6 +9,7 @@ item in ``data-klevu-item``, so the beacon can restore direct links (and report 
 ``sendBeacon``) when JavaScript runs. Works on sanitized HTML, whose attribute values are always
 double-quoted and escaped (a ``>`` may still appear inside one).
 """
+
 from __future__ import annotations
 
 import html
@@ -20,12 +21,17 @@ _HREF_RE = re.compile(r'\shref="([^"]*)"')
 _CLASS_RE = re.compile(r'\sclass="([^"]*)"')
 
 
-def route_clicks(markup: str, click_urls: dict[str, tuple[str, str]], *,
-                 link_class: str | None = ITEM_CLICK_CLASS) -> str:
+def route_clicks(
+    markup: str,
+    click_urls: dict[str, tuple[str, str]],
+    *,
+    link_class: str | None = ITEM_CLICK_CLASS,
+) -> str:
     """Point each counted link at its click URL; ``click_urls``: target → (click URL, item).
 
     ``link_class``: the class a link needs to count (``None``: any link to a target counts).
     """
+
     def swap_tag(tag_match: re.Match) -> str:
         tag = tag_match.group(0)
         if link_class is not None:
@@ -36,8 +42,11 @@ def route_clicks(markup: str, click_urls: dict[str, tuple[str, str]], *,
         if href is None or html.unescape(href.group(1)) not in click_urls:
             return tag
         click, item = click_urls[html.unescape(href.group(1))]
-        routed = (f' href="{html.escape(click, quote=True)}"'
-                  f' data-klevu-href="{href.group(1)}"'
-                  f' data-klevu-item="{html.escape(item, quote=True)}"')
-        return tag[:href.start()] + routed + tag[href.end():]
+        routed = (
+            f' href="{html.escape(click, quote=True)}"'
+            f' data-klevu-href="{href.group(1)}"'
+            f' data-klevu-item="{html.escape(item, quote=True)}"'
+        )
+        return tag[: href.start()] + routed + tag[href.end() :]
+
     return _A_TAG_RE.sub(swap_tag, markup)

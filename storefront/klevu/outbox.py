@@ -21,6 +21,7 @@ Idempotency: an event id is remembered (table ``seen``) for ``max_age`` after it
 whether the event is still queued, delivered or dead, so a retried beacon or a double click is
 one event. ``max_age`` is also the age at which an undelivered event is dead-lettered.
 """
+
 from __future__ import annotations
 
 import json
@@ -91,8 +92,7 @@ class Pending:
 
 
 def _iso(at: float | None) -> str | None:
-    return None if at is None else datetime.fromtimestamp(at, UTC).isoformat(
-        timespec="seconds")
+    return None if at is None else datetime.fromtimestamp(at, UTC).isoformat(timespec="seconds")
 
 
 @dataclass
@@ -108,15 +108,16 @@ class _Put:
 class OutboxStore:
     """The SQLite queue in one data directory: ``outbox.sqlite3`` and the ``relay.lock``."""
 
-    def __init__(self, data_dir: str, *, max_events: int = 100_000,
-                 clock: Callable[[], float] = time.time):
+    def __init__(
+        self, data_dir: str, *, max_events: int = 100_000, clock: Callable[[], float] = time.time
+    ):
         self.path = os.path.join(data_dir, "outbox.sqlite3")
         self.lock_path = os.path.join(data_dir, "relay.lock")
         self.max_events = max_events
         self.clock = clock
-        self.wake = threading.Event()   # set by put: the relay in this process starts at once
+        self.wake = threading.Event()  # set by put: the relay in this process starts at once
         self._local = threading.local()
-        self._queue: list[_Put] = []        # puts waiting for the next group commit
+        self._queue: list[_Put] = []  # puts waiting for the next group commit
         self._queue_lock = threading.Lock()
         self._commit_lock = threading.Lock()  # held by the thread committing a group
         os.makedirs(data_dir, exist_ok=True)
@@ -157,8 +158,11 @@ class OutboxStore:
     @staticmethod
     def _count(db: sqlite3.Connection, name: str, n: int) -> None:
         if n:
-            db.execute("INSERT INTO counters VALUES (?, ?) ON CONFLICT (name) "
-                       "DO UPDATE SET value = value + excluded.value", (name, n))
+            db.execute(
+                "INSERT INTO counters VALUES (?, ?) ON CONFLICT (name) "
+                "DO UPDATE SET value = value + excluded.value",
+                (name, n),
+            )
 
     # -- the route's side -------------------------------------------------------------------
     def put(self, items: Iterable[tuple[str, dict]]) -> int:
@@ -209,24 +213,31 @@ class OutboxStore:
 
     def _insert(self, db: sqlite3.Connection, request: _Put, depth: int) -> int:
         """Queue one put's new events (all, or none when they do not fit); how many."""
-        fresh = [(event_id, payload) for event_id, payload in request.rows.items()
-                 if db.execute("SELECT 1 FROM seen WHERE event_id = ?",
-                               (event_id,)).fetchone() is None]
+        fresh = [
+            (event_id, payload)
+            for event_id, payload in request.rows.items()
+            if db.execute("SELECT 1 FROM seen WHERE event_id = ?", (event_id,)).fetchone() is None
+        ]
         if fresh and depth + len(fresh) > self.max_events:
             self._count(db, "full", len(fresh))
-            request.error = OutboxFull(f"outbox holds {depth} of {self.max_events} events; "
-                                       f"refused {len(fresh)}")
+            request.error = OutboxFull(
+                f"outbox holds {depth} of {self.max_events} events; refused {len(fresh)}"
+            )
             return 0
         now = self.clock()
         db.executemany("INSERT INTO seen VALUES (?, ?)", [(event_id, now) for event_id, _ in fresh])
-        db.executemany("INSERT INTO outbox (event_id, payload, created_at, next_attempt_at) "
-                       "VALUES (?, ?, ?, ?)", [(e, p, now, now) for e, p in fresh])
+        db.executemany(
+            "INSERT INTO outbox (event_id, payload, created_at, next_attempt_at) "
+            "VALUES (?, ?, ?, ?)",
+            [(e, p, now, now) for e, p in fresh],
+        )
         request.fresh = len(fresh)
         return len(fresh)
 
     # -- the relay's side -------------------------------------------------------------------
-    def claim(self, limit: int, *, lease_seconds: float, max_attempts: int,
-              max_age: float) -> list[Pending]:
+    def claim(
+        self, limit: int, *, lease_seconds: float, max_attempts: int, max_age: float
+    ) -> list[Pending]:
         """Lease up to ``limit`` due events, oldest due first, counting the attempt now.
 
         Due events past ``max_age``, or already at ``max_attempts`` (a relay died on them
@@ -235,26 +246,37 @@ class OutboxStore:
         now = self.clock()
         with self._write() as db:
             while True:
-                due = [Pending(seq, event_id, json.loads(payload), created_at, attempts, error)
-                       for seq, event_id, payload, created_at, attempts, error in db.execute(
-                           "SELECT seq, event_id, payload, created_at, attempts, last_error "
-                           "FROM outbox WHERE next_attempt_at <= ? "
-                           "ORDER BY next_attempt_at, seq LIMIT ?", (now, limit))]
+                due = [
+                    Pending(seq, event_id, json.loads(payload), created_at, attempts, error)
+                    for seq, event_id, payload, created_at, attempts, error in db.execute(
+                        "SELECT seq, event_id, payload, created_at, attempts, last_error "
+                        "FROM outbox WHERE next_attempt_at <= ? "
+                        "ORDER BY next_attempt_at, seq LIMIT ?",
+                        (now, limit),
+                    )
+                ]
                 if not due:
                     return []
                 old: list[Pending] = []
                 spent: list[Pending] = []
                 live: list[Pending] = []
                 for row in due:
-                    (old if now - row.created_at >= max_age
-                     else spent if row.attempts >= max_attempts else live).append(row)
+                    (
+                        old
+                        if now - row.created_at >= max_age
+                        else spent
+                        if row.attempts >= max_attempts
+                        else live
+                    ).append(row)
                 self._bury(db, old, "dead_letter_age", None, now)
                 self._bury(db, spent, "dead_letter_attempts", None, now)
                 if live:
                     until = now + lease_seconds
-                    db.executemany("UPDATE outbox SET attempts = attempts + 1, lease_until = ?, "
-                                   "next_attempt_at = ? WHERE seq = ?",
-                                   [(until, until, row.seq) for row in live])
+                    db.executemany(
+                        "UPDATE outbox SET attempts = attempts + 1, lease_until = ?, "
+                        "next_attempt_at = ? WHERE seq = ?",
+                        [(until, until, row.seq) for row in live],
+                    )
                     return [replace(row, attempts=row.attempts + 1) for row in live]
 
     def ack(self, rows: Sequence[Pending]) -> None:
@@ -262,11 +284,14 @@ class OutboxStore:
         with self._write() as db:
             db.executemany("DELETE FROM outbox WHERE seq = ?", [(row.seq,) for row in rows])
             self._count(db, "delivered", len(rows))
-            db.execute("INSERT OR REPLACE INTO relay_status VALUES ('last_delivery', NULL, ?)",
-                       (self.clock(),))
+            db.execute(
+                "INSERT OR REPLACE INTO relay_status VALUES ('last_delivery', NULL, ?)",
+                (self.clock(),),
+            )
 
-    def release(self, rows: Sequence[Pending], retry_at: Sequence[float], error: str, *,
-                refund: bool) -> None:
+    def release(
+        self, rows: Sequence[Pending], retry_at: Sequence[float], error: str, *, refund: bool
+    ) -> None:
         """Back in the queue until ``retry_at``; ``refund`` un-counts the claim's attempt."""
         if not rows:
             return
@@ -274,7 +299,8 @@ class OutboxStore:
             db.executemany(
                 "UPDATE outbox SET lease_until = NULL, next_attempt_at = ?, "
                 "attempts = attempts - ?, last_error = ? WHERE seq = ?",
-                [(at, int(refund), error, row.seq) for row, at in zip(rows, retry_at, strict=True)])
+                [(at, int(refund), error, row.seq) for row, at in zip(rows, retry_at, strict=True)],
+            )
 
     def dead_letter(self, rows: Sequence[Pending], reason: str, error: str) -> None:
         if not rows:
@@ -282,12 +308,29 @@ class OutboxStore:
         with self._write() as db:
             self._bury(db, rows, reason, error, self.clock())
 
-    def _bury(self, db: sqlite3.Connection, rows: Sequence[Pending], reason: str,
-              error: str | None, now: float) -> None:
+    def _bury(
+        self,
+        db: sqlite3.Connection,
+        rows: Sequence[Pending],
+        reason: str,
+        error: str | None,
+        now: float,
+    ) -> None:
         db.executemany(
             "INSERT OR REPLACE INTO dead_letters VALUES (?, ?, ?, ?, ?, ?, ?)",
-            [(row.event_id, json.dumps(row.payload, separators=(",", ":")), row.created_at,
-              row.attempts, reason, error or row.last_error, now) for row in rows])
+            [
+                (
+                    row.event_id,
+                    json.dumps(row.payload, separators=(",", ":")),
+                    row.created_at,
+                    row.attempts,
+                    reason,
+                    error or row.last_error,
+                    now,
+                )
+                for row in rows
+            ],
+        )
         db.executemany("DELETE FROM outbox WHERE seq = ?", [(row.seq,) for row in rows])
         self._count(db, reason, len(rows))
 
@@ -295,8 +338,11 @@ class OutboxStore:
         """Make everything a previous relay had claimed due now; only the lock holder calls
         this, so that relay is gone and its leases mean nothing."""
         with self._write() as db:
-            return db.execute("UPDATE outbox SET lease_until = NULL, next_attempt_at = ? "
-                              "WHERE lease_until IS NOT NULL", (self.clock(),)).rowcount
+            return db.execute(
+                "UPDATE outbox SET lease_until = NULL, next_attempt_at = ? "
+                "WHERE lease_until IS NOT NULL",
+                (self.clock(),),
+            ).rowcount
 
     def next_due(self) -> float | None:
         return self._db().execute("SELECT min(next_attempt_at) FROM outbox").fetchone()[0]
@@ -304,13 +350,18 @@ class OutboxStore:
     def forget_seen(self, before: float) -> None:
         """Expire idempotency keys, except those of events still queued."""
         with self._write() as db:
-            db.execute("DELETE FROM seen WHERE accepted_at < ? AND event_id NOT IN "
-                       "(SELECT event_id FROM outbox)", (before,))
+            db.execute(
+                "DELETE FROM seen WHERE accepted_at < ? AND event_id NOT IN "
+                "(SELECT event_id FROM outbox)",
+                (before,),
+            )
 
     def note_error(self, message: str) -> None:
         with self._write() as db:
-            db.execute("INSERT OR REPLACE INTO relay_status VALUES ('last_error', ?, ?)",
-                       (message, self.clock()))
+            db.execute(
+                "INSERT OR REPLACE INTO relay_status VALUES ('last_error', ?, ?)",
+                (message, self.clock()),
+            )
 
     def whereabouts(self, event_ids: Sequence[str]) -> dict[str, dict]:
         """Where each accepted event is now: ``queued``, ``retrying`` (an attempt failed),
@@ -323,26 +374,46 @@ class OutboxStore:
         db = self._db()
         db.execute("BEGIN")
         try:
-            seen = {row[0] for row in db.execute(
-                "SELECT event_id FROM seen WHERE event_id IN (SELECT value FROM json_each(?))",
-                wanted)}
-            queued = {row[0]: row[1:] for row in db.execute(
-                "SELECT event_id, attempts, last_error FROM outbox "
-                "WHERE event_id IN (SELECT value FROM json_each(?))", wanted)}
-            dead = {row[0]: row[1:] for row in db.execute(
-                "SELECT event_id, reason, last_error FROM dead_letters "
-                "WHERE event_id IN (SELECT value FROM json_each(?))", wanted)}
+            seen = {
+                row[0]
+                for row in db.execute(
+                    "SELECT event_id FROM seen WHERE event_id IN (SELECT value FROM json_each(?))",
+                    wanted,
+                )
+            }
+            queued = {
+                row[0]: row[1:]
+                for row in db.execute(
+                    "SELECT event_id, attempts, last_error FROM outbox "
+                    "WHERE event_id IN (SELECT value FROM json_each(?))",
+                    wanted,
+                )
+            }
+            dead = {
+                row[0]: row[1:]
+                for row in db.execute(
+                    "SELECT event_id, reason, last_error FROM dead_letters "
+                    "WHERE event_id IN (SELECT value FROM json_each(?))",
+                    wanted,
+                )
+            }
         finally:
             db.execute("COMMIT")
         found: dict[str, dict] = {}
         for event_id in ids:
             if event_id in queued:
                 attempts, error = queued[event_id]
-                found[event_id] = {"state": "retrying" if error else "queued",
-                                   "attempts": attempts, "error": error}
+                found[event_id] = {
+                    "state": "retrying" if error else "queued",
+                    "attempts": attempts,
+                    "error": error,
+                }
             elif event_id in dead:
-                found[event_id] = {"state": "dead", "reason": dead[event_id][0],
-                                   "error": dead[event_id][1]}
+                found[event_id] = {
+                    "state": "dead",
+                    "reason": dead[event_id][0],
+                    "error": dead[event_id][1],
+                }
             elif event_id in seen:
                 found[event_id] = {"state": "delivered"}
         return found
@@ -358,13 +429,16 @@ class OutboxStore:
         db.execute("BEGIN")
         try:
             depth = db.execute("SELECT count(*) FROM outbox").fetchone()[0]
-            in_flight = db.execute("SELECT count(*) FROM outbox WHERE lease_until > ?",
-                                   (now,)).fetchone()[0]
+            in_flight = db.execute(
+                "SELECT count(*) FROM outbox WHERE lease_until > ?", (now,)
+            ).fetchone()[0]
             first = db.execute("SELECT created_at FROM outbox ORDER BY seq LIMIT 1").fetchone()
             dead = db.execute("SELECT count(*) FROM dead_letters").fetchone()[0]
             counters = dict(db.execute("SELECT name, value FROM counters"))
-            status = {name: (value, at) for name, value, at in
-                      db.execute("SELECT name, value, at FROM relay_status")}
+            status = {
+                name: (value, at)
+                for name, value, at in db.execute("SELECT name, value, at FROM relay_status")
+            }
         finally:
             db.execute("COMMIT")
         error = status.get("last_error")

@@ -28,6 +28,7 @@ Precedence when the merchant's payload already holds settings of its own:
 the only place JSv2 sets it (it never caps it at ``maxProducts``; recs.py shows at most that
 many records).
 """
+
 from __future__ import annotations
 
 import json
@@ -91,13 +92,15 @@ class RecsMetadata:
             page_type=str(metadata.get("pageType") or ""),
             logic=str(metadata.get("logic") or ""),
             max_products=_count(metadata.get("maxProducts"), DEFAULT_MAX_PRODUCTS, minimum=1),
-            product_threshold=_count(metadata.get("productThreshold"), DEFAULT_PRODUCT_THRESHOLD,
-                                     minimum=0),
+            product_threshold=_count(
+                metadata.get("productThreshold"), DEFAULT_PRODUCT_THRESHOLD, minimum=0
+            ),
         )
 
 
-def build_search(payload: str, metadata: Mapping[str, Any], page: PageContext,
-                 api_key: str) -> dict[str, Any] | None:
+def build_search(
+    payload: str, metadata: Mapping[str, Any], page: PageContext, api_key: str
+) -> dict[str, Any] | None:
     """The search body (§3) for one banner, or ``None`` when there is nothing to search.
 
     ``None`` happens for a ``RECENTLY_VIEWED`` banner of a visitor with no recent products:
@@ -111,23 +114,28 @@ def build_search(payload: str, metadata: Mapping[str, Any], page: PageContext,
     edits = [edit for edit in maybe_edits if edit is not None]
     if len(edits) < len(maybe_edits):
         return None
-    edited = [_edit_query(query, edits) if query.get("id") == RECS_QUERY_ID else query
-              for query in queries]
+    edited = [
+        _edit_query(query, edits) if query.get("id") == RECS_QUERY_ID else query
+        for query in queries
+    ]
     return {"context": {"apiKeys": [api_key]}, "recordQueries": edited}
 
 
 # -- the §2 table -----------------------------------------------------------------------------
 # Each edit reads the page and returns the settings it contributes, or None for "no search".
 
+
 def _recently_viewed(page: PageContext, meta: RecsMetadata) -> dict[str, Any] | None:
     """JSv2: each id quoted, the category on category pages, ``limit`` = the number of ids."""
-    ids = _unique(page.recently_viewed)[:meta.max_products]
+    ids = _unique(page.recently_viewed)[: meta.max_products]
     if not ids:
         return None
     quoted = " OR ".join(f'"{i}"' for i in ids)
-    settings: dict[str, Any] = {"customANDQuery": f"id:({quoted})",
-                      "topIds": [{"key": "id", "value": i} for i in ids],
-                      "limit": len(ids)}
+    settings: dict[str, Any] = {
+        "customANDQuery": f"id:({quoted})",
+        "topIds": [{"key": "id", "value": i} for i in ids],
+        "limit": len(ids),
+    }
     if meta.page_type == "CATEGORY" and page.category_path:
         settings["query"] = {"categoryPath": ";".join(page.category_path)}
     return settings
@@ -170,8 +178,10 @@ def _cart(page: PageContext, meta: RecsMetadata) -> dict[str, Any]:
     if not ids:
         raise MissingInput("cart", meta.page_type, meta.logic)
     groups = _unique(group_id or product_id for product_id, group_id in page.cart)
-    return {"context": {"recentObjects": [_products({"id": i} for i in ids)]},
-            "excludeIds": [_group(g) for g in groups]}
+    return {
+        "context": {"recentObjects": [_products({"id": i} for i in ids)]},
+        "excludeIds": [_group(g) for g in groups],
+    }
 
 
 _ANY_PAGE = None
@@ -180,22 +190,32 @@ _Edit = Callable[[PageContext, RecsMetadata], dict[str, Any] | None]
 # no row: it needs nothing and changes nothing.
 _TABLE: tuple[tuple[str | None, frozenset[str], _Edit], ...] = (
     (_ANY_PAGE, frozenset({"RECENTLY_VIEWED"}), _recently_viewed),
-    ("CATEGORY", frozenset({"TRENDING", "TRENDING_PERSONALIZED", "NEWEST_ARRIVALS",
-                            "CUSTOM_LOGIC"}), _category_path),
+    (
+        "CATEGORY",
+        frozenset({"TRENDING", "TRENDING_PERSONALIZED", "NEWEST_ARRIVALS", "CUSTOM_LOGIC"}),
+        _category_path,
+    ),
     (_ANY_PAGE, frozenset({"TRENDING_PERSONALIZED"}), _personalisation),
-    ("PRODUCT", frozenset({"OTHER_ALSO_VIEWED", "SIMILAR", "BOUGHT_TOGETHER_PDP",
-                           "CUSTOM_LOGIC"}), _current_product),
+    (
+        "PRODUCT",
+        frozenset({"OTHER_ALSO_VIEWED", "SIMILAR", "BOUGHT_TOGETHER_PDP", "CUSTOM_LOGIC"}),
+        _current_product,
+    ),
     ("PRODUCT", frozenset({"VISUALLY_SIMILAR"}), _visual_source),
     ("CHECKOUT", frozenset({"BOUGHT_TOGETHER", "CUSTOM_LOGIC"}), _cart),
 )
 
 
 def _edits_for(meta: RecsMetadata) -> list[_Edit]:
-    return [edit for page_type, logics, edit in _TABLE
-            if page_type in (_ANY_PAGE, meta.page_type) and meta.logic in logics]
+    return [
+        edit
+        for page_type, logics, edit in _TABLE
+        if page_type in (_ANY_PAGE, meta.page_type) and meta.logic in logics
+    ]
 
 
 # -- helpers ----------------------------------------------------------------------------------
+
 
 def _record_queries(payload: str) -> list[dict[str, Any]]:
     try:
@@ -207,8 +227,9 @@ def _record_queries(payload: str) -> list[dict[str, Any]]:
         raise MalformedPayload("search.payload has no recordQueries list of objects")
     recs = [q for q in queries if q.get("id") == RECS_QUERY_ID]
     if len(recs) != 1:
-        raise MalformedPayload(f"search.payload needs exactly one {RECS_QUERY_ID} query, "
-                               f"found {len(recs)}")
+        raise MalformedPayload(
+            f"search.payload needs exactly one {RECS_QUERY_ID} query, found {len(recs)}"
+        )
     if not isinstance(recs[0].get("settings", {}), dict):
         raise MalformedPayload(f"{RECS_QUERY_ID} settings is not an object")
     return queries
@@ -224,8 +245,13 @@ def _edit_query(query: dict[str, Any], edits: list[dict[str, Any]]) -> dict[str,
 def _merge(ours: object, theirs: object) -> object:
     """Ours over theirs, without touching either (the precedence in the module docstring)."""
     if isinstance(ours, dict) and isinstance(theirs, dict):
-        return {**theirs, **{key: _merge(value, theirs[key]) if key in theirs else value
-                             for key, value in ours.items()}}
+        return {
+            **theirs,
+            **{
+                key: _merge(value, theirs[key]) if key in theirs else value
+                for key, value in ours.items()
+            },
+        }
     if isinstance(ours, list) and isinstance(theirs, list):
         return ours + [item for item in theirs if item not in ours]
     return ours

@@ -1,4 +1,4 @@
-""""Recently viewed" as Klevu means it: products the visitor clicked in Klevu's banners.
+""" "Recently viewed" as Klevu means it: products the visitor clicked in Klevu's banners.
 
 docs/klevu-wire-format.md §6.
 
@@ -16,6 +16,7 @@ the ``customANDQuery`` 'id:("a" OR "b")' built from them — joined with ".", at
 (20 x 65 bytes, well inside a browser's 4 KB per cookie). It is not HttpOnly because the
 beacon writes it, as JSv2's own script does.
 """
+
 from __future__ import annotations
 
 import re
@@ -69,8 +70,7 @@ def remember_click(product_id: str) -> None:
 
     @after_this_request
     def store(response):
-        response.set_cookie(COOKIE_NAME, format_ids(ids), max_age=COOKIE_MAX_AGE,
-                            samesite="Lax")
+        response.set_cookie(COOKIE_NAME, format_ids(ids), max_age=COOKIE_MAX_AGE, samesite="Lax")
         return response
 
 

@@ -11,6 +11,7 @@ late, or lacks an input is left out and logged, and the page renders without it.
 that fails falls back to the shop's own banner markup. What each banner's answers came from
 ("cache", "fresh", "stale") and why one is missing go to the page's trace (``trace.py``).
 """
+
 from __future__ import annotations
 
 import logging
@@ -45,26 +46,28 @@ MAX_WORKERS = 8
 @dataclass(frozen=True)
 class Banner:
     """One banner as the page shows it."""
+
     recs_key: str
     title: str
     html: Markup
-    css: Markup        # scoped and cleaned: safe inside <style>
+    css: Markup  # scoped and cleaned: safe inside <style>
     token: str
     fallback: bool = False
-    static: bool = False    # static content: the beacon counts clicks on its content links
+    static: bool = False  # static content: the beacon counts clicks on its content links
 
 
 @dataclass(frozen=True)
 class Fetched:
     """What one placement's Klevu calls produced, before it becomes HTML in the page."""
+
     recs_key: str
     config: dict
     records: list[dict] = field(default_factory=list)
     meta: dict = field(default_factory=dict)
-    html: str | None = None        # rendered by Klevu's template; None → shop fallback
-    static: bool = False           # a STATIC_CONTENT banner: staticContent, no records
+    html: str | None = None  # rendered by Klevu's template; None → shop fallback
+    static: bool = False  # a STATIC_CONTENT banner: staticContent, no records
     sources: dict[str, str] = field(default_factory=dict)  # service → answers.Answer.source
-    version: bytes = b""           # RenderOnce.key of the render: same answers, same version
+    version: bytes = b""  # RenderOnce.key of the render: same answers, same version
 
     @property
     def metadata(self) -> dict:
@@ -97,33 +100,45 @@ def config_params(context: queries.PageContext, segments: tuple[str, ...]) -> di
     return {k: v for k, v in params.items() if v}
 
 
-def fetch_placement(klevu: KlevuAnswers, renderer: RenderOnce, recs_key: str,
-                    context: queries.PageContext, segments: tuple[str, ...],
-                    due: float, fresh_only: bool = False) -> Fetched | None:
+def fetch_placement(
+    klevu: KlevuAnswers,
+    renderer: RenderOnce,
+    recs_key: str,
+    context: queries.PageContext,
+    segments: tuple[str, ...],
+    due: float,
+    fresh_only: bool = False,
+) -> Fetched | None:
     """Config → rules → query edits → search → render, for one recs key. None: show nothing.
 
     ``fresh_only``: from fresh cached answers only, else ``NotFresh`` (see ``banners_for``),
     and then nothing is noted in the page's trace: the pool's run notes it all.
     """
-    answer = klevu.config(recs_key, config_params(context, segments), due,
-                          fresh_only=fresh_only)
+    answer = klevu.config(recs_key, config_params(context, segments), due, fresh_only=fresh_only)
     config, sources = answer.body, {"config": answer.source}
     metadata = config["metadata"]
     plan = _plan(recs_key, answer, context, klevu.client.settings.api_key)
-    config_note = {"metadata": metadata, "source": answer.source,
-                   "hidden": plan.verdict.reason or None}
+    config_note = {
+        "metadata": metadata,
+        "source": answer.source,
+        "hidden": plan.verdict.reason or None,
+    }
     if plan.verdict.show is rules.Show.NOTHING:
         trace.note("config", **config_note)
         log.info("banner %s not shown: %s", recs_key, plan.verdict.reason)
         return None
     if plan.verdict.show is rules.Show.STATIC_CONTENT:
         trace.note("config", **config_note)
-        return _rendered(renderer, Fetched(recs_key, config, static=True, sources=sources),
-                         template_data.static_banner_data(config))
+        return _rendered(
+            renderer,
+            Fetched(recs_key, config, static=True, sources=sources),
+            template_data.static_banner_data(config),
+        )
     try:
         body = plan.search_body()
-        found = None if body is None else klevu.search(plan.base_path, body, due,
-                                                      fresh_only=fresh_only)
+        found = (
+            None if body is None else klevu.search(plan.base_path, body, due, fresh_only=fresh_only)
+        )
     except NotFresh:
         raise
     except Exception:
@@ -133,25 +148,40 @@ def fetch_placement(klevu: KlevuAnswers, renderer: RenderOnce, recs_key: str,
     if body is None or found is None:
         return None  # e.g. RECENTLY_VIEWED with nothing viewed yet: no search at all
     sources["search"] = found.source
-    result = next((r for r in found.body["queryResults"]
-                   if isinstance(r, dict) and r.get("id") == queries.RECS_QUERY_ID), {})
+    result = next(
+        (
+            r
+            for r in found.body["queryResults"]
+            if isinstance(r, dict) and r.get("id") == queries.RECS_QUERY_ID
+        ),
+        {},
+    )
     records = result.get("records")
     if not isinstance(records, list):
         records = []
     records = [r for r in records if isinstance(r, dict) and r.get("id")]
     limits = queries.RecsMetadata.from_config(metadata)
-    trace.note("search", body=body, records=len(records), threshold=limits.product_threshold,
-               source=found.source)
+    trace.note(
+        "search",
+        body=body,
+        records=len(records),
+        threshold=limits.product_threshold,
+        source=found.source,
+    )
     if len(records) < limits.product_threshold:
         return None
     known = (recs_key, answer.version, found.version)
     done = _placements.get(known) if answer.version and found.version else None
     if done is None:
         meta = result.get("meta")
-        fetched = Fetched(recs_key, config, records[:limits.max_products],
-                          meta if isinstance(meta, dict) else {})
-        done = _rendered(renderer, fetched, template_data.product_banner_data(
-            config, fetched.records, fetched.meta, body))
+        fetched = Fetched(
+            recs_key, config, records[: limits.max_products], meta if isinstance(meta, dict) else {}
+        )
+        done = _rendered(
+            renderer,
+            fetched,
+            template_data.product_banner_data(config, fetched.records, fetched.meta, body),
+        )
         if answer.version and found.version:
             _placements.put(known, done)
     return replace(done, sources=sources)
@@ -162,6 +192,7 @@ class _Plan:
     """What a config answer makes of one page context: the verdict, and the search body (or
     None: nothing to search, or ``error``, what building it failed with: a ``QueryError`` for
     a payload the page's edits cannot apply to)."""
+
     verdict: rules.Verdict
     base_path: str = ""
     body: dict | None = None
@@ -169,7 +200,7 @@ class _Plan:
 
     def search_body(self) -> dict | None:
         if self.error is not None:
-            raise self.error.with_traceback(None)   # not one more traceback on each page
+            raise self.error.with_traceback(None)  # not one more traceback on each page
         return self.body
 
 
@@ -193,9 +224,14 @@ def _plan(recs_key: str, answer: Answer, context: queries.PageContext, api_key: 
             search = {}
         base_path = search.get("basePath", "")
         try:
-            plan = _Plan(verdict, base_path, queries.build_search(
-                search.get("payload", ""), config["metadata"], context, api_key))
-        except Exception as exc:   # reported per page, by ``_outcome``
+            plan = _Plan(
+                verdict,
+                base_path,
+                queries.build_search(
+                    search.get("payload", ""), config["metadata"], context, api_key
+                ),
+            )
+        except Exception as exc:  # reported per page, by ``_outcome``
             plan = _Plan(verdict, base_path, error=exc)
     if answer.version:
         _plans.put(known, plan)
@@ -237,10 +273,13 @@ def banners_for(context: queries.PageContext) -> list[Banner]:
     app = current_app  # read here, in the request's thread; the workers get no app
     klevu, renderer = app.extensions["klevu_answers"], app.extensions["banner_renderer"]
     pool: ThreadPoolExecutor = app.extensions["recs_pool"]
-    futures = [_from_cache(klevu, renderer, key, context, segments)
-               or pool.submit(trace.carry(fetch_placement, banner=key), klevu, renderer, key,
-                              context, segments, due)
-               for key in recs_keys]
+    futures = [
+        _from_cache(klevu, renderer, key, context, segments)
+        or pool.submit(
+            trace.carry(fetch_placement, banner=key), klevu, renderer, key, context, segments, due
+        )
+        for key in recs_keys
+    ]
     if not identified:
         current_segments(visitor)
     wait(futures, timeout=max(0.0, due - time.monotonic()))
@@ -249,23 +288,34 @@ def banners_for(context: queries.PageContext) -> list[Banner]:
         fetched = _outcome(key, future)
         if fetched is not None and (fetched.records or fetched.html is not None):
             banners.append(_banner(fetched))
-            trace.note("outcome", banner=key, result="shown", token=banners[-1].token,
-                       source=fetched.source)
+            trace.note(
+                "outcome",
+                banner=key,
+                result="shown",
+                token=banners[-1].token,
+                source=fetched.source,
+            )
     return banners
 
 
-def _from_cache(klevu: KlevuAnswers, renderer: RenderOnce, recs_key: str,
-                context: queries.PageContext, segments: tuple[str, ...]) -> Future | None:
+def _from_cache(
+    klevu: KlevuAnswers,
+    renderer: RenderOnce,
+    recs_key: str,
+    context: queries.PageContext,
+    segments: tuple[str, ...],
+) -> Future | None:
     """A placement whose answers are all fresh in the cache (or whose service's breaker is
     open), done right here: a warm page does not hand its banners to the pool and wait for
     them. None: the pool must do it."""
     future: Future = Future()
     try:
         fetched = trace.carry(fetch_placement, banner=recs_key)(
-            klevu, renderer, recs_key, context, segments, 0.0, True)
+            klevu, renderer, recs_key, context, segments, 0.0, True
+        )
     except NotFresh:
         return None
-    except Exception as exc:   # reported like the pool's failures, by ``_outcome``
+    except Exception as exc:  # reported like the pool's failures, by ``_outcome``
         future.set_exception(exc)
         return future
     if fetched is not None:
@@ -278,8 +328,9 @@ def _outcome(key: str, future: Future) -> Fetched | None:
     """The placement's result, or None; why a banner is missing goes to the log and to the
     page's trace ("late", "breaker-open", "failed", "unbuildable")."""
     if not future.done():
-        log.warning("banner %s missed the page's Klevu budget; its answer is kept for the "
-                    "next page", key)
+        log.warning(
+            "banner %s missed the page's Klevu budget; its answer is kept for the next page", key
+        )
         trace.note("outcome", banner=key, result="late")
         return None
     try:
@@ -287,12 +338,16 @@ def _outcome(key: str, future: Future) -> Fetched | None:
     except LateAnswer as exc:
         log.warning("banner %s left out: %s", key, exc)
         trace.note("outcome", banner=key, result="late")
-    except BreakerOpen:   # logged once, when the breaker opened
+    except BreakerOpen:  # logged once, when the breaker opened
         trace.note("outcome", banner=key, result="breaker-open")
     except (KlevuError, queries.QueryError) as exc:
         log.warning("banner %s left out: %s", key, exc)
-        trace.note("outcome", banner=key, result="failed" if isinstance(exc, KlevuError)
-                   else "unbuildable", error=str(exc))
+        trace.note(
+            "outcome",
+            banner=key,
+            result="failed" if isinstance(exc, KlevuError) else "unbuildable",
+            error=str(exc),
+        )
     except Exception:  # an answer of a shape nobody planned for: still never the page's end
         log.exception("banner %s left out: unexpected failure", key)
         trace.note("outcome", banner=key, result="failed", error="unexpected failure")
@@ -319,9 +374,13 @@ def _banner_view(fetched: Fetched) -> BannerView:
     events for both)."""
     api_key = current_app.config["KLEVU"].api_key
     if fetched.static:
-        return BannerView.from_static(api_key, fetched.recs_key, fetched.metadata,
-                                      rules.action(fetched.config) or rules.STATIC_ACTION,
-                                      fetched.config["staticContent"])
+        return BannerView.from_static(
+            api_key,
+            fetched.recs_key,
+            fetched.metadata,
+            rules.action(fetched.config) or rules.STATIC_ACTION,
+            fetched.config["staticContent"],
+        )
     return BannerView.from_config(api_key, fetched.recs_key, fetched.metadata, fetched.records)
 
 
@@ -329,13 +388,18 @@ def _click_targets(fetched: Fetched, prefix: str) -> dict[str, tuple[str, str]]:
     """Each clickable target → (``prefix`` + the item, the item it reports): a record's URL
     and id, or a static content's ``targetUrl`` and index."""
     if fetched.static:
-        targets = [(str(index), content.get("targetUrl"))
-                   for index, content in enumerate(fetched.config["staticContent"])
-                   if isinstance(content, dict)]
+        targets = [
+            (str(index), content.get("targetUrl"))
+            for index, content in enumerate(fetched.config["staticContent"])
+            if isinstance(content, dict)
+        ]
     else:
         targets = [(record["id"], record.get("url")) for record in fetched.records]
-    return {url: (prefix + quote(str(item), safe=""), item)
-            for item, url in targets if isinstance(url, str)}
+    return {
+        url: (prefix + quote(str(item), safe=""), item)
+        for item, url in targets
+        if isinstance(url, str)
+    }
 
 
 @dataclass(frozen=True)
@@ -343,12 +407,13 @@ class _Parts:
     """What a banner's answers give every page view alike, so it is built once per answer:
     the analytics view, the HTML with each counted link pointing at ``CLICK_PREFIX`` + its
     item, and the scoped CSS (the config's and the template's lifted inline styles)."""
+
     view: BannerView
     html: str
     css: str
 
 
-CLICK_PREFIX = f"klevu-click-{uuid.uuid4().hex}-"   # stands for a page view's click route
+CLICK_PREFIX = f"klevu-click-{uuid.uuid4().hex}-"  # stands for a page view's click route
 _parts_memo: Memo[tuple[str, bytes, str, bool], _Parts] = Memo()
 
 
@@ -358,9 +423,13 @@ def _parts(fetched: Fetched, rendered: str) -> _Parts:
     key = (fetched.recs_key, fetched.version, css, raw)
     parts = _parts_memo.get(key) if fetched.version else None
     if parts is None:
-        html, inline_css = lift_inline_styles(links.route_clicks(
-            rendered, _click_targets(fetched, CLICK_PREFIX),
-            link_class=None if fetched.static else links.ITEM_CLICK_CLASS))
+        html, inline_css = lift_inline_styles(
+            links.route_clicks(
+                rendered,
+                _click_targets(fetched, CLICK_PREFIX),
+                link_class=None if fetched.static else links.ITEM_CLICK_CLASS,
+            )
+        )
         if not raw:
             scope = f'[data-klevu-banner="{fetched.recs_key}"]'
             css = "\n".join(filter(None, (scope_css(css, scope), scope_css(inline_css, scope))))
@@ -374,36 +443,57 @@ def _banner(fetched: Fetched) -> Banner:
     """Page-ready banner: the per-answer parts, plus this page view's analytics token and
     click route."""
     title = str(fetched.metadata.get("title") or "")
-    if fetched.html is None:   # the shop's own markup, for a template that failed
-        token = issue_token(current_app.config["SECRET_KEY"], page_view_id(),
-                            _banner_view(fetched))
+    if fetched.html is None:  # the shop's own markup, for a template that failed
+        token = issue_token(current_app.config["SECRET_KEY"], page_view_id(), _banner_view(fetched))
         click = _click_route(token)
-        html = render_template("partials/fallback_banner.html", title=title,
-                               records=fetched.records,
-                               click_urls={url: route for url, (route, _)
-                                           in _click_targets(fetched, click).items()})
+        html = render_template(
+            "partials/fallback_banner.html",
+            title=title,
+            records=fetched.records,
+            click_urls={url: route for url, (route, _) in _click_targets(fetched, click).items()},
+        )
         # Our autoescaped template.
-        return Banner(fetched.recs_key, title, Markup(html), Markup(""),  # noqa: S704
-                      token, fallback=True, static=fetched.static)
+        return Banner(
+            fetched.recs_key,
+            title,
+            Markup(html),  # noqa: S704 (autoescaped template)
+            Markup(""),
+            token,
+            fallback=True,
+            static=fetched.static,
+        )
     parts = _parts(fetched, fetched.html)
     token = issue_token(current_app.config["SECRET_KEY"], page_view_id(), parts.view)
     click = _click_route(token)
     html = parts.html.replace(CLICK_PREFIX, escape(click, quote=True))
     # html: sanitized by the renderer, links routed; css: scoped and cleaned.
-    return Banner(fetched.recs_key, title, Markup(html), Markup(parts.css), token,  # noqa: S704
-                  static=fetched.static)
+    return Banner(
+        fetched.recs_key,
+        title,
+        Markup(html),  # noqa: S704 (sanitized, links routed)
+        Markup(parts.css),  # noqa: S704 (scoped and cleaned)
+        token,
+        static=fetched.static,
+    )
 
 
 def init_app(app) -> None:
     with app.app_context():
         store = cache.cache  # the backend itself, usable from the pool's threads
     app.extensions["klevu_answers"] = KlevuAnswers(
-        app.extensions["klevu_client"], store, config_ttl=app.config["KLEVU_CONFIG_TTL"],
-        search_ttl=app.config["KLEVU_SEARCH_TTL"], stale_limit=app.config["KLEVU_STALE_LIMIT"])
-    app.extensions["banner_renderer"] = RenderOnce(TemplateRenderer(
-        time_limit_ms=app.config["BANNER_RENDER_TIME_LIMIT_MS"],
-        memory_limit_bytes=app.config["BANNER_RENDER_MEMORY_LIMIT_MB"] << 20,
-        locale=app.config["STOREFRONT_LOCALE"],
-        currencies=app.config["KLEVU_CURRENCY_FORMATS"],
-        sanitize=not app.config["STOREFRONT_UNSAFE_NO_SANITIZE"]))
+        app.extensions["klevu_client"],
+        store,
+        config_ttl=app.config["KLEVU_CONFIG_TTL"],
+        search_ttl=app.config["KLEVU_SEARCH_TTL"],
+        stale_limit=app.config["KLEVU_STALE_LIMIT"],
+    )
+    app.extensions["banner_renderer"] = RenderOnce(
+        TemplateRenderer(
+            time_limit_ms=app.config["BANNER_RENDER_TIME_LIMIT_MS"],
+            memory_limit_bytes=app.config["BANNER_RENDER_MEMORY_LIMIT_MB"] << 20,
+            locale=app.config["STOREFRONT_LOCALE"],
+            currencies=app.config["KLEVU_CURRENCY_FORMATS"],
+            sanitize=not app.config["STOREFRONT_UNSAFE_NO_SANITIZE"],
+        )
+    )
     app.extensions["recs_pool"] = ThreadPoolExecutor(MAX_WORKERS, thread_name_prefix="recs")

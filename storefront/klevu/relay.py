@@ -32,6 +32,7 @@ What a failed send says about its events decides what happens to them:
     drops the lock when its holder dies (even by kill -9), so a standby takes over, and its
     first act is to take back what the dead holder had claimed.
 """
+
 from __future__ import annotations
 
 import atexit
@@ -54,8 +55,8 @@ log = logging.getLogger(__name__)
 
 BATCH_SIZE = 50
 NOT_ABOUT_THE_EVENTS = frozenset({401, 403, 404, 405, 408, 429, 502, 503, 504})
-PRUNE_EVERY = 300.0       # seconds between sweeps of expired idempotency keys
-DB_ERROR_PAUSE = 5.0      # seconds; the events are safe where they are
+PRUNE_EVERY = 300.0  # seconds between sweeps of expired idempotency keys
+DB_ERROR_PAUSE = 5.0  # seconds; the events are safe where they are
 
 Send = Callable[[list[dict], list[str]], object]
 
@@ -98,27 +99,37 @@ class Relay:
     other processes' events are found by polling every ``poll_interval``).
     """
 
-    def __init__(self, store: OutboxStore, send: Send, *, batch_size: int = BATCH_SIZE,
-                 max_attempts: int = 20, max_age: float = 24 * 3600.0,
-                 backoff: Backoff = Backoff(0.5, 60.0),
-                 event_backoff: Backoff = Backoff(0.5, 600.0), max_retry_after: float = 3600.0,
-                 poll_interval: float = 0.5, lease_seconds: float = 60.0,
-                 linger: float = 0.05, rng: random.Random | None = None):
+    def __init__(
+        self,
+        store: OutboxStore,
+        send: Send,
+        *,
+        batch_size: int = BATCH_SIZE,
+        max_attempts: int = 20,
+        max_age: float = 24 * 3600.0,
+        backoff: Backoff = Backoff(0.5, 60.0),
+        event_backoff: Backoff = Backoff(0.5, 600.0),
+        max_retry_after: float = 3600.0,
+        poll_interval: float = 0.5,
+        lease_seconds: float = 60.0,
+        linger: float = 0.05,
+        rng: random.Random | None = None,
+    ):
         self.store = store
         self.send = send
         self.batch_size = batch_size
         self.max_attempts = max_attempts
         self.max_age = max_age
-        self.backoff = backoff               # the relay's pause after any failure
-        self.event_backoff = event_backoff   # an event's own wait after a counted attempt
+        self.backoff = backoff  # the relay's pause after any failure
+        self.event_backoff = event_backoff  # an event's own wait after a counted attempt
         self.max_retry_after = max_retry_after
         self.poll_interval = poll_interval
-        self.lease_seconds = lease_seconds   # far longer than a send: lapses only if we died
+        self.lease_seconds = lease_seconds  # far longer than a send: lapses only if we died
         # Seconds to let more events arrive before sending a part batch: under load, batches
         # fill up (one POST per up to ``batch_size`` events) instead of one POST per put.
         self.linger = linger
         self.rng = rng or random.Random()  # noqa: S311 - retry jitter, not a secret
-        self.failures = 0                   # consecutive failed sends
+        self.failures = 0  # consecutive failed sends
         self.paused_until = 0.0
         self._prune_at = 0.0
 
@@ -126,8 +137,11 @@ class Relay:
         """Deliver until ``stop`` is set. Only the holder of the relay lock may call this."""
         recovered = self.store.recover()
         if recovered:
-            log.warning("outbox: took back %d events a previous relay claimed but never "
-                        "confirmed; they will be sent again", recovered)
+            log.warning(
+                "outbox: took back %d events a previous relay claimed but never "
+                "confirmed; they will be sent again",
+                recovered,
+            )
         while not stop.is_set():
             try:
                 delay = self.run_once()
@@ -147,12 +161,17 @@ class Relay:
         if now >= self._prune_at:
             self.store.forget_seen(now - self.max_age)
             self._prune_at = now + PRUNE_EVERY
-        batch = self.store.claim(self.batch_size, lease_seconds=self.lease_seconds,
-                                 max_attempts=self.max_attempts, max_age=self.max_age)
+        batch = self.store.claim(
+            self.batch_size,
+            lease_seconds=self.lease_seconds,
+            max_attempts=self.max_attempts,
+            max_age=self.max_age,
+        )
         if not batch:
             due = self.store.next_due()
-            return self.poll_interval if due is None else min(self.poll_interval,
-                                                              max(0.0, due - now))
+            return (
+                self.poll_interval if due is None else min(self.poll_interval, max(0.0, due - now))
+            )
         if self._deliver(batch):
             return 0.0 if len(batch) >= self.batch_size else self.linger
         return max(0.0, self.paused_until - self.store.clock())
@@ -178,12 +197,13 @@ class Relay:
 
     def _rejected(self, part: list[Pending], parts: list[list[Pending]], exc: Exception) -> None:
         if len(part) == 1:
-            log.warning("outbox: collector rejected event %s (%s); dead-lettered",
-                        part[0].event_id, exc)
+            log.warning(
+                "outbox: collector rejected event %s (%s); dead-lettered", part[0].event_id, exc
+            )
             self.store.dead_letter(part, "rejected_4xx", str(exc))
             return
         half = len(part) // 2
-        parts += [part[half:], part[:half]]   # first half is sent first
+        parts += [part[half:], part[:half]]  # first half is sent first
 
     def _failed(self, part: list[Pending], unsent: list[Pending], exc: Exception) -> None:
         self.failures += 1
@@ -192,15 +212,23 @@ class Relay:
         pause = max(self.backoff.delay(self.failures, self.rng), retry_after)
         self.paused_until = now + pause
         error = str(exc) or type(exc).__name__
-        log.warning("outbox: delivery of %d events failed (%s); pausing %.1f s",
-                    len(part), error, pause)
+        log.warning(
+            "outbox: delivery of %d events failed (%s); pausing %.1f s", len(part), error, pause
+        )
         self.store.note_error(error)
         if counts_against_events(exc):
             spent = [row for row in part if row.attempts >= self.max_attempts]
             retry = [row for row in part if row.attempts < self.max_attempts]
             self.store.dead_letter(spent, "dead_letter_attempts", error)
-            self.store.release(retry, [now + max(pause, self.event_backoff.delay(
-                row.attempts, self.rng)) for row in retry], error, refund=False)
+            self.store.release(
+                retry,
+                [
+                    now + max(pause, self.event_backoff.delay(row.attempts, self.rng))
+                    for row in retry
+                ],
+                error,
+                refund=False,
+            )
         else:
             unsent = part + unsent
         self.store.release(unsent, [now + pause] * len(unsent), error, refund=True)
@@ -233,7 +261,7 @@ class RelayLock:
         fd, self._fd = self._fd, None
         if fd is not None:
             os.ftruncate(fd, 0)
-            os.close(fd)    # closing the file releases the lock
+            os.close(fd)  # closing the file releases the lock
 
 
 def lock_holder(path: str) -> int | None:
@@ -287,7 +315,7 @@ class RelayRunner:
             self._thread = threading.Thread(target=self.run, name="outbox-relay", daemon=True)
             self._thread.start()
             if not self._exit_hook:
-                atexit.register(self.stop)   # finish the batch in flight, release the lock
+                atexit.register(self.stop)  # finish the batch in flight, release the lock
                 self._exit_hook = True
 
     def stop(self, timeout: float = 5.0) -> None:
@@ -304,8 +332,9 @@ class RelayRunner:
         while not self._stop.is_set():
             if not lock.acquire():
                 if not standing_by:
-                    log.info("outbox: relay lock held by pid %s; standing by",
-                             lock_holder(lock.path))
+                    log.info(
+                        "outbox: relay lock held by pid %s; standing by", lock_holder(lock.path)
+                    )
                     standing_by = True
                 self._stop.wait(self.retry)
                 continue

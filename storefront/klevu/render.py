@@ -21,6 +21,7 @@ idle engine (or starts one) and gives it back, so there are as many engines as r
 same moment, and renders on different threads run in parallel (each V8 isolate runs on a thread
 of its own; unlike QuickJS, an isolate may serve any thread).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -41,8 +42,13 @@ from py_mini_racer._exc import JSTerminatedException
 from .sanitize import sanitize_banner_html, scope_css
 
 # The banner code gets everything that turns a config into safe markup from this module.
-__all__ = ["RenderError", "TemplateQuarantined", "TemplateRenderer", "sanitize_banner_html",
-           "scope_css"]
+__all__ = [
+    "RenderError",
+    "TemplateQuarantined",
+    "TemplateRenderer",
+    "sanitize_banner_html",
+    "scope_css",
+]
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +58,8 @@ log = logging.getLogger(__name__)
 ENGINE_SCRIPTS = ("template.js", "helpers.js", "locale.js", "harden.js", "start.js")
 _ENGINE_SOURCES = tuple(
     resources.files(__package__).joinpath("js", name).read_text(encoding="utf-8")
-    for name in ENGINE_SCRIPTS)
+    for name in ENGINE_SCRIPTS
+)
 
 # Nothing may run after a render returns. mini-racer installs timers in every context
 # (`setTimeout` on Atomics.waitAsync), and promise jobs and finalizer callbacks run after the
@@ -65,9 +72,18 @@ _ENGINE_SOURCES = tuple(
 _REMOVE_DEFERRED_WORK = (
     "setTimeout = clearTimeout = __timer_manager = __TimerManager = undefined;"
     "delete Array.fromAsync;"
-    + "".join(f"delete globalThis.{name};" for name in (
-        "Promise", "FinalizationRegistry", "AsyncDisposableStack", "SharedArrayBuffer",
-        "Atomics", "WebAssembly")))
+    + "".join(
+        f"delete globalThis.{name};"
+        for name in (
+            "Promise",
+            "FinalizationRegistry",
+            "AsyncDisposableStack",
+            "SharedArrayBuffer",
+            "Atomics",
+            "WebAssembly",
+        )
+    )
+)
 
 # Template versions kept compiled per engine. A page shows a handful of banners; configs
 # change rarely. Compiled templates live inside the engine, under its memory limit.
@@ -85,8 +101,9 @@ _ERROR_LOCATION = re.compile(r"^[^:\n]*:\d+: ")
 # Where a JavaScript error happened in the compiled template function: its frame in V8's stack
 # ("eval at compileKlevuTemplate (...), <anonymous>:7:16"), or, for a syntax error, the line V8
 # puts first ("undefined:7: SyntaxError: ...").
-_JS_LINE = re.compile(r"compileKlevuTemplate \([^)]*\), <anonymous>:(\d+)|^undefined:(\d+): ",
-                      re.MULTILINE)
+_JS_LINE = re.compile(
+    r"compileKlevuTemplate \([^)]*\), <anonymous>:(\d+)|^undefined:(\d+): ", re.MULTILINE
+)
 # js/template.js: the template's text starts on line 6 of the function V8 compiles (the
 # `new Function` wrapper, its inner function, the var and with lines come first).
 _FIRST_TEMPLATE_LINE = 6
@@ -123,7 +140,7 @@ def template_line(template: str, error: BaseException) -> int | None:
         code = next(group for group in match.groups() if group is not None)
         generated += 1
         if generated <= wanted <= generated + code.count("\n"):
-            return line + wanted - generated   # "<%", "<%=", "<%-" hold no line break
+            return line + wanted - generated  # "<%", "<%=", "<%-" hold no line break
         generated += code.count("\n") + 1
         line += match.group(0).count("\n")
         index = match.end()
@@ -149,15 +166,24 @@ class _EngineSpent(_LimitReached):
 class _Engine:
     """One V8 isolate with the Klevu dialect loaded."""
 
-    def __init__(self, *, time_limit_ms: int, memory_limit_bytes: int, max_string_chars: int,
-                 translations_json: str, currencies_json: str, locale: str):
+    def __init__(
+        self,
+        *,
+        time_limit_ms: int,
+        memory_limit_bytes: int,
+        max_string_chars: int,
+        translations_json: str,
+        currencies_json: str,
+        locale: str,
+    ):
         racer = _new_racer()
         racer.set_hard_memory_limit(memory_limit_bytes)
         racer.eval(_REMOVE_DEFERRED_WORK)
         for source in _ENGINE_SOURCES:
             racer.eval(source)
         self._render_tools = _function(racer, "startKlevuEngine")(
-            translations_json, currencies_json, locale, max_string_chars)
+            translations_json, currencies_json, locale, max_string_chars
+        )
         self._timeout_s = time_limit_ms / 1000
         self._memory_limit_bytes = memory_limit_bytes
         self._compile = _function(racer, "compileKlevuTemplate")
@@ -176,8 +202,9 @@ class _Engine:
                     self._compiled.popitem(last=False)
             else:
                 self._compiled.move_to_end(key)
-            html = self._render(compiled, self._render_tools, payload, max_chars,
-                                timeout_sec=self._timeout_s)
+            html = self._render(
+                compiled, self._render_tools, payload, max_chars, timeout_sec=self._timeout_s
+            )
         except JSTimeoutException as exc:
             message = f"time limit reached: interrupted after {self._timeout_s * 1000:.0f} ms"
             if not self._settled():
@@ -274,11 +301,18 @@ class TemplateRenderer:
     ``config.currency_formats``.
     """
 
-    def __init__(self, *, time_limit_ms: int = 250, memory_limit_bytes: int = 32 << 20,
-                 max_template_bytes: int = 64 << 10, max_output_bytes: int = 256 << 10,
-                 locale: str = "en-US", translations: Mapping[str, str] | None = None,
-                 currencies: Mapping[str, Mapping[str, Any]] | None = None,
-                 sanitize: bool = True):
+    def __init__(
+        self,
+        *,
+        time_limit_ms: int = 250,
+        memory_limit_bytes: int = 32 << 20,
+        max_template_bytes: int = 64 << 10,
+        max_output_bytes: int = 256 << 10,
+        locale: str = "en-US",
+        translations: Mapping[str, str] | None = None,
+        currencies: Mapping[str, Mapping[str, Any]] | None = None,
+        sanitize: bool = True,
+    ):
         self.time_limit_ms = time_limit_ms
         self.sanitize = sanitize  # False only in tests (STOREFRONT_UNSAFE_NO_SANITIZE)
         self.memory_limit_bytes = memory_limit_bytes
@@ -286,8 +320,9 @@ class TemplateRenderer:
         self.max_output_bytes = max_output_bytes
         self.locale = locale
         self._translations_json = json.dumps(dict(translations or {}))
-        self._currencies_json = json.dumps({code: dict(fmt)
-                                            for code, fmt in (currencies or {}).items()})
+        self._currencies_json = json.dumps(
+            {code: dict(fmt) for code, fmt in (currencies or {}).items()}
+        )
         self._idle: list[_Engine] = []
         self._warming = False
         # Quarantine: limit failures per template version, and the versions no longer run.
@@ -301,8 +336,9 @@ class TemplateRenderer:
         fills half the memory limit, a two-byte one all of it (js/harden.js)."""
         return self.memory_limit_bytes // 2
 
-    def render(self, template: str, data: Mapping[str, Any], *, data_local: Any = None,
-               scope: Any = None) -> str:
+    def render(
+        self, template: str, data: Mapping[str, Any], *, data_local: Any = None, scope: Any = None
+    ) -> str:
         """Sanitized banner HTML wrapped in ``<div class="klevuWrap">``.
 
         The template is called as ``(data, dataLocal, helper, scope)``; ``data_local`` and
@@ -315,13 +351,19 @@ class TemplateRenderer:
             html = sanitize_banner_html(html)
         return f'<div class="klevuWrap">{html}</div>'
 
-    def render_raw(self, template: str, data: Mapping[str, Any], *, data_local: Any = None,
-                   scope: Any = None) -> str:
+    def render_raw(
+        self, template: str, data: Mapping[str, Any], *, data_local: Any = None, scope: Any = None
+    ) -> str:
         """What the template itself prints, before sanitizing: what Klevu's library would put
         in a browser's page, and what the Chromium parity test compares."""
-        payload = json.dumps({key: value for key, value in
-                              (("data", data), ("dataLocal", data_local), ("scope", scope))
-                              if value is not None}, allow_nan=False)
+        payload = json.dumps(
+            {
+                key: value
+                for key, value in (("data", data), ("dataLocal", data_local), ("scope", scope))
+                if value is not None
+            },
+            allow_nan=False,
+        )
         return self._run(template, payload)
 
     def _run(self, template: str, payload: str) -> str:
@@ -360,8 +402,12 @@ class TemplateRenderer:
                 return
             del self._limit_failures[key]
             self._quarantined.add(key)
-        log.warning("banner template %s quarantined after %d renders stopped by its limits; "
-                    "the shop's own banner shows instead", key.hex()[:12], failures)
+        log.warning(
+            "banner template %s quarantined after %d renders stopped by its limits; "
+            "the shop's own banner shows instead",
+            key.hex()[:12],
+            failures,
+        )
 
     def warm_up(self) -> None:
         """Starts an engine ahead of the first banner.
@@ -386,7 +432,7 @@ class TemplateRenderer:
     def _checkout(self) -> _Engine:
         with self._guard:
             if self._idle:
-                return self._idle.pop()   # the most recently used: its templates are compiled
+                return self._idle.pop()  # the most recently used: its templates are compiled
         return self._new_engine()
 
     def _checkin(self, engine: _Engine) -> None:
@@ -394,8 +440,11 @@ class TemplateRenderer:
             self._idle.append(engine)
 
     def _new_engine(self) -> _Engine:
-        return _Engine(time_limit_ms=self.time_limit_ms,
-                       memory_limit_bytes=self.memory_limit_bytes,
-                       max_string_chars=self.max_string_chars,
-                       translations_json=self._translations_json,
-                       currencies_json=self._currencies_json, locale=self.locale)
+        return _Engine(
+            time_limit_ms=self.time_limit_ms,
+            memory_limit_bytes=self.memory_limit_bytes,
+            max_string_chars=self.max_string_chars,
+            translations_json=self._translations_json,
+            currencies_json=self._currencies_json,
+            locale=self.locale,
+        )

@@ -11,6 +11,7 @@ It wraps the renderer's public ``render()`` only, so the engine behind it may ch
 ``Memo`` is the bounded, thread-safe memo behind it, also used for the answers' in-process copy
 (``answers.py``) and a banner's per-answer parts (``recs.py``).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -22,7 +23,7 @@ from typing import Any, Generic, Protocol, TypeVar
 
 from .render import RenderError
 
-ENTRIES = 256   # a shop has a few placements × segment combinations × page contexts
+ENTRIES = 256  # a shop has a few placements × segment combinations × page contexts
 
 
 class Renderer(Protocol):
@@ -81,5 +82,5 @@ class RenderOnce:
                 done = exc
             self._done.put(key, done)
         if isinstance(done, RenderError):
-            raise done.with_traceback(None)   # not one more traceback on each page
+            raise done.with_traceback(None)  # not one more traceback on each page
         return done

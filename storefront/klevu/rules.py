@@ -9,6 +9,7 @@ acts on the verdict.
 JSv2 does not compare the banner's ``pageType`` with the page it is on, and neither does this
 module: see queries.py and docs/differences-from-klevu-js.md.
 """
+
 from __future__ import annotations
 
 import enum
@@ -22,14 +23,14 @@ REQUIRED_METADATA = ("recsKey", "logic", "pageType")
 
 class Show(enum.Enum):
     NOTHING = "nothing"
-    STATIC_CONTENT = "static content"   # the template renders the config's staticContent
-    PRODUCTS = "products"               # search, then render the records
+    STATIC_CONTENT = "static content"  # the template renders the config's staticContent
+    PRODUCTS = "products"  # search, then render the records
 
 
 @dataclass(frozen=True)
 class Verdict:
     show: Show
-    reason: str = ""    # why nothing is shown, for the log
+    reason: str = ""  # why nothing is shown, for the log
 
 
 def banner_verdict(config: Mapping) -> Verdict:
@@ -39,8 +40,11 @@ def banner_verdict(config: Mapping) -> Verdict:
         return Verdict(Show.NOTHING, "config has no metadata")
     if metadata.get("enabled") is not True:
         return Verdict(Show.NOTHING, "metadata.enabled is not true")
-    missing = [name for name in REQUIRED_METADATA
-               if not isinstance(metadata.get(name), str) or not metadata.get(name)]
+    missing = [
+        name
+        for name in REQUIRED_METADATA
+        if not isinstance(metadata.get(name), str) or not metadata.get(name)
+    ]
     if missing:
         return Verdict(Show.NOTHING, f"metadata lacks {', '.join(missing)}")
     chosen = action(config)
@@ -58,8 +62,10 @@ def action(config: Mapping) -> str | None:
     """``metadata.action``, else ``search.recsAction`` (JSv2 honours both)."""
     metadata = config.get("metadata")
     search = config.get("search")
-    for value in (metadata.get("action") if isinstance(metadata, Mapping) else None,
-                  search.get("recsAction") if isinstance(search, Mapping) else None):
+    for value in (
+        metadata.get("action") if isinstance(metadata, Mapping) else None,
+        search.get("recsAction") if isinstance(search, Mapping) else None,
+    ):
         if isinstance(value, str) and value:
             return value
     return None

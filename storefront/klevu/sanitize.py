@@ -21,6 +21,7 @@ Decisions, with their reasons:
   the page) are dropped; ``@media``/``@supports``/``@container``/``@layer`` keep their rules,
   scoped; ``@keyframes`` are kept with cleaned declarations.
 """
+
 from __future__ import annotations
 
 from functools import lru_cache
@@ -70,35 +71,133 @@ def _is_safe_srcset(value: str) -> bool:
 
 # Functions that compute a value and load nothing. Anything else (url(), image-set() whose
 # strings are URLs, expression(), element(), ...) makes the declaration unsafe.
-_VALUE_FUNCTIONS = frozenset({
-    "rgb", "rgba", "hsl", "hsla", "hwb", "lab", "lch", "oklab", "oklch", "color-mix",
-    "calc", "min", "max", "clamp", "var", "counter", "counters",
-    "linear-gradient", "radial-gradient", "conic-gradient", "repeating-linear-gradient",
-    "repeating-radial-gradient", "repeating-conic-gradient",
-    "translate", "translatex", "translatey", "translate3d", "rotate", "scale", "scalex",
-    "scaley", "skew", "skewx", "skewy", "matrix", "perspective",
-    "cubic-bezier", "steps", "minmax", "repeat", "fit-content",
-    "rect", "inset", "circle", "ellipse", "polygon",
-    "blur", "brightness", "contrast", "drop-shadow", "grayscale", "hue-rotate", "invert",
-    "opacity", "saturate", "sepia",
-})
+_VALUE_FUNCTIONS = frozenset(
+    {
+        "rgb",
+        "rgba",
+        "hsl",
+        "hsla",
+        "hwb",
+        "lab",
+        "lch",
+        "oklab",
+        "oklch",
+        "color-mix",
+        "calc",
+        "min",
+        "max",
+        "clamp",
+        "var",
+        "counter",
+        "counters",
+        "linear-gradient",
+        "radial-gradient",
+        "conic-gradient",
+        "repeating-linear-gradient",
+        "repeating-radial-gradient",
+        "repeating-conic-gradient",
+        "translate",
+        "translatex",
+        "translatey",
+        "translate3d",
+        "rotate",
+        "scale",
+        "scalex",
+        "scaley",
+        "skew",
+        "skewx",
+        "skewy",
+        "matrix",
+        "perspective",
+        "cubic-bezier",
+        "steps",
+        "minmax",
+        "repeat",
+        "fit-content",
+        "rect",
+        "inset",
+        "circle",
+        "ellipse",
+        "polygon",
+        "blur",
+        "brightness",
+        "contrast",
+        "drop-shadow",
+        "grayscale",
+        "hue-rotate",
+        "invert",
+        "opacity",
+        "saturate",
+        "sepia",
+    }
+)
 
 # Properties an inline style attribute may set: how the banner looks, never where it sits on
 # the page (no position, z-index, offsets) and never what it loads.
-_INLINE_PROPERTIES = frozenset({
-    "color", "background", "background-color", "opacity", "visibility",
-    "border", "border-color", "border-style", "border-width", "border-radius",
-    "border-top", "border-right", "border-bottom", "border-left",
-    "margin", "margin-top", "margin-right", "margin-bottom", "margin-left",
-    "padding", "padding-top", "padding-right", "padding-bottom", "padding-left",
-    "width", "height", "min-width", "max-width", "min-height", "max-height",
-    "box-sizing", "aspect-ratio", "overflow", "object-fit", "object-position",
-    "display", "gap", "flex", "flex-direction", "flex-wrap", "flex-basis", "flex-grow",
-    "flex-shrink", "align-items", "align-self", "justify-content", "order",
-    "font", "font-family", "font-size", "font-style", "font-weight", "line-height",
-    "letter-spacing", "text-align", "text-decoration", "text-transform", "vertical-align",
-    "white-space", "list-style-type",
-})
+_INLINE_PROPERTIES = frozenset(
+    {
+        "color",
+        "background",
+        "background-color",
+        "opacity",
+        "visibility",
+        "border",
+        "border-color",
+        "border-style",
+        "border-width",
+        "border-radius",
+        "border-top",
+        "border-right",
+        "border-bottom",
+        "border-left",
+        "margin",
+        "margin-top",
+        "margin-right",
+        "margin-bottom",
+        "margin-left",
+        "padding",
+        "padding-top",
+        "padding-right",
+        "padding-bottom",
+        "padding-left",
+        "width",
+        "height",
+        "min-width",
+        "max-width",
+        "min-height",
+        "max-height",
+        "box-sizing",
+        "aspect-ratio",
+        "overflow",
+        "object-fit",
+        "object-position",
+        "display",
+        "gap",
+        "flex",
+        "flex-direction",
+        "flex-wrap",
+        "flex-basis",
+        "flex-grow",
+        "flex-shrink",
+        "align-items",
+        "align-self",
+        "justify-content",
+        "order",
+        "font",
+        "font-family",
+        "font-size",
+        "font-style",
+        "font-weight",
+        "line-height",
+        "letter-spacing",
+        "text-align",
+        "text-decoration",
+        "text-transform",
+        "vertical-align",
+        "white-space",
+        "list-style-type",
+    }
+)
 
 _SCRIPTING_PROPERTIES = ("behavior", "binding")  # IE's behavior, Firefox's -moz-binding
 
@@ -111,12 +210,16 @@ def _is_safe_value(tokens: list, *, relative_urls: bool) -> bool:
         elif isinstance(token, ast.FunctionBlock):
             if token.lower_name == "url":
                 strings = [t for t in token.arguments if not isinstance(t, ast.WhitespaceToken)]
-                if not (relative_urls and len(strings) == 1
-                        and isinstance(strings[0], ast.StringToken)
-                        and _is_relative(strings[0].value)):
+                if not (
+                    relative_urls
+                    and len(strings) == 1
+                    and isinstance(strings[0], ast.StringToken)
+                    and _is_relative(strings[0].value)
+                ):
                     return False
-            elif (token.lower_name not in _VALUE_FUNCTIONS
-                  or not _is_safe_value(token.arguments, relative_urls=relative_urls)):
+            elif token.lower_name not in _VALUE_FUNCTIONS or not _is_safe_value(
+                token.arguments, relative_urls=relative_urls
+            ):
                 return False
         elif isinstance(token, (ast.ParenthesesBlock, ast.SquareBracketsBlock)):
             if not _is_safe_value(token.content, relative_urls=relative_urls):
@@ -133,8 +236,7 @@ def _is_fixed_position(declaration: ast.Declaration) -> bool:
 
 def _clean_declarations(source, *, inline: bool) -> list[str]:
     kept = []
-    for item in tinycss2.parse_blocks_contents(source, skip_comments=True,
-                                               skip_whitespace=True):
+    for item in tinycss2.parse_blocks_contents(source, skip_comments=True, skip_whitespace=True):
         if not isinstance(item, ast.Declaration):
             continue  # parse errors, nested rules: dropped
         name = item.lower_name
@@ -188,8 +290,11 @@ def _scoped_rules(rules: list, scope: str) -> list[str]:
     out = []
     for rule in rules:
         if isinstance(rule, ast.QualifiedRule):
-            selectors = [s for s in (_scoped_selector(sel, scope)
-                                     for sel in _split_selectors(rule.prelude)) if s]
+            selectors = [
+                s
+                for s in (_scoped_selector(sel, scope) for sel in _split_selectors(rule.prelude))
+                if s
+            ]
             declarations = _clean_declarations(rule.content, inline=False)
             if selectors and declarations:
                 out.append(f"{', '.join(selectors)} {{ {'; '.join(declarations)} }}")
@@ -226,8 +331,9 @@ def _checked_scope(scope: str) -> str:
     """The scope must be one selector: a comma, block or semicolon would let rules escape it."""
     tokens = tinycss2.parse_component_value_list(scope, skip_comments=True)
     for token in tokens:
-        if (isinstance(token, (ast.CurlyBracketsBlock, ast.AtKeywordToken, ast.ParseError))
-                or (isinstance(token, ast.LiteralToken) and token.value in (",", ";"))):
+        if isinstance(token, (ast.CurlyBracketsBlock, ast.AtKeywordToken, ast.ParseError)) or (
+            isinstance(token, ast.LiteralToken) and token.value in (",", ";")
+        ):
             raise ValueError(f"not a single CSS selector: {scope!r}")
     scope = tinycss2.serialize(tokens).strip()
     if not scope:
@@ -254,10 +360,45 @@ def scope_css(css: str, scope: str) -> str:
 # --- HTML -----------------------------------------------------------------------------------
 
 _TAGS = {
-    "div", "span", "p", "section", "article", "header", "footer", "nav", "figure",
-    "figcaption", "h1", "h2", "h3", "h4", "h5", "h6", "ul", "ol", "li", "a", "img",
-    "picture", "source", "strong", "em", "b", "i", "u", "s", "del", "ins", "small", "mark",
-    "sup", "sub", "br", "hr", "time", "abbr",
+    "div",
+    "span",
+    "p",
+    "section",
+    "article",
+    "header",
+    "footer",
+    "nav",
+    "figure",
+    "figcaption",
+    "h1",
+    "h2",
+    "h3",
+    "h4",
+    "h5",
+    "h6",
+    "ul",
+    "ol",
+    "li",
+    "a",
+    "img",
+    "picture",
+    "source",
+    "strong",
+    "em",
+    "b",
+    "i",
+    "u",
+    "s",
+    "del",
+    "ins",
+    "small",
+    "mark",
+    "sup",
+    "sub",
+    "br",
+    "hr",
+    "time",
+    "abbr",
 }
 # Removed with everything inside them, rather than unwrapped to their text.
 _CONTENT_DROPPED = {"script", "style", "template", "iframe", "object", "noscript"}

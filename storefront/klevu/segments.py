@@ -46,6 +46,7 @@ whose segments ran out re-posts its id with the connector info, again one call.
 The ``cid`` is Klaviyo's, so ``klevu:visitor`` keys exist only for visitors whose consent lets
 the shop use Klaviyo's cookie.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -68,16 +69,16 @@ from .visitor import Visitor
 
 log = logging.getLogger(__name__)
 
-_UNREAD = object()   # a cache value not read yet (None is a value: not in the cache)
+_UNREAD = object()  # a cache value not read yet (None is a value: not in the cache)
 
 SESSION_COOKIE = "klevu_session"
 SESSION_COOKIE_MAX_AGE = 30 * 24 * 3600
 SESSION_ID_RE = re.compile(r"^[A-Za-z0-9_\-.:]{8,128}$")
-STALE_LIMIT = 15 * 60          # serve last known segments this long past their ttl
+STALE_LIMIT = 15 * 60  # serve last known segments this long past their ttl
 # Re-post a session id at this fraction of its ttl: Klevu forgets an id when its ttl ends,
 # and re-posting a forgotten id gets a new one, so waiting for the end would break continuity.
 SESSION_REFRESH_AT = 0.9
-DEFAULT_DEADLINE = 0.8         # seconds, when the caller gives no page budget
+DEFAULT_DEADLINE = 0.8  # seconds, when the caller gives no page budget
 # Longer than one call can take (the client's (1 s connect, 2 s read) timeouts). A claim older
 # than this is abandoned: its worker died, perhaps between Redis's SETNX and EXPIRE (cachelib's
 # RedisCache.add sends two commands), which would leave a claim that never expires.
@@ -91,10 +92,11 @@ MAX_WORKERS = 8
 @dataclass(frozen=True)
 class Resolution:
     """What the rest of the page needs from step 1."""
+
     session_id: str | None
     segments: tuple[str, ...]
     seconds_left: int
-    source: str   # "cache" | "klevu" | "stale" | "none"
+    source: str  # "cache" | "klevu" | "stale" | "none"
 
 
 ANONYMOUS = Resolution(None, (), 0, "none")
@@ -110,17 +112,24 @@ def _number(value: object) -> bool:
 
 def _session_entry(value: object) -> dict | None:
     """A ``klevu:session``/``klevu:visitor`` value, or None for a missing or foreign one."""
-    if isinstance(value, dict) and isinstance(value.get("id"), str) and _number(
-            value.get("expires")):
+    if (
+        isinstance(value, dict)
+        and isinstance(value.get("id"), str)
+        and _number(value.get("expires"))
+    ):
         return value
     return None
 
 
 def _segments_entry(value: object, xhash: str) -> dict | None:
     """A ``klevu:segments`` value for this exchange id; another person's is not ours to use."""
-    if (isinstance(value, dict) and value.get("x") == xhash
-            and isinstance(value.get("session"), str) and isinstance(value.get("segments"), list)
-            and _number(value.get("expires"))):
+    if (
+        isinstance(value, dict)
+        and value.get("x") == xhash
+        and isinstance(value.get("session"), str)
+        and isinstance(value.get("segments"), list)
+        and _number(value.get("expires"))
+    ):
         return value
     return None
 
@@ -135,8 +144,15 @@ class SegmentResolver:
     real wait in this process, so it runs on ``time.monotonic``.
     """
 
-    def __init__(self, client: KlevuClient, store, *, clock: Callable[[], float] = time.time,
-                 deadline: float = DEFAULT_DEADLINE, stale_limit: int = STALE_LIMIT):
+    def __init__(
+        self,
+        client: KlevuClient,
+        store,
+        *,
+        clock: Callable[[], float] = time.time,
+        deadline: float = DEFAULT_DEADLINE,
+        stale_limit: int = STALE_LIMIT,
+    ):
         self.client = client
         self.store = store
         self.clock = clock
@@ -146,14 +162,25 @@ class SegmentResolver:
         self._slots = threading.BoundedSemaphore(MAX_WORKERS)
 
     # -- public ------------------------------------------------------------------------------
-    def resolve(self, session_id: str | None, exchange_id: str | None,
-                browser_id: str | None = None, *, due: float | None = None) -> Resolution:
+    def resolve(
+        self,
+        session_id: str | None,
+        exchange_id: str | None,
+        browser_id: str | None = None,
+        *,
+        due: float | None = None,
+    ) -> Resolution:
         """``session_id`` from the visitor's cookie; ``exchange_id`` only with consent;
         ``browser_id`` (Klaviyo's ``cid``) lets a cookie-less first visit share one session;
         ``due`` (``time.monotonic``) is when the page stops waiting."""
         due = time.monotonic() + self.deadline if due is None else due
-        lookup = (f"klevu:session:{session_id}" if session_id
-                  else f"klevu:visitor:{_digest(browser_id)}" if browser_id else None)
+        lookup = (
+            f"klevu:session:{session_id}"
+            if session_id
+            else f"klevu:visitor:{_digest(browser_id)}"
+            if browser_id
+            else None
+        )
         if exchange_id:
             # A returning visitor's cookie names the session its segments are stored under:
             # both in one round trip to the cache.
@@ -161,8 +188,13 @@ class SegmentResolver:
             found = self.store.get_many(*filter(None, (lookup, guess))) if lookup else []
             entry = _session_entry(found[0]) if found else None
             if entry and entry["expires"] > self.clock():
-                return self._segments(lookup, entry["id"], exchange_id, due,
-                                      found[1] if entry["id"] == session_id else _UNREAD)
+                return self._segments(
+                    lookup,
+                    entry["id"],
+                    exchange_id,
+                    due,
+                    found[1] if entry["id"] == session_id else _UNREAD,
+                )
             # No live session yet: one call opens (or refreshes) it with the connector info
             # and answers the segments too (klevu-wire-format.md §1).
             return self._opened(lookup, entry["id"] if entry else session_id, exchange_id, due)
@@ -177,8 +209,14 @@ class SegmentResolver:
     def forget(self, session_id: str | None, browser_id: str | None = None) -> None:
         """Drop the segments of every session this visitor can be traced to, and the
         ``cid`` → session link: what we hold about them goes with "forget me"."""
-        keys = [k for k in (f"klevu:session:{session_id}" if session_id else None,
-                            f"klevu:visitor:{_digest(browser_id)}" if browser_id else None) if k]
+        keys = [
+            k
+            for k in (
+                f"klevu:session:{session_id}" if session_id else None,
+                f"klevu:visitor:{_digest(browser_id)}" if browser_id else None,
+            )
+            if k
+        ]
         ids = {session_id} if session_id else set()
         for key in keys:
             entry = _session_entry(self.store.get(key))
@@ -208,8 +246,13 @@ class SegmentResolver:
         fetched, _ = self._single_flight(lookup, call, settled, due)
         return fetched or known  # Klevu failed or was late: keep the id we had, if any
 
-    def _keep_session(self, session_id: str, ttl: int, *aliases: str | None,
-                      refresh_at: float = SESSION_REFRESH_AT) -> None:
+    def _keep_session(
+        self,
+        session_id: str,
+        ttl: int,
+        *aliases: str | None,
+        refresh_at: float = SESSION_REFRESH_AT,
+    ) -> None:
         """Store ``session_id`` under its own key and under each key that should lead to it."""
         ttl = max(1, ttl)
         entry = {"id": session_id, "expires": self.clock() + ttl * refresh_at}
@@ -217,8 +260,9 @@ class SegmentResolver:
             self.store.set(key, entry, timeout=ttl + self.stale_limit)
 
     # -- segments ---------------------------------------------------------------------------
-    def _opened(self, lookup: str | None, known: str | None, exchange_id: str,
-                due: float) -> Resolution:
+    def _opened(
+        self, lookup: str | None, known: str | None, exchange_id: str, due: float
+    ) -> Resolution:
         """Session and segments from one visitor-service call."""
         xhash = _digest(exchange_id)
 
@@ -227,10 +271,18 @@ class SegmentResolver:
             fresh = self._segments_value(answer, xhash)
             # The answer's ttl is the segments'; the session lives at least as long, and is
             # re-posted together with the connector info (one call) when the segments run out.
-            self._keep_session(answer.session_id, answer.ttl, lookup,
-                               f"klevu:session:{known}" if known else None, refresh_at=1.0)
-            self.store.set(f"klevu:segments:{answer.session_id}", fresh,
-                           timeout=max(1, answer.ttl + self.stale_limit))
+            self._keep_session(
+                answer.session_id,
+                answer.ttl,
+                lookup,
+                f"klevu:session:{known}" if known else None,
+                refresh_at=1.0,
+            )
+            self.store.set(
+                f"klevu:segments:{answer.session_id}",
+                fresh,
+                timeout=max(1, answer.ttl + self.stale_limit),
+            )
             return fresh
 
         def settled() -> dict | None:
@@ -244,18 +296,27 @@ class SegmentResolver:
         fetched, source = self._single_flight(name, call, settled, due)
         if fetched is not None:
             return self._resolution(fetched, source)
-        stale = _segments_entry(self.store.get(f"klevu:segments:{known}"), xhash) \
-            if known else None
+        stale = _segments_entry(self.store.get(f"klevu:segments:{known}"), xhash) if known else None
         if stale and stale["expires"] + self.stale_limit > self.clock():
             return self._resolution(stale, "stale")
         return Resolution(known, (), 0, "none")
 
     def _segments_value(self, answer: SessionAnswer, xhash: str) -> dict:
-        return {"session": answer.session_id, "x": xhash, "segments": list(answer.segments),
-                "expires": self.clock() + answer.ttl}
+        return {
+            "session": answer.session_id,
+            "x": xhash,
+            "segments": list(answer.segments),
+            "expires": self.clock() + answer.ttl,
+        }
 
-    def _segments(self, lookup: str | None, session_id: str, exchange_id: str,
-                  due: float, cached: object = _UNREAD) -> Resolution:
+    def _segments(
+        self,
+        lookup: str | None,
+        session_id: str,
+        exchange_id: str,
+        due: float,
+        cached: object = _UNREAD,
+    ) -> Resolution:
         """``cached``: the value of the session's segments key, when the caller read it."""
         key = f"klevu:segments:{session_id}"
         xhash = _digest(exchange_id)
@@ -270,8 +331,9 @@ class SegmentResolver:
             if answer.session_id != session_id:
                 # Klevu had let the session expire and opened another. Its own ttl is not in
                 # this answer: trust it for the segments' ttl, then refresh and learn it.
-                self._keep_session(answer.session_id, answer.ttl, f"klevu:session:{session_id}",
-                                   lookup)
+                self._keep_session(
+                    answer.session_id, answer.ttl, f"klevu:session:{session_id}", lookup
+                )
                 self.store.set(f"klevu:segments:{answer.session_id}", fresh, timeout=timeout)
             # Under the old id too, so requests waiting on this key see the answer (and new id).
             self.store.set(key, fresh, timeout=timeout)
@@ -314,7 +376,7 @@ class SegmentResolver:
                 return self._lead(call, claim, due)
             while True:
                 claimed_at = self.store.get(claim)  # read before settled(): the call stores,
-                seen = settled()                    # then releases its claim
+                seen = settled()  # then releases its claim
                 if seen is not None:
                     return seen, "cache"
                 if claimed_at is None:
@@ -330,8 +392,9 @@ class SegmentResolver:
 
     def _lead(self, call, claim: str | None, due: float):
         if not self._slots.acquire(blocking=False):
-            log.warning("visitor service: %d calls already in progress, not adding another",
-                        MAX_WORKERS)
+            log.warning(
+                "visitor service: %d calls already in progress, not adding another", MAX_WORKERS
+            )
             if claim:
                 self.store.delete(claim)
             return None, "none"
@@ -339,8 +402,9 @@ class SegmentResolver:
         try:
             value = future.result(timeout=max(0.0, due - time.monotonic()))
         except FutureTimeout:
-            log.warning("visitor service missed the page deadline; its answer is kept for "
-                        "the next page")
+            log.warning(
+                "visitor service missed the page deadline; its answer is kept for the next page"
+            )
             return None, "none"
         return (value, "klevu") if value is not None else (None, "none")
 
@@ -372,8 +436,8 @@ def init_app(app) -> None:
     with app.app_context():
         store = cache.cache  # the backend itself, usable from the pool's threads
     app.extensions["segment_resolver"] = SegmentResolver(
-        app.extensions["klevu_client"], store,
-        deadline=app.config["KLEVU_PAGE_BUDGET_MS"] / 1000)
+        app.extensions["klevu_client"], store, deadline=app.config["KLEVU_PAGE_BUDGET_MS"] / 1000
+    )
 
 
 def session_cookie() -> str | None:
@@ -394,8 +458,9 @@ def current_segments(visitor: Visitor) -> Resolution:
         earlier = g.get("segments")  # same browser, same session: keep the id it already has
         session_id = session_cookie() or (earlier.session_id if earlier else None)
         try:
-            g.segments = _resolver().resolve(session_id, visitor.exchange_id,
-                                             browser_id=visitor.browser_id, due=page_due())
+            g.segments = _resolver().resolve(
+                session_id, visitor.exchange_id, browser_id=visitor.browser_id, due=page_due()
+            )
         except Exception:
             log.exception("segments unavailable: this page is shown to an anonymous visitor")
             g.segments = Resolution(session_id, (), 0, "none")
@@ -427,8 +492,14 @@ def keep_session_cookie(response):
     """Continuity: the visitor keeps the Klevu session id across pages (and new ones stick)."""
     resolved = g.get("segments")
     if resolved and resolved.session_id and resolved.session_id != session_cookie():
-        response.set_cookie(SESSION_COOKIE, resolved.session_id, max_age=SESSION_COOKIE_MAX_AGE,
-                            httponly=True, samesite="Lax", secure=request.is_secure)
+        response.set_cookie(
+            SESSION_COOKIE,
+            resolved.session_id,
+            max_age=SESSION_COOKIE_MAX_AGE,
+            httponly=True,
+            samesite="Lax",
+            secure=request.is_secure,
+        )
     return response
 
 
@@ -436,7 +507,11 @@ def keep_session_cookie(response):
 def current():
     """For the beacon and for demos: what step 1 resolved for this visitor, and from where."""
     resolved = current_segments(klevu.visitor())
-    response = jsonify(segments=list(resolved.segments), seconds_left=resolved.seconds_left,
-                       source=resolved.source, session=bool(resolved.session_id))
+    response = jsonify(
+        segments=list(resolved.segments),
+        seconds_left=resolved.seconds_left,
+        source=resolved.source,
+        session=bool(resolved.session_id),
+    )
     response.cache_control.no_store = True
     return response

@@ -7,6 +7,7 @@ template runs, gives a product banner ``data.query.klevuRECSItemList`` and ``dat
 ``data``. ``dataLocal`` and ``scope`` are left to the renderer's defaults (``data`` itself and
 the engine's scope object), as JSv2 leaves them.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -17,12 +18,16 @@ from .queries import RECS_QUERY_ID, RecsMetadata
 def metadata_with_defaults(metadata: Mapping) -> dict:
     """The metadata with §2's defaults written in, for counts missing or nonsensical."""
     limits = RecsMetadata.from_config(metadata)
-    return {**metadata, "maxProducts": limits.max_products,
-            "productThreshold": limits.product_threshold}
+    return {
+        **metadata,
+        "maxProducts": limits.max_products,
+        "productThreshold": limits.product_threshold,
+    }
 
 
-def product_banner_data(config: Mapping, records: list[dict], meta: Mapping,
-                        search_body: Mapping) -> dict:
+def product_banner_data(
+    config: Mapping, records: list[dict], meta: Mapping, search_body: Mapping
+) -> dict:
     """``data`` for a banner of products: the records, their meta and the search settings."""
     return {
         "query": {RECS_QUERY_ID: {"result": records, "meta": dict(meta)}},
@@ -39,7 +44,8 @@ def static_banner_data(config: Mapping) -> dict:
 def search_settings(search_body: Mapping) -> dict:
     """The settings of the recommendations query that was searched (its "search context")."""
     queries = search_body.get("recordQueries") or []
-    query = next((q for q in queries if isinstance(q, Mapping) and q.get("id") == RECS_QUERY_ID),
-                 {})
+    query = next(
+        (q for q in queries if isinstance(q, Mapping) and q.get("id") == RECS_QUERY_ID), {}
+    )
     settings = query.get("settings")
     return dict(settings) if isinstance(settings, Mapping) else {}

@@ -31,6 +31,7 @@ from anything a client may choose freely (a click's item id must be one of the b
     client mint unlimited click events from a single token. JSv2 behaves the same way: it
     merges repeated clicks of a banner into unique items before sending.
 """
+
 from __future__ import annotations
 
 import base64
@@ -66,8 +67,15 @@ def issue_token(secret_key: str | bytes, page_view_id: str, banner: BannerView) 
     tail = (json.dumps(page_view_id, separators=(",", ":")) + "]").encode()
     # A final stored deflate block (BFINAL=1, BTYPE=00: the stream is byte-aligned after the
     # sync flush), then the zlib checksum of everything.
-    stream = b"".join((head, b"\x01", struct.pack("<HH", len(tail), len(tail) ^ 0xFFFF), tail,
-                       struct.pack(">I", zlib.adler32(tail, checksum))))
+    stream = b"".join(
+        (
+            head,
+            b"\x01",
+            struct.pack("<HH", len(tail), len(tail) ^ 0xFFFF),
+            tail,
+            struct.pack(">I", zlib.adler32(tail, checksum)),
+        )
+    )
     payload = "." + base64.urlsafe_b64encode(stream).decode().rstrip("=")
     return _signer(secret_key).sign(payload).decode()
 
@@ -78,22 +86,21 @@ def _compressed_view(banner: BannerView) -> tuple[bytes, int]:
     deflate data), and the running checksum of that JSON: the same for every page view."""
     # The same list ``astuple`` would give, without its deep copies.
     items = [[getattr(item, name) for name in _ITEM_NAMES] for item in banner.items]
-    encoded = json.dumps([*(getattr(banner, name) for name in _BANNER_NAMES), items],
-                         separators=(",", ":"))
-    head = (encoded[:-1] + ",").encode()   # the list stays open for the page view id
+    encoded = json.dumps(
+        [*(getattr(banner, name) for name in _BANNER_NAMES), items], separators=(",", ":")
+    )
+    head = (encoded[:-1] + ",").encode()  # the list stays open for the page view id
     deflate = zlib.compressobj()
     return deflate.compress(head) + deflate.flush(zlib.Z_SYNC_FLUSH), zlib.adler32(head)
 
 
-def read_token(secret_key: str | bytes, token: str,
-               max_age_s: int) -> tuple[str, BannerView]:
+def read_token(secret_key: str | bytes, token: str, max_age_s: int) -> tuple[str, BannerView]:
     """``(page_view_id, banner)`` from a token; ``BadToken`` for anything else.
 
     The signature is checked before the payload is decompressed or parsed, so unsigned input
     never reaches zlib or json. Tokens older than ``max_age_s`` seconds are refused.
     """
-    if not isinstance(token, str) or len(token) > MAX_TOKEN_CHARS \
-            or not _TOKEN_RE.fullmatch(token):
+    if not isinstance(token, str) or len(token) > MAX_TOKEN_CHARS or not _TOKEN_RE.fullmatch(token):
         raise BadToken("not a banner token")
     try:
         data = _serializer(secret_key).loads(token, max_age=max_age_s)
@@ -115,8 +122,9 @@ def click_id(page_view_id: str, recs_key: str, item_id: str) -> str:
 def _serializer(secret_key: str | bytes) -> URLSafeTimedSerializer:
     if not secret_key:
         raise ValueError("banner tokens need the app's SECRET_KEY")
-    return URLSafeTimedSerializer(secret_key, salt=SALT,
-                                  signer_kwargs={"digest_method": hashlib.sha256})
+    return URLSafeTimedSerializer(
+        secret_key, salt=SALT, signer_kwargs={"digest_method": hashlib.sha256}
+    )
 
 
 @functools.lru_cache(maxsize=4)
@@ -131,17 +139,26 @@ def _signer(secret_key: str | bytes) -> TimestampSigner:
 def _decode(data: object) -> tuple[str, BannerView]:
     """A signed payload is ours, but check its shape anyway: a layout change without a salt
     bump must read as a bad token, not as a crash in an event route."""
-    if not (isinstance(data, list) and len(data) == 2 + _BANNER_FIELDS
-            and all(isinstance(v, str) for v in data[:-2]) and isinstance(data[-2], list)
-            and isinstance(data[-1], str)
-            and all(isinstance(item, list) and len(item) == _ITEM_FIELDS
-                    and all(isinstance(v, str) for v in item) for item in data[-2])):
+    if not (
+        isinstance(data, list)
+        and len(data) == 2 + _BANNER_FIELDS
+        and all(isinstance(v, str) for v in data[:-2])
+        and isinstance(data[-2], list)
+        and isinstance(data[-1], str)
+        and all(
+            isinstance(item, list)
+            and len(item) == _ITEM_FIELDS
+            and all(isinstance(v, str) for v in item)
+            for item in data[-2]
+        )
+    ):
         raise BadToken("token payload has an unexpected layout")
     *banner, items, page_view_id = data
     names = [f.name for f in fields(BannerView)][:_BANNER_FIELDS]  # all but items, in order
     try:
-        return page_view_id, BannerView(**dict(zip(names, banner, strict=True)),
-                                        items=tuple(BannerItem(*i) for i in items))
+        return page_view_id, BannerView(
+            **dict(zip(names, banner, strict=True)), items=tuple(BannerItem(*i) for i in items)
+        )
     except ValueError as exc:
         raise BadToken(str(exc)) from exc
 

@@ -8,6 +8,7 @@ work only has to say what it saw, in one line, at the point where it saw it:
 Banners are fetched on a thread pool; ``carry`` runs a function in a copy of the request's
 context, so notes made there land in the same trace, tagged with the banner they belong to.
 """
+
 from __future__ import annotations
 
 import threading
@@ -28,7 +29,7 @@ _scope: ContextVar[dict[str, Any] | None] = ContextVar("storefront_trace_scope",
 @dataclass(frozen=True)
 class Note:
     step: str
-    at_ms: float          # since the request began
+    at_ms: float  # since the request began
     facts: dict[str, Any]
 
 
@@ -45,8 +46,11 @@ class Trace:
 
     def find(self, step: str, **match: Any) -> list[Note]:
         with self._lock:
-            return [n for n in self.notes if n.step == step
-                    and all(n.facts.get(k) == v for k, v in match.items())]
+            return [
+                n
+                for n in self.notes
+                if n.step == step and all(n.facts.get(k) == v for k, v in match.items())
+            ]
 
 
 def begin() -> Trace:
@@ -74,6 +78,7 @@ def carry(fn: Callable[..., T], **scope: Any) -> Callable[..., T]:
     def scoped(*args: Any, **kwargs: Any) -> T:
         _scope.set({**(_scope.get() or {}), **scope})
         return fn(*args, **kwargs)
+
     return lambda *args, **kwargs: context.run(scoped, *args, **kwargs)
 
 

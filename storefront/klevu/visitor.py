@@ -4,6 +4,7 @@ The Klevu package reads no Klaviyo cookie and knows nothing of consent: the shop
 the visitor is and passes this value in. ``exchange_id`` is set only when consent allows its
 use; ``browser_id`` (Klaviyo's ``cid``, which keys a cache entry) follows the same rule.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

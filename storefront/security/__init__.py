@@ -11,6 +11,7 @@
 Templates use ``csp_nonce()`` on every ``<script>`` and ``<style>`` element and
 ``csrf_field()`` in every form that posts (docs/operations.md, "Security").
 """
+
 from __future__ import annotations
 
 from flask import Flask
@@ -24,8 +25,9 @@ def init_app(app: Flask) -> None:
     if hops:
         # Only then is X-Forwarded-Proto believed (request.is_secure: HSTS, Secure cookies,
         # the expected Origin); without a proxy, any client could claim HTTPS with it.
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops,  # type: ignore[method-assign]
-                                x_port=hops)
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops
+        )
     headers.init_app(app)
     cookies.init_app(app)
     same_origin.init_app(app)

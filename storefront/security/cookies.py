@@ -7,6 +7,7 @@ to the response's cookies after the views, and to Flask's session cookie, which 
 after every ``after_request`` function has run. The answer to a refused cross-site request
 sets no cookie at all (``same_origin.refused``).
 """
+
 from __future__ import annotations
 
 from flask import Flask, Response, has_request_context
@@ -22,8 +23,9 @@ def add_secure(response: Response) -> None:
         return
     del response.headers["Set-Cookie"]
     for cookie in cookies:
-        response.headers.add("Set-Cookie", cookie if "; secure" in cookie.lower()
-                             else f"{cookie}; Secure")
+        response.headers.add(
+            "Set-Cookie", cookie if "; secure" in cookie.lower() else f"{cookie}; Secure"
+        )
 
 
 class SessionInterface(SecureCookieSessionInterface):

@@ -12,6 +12,7 @@ every ``<script>`` and ``<style>`` element carries ``nonce="{{ csp_nonce() }}"``
 ``style`` attributes are not allowed by this policy (``style-src`` has no 'unsafe-inline'):
 those of banner markup move into the banner's stylesheet (``klevu/inline_styles.py``).
 """
+
 from __future__ import annotations
 
 import secrets
@@ -20,14 +21,27 @@ from urllib.parse import urlsplit
 from flask import Flask, Response, current_app, g, request
 
 # Features a shop page never uses; a banner or an injected frame cannot ask for them either.
-PERMISSIONS_POLICY = ", ".join(f"{feature}=()" for feature in (
-    "accelerometer", "camera", "display-capture", "geolocation", "gyroscope", "magnetometer",
-    "microphone", "midi", "payment", "usb"))
+PERMISSIONS_POLICY = ", ".join(
+    f"{feature}=()"
+    for feature in (
+        "accelerometer",
+        "camera",
+        "display-capture",
+        "geolocation",
+        "gyroscope",
+        "magnetometer",
+        "microphone",
+        "midi",
+        "payment",
+        "usb",
+    )
+)
 HSTS = "max-age=31536000; includeSubDomains"
 
 
-def content_security_policy(nonce: str | None, *, image_hosts: tuple[str, ...] = (),
-                            script_hosts: tuple[str, ...] = ()) -> str:
+def content_security_policy(
+    nonce: str | None, *, image_hosts: tuple[str, ...] = (), script_hosts: tuple[str, ...] = ()
+) -> str:
     """The policy for one response; ``nonce`` None when the response has no inline element."""
     nonce_source = (f"'nonce-{nonce}'",) if nonce else ()
     directives = {
@@ -71,11 +85,12 @@ def set_security_headers(response: Response) -> Response:
     config = current_app.config
     script_hosts = tuple(sorted(g.get("csp_script_hosts", ())))
     response.headers["Content-Security-Policy"] = content_security_policy(
-        g.get("csp_nonce"), image_hosts=config["KLEVU_IMAGE_HOSTS"], script_hosts=script_hosts)
+        g.get("csp_nonce"), image_hosts=config["KLEVU_IMAGE_HOSTS"], script_hosts=script_hosts
+    )
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Referrer-Policy"] = "strict-origin-when-cross-origin"
     response.headers["Permissions-Policy"] = PERMISSIONS_POLICY
-    response.headers["X-Frame-Options"] = "DENY"          # frame-ancestors for old browsers
+    response.headers["X-Frame-Options"] = "DENY"  # frame-ancestors for old browsers
     response.headers["Cross-Origin-Opener-Policy"] = "same-origin"
     if is_https():
         response.headers["Strict-Transport-Security"] = HSTS

@@ -8,6 +8,7 @@ site: a forum or a marketing page on a subdomain must not be able to fill a cart
 ``Origin: null`` comes from a sandboxed frame or a cross-site redirect: also another site.
 When neither header is there, the caller decides (the shop asks for its form token).
 """
+
 from __future__ import annotations
 
 from typing import Literal

@@ -14,6 +14,7 @@ view, so an unlabelled post can at most repeat what the page already sent); ``@e
 the check (an endpoint other sites are meant to call). A refusal is a 403 through the app's
 error handler: the shop's error page for a form, JSON under ``/klevu/``.
 """
+
 from __future__ import annotations
 
 import hmac
@@ -35,8 +36,10 @@ _RULE = "_same_origin_rule"
 Rule = Literal["token", "headers", "exempt"]
 View = TypeVar("View", bound=Callable)
 
-REFUSED = ("This form was sent from another site, or from a page too old to trust, so nothing "
-           "was changed. Go back to the shop and try again.")
+REFUSED = (
+    "This form was sent from another site, or from a page too old to trust, so nothing "
+    "was changed. Go back to the shop and try again."
+)
 
 
 def headers_only(view: View) -> View:
@@ -63,14 +66,18 @@ def csrf_field() -> Markup:
     """The hidden input every posting form carries (a Jinja global)."""
     # S704: the one variable part is escaped.
     return Markup(  # noqa: S704
-        f'<input type="hidden" name="{TOKEN_FIELD}" value="{escape(csrf_token())}">')
+        f'<input type="hidden" name="{TOKEN_FIELD}" value="{escape(csrf_token())}">'
+    )
 
 
 def _token_matches() -> bool:
     expected = session.get(SESSION_KEY)
     sent = request.headers.get(TOKEN_HEADER) or request.form.get(TOKEN_FIELD)
-    return (isinstance(expected, str) and isinstance(sent, str)
-            and hmac.compare_digest(expected.encode(), sent.encode()))
+    return (
+        isinstance(expected, str)
+        and isinstance(sent, str)
+        and hmac.compare_digest(expected.encode(), sent.encode())
+    )
 
 
 def _rule() -> Rule:
@@ -84,8 +91,9 @@ def check_request() -> None:
     rule = _rule()
     if rule == "exempt":
         return
-    verdict = request_site(request.headers.get("Sec-Fetch-Site"), request.headers.get("Origin"),
-                           own_origin())
+    verdict = request_site(
+        request.headers.get("Sec-Fetch-Site"), request.headers.get("Origin"), own_origin()
+    )
     if verdict == CROSS or (verdict == UNKNOWN and rule == "token" and not _token_matches()):
         g.same_origin_refused = True
         abort(403, REFUSED)

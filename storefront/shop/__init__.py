@@ -1,4 +1,5 @@
 """The mock shop: home, category, product, cart and checkout pages, each with its banners."""
+
 from flask import Blueprint
 
 bp = Blueprint("shop", __name__)

@@ -2,6 +2,7 @@
 
 Only ids from the catalog are kept, so a tampered or stale session never breaks a page.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

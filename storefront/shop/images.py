@@ -2,6 +2,7 @@
 
 Square 600×600 product images, so banners and grids can reserve their space (no layout shift).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -15,21 +16,37 @@ from . import bp
 CACHE_SECONDS = 86400
 
 # One simple silhouette per category, drawn in a 600×600 box.
-TENT = ('<path d="M120 430 L300 150 L480 430 Z" fill="{fg}" opacity=".9"/>'
-        '<path d="M300 150 L340 430 L260 430 Z" fill="{bg}" opacity=".35"/>')
-PACK = ('<rect x="200" y="170" width="200" height="260" rx="60" fill="{fg}"/>'
-        '<rect x="235" y="300" width="130" height="90" rx="20" fill="{bg}" opacity=".35"/>'
-        '<path d="M250 175 Q300 110 350 175" stroke="{fg}" stroke-width="22" fill="none"/>')
-TOP = ('<path d="M210 150 L260 130 Q300 170 340 130 L390 150 L460 230 L410 270 '
-       'L390 250 L390 450 L210 450 L210 250 L190 270 L140 230 Z" fill="{fg}"/>')
-POT = ('<rect x="170" y="250" width="260" height="180" rx="24" fill="{fg}"/>'
-       '<ellipse cx="300" cy="250" rx="130" ry="34" fill="{fg}" opacity=".75"/>'
-       '<rect x="285" y="160" width="30" height="70" rx="10" fill="{fg}"/>')
-LAMP = ('<path d="M220 160 L380 160 L430 290 L170 290 Z" fill="{fg}"/>'
-        '<rect x="290" y="290" width="20" height="130" fill="#555"/>'
-        '<rect x="220" y="420" width="160" height="24" rx="12" fill="#555"/>')
-SHAPES = {"Tents": TENT, "Backpacks": PACK, "Jackets": TOP, "Knitwear": TOP,
-          "Kitchen": POT, "Lighting": LAMP}
+TENT = (
+    '<path d="M120 430 L300 150 L480 430 Z" fill="{fg}" opacity=".9"/>'
+    '<path d="M300 150 L340 430 L260 430 Z" fill="{bg}" opacity=".35"/>'
+)
+PACK = (
+    '<rect x="200" y="170" width="200" height="260" rx="60" fill="{fg}"/>'
+    '<rect x="235" y="300" width="130" height="90" rx="20" fill="{bg}" opacity=".35"/>'
+    '<path d="M250 175 Q300 110 350 175" stroke="{fg}" stroke-width="22" fill="none"/>'
+)
+TOP = (
+    '<path d="M210 150 L260 130 Q300 170 340 130 L390 150 L460 230 L410 270 '
+    'L390 250 L390 450 L210 450 L210 250 L190 270 L140 230 Z" fill="{fg}"/>'
+)
+POT = (
+    '<rect x="170" y="250" width="260" height="180" rx="24" fill="{fg}"/>'
+    '<ellipse cx="300" cy="250" rx="130" ry="34" fill="{fg}" opacity=".75"/>'
+    '<rect x="285" y="160" width="30" height="70" rx="10" fill="{fg}"/>'
+)
+LAMP = (
+    '<path d="M220 160 L380 160 L430 290 L170 290 Z" fill="{fg}"/>'
+    '<rect x="290" y="290" width="20" height="130" fill="#555"/>'
+    '<rect x="220" y="420" width="160" height="24" rx="12" fill="#555"/>'
+)
+SHAPES = {
+    "Tents": TENT,
+    "Backpacks": PACK,
+    "Jackets": TOP,
+    "Knitwear": TOP,
+    "Kitchen": POT,
+    "Lighting": LAMP,
+}
 
 
 def product_svg(product: Product) -> str:

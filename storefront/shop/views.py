@@ -1,4 +1,5 @@
 """Page views only compose: catalog data, the cart, and the page's Klevu banners."""
+
 from __future__ import annotations
 
 from flask import abort, current_app, flash, redirect, render_template, request, url_for
@@ -33,7 +34,9 @@ def sample_page(page_type: str, product_id: str | None) -> PageContext | None:
         product_id=product.id if on_product else None,
         item_group_id=product.item_group_id if on_product else None,
         cart=((product.id, product.item_group_id),),
-        recently_viewed=(product.id,), recent_clicks=(product.id,))
+        recently_viewed=(product.id,),
+        recent_clicks=(product.id,),
+    )
 
 
 @bp.app_context_processor
@@ -42,11 +45,17 @@ def shop_globals() -> dict:
 
 
 def page_context(page_type: str, **kwargs) -> PageContext:
-    cart_items = tuple((line.product.id, line.product.item_group_id)
-                       for line in cart.lines(load_catalog()))
+    cart_items = tuple(
+        (line.product.id, line.product.item_group_id) for line in cart.lines(load_catalog())
+    )
     clicked = clicked_ids()  # Klevu's "recently viewed": banner clicks, newest first (§6)
-    return PageContext(page_type=page_type, cart=cart_items, recently_viewed=clicked,
-                       recent_clicks=clicked, **kwargs)
+    return PageContext(
+        page_type=page_type,
+        cart=cart_items,
+        recently_viewed=clicked,
+        recent_clicks=clicked,
+        **kwargs,
+    )
 
 
 @bp.get("/")
@@ -54,8 +63,7 @@ def home():
     catalog = load_catalog()
     featured = sorted(catalog.products, key=lambda p: p.added, reverse=True)[:8]
     banners = banners_for(page_context("HOME"))
-    return render_template("shop/home.html", page_type="HOME", banners=banners,
-                           featured=featured)
+    return render_template("shop/home.html", page_type="HOME", banners=banners, featured=featured)
 
 
 @bp.get("/c/<slug>")
@@ -63,25 +71,41 @@ def category(slug: str):
     catalog = load_catalog()
     current = catalog.category(slug) or abort(404)
     banners = banners_for(page_context("CATEGORY", category_path=current.path))
-    return render_template("shop/category.html", page_type="CATEGORY", banners=banners,
-                           current_category=current, products=catalog.in_category(current))
+    return render_template(
+        "shop/category.html",
+        page_type="CATEGORY",
+        banners=banners,
+        current_category=current,
+        products=catalog.in_category(current),
+    )
 
 
 @bp.get("/p/<product_id>")
 def product(product_id: str):
     item = load_catalog().product(product_id) or abort(404)
-    banners = banners_for(page_context("PRODUCT", product_id=item.id,
-                                       item_group_id=item.item_group_id,
-                                       category_path=item.category.path))
-    return render_template("shop/product.html", page_type="PRODUCT", banners=banners,
-                           product=item, current_category=item.category)
+    banners = banners_for(
+        page_context(
+            "PRODUCT",
+            product_id=item.id,
+            item_group_id=item.item_group_id,
+            category_path=item.category.path,
+        )
+    )
+    return render_template(
+        "shop/product.html",
+        page_type="PRODUCT",
+        banners=banners,
+        product=item,
+        current_category=item.category,
+    )
 
 
 @bp.get("/cart")
 def cart_page():
     lines = cart.lines(load_catalog())
-    return render_template("shop/cart.html", page_type="CART", lines=lines,
-                           total=sum(line.total for line in lines))
+    return render_template(
+        "shop/cart.html", page_type="CART", lines=lines, total=sum(line.total for line in lines)
+    )
 
 
 @bp.post("/cart/add")
@@ -102,8 +126,13 @@ def cart_remove():
 def checkout():
     lines = cart.lines(load_catalog())
     banners = banners_for(page_context("CHECKOUT"))
-    return render_template("shop/checkout.html", page_type="CHECKOUT", banners=banners,
-                           lines=lines, total=sum(line.total for line in lines))
+    return render_template(
+        "shop/checkout.html",
+        page_type="CHECKOUT",
+        banners=banners,
+        lines=lines,
+        total=sum(line.total for line in lines),
+    )
 
 
 @bp.post("/checkout")

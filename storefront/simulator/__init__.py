@@ -8,6 +8,7 @@ to fail or slow down (``/_sim/faults``) to show how the shop copes.
 
 Run it with ``python -m storefront.simulator`` (see ``__main__``).
 """
+
 from __future__ import annotations
 
 from urllib.parse import urlsplit
@@ -28,11 +29,11 @@ from .state import DemoData, install
 
 DEFAULTS = {
     "SIMULATOR_API_KEY": API_KEY,
-    "SIMULATOR_SHOP_URL": "",          # "" keeps the shop's root-relative links
-    "SIMULATOR_SEGMENT_TTL": 300,      # seconds a visitor's Klaviyo segments stay valid
-    "SIMULATOR_SESSION_TTL": 3600,     # seconds a visitor session lives
-    "SIMULATOR_JOURNAL_SIZE": 50,      # recent calls kept for /_sim/state and the dashboard
-    "KLEVU_IMAGE_HOSTS": (),           # the dashboard's CSP: no image from another host
+    "SIMULATOR_SHOP_URL": "",  # "" keeps the shop's root-relative links
+    "SIMULATOR_SEGMENT_TTL": 300,  # seconds a visitor's Klaviyo segments stay valid
+    "SIMULATOR_SESSION_TTL": 3600,  # seconds a visitor session lives
+    "SIMULATOR_JOURNAL_SIZE": 50,  # recent calls kept for /_sim/state and the dashboard
+    "KLEVU_IMAGE_HOSTS": (),  # the dashboard's CSP: no image from another host
 }
 
 
@@ -52,11 +53,16 @@ def create_app(config: dict | None = None) -> Flask:
 
 def demo_data(config) -> DemoData:
     shop_url = config["SIMULATOR_SHOP_URL"].rstrip("/")
-    if shop_url and (urlsplit(shop_url).scheme not in ("http", "https")
-                     or not urlsplit(shop_url).netloc):
+    if shop_url and (
+        urlsplit(shop_url).scheme not in ("http", "https") or not urlsplit(shop_url).netloc
+    ):
         raise ValueError(f"SIMULATOR_SHOP_URL must be an http(s) URL, got {shop_url!r}")
-    return DemoData(api_key=config["SIMULATOR_API_KEY"], shop_url=shop_url,
-                    index=build_index(load_catalog(), shop_url), recs=demo_configs())
+    return DemoData(
+        api_key=config["SIMULATOR_API_KEY"],
+        shop_url=shop_url,
+        index=build_index(load_catalog(), shop_url),
+        recs=demo_configs(),
+    )
 
 
 def register_blueprints(app: Flask) -> None:
@@ -70,4 +76,5 @@ def register_errorhandlers(app: Flask) -> None:
 
     def http_error(exc: HTTPException):
         return jsonify(error=exc.description), exc.code
+
     app.register_error_handler(HTTPException, http_error)

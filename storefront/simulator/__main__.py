@@ -6,6 +6,7 @@ have no authentication. Options fall back to ``SIMULATOR_HOST``, ``SIMULATOR_POR
 line. The server is threaded:
 the storefront calls it from parallel banner fetches and its outbox relay at once.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -19,18 +20,25 @@ from . import create_app
 from .account import DEFAULT_PORT, shop_environment
 
 
-def parse_args(argv: list[str] | None = None,
-               env: Mapping[str, str] | None = None) -> argparse.Namespace:
+def parse_args(
+    argv: list[str] | None = None, env: Mapping[str, str] | None = None
+) -> argparse.Namespace:
     env = os.environ if env is None else env
-    parser = argparse.ArgumentParser(prog="python -m storefront.simulator",
-                                     description="Offline Klevu simulator")
+    parser = argparse.ArgumentParser(
+        prog="python -m storefront.simulator", description="Offline Klevu simulator"
+    )
     parser.add_argument("--host", default=env.get("SIMULATOR_HOST", "127.0.0.1"))
     parser.add_argument("--port", type=int, default=int(env.get("SIMULATOR_PORT", DEFAULT_PORT)))
-    parser.add_argument("--shop-url", default=env.get("SIMULATOR_SHOP_URL", ""),
-                        help="prefix for product and image links (default: root-relative)")
-    parser.add_argument("--print-env", action="store_true",
-                        help="print the shell exports that point a shop at this simulator, "
-                             "and exit")
+    parser.add_argument(
+        "--shop-url",
+        default=env.get("SIMULATOR_SHOP_URL", ""),
+        help="prefix for product and image links (default: root-relative)",
+    )
+    parser.add_argument(
+        "--print-env",
+        action="store_true",
+        help="print the shell exports that point a shop at this simulator, and exit",
+    )
     return parser.parse_args(argv)
 
 
@@ -54,7 +62,8 @@ def main(argv: list[str] | None = None) -> None:
         logging.getLogger(__name__).warning(
             "listening on %s: anyone who can reach it can reset the simulator and plan faults "
             "(/_sim/ has no authentication); keep it on 127.0.0.1 unless that is intended",
-            args.host)
+            args.host,
+        )
     app = create_app({"SIMULATOR_SHOP_URL": args.shop_url})
     app.run(host=args.host, port=args.port, threaded=True, debug=False, use_reloader=False)
 

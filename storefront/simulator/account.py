@@ -5,10 +5,11 @@ is, the api key, the recs keys per page type and Klaviyo's company id from its s
 (``storefront/config.py``). Whoever starts the two together passes ``shop_environment``:
 ``make run`` (``storefront/demo.py``), the tests and the benchmarks.
 """
+
 from __future__ import annotations
 
 API_KEY = "klevu-simulator"
-COMPANY_ID = "DemoCo"      # the Klaviyo company the demo personas' exchange ids belong to
+COMPANY_ID = "DemoCo"  # the Klaviyo company the demo personas' exchange ids belong to
 DEFAULT_PORT = 5001
 
 # The banners the demo places on each page type, in order (all served by recs_configs.json).

@@ -8,6 +8,7 @@ The storefront sends the ``klevu-recs.js`` dialect (``event_data`` with ``tags``
 ``items`` at the top. All three are checked with the same rules and reduced to one summary,
 so the dashboard and tests read a click the same whichever client sent it.
 """
+
 from __future__ import annotations
 
 RECS_EVENTS = ("view_recs_list", "select_recs_list")
@@ -49,9 +50,13 @@ def _object(obj: dict, key: str, *, required: bool) -> dict:
 def _list_fields(event: dict, kind: str) -> dict:
     """The list's fields under one set of names, wherever the dialect keeps them."""
     if kind == "flat":
-        return {"list_id": event.get("event_list_id"), "list_name": event.get("event_list_name"),
-                "list_logic": event.get("event_list_logic"), "tags": event.get("event_tags"),
-                "items": event.get("items")}
+        return {
+            "list_id": event.get("event_list_id"),
+            "list_name": event.get("event_list_name"),
+            "list_logic": event.get("event_list_logic"),
+            "tags": event.get("event_tags"),
+            "items": event.get("items"),
+        }
     return _object(event, "event_data", required=True)
 
 
@@ -74,12 +79,18 @@ def _items(data: dict, event_name: str) -> list[dict]:
         if not isinstance(item, dict):
             raise BadEvent(f"items[{position}] must be an object")
         index = item.get("index")
-        if index is not None and (isinstance(index, bool) or not isinstance(index, int)
-                                  or index < 1):
+        if index is not None and (
+            isinstance(index, bool) or not isinstance(index, int) or index < 1
+        ):
             raise BadEvent(f"items[{position}].index must be a 1-based position")
-        summary.append({"item_id": _text(item, "item_id", f"items[{position}].", required=True),
-                        "item_name": item.get("item_name"), "index": index,
-                        "price": item.get("price")})
+        summary.append(
+            {
+                "item_id": _text(item, "item_id", f"items[{position}].", required=True),
+                "item_name": item.get("item_name"),
+                "index": index,
+                "price": item.get("price"),
+            }
+        )
     return summary
 
 
@@ -97,7 +108,7 @@ def summarise(event: object) -> dict:
     if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
         raise BadEvent("tags must be a list of strings")
     is_recs = name in RECS_EVENTS
-    page_type = next((t[len(PAGE_TYPE_TAG):] for t in tags if t.startswith(PAGE_TYPE_TAG)), None)
+    page_type = next((t[len(PAGE_TYPE_TAG) :] for t in tags if t.startswith(PAGE_TYPE_TAG)), None)
     return {
         "dialect": kind,
         "event": name,

@@ -14,6 +14,7 @@ or ``onSale`` (salePrice below price). Matching ignores case; ``true``/``false``
 
     id:(10001 OR 10002)      category:(Home) AND onSale:true      -brand:"Wool & Co"
 """
+
 from __future__ import annotations
 
 import re
@@ -21,8 +22,10 @@ from collections.abc import Callable, Iterable
 
 Predicate = Callable[[dict], bool]
 
-_TOKEN = re.compile(r'\s*(?:(?P<lp>\()|(?P<rp>\))|(?P<colon>:)|"(?P<quoted>[^"]*)"'
-                    r'|(?P<word>[^\s():"]+))')
+_TOKEN = re.compile(
+    r'\s*(?:(?P<lp>\()|(?P<rp>\))|(?P<colon>:)|"(?P<quoted>[^"]*)"'
+    r'|(?P<word>[^\s():"]+))'
+)
 VIRTUAL_FIELDS = frozenset({"onSale"})
 
 
@@ -107,6 +110,7 @@ class _Parser:
 
         def matches(record: dict) -> bool:
             return bool(field_values(record, field) & wanted) != negate
+
         return matches
 
     def query(self) -> list[Predicate]:

@@ -4,6 +4,7 @@ A plan is deterministic — every Nth request fails, or all do while "down" — 
 "a third of collects fail" and know exactly which ones. Latency applies to every request of
 the service, failed or not, like a slow network would.
 """
+
 from __future__ import annotations
 
 import threading
@@ -18,7 +19,7 @@ class BadFaultPlan(ValueError):
 
 @dataclass(frozen=True)
 class FaultPlan:
-    fail_every: int = 0          # 0: never; 1: every request; 3: the 3rd, 6th, 9th ...
+    fail_every: int = 0  # 0: never; 1: every request; 3: the 3rd, 6th, 9th ...
     status: int = 503
     retry_after: int | None = None
     down: bool = False
@@ -28,7 +29,8 @@ class FaultPlan:
     def from_json(cls, body: object) -> FaultPlan:
         if not isinstance(body, dict) or set(body) - set(cls.__dataclass_fields__):
             raise BadFaultPlan(
-                f"a fault plan is an object with keys {list(cls.__dataclass_fields__)}")
+                f"a fault plan is an object with keys {list(cls.__dataclass_fields__)}"
+            )
         plan = cls(**body)
         checks = {
             "fail_every": _whole(plan.fail_every),
@@ -76,5 +78,7 @@ class Faults:
 
     def describe(self) -> dict:
         with self._lock:
-            return {service: {**asdict(plan), "requests": self._requests[service]}
-                    for service, plan in self._plans.items()}
+            return {
+                service: {**asdict(plan), "requests": self._requests[service]}
+                for service, plan in self._plans.items()
+            }

@@ -7,6 +7,7 @@ a duplicate delivery, the cost of the outbox's at-least-once retries. Klevu's ev
 time of their own, so an event's delivery delay is counted from the first collect request
 that carried its id, failed or not: how long the shop's outbox took to get it through.
 """
+
 from __future__ import annotations
 
 import threading
@@ -14,8 +15,17 @@ import time
 from collections import Counter, deque
 from datetime import datetime
 
-KINDS = ("session_new", "session_refresh", "connector", "config", "search",
-         "collect_requests", "events", "rejected", "faulted")
+KINDS = (
+    "session_new",
+    "session_refresh",
+    "connector",
+    "config",
+    "search",
+    "collect_requests",
+    "events",
+    "rejected",
+    "faulted",
+)
 
 
 class Journal:
@@ -31,8 +41,14 @@ class Journal:
     def _entry(self, service: str, kind: str, status: int, detail: dict) -> dict:
         self._seq += 1
         self._counts[kind] += 1
-        entry = {"seq": self._seq, "at": datetime.now().isoformat(timespec="milliseconds"),
-                 "service": service, "kind": kind, "status": status, "detail": detail}
+        entry = {
+            "seq": self._seq,
+            "at": datetime.now().isoformat(timespec="milliseconds"),
+            "service": service,
+            "kind": kind,
+            "status": status,
+            "detail": detail,
+        }
         self._recent.append(entry)
         return entry
 
@@ -47,12 +63,17 @@ class Journal:
             for event_id in event_ids:
                 self._first_tried.setdefault(event_id, now)
 
-    def collected(self, events: list[dict], summaries: list[dict],
-                  event_ids: list[str | None]) -> None:
+    def collected(
+        self, events: list[dict], summaries: list[dict], event_ids: list[str | None]
+    ) -> None:
         """One accepted collect request and its events, recorded together."""
         with self._lock:
-            entry = self._entry("collect", "collect_requests", 200,
-                                {"events": len(events), "ids": [i for i in event_ids if i]})
+            entry = self._entry(
+                "collect",
+                "collect_requests",
+                200,
+                {"events": len(events), "ids": [i for i in event_ids if i]},
+            )
             now = time.time()
             for payload, summary, event_id in zip(events, summaries, event_ids, strict=True):
                 duplicate = event_id is not None and event_id in self._seen_ids
@@ -60,21 +81,35 @@ class Journal:
                     self._seen_ids.add(event_id)
                 self._counts["events"] += 1
                 first = self._first_tried.get(event_id, now) if event_id else now
-                self._events.append({"seq": len(self._events) + 1, "request": entry["seq"],
-                                     "event_id": event_id, "duplicate": duplicate,
-                                     "received_at": entry["at"],
-                                     "delay_s": round(now - first, 3),
-                                     "summary": summary, "payload": payload})
+                self._events.append(
+                    {
+                        "seq": len(self._events) + 1,
+                        "request": entry["seq"],
+                        "event_id": event_id,
+                        "duplicate": duplicate,
+                        "received_at": entry["at"],
+                        "delay_s": round(now - first, 3),
+                        "summary": summary,
+                        "payload": payload,
+                    }
+                )
 
     def state(self) -> dict:
         with self._lock:
-            return {"counts": {kind: self._counts[kind] for kind in KINDS},
-                    "recent": list(reversed(self._recent))}
+            return {
+                "counts": {kind: self._counts[kind] for kind in KINDS},
+                "recent": list(reversed(self._recent)),
+            }
 
     def events(self) -> dict:
         with self._lock:
             events = list(self._events)
         duplicates = sum(e["duplicate"] for e in events)
-        return {"events": events,
-                "totals": {"received": len(events), "unique": len(events) - duplicates,
-                           "duplicates": duplicates}}
+        return {
+            "events": events,
+            "totals": {
+                "received": len(events),
+                "unique": len(events) - duplicates,
+                "duplicates": duplicates,
+            },
+        }

@@ -3,6 +3,7 @@
 Kept as plain files in ``klevu_templates/`` so they read (and diff) as the Underscore-dialect
 HTML and CSS Klevu serves in ``templates.base`` and ``styles.base`` (docs/klevu-wire-format.md §4).
 """
+
 from __future__ import annotations
 
 from functools import cache

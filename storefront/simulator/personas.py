@@ -4,6 +4,7 @@ Klevu resolves an exchange id to a Klaviyo profile and its segments; offline, th
 in ``storefront/data/personas.json`` play the profiles. Only the identifier (the part before
 the ``.``) is matched, so the demo works whatever company id the shop is configured with.
 """
+
 from __future__ import annotations
 
 import json
@@ -13,8 +14,9 @@ from importlib import resources
 
 @cache
 def _personas() -> dict:
-    return json.loads(resources.files("storefront").joinpath("data/personas.json")
-                      .read_text("utf-8"))
+    return json.loads(
+        resources.files("storefront").joinpath("data/personas.json").read_text("utf-8")
+    )
 
 
 def _identifier(exchange_id: str) -> str:

@@ -14,6 +14,7 @@ trending = ``popularity``; new arrivals = ``added``; also-viewed / similar = nea
 context products (same category, then same department); also-bought = complementary
 departments; visually similar = same colour as the source products.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
@@ -23,17 +24,28 @@ from typing import Any
 from .custom_query import QueryError, compile_query
 from .records import Indexed
 
-REQUEST_TYPES = frozenset({
-    "SEARCH", "CATNAV", "RECS_NEW_ARRIVALS", "RECS_SIMILAR", "RECS_TRENDING",
-    "RECS_ALSO_VIEWED", "RECS_ALSO_BOUGHT", "RECS_SIMILAR_IMAGES", "RECS_CUSTOM"})
+REQUEST_TYPES = frozenset(
+    {
+        "SEARCH",
+        "CATNAV",
+        "RECS_NEW_ARRIVALS",
+        "RECS_SIMILAR",
+        "RECS_TRENDING",
+        "RECS_ALSO_VIEWED",
+        "RECS_ALSO_BOUGHT",
+        "RECS_SIMILAR_IMAGES",
+        "RECS_CUSTOM",
+    }
+)
 RELEVANCE = "RELEVANCE"
 PRODUCT = "KLEVU_PRODUCT"
 # Small on purpose: a query that forgets its limit shows up as a short banner, not the catalog.
 DEFAULT_LIMIT = 5
 ID_KEYS = ("id", "itemGroupId")
 # Requests about "the products in context": showing those very products back would be useless.
-RELATED_TYPES = frozenset({"RECS_ALSO_VIEWED", "RECS_SIMILAR", "RECS_ALSO_BOUGHT",
-                           "RECS_SIMILAR_IMAGES"})
+RELATED_TYPES = frozenset(
+    {"RECS_ALSO_VIEWED", "RECS_SIMILAR", "RECS_ALSO_BOUGHT", "RECS_SIMILAR_IMAGES"}
+)
 
 
 class BadRecordQuery(ValueError):
@@ -76,10 +88,12 @@ def _id_refs(settings: dict, key: str) -> list[tuple[str, str]]:
     """``[{key: "id"|"itemGroupId", value}]`` as (key, value) pairs, in the given order."""
     refs = settings.get(key, [])
     if not isinstance(refs, list) or not all(
-            isinstance(r, dict) and r.get("key") in ID_KEYS and isinstance(r.get("value"), str)
-            for r in refs):
+        isinstance(r, dict) and r.get("key") in ID_KEYS and isinstance(r.get("value"), str)
+        for r in refs
+    ):
         raise BadRecordQuery(
-            f"settings.{key} must be a list of {{key: 'id'|'itemGroupId', value: string}}")
+            f"settings.{key} must be a list of {{key: 'id'|'itemGroupId', value: string}}"
+        )
     return [(r["key"], r["value"]) for r in refs]
 
 
@@ -87,7 +101,8 @@ def _context_refs(context: dict, key: str) -> list[tuple[str, str]]:
     """Product references from ``recentObjects``/``sourceObjects``, newest first."""
     groups = context.get(key, [])
     if not isinstance(groups, list) or not all(
-            isinstance(g, dict) and isinstance(g.get("records"), list) for g in groups):
+        isinstance(g, dict) and isinstance(g.get("records"), list) for g in groups
+    ):
         raise BadRecordQuery(f"context.{key} must be a list of {{typeOfRecord, records: [...]}}")
     refs = []
     for group in groups:
@@ -125,26 +140,31 @@ def _haystack(item: Indexed) -> str:
 def _in_category(item: Indexed, category_path: str) -> bool:
     wanted = [part.casefold() for part in category_path.split(";") if part]
     have = [part.casefold() for part in item.product.category.path]
-    return have[:len(wanted)] == wanted
+    return have[: len(wanted)] == wanted
 
 
-def _filtered(index: Sequence[Indexed], settings: dict, query: dict,
-              words: list[str]) -> list[Indexed]:
+def _filtered(
+    index: Sequence[Indexed], settings: dict, query: dict, words: list[str]
+) -> list[Indexed]:
     types = settings.get("typeOfRecords", [PRODUCT])
     if not isinstance(types, list):
         raise BadRecordQuery("settings.typeOfRecords must be a list")
     category_path = _string(query, "categoryPath", "settings.query.")
     try:
-        custom = compile_query(_string(settings, "customANDQuery", "settings."),
-                               index[0].record if index else ())
+        custom = compile_query(
+            _string(settings, "customANDQuery", "settings."), index[0].record if index else ()
+        )
     except QueryError as exc:
         raise BadRecordQuery(str(exc)) from exc
     if PRODUCT not in types:
         return []
-    return [item for item in index
-            if all(word in _haystack(item) for word in words)
-            and (not category_path or _in_category(item, category_path))
-            and custom(item.record)]
+    return [
+        item
+        for item in index
+        if all(word in _haystack(item) for word in words)
+        and (not category_path or _in_category(item, category_path))
+        and custom(item.record)
+    ]
 
 
 # -- ranking --------------------------------------------------------------------------------
@@ -199,11 +219,13 @@ def _rank_key(request_type: str, sources: list[Indexed], words: list[str]) -> Ra
         "SEARCH": lambda i: (-_name_hits(i, words), _unpopularity(i)),
         "RECS_NEW_ARRIVALS": lambda i: (_newest_first(i), _unpopularity(i)),
         "RECS_ALSO_VIEWED": lambda i: (_nearness(i, sources), _unpopularity(i)),
-        "RECS_SIMILAR": lambda i: (_nearness(i, sources), _price_gap(i, sources),
-                                   _unpopularity(i)),
+        "RECS_SIMILAR": lambda i: (_nearness(i, sources), _price_gap(i, sources), _unpopularity(i)),
         "RECS_ALSO_BOUGHT": lambda i: (_complementarity(i, sources), _unpopularity(i)),
-        "RECS_SIMILAR_IMAGES": lambda i: (_colour_match(i, sources), _nearness(i, sources),
-                                          _unpopularity(i)),
+        "RECS_SIMILAR_IMAGES": lambda i: (
+            _colour_match(i, sources),
+            _nearness(i, sources),
+            _unpopularity(i),
+        ),
     }
     return keys.get(request_type, lambda i: (_unpopularity(i),))
 
@@ -227,8 +249,9 @@ def _pin(items: list[Indexed], top: list[tuple[str, str]]) -> list[Indexed]:
 
 
 # -- the query ------------------------------------------------------------------------------
-def run_record_query(record_query: dict, index: Sequence[Indexed],
-                     request_context: dict | None = None) -> QueryResult:
+def run_record_query(
+    record_query: dict, index: Sequence[Indexed], request_context: dict | None = None
+) -> QueryResult:
     """``request_context`` is the request's top-level ``context``; the query's own wins."""
     request_type = record_query.get("typeOfRequest")
     if request_type not in REQUEST_TYPES:
@@ -244,8 +267,11 @@ def run_record_query(record_query: dict, index: Sequence[Indexed],
     include, exclude = _id_refs(settings, "includeIds"), _id_refs(settings, "excludeIds")
     top = _id_refs(settings, "topIds")
     recent_refs = _context_refs(context, "recentObjects")
-    source_refs = (_context_refs(context, "sourceObjects")
-                   if request_type == "RECS_SIMILAR_IMAGES" else recent_refs)
+    source_refs = (
+        _context_refs(context, "sourceObjects")
+        if request_type == "RECS_SIMILAR_IMAGES"
+        else recent_refs
+    )
     term = _string(query, "term", "settings.query.", "*")
     words = _term_words(term)
 
@@ -266,5 +292,9 @@ def run_record_query(record_query: dict, index: Sequence[Indexed],
             ranked = sorted(ranked, key=lambda item: _nearness(item, recent))
             personalised = True
         ranked = _pin(ranked, top)
-    return QueryResult(page=ranked[offset:offset + limit], total=len(ranked), term=term,
-                       personalised=personalised)
+    return QueryResult(
+        page=ranked[offset : offset + limit],
+        total=len(ranked),
+        term=term,
+        personalised=personalised,
+    )

@@ -5,6 +5,7 @@ banner's products are products the shop can show. Records keep Klevu's wire quir
 strings, ``inStock`` as ``"yes"``/``"no"``, ``;;``-joined categories) so the storefront is
 tested against the shapes it will meet live.
 """
+
 from __future__ import annotations
 
 from collections import Counter
@@ -61,6 +62,8 @@ def product_record(product: Product, *, total_variants: int, shop_url: str = "")
 def build_index(catalog: Catalog, shop_url: str = "") -> tuple[Indexed, ...]:
     group_sizes = Counter(p.item_group_id for p in catalog.products)
     return tuple(
-        Indexed(p, product_record(p, total_variants=group_sizes[p.item_group_id],
-                                  shop_url=shop_url))
-        for p in catalog.products)
+        Indexed(
+            p, product_record(p, total_variants=group_sizes[p.item_group_id], shop_url=shop_url)
+        )
+        for p in catalog.products
+    )

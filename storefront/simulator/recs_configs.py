@@ -5,6 +5,7 @@ answers the first variant whose segment is among the visitor's ``sids``. Variant
 title, logic, look and baked-in record query settings, so switching persona visibly changes
 the banner. The demo banners live in ``recs_configs.json`` — data a sales engineer can edit.
 """
+
 from __future__ import annotations
 
 import json
@@ -70,16 +71,22 @@ class RecsConfig:
 
 def _variant(raw: dict, banner: dict, segment: str | None, where: str) -> Variant:
     variant = Variant(
-        segment=segment, title=raw["title"], logic=raw["logic"], look=raw["look"],
+        segment=segment,
+        title=raw["title"],
+        logic=raw["logic"],
+        look=raw["look"],
         max_products=raw.get("maxProducts", banner["maxProducts"]),
         product_threshold=raw.get("productThreshold", banner["productThreshold"]),
-        settings=raw.get("settings", {}), action=raw.get("action"),
-        static_content=raw.get("staticContent", []))
+        settings=raw.get("settings", {}),
+        action=raw.get("action"),
+        static_content=raw.get("staticContent", []),
+    )
     problems = [
         variant.logic not in REQUEST_FOR_LOGIC and f"logic {variant.logic!r}",
         variant.look not in looks.LOOKS and f"look {variant.look!r}",
         variant.action not in (None, *ACTIONS) and f"action {variant.action!r}",
-        segment is not None and personas.segment_name(segment) is None
+        segment is not None
+        and personas.segment_name(segment) is None
         and f"segment {segment!r} (not in personas.json)",
         (variant.action == "STATIC_CONTENT") != bool(variant.static_content)
         and "staticContent (exactly the STATIC_CONTENT variants have it)",
@@ -98,12 +105,17 @@ def parse_configs(raw: dict) -> dict[str, RecsConfig]:
         if banner.get("enabled", True) not in (True, False, None):
             raise BadRecsConfig(f"{key}: enabled must be true, false or null")
         configs[key] = RecsConfig(
-            recs_key=key, page_type=banner["pageType"], spot_key=banner["spotKey"],
+            recs_key=key,
+            page_type=banner["pageType"],
+            spot_key=banner["spotKey"],
             spot_name=banner["spotName"],
             default=_variant(banner["default"], banner, None, f"{key} default"),
-            segment_variants=tuple(_variant(v, banner, v["segment"], f"{key} {v['segment']}")
-                                   for v in banner["segments"]),
-            enabled=banner.get("enabled", True))
+            segment_variants=tuple(
+                _variant(v, banner, v["segment"], f"{key} {v['segment']}")
+                for v in banner["segments"]
+            ),
+            enabled=banner.get("enabled", True),
+        )
     return configs
 
 
@@ -116,28 +128,49 @@ def demo_configs() -> dict[str, RecsConfig]:
 def search_payload(variant: Variant, api_key: str) -> dict:
     """The record query a banner searches with, before the shop adds its page context."""
     baked = variant.settings
-    settings = {"limit": variant.max_products, "typeOfRecords": ["KLEVU_PRODUCT"],
-                **baked, "query": {"term": "*", **baked.get("query", {})}}
-    return {"context": {"apiKeys": [api_key]},
-            "recordQueries": [{"id": RECS_LIST_ID,
-                               "typeOfRequest": REQUEST_FOR_LOGIC[variant.logic],
-                               "settings": settings}]}
+    settings = {
+        "limit": variant.max_products,
+        "typeOfRecords": ["KLEVU_PRODUCT"],
+        **baked,
+        "query": {"term": "*", **baked.get("query", {})},
+    }
+    return {
+        "context": {"apiKeys": [api_key]},
+        "recordQueries": [
+            {
+                "id": RECS_LIST_ID,
+                "typeOfRequest": REQUEST_FOR_LOGIC[variant.logic],
+                "settings": settings,
+            }
+        ],
+    }
 
 
 def _with_shop_url(static_content: list, shop_url: str) -> list:
-    return [{**content, "targetUrl": shop_url + content["targetUrl"],
-             "image": [{**image, "url": shop_url + image["url"]} for image in content["image"]]}
-            for content in static_content]
+    return [
+        {
+            **content,
+            "targetUrl": shop_url + content["targetUrl"],
+            "image": [{**image, "url": shop_url + image["url"]} for image in content["image"]],
+        }
+        for content in static_content
+    ]
 
 
-def settings_answer(config: RecsConfig, variant: Variant, *, api_key: str, base_path: str,
-                    shop_url: str = "") -> dict:
+def settings_answer(
+    config: RecsConfig, variant: Variant, *, api_key: str, base_path: str, shop_url: str = ""
+) -> dict:
     """The CDN's answer; ``search.payload`` is a JSON string, as Klevu sends it."""
     metadata: dict[str, object] = {
-        "title": variant.title, "recsKey": config.recs_key, "pageType": config.page_type,
-        "logic": variant.logic, "maxProducts": variant.max_products,
-        "productThreshold": variant.product_threshold, "enabled": config.enabled,
-        "spotKey": config.spot_key, "spotName": config.spot_name,
+        "title": variant.title,
+        "recsKey": config.recs_key,
+        "pageType": config.page_type,
+        "logic": variant.logic,
+        "maxProducts": variant.max_products,
+        "productThreshold": variant.product_threshold,
+        "enabled": config.enabled,
+        "spotKey": config.spot_key,
+        "spotName": config.spot_name,
         "segmentKey": variant.segment,
         "segmentName": personas.segment_name(variant.segment) if variant.segment else None,
         "action": variant.action,
@@ -146,9 +179,10 @@ def settings_answer(config: RecsConfig, variant: Variant, *, api_key: str, base_
         del metadata["enabled"]
     return {
         "metadata": metadata,
-        "search": {"basePath": base_path,
-                   "payload": json.dumps(search_payload(variant, api_key),
-                                         separators=(",", ":"))},
+        "search": {
+            "basePath": base_path,
+            "payload": json.dumps(search_payload(variant, api_key), separators=(",", ":")),
+        },
         "templates": {"base": looks.template(variant.look)},
         "styles": {"base": looks.stylesheet()},
         "scripts": {"recsObject": ""},

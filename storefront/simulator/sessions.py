@@ -4,6 +4,7 @@ Only what the storefront can observe is modelled: a session id lives for its ttl
 a live id refreshes it and gives the same id back (continuity), and an unknown or expired id
 silently gets a new one — which is what a client must cope with after a simulator restart.
 """
+
 from __future__ import annotations
 
 import secrets

@@ -3,6 +3,7 @@
 State is one object swapped whole on reset, so a request in flight finishes against the state
 it started with, and nothing needs a global lock; each part locks its own data.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -38,8 +39,9 @@ class SimulatorState:
         self.sessions = SessionStore()
         self.journal = Journal(config["SIMULATOR_JOURNAL_SIZE"])
         self.faults = Faults()
-        self.ttls = Ttls(segment_ttl=config["SIMULATOR_SEGMENT_TTL"],
-                         session_ttl=config["SIMULATOR_SESSION_TTL"])
+        self.ttls = Ttls(
+            segment_ttl=config["SIMULATOR_SEGMENT_TTL"], session_ttl=config["SIMULATOR_SESSION_TTL"]
+        )
 
 
 def install(app: Flask, data: DemoData) -> None:

@@ -5,6 +5,7 @@ the simulator's config CDN for the visitor's segments (``klevu_config``), segmen
 personas file, product facts from the catalog file, and what reached Klevu from the
 simulator's ``/_sim/events`` — only this browser's events (``received``).
 """
+
 from __future__ import annotations
 
 import json
@@ -34,19 +35,22 @@ class Shopper:
     def accepts_consent(self) -> None:
         self.page.get_by_test_id("consent-accept").click()
         expect(self.page.get_by_test_id("identity-badge")).to_have_attribute(
-            "data-consent", "granted")
+            "data-consent", "granted"
+        )
 
     def declines_consent(self) -> None:
         self.page.get_by_test_id("consent-decline").click()
         expect(self.page.get_by_test_id("identity-badge")).to_have_attribute(
-            "data-consent", "denied")
+            "data-consent", "denied"
+        )
 
     def becomes(self, persona_key: str) -> None:
         """The demo switcher, standing in for a click on that persona's Klaviyo email."""
         self.page.goto("/demo/personas")
         self.page.get_by_test_id(f"persona-{persona_key}").click()
         expect(self.page.get_by_test_id("identity-badge")).to_have_attribute(
-            "data-persona", persona_key)
+            "data-persona", persona_key
+        )
 
     def forgets_me(self) -> None:
         self.page.goto("/demo/personas")
@@ -86,8 +90,9 @@ class Shopper:
 
     def inspected_event(self, event: str, recs_key: str, *, earlier: bool = False) -> Locator:
         """Step 4's line for one event of a banner: of this page view, or of the previous."""
-        events = self.page.get_by_test_id("inspector-earlier-events" if earlier
-                                          else "inspector-events")
+        events = self.page.get_by_test_id(
+            "inspector-earlier-events" if earlier else "inspector-events"
+        )
         return events.locator(f'[data-event="{event}"][data-banner="{recs_key}"]').first
 
     def adds_to_cart(self, product_id: str) -> None:
@@ -105,8 +110,7 @@ def shopper(page: Page) -> Shopper:
 @pytest.fixture
 def visible_rule_shop(simulator, tmp_path):
     """A second shop, configured with ``KLEVU_VIEW_RULE=visible``."""
-    server = LiveServer(create_app(app_config(simulator.url, tmp_path,
-                                              KLEVU_VIEW_RULE="visible")))
+    server = LiveServer(create_app(app_config(simulator.url, tmp_path, KLEVU_VIEW_RULE="visible")))
     yield server.url
     server.stop()
 
@@ -117,13 +121,17 @@ def klevu_config(sim) -> Callable[..., dict]:
 
     docs/klevu-wire-format.md §2.
     """
+
     def config(recs_key: str, segments: list[str] | tuple[str, ...] = (), **params) -> dict:
         query = {"sids": ",".join(segments), **params}
         response = requests.get(
             f"{sim.url}/recommendations/klevu-simulator/settings/{recs_key}",
-            params={k: v for k, v in query.items() if v}, timeout=5)
+            params={k: v for k, v in query.items() if v},
+            timeout=5,
+        )
         response.raise_for_status()
         return response.json()
+
     return config
 
 
@@ -134,15 +142,21 @@ def received(sim, context: BrowserContext) -> Callable[..., list[dict]]:
     ``received("view_recs_list", list_id="spot-...")`` → the unique payloads, oldest first.
     Filtering on the session keeps a late delivery from an earlier test out of the count.
     """
+
     def events(kind: str, **event_data) -> list[dict]:
-        session = next((c["value"] for c in context.cookies() if c["name"] == "klevu_session"),
-                       None)
+        session = next(
+            (c["value"] for c in context.cookies() if c["name"] == "klevu_session"), None
+        )
         assert session, "this browser has no Klevu session cookie"
-        return [e["payload"] for e in sim.events()["events"]
-                if not e["duplicate"]
-                and e["payload"].get("event") == kind
-                and (e["payload"].get("user_profile") or {}).get("session_id") == session
-                and all(e["payload"]["event_data"].get(k) == v for k, v in event_data.items())]
+        return [
+            e["payload"]
+            for e in sim.events()["events"]
+            if not e["duplicate"]
+            and e["payload"].get("event") == kind
+            and (e["payload"].get("user_profile") or {}).get("session_id") == session
+            and all(e["payload"]["event_data"].get(k) == v for k, v in event_data.items())
+        ]
+
     return events
 
 
@@ -153,7 +167,8 @@ def screenshot(pytestconfig) -> Callable[[Page, str], Path]:
 
     def take(page: Page, name: str) -> Path:
         path = folder / f"{name}.png"
-        page.evaluate("window.scrollTo(0, 0)")   # else the sticky header lands mid-picture
+        page.evaluate("window.scrollTo(0, 0)")  # else the sticky header lands mid-picture
         page.screenshot(path=str(path), full_page=True)
         return path
+
     return take

@@ -8,6 +8,7 @@ and never holds up the navigation; other links in a banner send nothing. The evi
 the simulator's collector received (``/_sim/events``, delivered asynchronously by the outbox
 relay); the browser's own requests are only watched, to count the beacons it sent.
 """
+
 from __future__ import annotations
 
 import re
@@ -18,15 +19,15 @@ from playwright.sync_api import Page, Request, expect
 from tests.e2e.conftest import PRODUCTS, Shopper
 from tests.helpers import wait_until
 
-BANNER = "k-product-similar"          # the only banner on a product page, below the product
+BANNER = "k-product-similar"  # the only banner on a product page, below the product
 PRODUCT = next(iter(PRODUCTS.values()))
-DWELL_MS = 1000                        # how long a banner must stay in view to count as seen
+DWELL_MS = 1000  # how long a banner must stay in view to count as seen
 
 
 def open_product_page(shopper: Shopper, page: Page, klevu_config, shop: str = "") -> dict:
     """A consenting anonymous visitor on a product page; the banner's config metadata."""
     page.goto(f"{shop}/")
-    shopper.accepts_consent()   # the consent bar would otherwise cover the banner
+    shopper.accepts_consent()  # the consent bar would otherwise cover the banner
     page.goto(f"{shop}/p/{PRODUCT['id']}")
     expect(shopper.items(BANNER).first).to_be_attached()
     return klevu_config(BANNER, pid=PRODUCT["id"], gpid=PRODUCT["itemGroupId"])["metadata"]
@@ -43,36 +44,44 @@ def beacons_of(page: Page, kind: str | None = None) -> list[Request]:
 
     def watch(request: Request) -> None:
         if request.url.endswith("/klevu/events") and (
-                kind is None or (request.post_data_json or {}).get("type") == kind):
+            kind is None or (request.post_data_json or {}).get("type") == kind
+        ):
             sent.append(request)
+
     page.on("request", watch)
     return sent
 
 
 def test_by_default_each_banner_is_reported_once_right_after_load_even_below_the_fold(
-        shopper: Shopper, page: Page, klevu_config, received):
+    shopper: Shopper, page: Page, klevu_config, received
+):
     """JSv2 sends view_recs_list as soon as it has rendered a banner, seen or not."""
     metadata = open_product_page(shopper, page, klevu_config)
     banner = shopper.banner(BANNER)
-    views = wait_until(lambda: received("view_recs_list", list_id=metadata["spotKey"]),
-                       message="no impression after load")
+    views = wait_until(
+        lambda: received("view_recs_list", list_id=metadata["spotKey"]),
+        message="no impression after load",
+    )
     expect(banner).not_to_be_in_viewport(ratio=0.5)  # never scrolled to: "visible" waits
     assert len(views) == 1, views
     assert [i["item_id"] for i in views[0]["event_data"]["items"]] == shopper.item_ids(BANNER)
 
     beacons = beacons_of(page, "view")
-    banner.scroll_into_view_if_needed()             # looking at it is no second impression
+    banner.scroll_into_view_if_needed()  # looking at it is no second impression
     page.wait_for_timeout(DWELL_MS * 1.3)
     assert beacons == []
-    page.reload()                                   # a new page view is a new impression
+    page.reload()  # a new page view is a new impression
     expect(shopper.items(BANNER).first).to_be_attached()
-    wait_until(lambda: len(received("view_recs_list", list_id=metadata["spotKey"])) == 2,
-               message="the second page view was not reported")
+    wait_until(
+        lambda: len(received("view_recs_list", list_id=metadata["spotKey"])) == 2,
+        message="the second page view was not reported",
+    )
     assert len(beacons) == 1, [b.post_data for b in beacons]
 
 
 def test_with_the_visible_rule_a_glance_is_no_impression_a_second_in_view_is_one(
-        visible_rule_shop, shopper, page: Page, klevu_config, received):
+    visible_rule_shop, shopper, page: Page, klevu_config, received
+):
     product_page = open_product_page(shopper, page, klevu_config, visible_rule_shop)
     beacons = beacons_of(page)
     banner = shopper.banner(BANNER)
@@ -84,7 +93,7 @@ def test_with_the_visible_rule_a_glance_is_no_impression_a_second_in_view_is_one
     page.wait_for_timeout(DWELL_MS * 0.3)
     page.evaluate("window.scrollTo(0, 0)")
     expect(banner).not_to_be_in_viewport(ratio=0.5)
-    page.wait_for_timeout(DWELL_MS * 1.3)       # a wrongly started timer would have fired
+    page.wait_for_timeout(DWELL_MS * 1.3)  # a wrongly started timer would have fired
     assert beacons == [], "a glance was reported as an impression"
 
     # A real look: the impression reaches Klevu, with every product at its position.
@@ -95,7 +104,8 @@ def test_with_the_visible_rule_a_glance_is_no_impression_a_second_in_view_is_one
     assert data["list_name"] == product_page["title"]
     assert data["tags"] == ["recsPageType:PRODUCT"]
     assert [(i["item_id"], i["index"]) for i in data["items"]] == [
-        (item_id, index) for index, item_id in enumerate(shopper.item_ids(BANNER), start=1)]
+        (item_id, index) for index, item_id in enumerate(shopper.item_ids(BANNER), start=1)
+    ]
 
     # Looking again on the same page view is not a second impression.
     page.evaluate("window.scrollTo(0, 0)")
@@ -107,18 +117,24 @@ def test_with_the_visible_rule_a_glance_is_no_impression_a_second_in_view_is_one
 
 
 @pytest.mark.parametrize("how", ["mouse", "keyboard"])
-def test_choosing_a_product_reports_it_at_its_index_and_goes_there(how, product_page, shopper,
-                                                                    page: Page, received,
-                                                                    base_url):
+def test_choosing_a_product_reports_it_at_its_index_and_goes_there(
+    how, product_page, shopper, page: Page, received, base_url
+):
     items = shopper.items(BANNER)
-    position = 2 if how == "mouse" else items.count()      # 1-based, as Klevu counts
+    position = 2 if how == "mouse" else items.count()  # 1-based, as Klevu counts
     item = items.nth(position - 1)
     product_id = item.get_attribute("data-id")
     link = item.get_by_role("link").first
     expect(link).to_have_attribute("href", re.compile(rf"/p/{product_id}$"))
     navigations = []
-    page.on("request", lambda r: navigations.append(r.url)
-            if r.is_navigation_request() and r.frame == page.main_frame else None)
+    page.on(
+        "request",
+        lambda r: (
+            navigations.append(r.url)
+            if r.is_navigation_request() and r.frame == page.main_frame
+            else None
+        ),
+    )
 
     if how == "mouse":
         link.click()
@@ -136,8 +152,9 @@ def test_choosing_a_product_reports_it_at_its_index_and_goes_there(how, product_
     assert data["list_name"] == product_page["title"]
 
 
-def test_a_click_on_another_link_in_a_banner_sends_nothing(shopper: Shopper, page: Page,
-                                                           context, base_url):
+def test_a_click_on_another_link_in_a_banner_sends_nothing(
+    shopper: Shopper, page: Page, context, base_url
+):
     """JSv2 counts clicks only on .kuRECSItemClick: the recently viewed banner's "Keep
     browsing" link is a plain link."""
     page.goto("/")

@@ -5,6 +5,7 @@ The console is driven the way a sales engineer drives it (buttons on the dashboa
 post to the simulator's own control API from that page); the plan it set is read back from
 ``/_sim/faults``, and the shop's side from its pages and inspector.
 """
+
 from __future__ import annotations
 
 import pytest

@@ -6,6 +6,7 @@ into docs/, where the README shows them, so they are redone from the running sho
 drawn by hand. axe-core (tests/e2e/vendor/) runs in the page: no serious or critical
 violation is allowed, so every control has an accessible name and enough contrast.
 """
+
 from __future__ import annotations
 
 import shutil
@@ -18,8 +19,10 @@ from tests.e2e.conftest import Shopper
 
 AXE = (Path(__file__).parent / "vendor" / "axe.min.js").read_text(encoding="utf-8")
 DOCS = Path(__file__).parents[2] / "docs"
-WIDTHS: dict[str, ViewportSize] = {"desktop": {"width": 1280, "height": 900},
-                                   "phone": {"width": 390, "height": 844}}
+WIDTHS: dict[str, ViewportSize] = {
+    "desktop": {"width": 1280, "height": 900},
+    "phone": {"width": 390, "height": 844},
+}
 BANNER = "k-home-picks"
 
 
@@ -31,12 +34,15 @@ def serious_violations(page: Page, selector: str | None = None) -> list[dict]:
     """
     if not page.evaluate("typeof window.axe !== 'undefined'"):
         page.evaluate(AXE)
-    found = page.evaluate("""async selector => {
+    found = page.evaluate(
+        """async selector => {
         const context = selector ? document.querySelector(selector) : document;
         const result = await axe.run(context, {resultTypes: ["violations"]});
         return result.violations.map(v => ({id: v.id, impact: v.impact, help: v.help,
                                             nodes: v.nodes.map(n => n.target.join(" "))}));
-    }""", selector)
+    }""",
+        selector,
+    )
     return [v for v in found if v["impact"] in ("serious", "critical")]
 
 
@@ -52,8 +58,9 @@ def update_docs(pytestconfig) -> bool:
 
 
 @pytest.mark.parametrize("width", WIDTHS)
-def test_inspector_screens(width: str, shopper: Shopper, page: Page, update_docs: bool,
-                           pytestconfig):
+def test_inspector_screens(
+    width: str, shopper: Shopper, page: Page, update_docs: bool, pytestconfig
+):
     page.set_viewport_size(WIDTHS[width])
     page.goto("/")
     shopper.accepts_consent()
@@ -62,7 +69,8 @@ def test_inspector_screens(width: str, shopper: Shopper, page: Page, update_docs
     panel = shopper.opens_inspector()
     shopper.banner(BANNER).scroll_into_view_if_needed()
     expect(shopper.inspected_event("view_recs_list", BANNER)).to_have_attribute(
-        "data-state", "delivered", timeout=15_000)
+        "data-state", "delivered", timeout=15_000
+    )
 
     assert serious_violations(page, "[data-testid=inspector]") == []
     assert serious_violations(page) == []
@@ -74,8 +82,15 @@ def test_inspector_screens(width: str, shopper: Shopper, page: Page, update_docs
 
 
 @pytest.mark.parametrize("width", WIDTHS)
-def test_console_screens(width: str, context: BrowserContext, shopper: Shopper, page: Page,
-                         sim, update_docs: bool, pytestconfig):
+def test_console_screens(
+    width: str,
+    context: BrowserContext,
+    shopper: Shopper,
+    page: Page,
+    sim,
+    update_docs: bool,
+    pytestconfig,
+):
     page.goto("/")
     shopper.accepts_consent()
     shopper.banner(BANNER).scroll_into_view_if_needed()

@@ -4,6 +4,7 @@ Email links (``_kx``), consent, the demo persona switcher, "forget me", and what
 may carry in Klaviyo's ``__kla_id`` cookie. The banner a visitor should see is the simulator's
 own config answer for the segments the personas file gives them.
 """
+
 from __future__ import annotations
 
 import base64
@@ -40,8 +41,7 @@ def expect_anonymous(shopper, klevu_config) -> None:
     assert shopper.segments() == []
 
 
-def test_email_link_lands_the_visitor_in_their_segment(shopper, page: Page, klevu_config,
-                                                       base_url):
+def test_email_link_lands_the_visitor_in_their_segment(shopper, page: Page, klevu_config, base_url):
     page.goto("/")
     shopper.accepts_consent()
     anonymous_title = klevu_config(HOME_PICKS)["metadata"]["title"]
@@ -57,8 +57,9 @@ def test_email_link_lands_the_visitor_in_their_segment(shopper, page: Page, klev
     assert shopper.cookie(KLA_ID), "Klaviyo's cookie was not written"
 
 
-def test_email_link_before_the_consent_choice_waits_for_accept(shopper, page: Page,
-                                                               klevu_config, base_url):
+def test_email_link_before_the_consent_choice_waits_for_accept(
+    shopper, page: Page, klevu_config, base_url
+):
     page.goto(f"/c/outdoor-tents?_kx={quote(exchange_id('maya'))}")
 
     expect(page).to_have_url(f"{base_url}/c/outdoor-tents")
@@ -100,12 +101,24 @@ def test_withdrawing_consent_forgets_the_visitor(shopper, page: Page, klevu_conf
     expect_anonymous(shopper, klevu_config)
 
 
-def test_declining_on_the_first_visit_removes_klaviyos_cookie(shopper, page: Page, context,
-                                                              klevu_config, base_url):
+def test_declining_on_the_first_visit_removes_klaviyos_cookie(
+    shopper, page: Page, context, klevu_config, base_url
+):
     # Klaviyo's script identified this browser on an earlier visit.
-    context.add_cookies([{"name": KLA_ID, "url": base_url, "value": kla_id(
-        {"cid": "ZWY5Y2EzZTgtOTMyNC00ZWEwLWI5MjMtYTAzYzUxNDU2YzAz",
-         "$exchange_id": exchange_id("maya")})}])
+    context.add_cookies(
+        [
+            {
+                "name": KLA_ID,
+                "url": base_url,
+                "value": kla_id(
+                    {
+                        "cid": "ZWY5Y2EzZTgtOTMyNC00ZWEwLWI5MjMtYTAzYzUxNDU2YzAz",
+                        "$exchange_id": exchange_id("maya"),
+                    }
+                ),
+            }
+        ]
+    )
     page.goto("/")
     expect(page.get_by_test_id("identity-badge")).to_have_attribute("data-consent", "pending")
 
@@ -126,8 +139,9 @@ def test_forget_me_returns_to_anonymous(shopper, page: Page, klevu_config):
     expect_anonymous(shopper, klevu_config)
 
 
-def test_a_malformed_klaviyo_cookie_is_an_anonymous_visitor(shopper, page: Page, context,
-                                                            klevu_config, base_url):
+def test_a_malformed_klaviyo_cookie_is_an_anonymous_visitor(
+    shopper, page: Page, context, klevu_config, base_url
+):
     page.goto("/")
     shopper.accepts_consent()
     valid = kla_id({"cid": "YWUyOGU5ZjM", "$exchange_id": exchange_id("oliver")})
@@ -150,5 +164,6 @@ def test_a_malformed_klaviyo_cookie_is_an_anonymous_visitor(shopper, page: Page,
         assert response is not None and response.status == 200, case
         expect(page.get_by_test_id("identity-badge"), case).to_contain_text("Anonymous")
         expect(shopper.banner(HOME_PICKS).locator(".kuRECS-title"), case).to_have_text(
-            klevu_config(HOME_PICKS)["metadata"]["title"])
+            klevu_config(HOME_PICKS)["metadata"]["title"]
+        )
         assert shopper.segments() == [], case

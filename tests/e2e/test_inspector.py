@@ -5,6 +5,7 @@ For each page type, as an anonymous visitor and as two personas, every fact the 
 against the simulator's journal entries made while that very page loaded; identities against
 the personas file. Step 4 is checked against the collector: a click shows as delivered.
 """
+
 from __future__ import annotations
 
 from urllib.parse import parse_qs, urlsplit
@@ -16,13 +17,20 @@ from tests.e2e.conftest import CATEGORIES, PRODUCTS, Shopper
 from tests.helpers import exchange_id, persona_segments, wait_until
 
 PRODUCT = next(iter(PRODUCTS.values()))
-PAGES = {"home": "/", "category": f"/c/{next(iter(CATEGORIES))}",
-         "product": f"/p/{PRODUCT['id']}", "checkout": "/checkout"}
+PAGES = {
+    "home": "/",
+    "category": f"/c/{next(iter(CATEGORIES))}",
+    "product": f"/p/{PRODUCT['id']}",
+    "checkout": "/checkout",
+}
 
 
 def journal_since(sim, seq: int, kind: str) -> list[dict]:
-    return [call["detail"] for call in sim.state()["recent"]
-            if call["seq"] > seq and call["kind"] == kind]
+    return [
+        call["detail"]
+        for call in sim.state()["recent"]
+        if call["seq"] > seq and call["kind"] == kind
+    ]
 
 
 def last_seq(sim) -> int:
@@ -30,8 +38,9 @@ def last_seq(sim) -> int:
 
 
 @pytest.mark.parametrize("persona", [None, "maya", "oliver"])
-def test_inspector_tells_what_klevu_received_on_every_page(persona, shopper: Shopper,
-                                                           page: Page, sim):
+def test_inspector_tells_what_klevu_received_on_every_page(
+    persona, shopper: Shopper, page: Page, sim
+):
     page.goto("/")
     shopper.accepts_consent()
     if persona:
@@ -41,13 +50,15 @@ def test_inspector_tells_what_klevu_received_on_every_page(persona, shopper: Sho
         page.goto(path)
         panel = shopper.opens_inspector()
         configs = {c["recsKey"]: c for c in journal_since(sim, before, "config")}
-        searches = [q["results"] for s in journal_since(sim, before, "search")
-                    for q in s["queries"]]
+        searches = [
+            q["results"] for s in journal_since(sim, before, "search") for q in s["queries"]
+        ]
 
         identity = panel.get_by_test_id("inspector-identity")
         expect(identity).to_have_attribute("data-consent", "granted")
         expect(identity).to_have_attribute(
-            "data-exchange", exchange_id(persona)[:6] + "…" if persona else "")
+            "data-exchange", exchange_id(persona)[:6] + "…" if persona else ""
+        )
         segments = panel.get_by_test_id("inspector-segments")
         expect(segments).to_have_attribute("data-segments", ",".join(persona_segments(persona)))
 
@@ -64,7 +75,8 @@ def test_inspector_tells_what_klevu_received_on_every_page(persona, shopper: Sho
             assert sent.get("sids", [""])[0].split(",") == (asked["sids"] or [""]), url
             assert sent.get("pid", [None])[0] == asked["pid"]
             assert banner.get_attribute("data-segment") == (
-                "" if asked["variant"] == "default" else asked["variant"])
+                "" if asked["variant"] == "default" else asked["variant"]
+            )
             assert banner.get_attribute("data-title") == asked["title"]
             assert banner.get_attribute("data-source") == "fresh"
             records = banner.get_attribute("data-records")
@@ -79,8 +91,7 @@ def test_inspector_tells_what_klevu_received_on_every_page(persona, shopper: Sho
         assert "klevu-simulator" not in panel.inner_html(), "the api key is shown unmasked"
 
 
-def test_inspector_follows_a_view_and_a_click_to_the_collector(shopper: Shopper, page: Page,
-                                                               sim):
+def test_inspector_follows_a_view_and_a_click_to_the_collector(shopper: Shopper, page: Page, sim):
     page.goto("/")
     shopper.accepts_consent()
     page.goto(PAGES["product"])
@@ -97,14 +108,20 @@ def test_inspector_follows_a_view_and_a_click_to_the_collector(shopper: Shopper,
     shopper.opens_inspector()
     click = shopper.inspected_event("select_recs_list", banner_key, earlier=True)
     expect(click).to_have_attribute("data-state", "delivered", timeout=15_000)
-    wait_until(lambda: [e for e in sim.events()["events"]
-                        if e["summary"]["event"] == "select_recs_list"
-                        and e["summary"]["items"][0]["item_id"] == chosen_id],
-               message="the collector did not receive the click the inspector reports")
+    wait_until(
+        lambda: [
+            e
+            for e in sim.events()["events"]
+            if e["summary"]["event"] == "select_recs_list"
+            and e["summary"]["items"][0]["item_id"] == chosen_id
+        ],
+        message="the collector did not receive the click the inspector reports",
+    )
 
 
-def test_step_four_turns_delivered_live_once_the_banner_is_seen(visible_rule_shop: str,
-                                                                 shopper: Shopper, page: Page):
+def test_step_four_turns_delivered_live_once_the_banner_is_seen(
+    visible_rule_shop: str, shopper: Shopper, page: Page
+):
     """With ``KLEVU_VIEW_RULE=visible`` nothing is reported until the banner is seen: the open
     panel shows that, then the delivery, without a reload."""
     banner_key = "k-product-similar"

@@ -6,6 +6,7 @@ context (title), show between ``productThreshold`` and ``maxProducts`` products,
 images' space before they load (no layout shift), and already be in the HTML the server sent.
 Screenshots of every page land in test-results/.
 """
+
 from __future__ import annotations
 
 import re
@@ -18,8 +19,11 @@ from tests.helpers import persona_segments
 
 HOME_PICKS, HOME_RECENT = "k-home-picks", "k-home-recent"
 CATEGORY_BANNER, PRODUCT_BANNER, CHECKOUT_BANNER = (
-    "k-category-trending", "k-product-similar", "k-checkout-together")
-CATEGORY = next(iter(CATEGORIES))   # the first category of the catalog
+    "k-category-trending",
+    "k-product-similar",
+    "k-checkout-together",
+)
+CATEGORY = next(iter(CATEGORIES))  # the first category of the catalog
 HIDE, STATIC = "HIDE_RECOMMENDATION", "STATIC_CONTENT"
 
 # In the served HTML (no JavaScript): each banner's title and the ids of its products.
@@ -70,8 +74,9 @@ class ImageGate:
             self.held.pop().continue_()
 
 
-def visit(shopper: Shopper, gate: ImageGate, url: str, recs_key: str, config: dict,
-          screenshot, shot: str) -> list[str]:
+def visit(
+    shopper: Shopper, gate: ImageGate, url: str, recs_key: str, config: dict, screenshot, shot: str
+) -> list[str]:
     """Open ``url`` and check its ``recs_key`` banner against the config; the banner's ids."""
     page, meta = shopper.page, config["metadata"]
     gate.hold()
@@ -111,23 +116,27 @@ def visit(shopper: Shopper, gate: ImageGate, url: str, recs_key: str, config: di
     before = banner.evaluate(DOCUMENT_BOX)
     gate.release()
     banner.scroll_into_view_if_needed()
-    page.wait_for_function("""banner => [...banner.querySelectorAll("img")]
+    page.wait_for_function(
+        """banner => [...banner.querySelectorAll("img")]
         .filter(img => getComputedStyle(img).display !== "none")
-        .every(img => img.complete && img.naturalWidth > 0)""", arg=banner.element_handle())
+        .every(img => img.complete && img.naturalWidth > 0)""",
+        arg=banner.element_handle(),
+    )
     assert banner.evaluate(DOCUMENT_BOX) == before, f"{url}: the banner moved or grew"
     shown = [image for image in banner.evaluate(BANNER_IMAGES) if image["shown"]]
     assert shown, f"{url}: {recs_key} shows no picture once loaded"
-    for image in shown:   # drawn at its own proportions, not squashed into another shape
+    for image in shown:  # drawn at its own proportions, not squashed into another shape
         assert image["boxWidth"] / image["boxHeight"] == pytest.approx(
-            int(image["width"]) / int(image["height"]), rel=0.02), image
+            int(image["width"]) / int(image["height"]), rel=0.02
+        ), image
     screenshot(page, shot)
     return ids
 
 
-@pytest.mark.parametrize("persona", [None, "maya", "priya"],
-                         ids=lambda p: p or "anonymous")
-def test_every_page_type_shows_the_banner_klevu_chose(persona, shopper: Shopper, page: Page,
-                                                      klevu_config, screenshot):
+@pytest.mark.parametrize("persona", [None, "maya", "priya"], ids=lambda p: p or "anonymous")
+def test_every_page_type_shows_the_banner_klevu_chose(
+    persona, shopper: Shopper, page: Page, klevu_config, screenshot
+):
     if persona:
         shopper.becomes(persona)
     else:
@@ -137,42 +146,67 @@ def test_every_page_type_shows_the_banner_klevu_chose(persona, shopper: Shopper,
     who = persona or "anonymous"
     gate = ImageGate(page)
 
-    visit(shopper, gate, "/", HOME_PICKS, klevu_config(HOME_PICKS, segments),
-          screenshot, f"{who}-home")
+    visit(
+        shopper,
+        gate,
+        "/",
+        HOME_PICKS,
+        klevu_config(HOME_PICKS, segments),
+        screenshot,
+        f"{who}-home",
+    )
 
     category = CATEGORIES[CATEGORY]
-    shown = visit(shopper, gate, f"/c/{CATEGORY}", CATEGORY_BANNER,
-                  klevu_config(CATEGORY_BANNER, segments, cp=";".join(category["path"])),
-                  screenshot, f"{who}-category")
+    shown = visit(
+        shopper,
+        gate,
+        f"/c/{CATEGORY}",
+        CATEGORY_BANNER,
+        klevu_config(CATEGORY_BANNER, segments, cp=";".join(category["path"])),
+        screenshot,
+        f"{who}-category",
+    )
     assert {PRODUCTS[i]["categorySlug"] for i in shown} == {CATEGORY}
 
     product = PRODUCTS[shown[0]]
-    related = visit(shopper, gate, f"/p/{product['id']}", PRODUCT_BANNER,
-                    klevu_config(PRODUCT_BANNER, segments, pid=product["id"],
-                                 gpid=product["itemGroupId"]),
-                    screenshot, f"{who}-product")
-    assert product["itemGroupId"] not in {PRODUCTS[i]["itemGroupId"] for i in related}, \
+    related = visit(
+        shopper,
+        gate,
+        f"/p/{product['id']}",
+        PRODUCT_BANNER,
+        klevu_config(PRODUCT_BANNER, segments, pid=product["id"], gpid=product["itemGroupId"]),
+        screenshot,
+        f"{who}-product",
+    )
+    assert product["itemGroupId"] not in {PRODUCTS[i]["itemGroupId"] for i in related}, (
         "the product page recommends the product itself"
+    )
 
     gate.release()
     shopper.adds_to_cart(product["id"])
-    add_ons = visit(shopper, gate, "/checkout", CHECKOUT_BANNER,
-                    klevu_config(CHECKOUT_BANNER, segments), screenshot, f"{who}-checkout")
-    assert product["itemGroupId"] not in {PRODUCTS[i]["itemGroupId"] for i in add_ons}, \
+    add_ons = visit(
+        shopper,
+        gate,
+        "/checkout",
+        CHECKOUT_BANNER,
+        klevu_config(CHECKOUT_BANNER, segments),
+        screenshot,
+        f"{who}-checkout",
+    )
+    assert product["itemGroupId"] not in {PRODUCTS[i]["itemGroupId"] for i in add_ons}, (
         "the checkout banner offers what is already in the cart"
+    )
 
 
 def clicks_in_banner(shopper: Shopper, recs_key: str, product_id: str) -> None:
     shopper.page.goto("/")
     shopper.banner(recs_key).locator(f'.kuRECSItemClick[data-id="{product_id}"]').click()
-    expect(shopper.page.get_by_test_id("product-name")).to_have_text(
-        PRODUCTS[product_id]["name"])
+    expect(shopper.page.get_by_test_id("product-name")).to_have_text(PRODUCTS[product_id]["name"])
 
 
-def test_recently_viewed_is_the_products_clicked_in_banners_newest_first(shopper: Shopper,
-                                                                        page: Page,
-                                                                        klevu_config,
-                                                                        screenshot):
+def test_recently_viewed_is_the_products_clicked_in_banners_newest_first(
+    shopper: Shopper, page: Page, klevu_config, screenshot
+):
     """Klevu's "recently viewed": products chosen in its banners, not product pages seen."""
     config = klevu_config(HOME_RECENT)
     assert config["metadata"]["logic"] == "RECENTLY_VIEWED"
@@ -187,7 +221,8 @@ def test_recently_viewed_is_the_products_clicked_in_banners_newest_first(shopper
         clicks_in_banner(shopper, HOME_PICKS, product_id)
     page.goto("/")
     expect(shopper.banner(HOME_RECENT).locator(".kuRECS-title")).to_have_text(
-        config["metadata"]["title"])
+        config["metadata"]["title"]
+    )
     assert shopper.item_ids(HOME_RECENT) == [third, second, first]
 
     clicks_in_banner(shopper, HOME_PICKS, first)
@@ -206,8 +241,7 @@ def checkout_as(shopper: Shopper, persona: str) -> None:
     expect(shopper.page.locator(".order-lines")).to_be_visible()
 
 
-def test_checkout_shows_vips_no_upsell(shopper: Shopper, page: Page, klevu_config,
-                                       screenshot):
+def test_checkout_shows_vips_no_upsell(shopper: Shopper, page: Page, klevu_config, screenshot):
     config = klevu_config(CHECKOUT_BANNER, persona_segments("oliver"))
     assert config["metadata"]["action"] == HIDE
     checkout_as(shopper, "oliver")
@@ -217,8 +251,9 @@ def test_checkout_shows_vips_no_upsell(shopper: Shopper, page: Page, klevu_confi
     screenshot(page, "oliver-checkout-hidden")
 
 
-def test_checkout_shows_bargain_hunters_the_static_promo(shopper: Shopper, page: Page,
-                                                         klevu_config, screenshot, base_url):
+def test_checkout_shows_bargain_hunters_the_static_promo(
+    shopper: Shopper, page: Page, klevu_config, screenshot, base_url
+):
     config = klevu_config(CHECKOUT_BANNER, persona_segments("sam"))
     assert config["metadata"]["action"] == STATIC
     promo = config["staticContent"][0]
@@ -228,11 +263,13 @@ def test_checkout_shows_bargain_hunters_the_static_promo(shopper: Shopper, page:
     banner = shopper.banner(CHECKOUT_BANNER)
     expect(banner.locator(".kuRECSItem")).to_have_count(0)
     picture = page.locator(f'img[src="{desktop["url"]}"]').and_(
-        page.get_by_alt_text(desktop["altTag"], exact=True))
+        page.get_by_alt_text(desktop["altTag"], exact=True)
+    )
     image = banner.locator(picture)
     expect(image).to_be_visible()
     expect(banner.get_by_role("link").filter(has=picture)).to_have_attribute(
-        "href", re.compile(re.escape(promo["targetUrl"]) + "$"))
+        "href", re.compile(re.escape(promo["targetUrl"]) + "$")
+    )
     assert image.evaluate("img => img.complete && img.naturalWidth > 0"), "promo did not load"
     box = image.bounding_box()
     width, height = image.get_attribute("width"), image.get_attribute("height")

@@ -11,6 +11,7 @@
   With the sanitizer switched off (``STOREFRONT_UNSAFE_NO_SANITIZE``, tests only), the hostile
   scripts reach the page and the CSP alone keeps them from running.
 """
+
 from __future__ import annotations
 
 import json
@@ -49,8 +50,14 @@ def watch_csp(context: BrowserContext, page: Page) -> list[dict]:
     seen: list[dict] = []
     context.expose_function("reportCsp", lambda violation: seen.append(violation))
     context.add_init_script(CSP_LISTENER)
-    page.on("console", lambda message: seen.append({"console": message.text})
-            if "Content Security Policy" in message.text else None)
+    page.on(
+        "console",
+        lambda message: (
+            seen.append({"console": message.text})
+            if "Content Security Policy" in message.text
+            else None
+        ),
+    )
     return seen
 
 
@@ -65,31 +72,34 @@ def expect_styled_banners(page: Page, *, at_least: int = 0) -> None:
 
 # -- zero violations, everything works --------------------------------------------------------
 @pytest.mark.parametrize("persona", [None, "maya"], ids=["anonymous", "persona"])
-def test_every_page_type_works_with_zero_csp_violations(persona, shopper, page: Page, context,
-                                                        received, screenshot):
+def test_every_page_type_works_with_zero_csp_violations(
+    persona, shopper, page: Page, context, received, screenshot
+):
     violations = watch_csp(context, page)
     page.goto("/")
     expect(page.get_by_test_id("consent-banner")).to_be_visible()
     if persona:
-        shopper.becomes(persona)          # the personas form (counts as consent)
+        shopper.becomes(persona)  # the personas form (counts as consent)
         page.goto("/")
     else:
-        shopper.accepts_consent()         # the consent banner's form
+        shopper.accepts_consent()  # the consent banner's form
     expect_styled_banners(page, at_least=1)
     banner = page.locator("[data-klevu-token]").first
     banner.scroll_into_view_if_needed()
-    wait_until(lambda: received("view_recs_list"), 20,
-               "the beacon's impression never reached Klevu")
+    wait_until(
+        lambda: received("view_recs_list"), 20, "the beacon's impression never reached Klevu"
+    )
     screenshot(page, f"security-home-{persona or 'anonymous'}")
 
     page.goto(f"/c/{CATEGORY.slug}")
     expect_styled_banners(page)
-    shopper.adds_to_cart(PRODUCT.id)      # product page, then its form
+    shopper.adds_to_cart(PRODUCT.id)  # product page, then its form
     page.goto(f"/p/{OTHER_PRODUCT.id}")
     expect_styled_banners(page)
     page.get_by_test_id("add-to-cart").click()
     page.locator(".cart-table tr", has_text=OTHER_PRODUCT.name).get_by_role(
-        "button", name="Remove").click()
+        "button", name="Remove"
+    ).click()
     expect(page.locator(".cart-table")).not_to_contain_text(OTHER_PRODUCT.name)
     page.goto("/checkout")
     expect_styled_banners(page)
@@ -104,8 +114,7 @@ def test_every_page_type_works_with_zero_csp_violations(persona, shopper, page: 
     assert violations == []
 
 
-def test_the_simulator_dashboard_runs_its_script_with_zero_csp_violations(sim, page: Page,
-                                                                          context):
+def test_the_simulator_dashboard_runs_its_script_with_zero_csp_violations(sim, page: Page, context):
     violations = watch_csp(context, page)
     page.goto(f"{sim.url}/_sim/")
     page.evaluate("document.getElementById('live').dataset.old = 'yes'")
@@ -121,8 +130,7 @@ def test_the_forms_work_without_javascript(browser: Browser, base_url):
     try:
         page.goto("/")
         page.get_by_test_id("consent-accept").click()
-        expect(page.get_by_test_id("identity-badge")).to_have_attribute("data-consent",
-                                                                        "granted")
+        expect(page.get_by_test_id("identity-badge")).to_have_attribute("data-consent", "granted")
         page.goto(f"/p/{PRODUCT.id}")
         page.get_by_test_id("add-to-cart").click()
         expect(page.locator(".cart-table")).to_contain_text(PRODUCT.name)
@@ -179,22 +187,30 @@ def visitor(page: Page, shopper) -> tuple[bool, bool, str | None, str | None]:
     page.goto("/cart")
     cart = page.locator(".cart-table")
     badge = page.get_by_test_id("identity-badge")
-    return (cart.filter(has_text=PRODUCT.name).count() == 1,
-            cart.filter(has_text=OTHER_PRODUCT.name).count() == 1,
-            badge.get_attribute("data-consent"), badge.get_attribute("data-persona"))
+    return (
+        cart.filter(has_text=PRODUCT.name).count() == 1,
+        cart.filter(has_text=OTHER_PRODUCT.name).count() == 1,
+        badge.get_attribute("data-consent"),
+        badge.get_attribute("data-persona"),
+    )
 
 
 @pytest.mark.parametrize("path", FORMS)
-def test_another_sites_form_is_refused_and_changes_nothing(path, foreign, shopper, page: Page,
-                                                           base_url, screenshot):
+def test_another_sites_form_is_refused_and_changes_nothing(
+    path, foreign, shopper, page: Page, base_url, screenshot
+):
     page.goto("/")
     shopper.accepts_consent()
     shopper.adds_to_cart(PRODUCT.id)
     before = visitor(page, shopper)
-    fields = "".join(f'<input type="hidden" name="{k}" value="{v}">'
-                     for k, v in FORMS[path].items())
-    attack = foreign.page("attack", f'<form id="f" method="post" action="{base_url}{path}">'
-                          f'{fields}</form><script>document.getElementById("f").submit()</script>')
+    fields = "".join(
+        f'<input type="hidden" name="{k}" value="{v}">' for k, v in FORMS[path].items()
+    )
+    attack = foreign.page(
+        "attack",
+        f'<form id="f" method="post" action="{base_url}{path}">'
+        f'{fields}</form><script>document.getElementById("f").submit()</script>',
+    )
     with page.expect_response(f"{base_url}{path}") as answer:
         page.goto(attack)
     assert answer.value.status == 403
@@ -209,15 +225,22 @@ def test_another_sites_beacon_is_refused_and_queues_nothing(foreign, page: Page,
     token = re.search(r'data-klevu-token="([^"]+)"', html)
     assert token, "the product page has no banner token"
     body = json.dumps({"type": "view", "token": token.group(1)})
-    attack = foreign.page("beacon", f"<script>fetch({json.dumps(base_url + '/klevu/events')}, "
-                          f"{{method: 'POST', mode: 'no-cors', body: {json.dumps(body)}}})"
-                          "</script>")
+    attack = foreign.page(
+        "beacon",
+        f"<script>fetch({json.dumps(base_url + '/klevu/events')}, "
+        f"{{method: 'POST', mode: 'no-cors', body: {json.dumps(body)}}})"
+        "</script>",
+    )
     with page.expect_response(f"{base_url}/klevu/events") as answer:
         page.goto(attack)
     assert answer.value.status == 403
     # The same event from the shop's own page is new: the refused one was never queued.
-    own = requests.post(f"{base_url}/klevu/events", data=body, timeout=10,
-                        headers={"Origin": base_url, "Sec-Fetch-Site": "same-origin"})
+    own = requests.post(
+        f"{base_url}/klevu/events",
+        data=body,
+        timeout=10,
+        headers={"Origin": base_url, "Sec-Fetch-Site": "same-origin"},
+    )
     assert (own.status_code, own.json()["duplicate"]) == (202, False)
 
 
@@ -225,51 +248,70 @@ def test_another_sites_beacon_is_refused_and_queues_nothing(foreign, page: Page,
 def script_vectors(foreign_url: str) -> str:
     """Markup that runs script, each marking ``window.__pwned`` and calling the foreign host."""
     run = "window.top.__pwned='{}';new Image().src='" + foreign_url + "/ran-{}'"
-    return "".join([
-        f"<script>{run.format('script', 'script')}</script>",
-        f'<img src="/img/none.png" onerror="{run.format("onerror", "onerror")}">',
-        f'<a class="js-link" href="javascript:{run.format("href", "href")}">javascript link</a>',
-        f"<svg><script>{run.format('svg', 'svg')}</script></svg>",
-        '<iframe srcdoc="<script>parent.__pwned=&quot;srcdoc&quot;</script>"></iframe>',
-        f'<img src="{foreign_url}/pixel.png" alt="">',
-    ])
+    return "".join(
+        [
+            f"<script>{run.format('script', 'script')}</script>",
+            f'<img src="/img/none.png" onerror="{run.format("onerror", "onerror")}">',
+            f'<a class="js-link" href="javascript:{run.format("href", "href")}">'
+            "javascript link</a>",
+            f"<svg><script>{run.format('svg', 'svg')}</script></svg>",
+            '<iframe srcdoc="<script>parent.__pwned=&quot;srcdoc&quot;</script>"></iframe>',
+            f'<img src="{foreign_url}/pixel.png" alt="">',
+        ]
+    )
 
 
 def layout_vectors(foreign_url: str) -> str:
     """Markup that would take the visitor elsewhere or load from elsewhere without script."""
-    return (f'<base href="{foreign_url}/">'
-            f'<meta http-equiv="refresh" content="0;url={foreign_url}/refresh">'
-            f'<form action="{foreign_url}/form" method="post"><input name="q" value="card">'
-            f'<button>go</button></form>'
-            f'<link rel="stylesheet" href="{foreign_url}/link.css">'
-            f'<object data="{foreign_url}/object"></object>'
-            f'<div style="position:fixed;inset:0;z-index:99999;background:#000">cover</div>'
-            '<p class="inline-styled" style="color: rgb(1, 2, 3)">styled inline</p>')
+    return (
+        f'<base href="{foreign_url}/">'
+        f'<meta http-equiv="refresh" content="0;url={foreign_url}/refresh">'
+        f'<form action="{foreign_url}/form" method="post"><input name="q" value="card">'
+        f"<button>go</button></form>"
+        f'<link rel="stylesheet" href="{foreign_url}/link.css">'
+        f'<object data="{foreign_url}/object"></object>'
+        f'<div style="position:fixed;inset:0;z-index:99999;background:#000">cover</div>'
+        '<p class="inline-styled" style="color: rgb(1, 2, 3)">styled inline</p>'
+    )
 
 
 def hostile_css(foreign_url: str, *, layout: bool) -> str:
-    css = (f'@import url("{foreign_url}/import.css");\n'
-           ".kuRECS-container { --kuRECS-radius: 12px; }\n"
-           f'.kuRECS-title {{ background: url("{foreign_url}/bg.png"); }}\n'
-           ".kuRECS-header { width: expression(alert(1)); }\n"
-           "</style><script>window.top.__pwned='style-breakout'</script><style>\n")
+    css = (
+        f'@import url("{foreign_url}/import.css");\n'
+        ".kuRECS-container { --kuRECS-radius: 12px; }\n"
+        f'.kuRECS-title {{ background: url("{foreign_url}/bg.png"); }}\n'
+        ".kuRECS-header { width: expression(alert(1)); }\n"
+        "</style><script>window.top.__pwned='style-breakout'</script><style>\n"
+    )
     if layout:
-        css += ("body { display: none; }\n"
-                ".kuRECS-container { position: fixed; inset: 0; z-index: 99999; }\n")
+        css += (
+            "body { display: none; }\n"
+            ".kuRECS-container { position: fixed; inset: 0; z-index: 99999; }\n"
+        )
     return css
 
 
 def hostile_records(index: tuple[Indexed, ...], foreign_url: str) -> tuple[Indexed, ...]:
     """Product data with markup in names and URLs, and images on the foreign host."""
+
     def record(n: int, entry: Indexed) -> Indexed:
         if n >= 3:
             return entry
-        return Indexed(entry.product, {
-            **entry.record,
-            "name": f"<img src=x onerror=\"window.top.__pwned='name'\">{entry.product.name}",
-            "url": ("javascript:window.top.__pwned='url'" if n == 0 else
-                    f"/p/{entry.product.id}\"><script>window.top.__pwned='url'</script>"),
-            "image": f"{foreign_url}/product-{n}.png", "imageUrl": f"{foreign_url}/p{n}.png"})
+        return Indexed(
+            entry.product,
+            {
+                **entry.record,
+                "name": f"<img src=x onerror=\"window.top.__pwned='name'\">{entry.product.name}",
+                "url": (
+                    "javascript:window.top.__pwned='url'"
+                    if n == 0
+                    else f"/p/{entry.product.id}\"><script>window.top.__pwned='url'</script>"
+                ),
+                "image": f"{foreign_url}/product-{n}.png",
+                "imageUrl": f"{foreign_url}/p{n}.png",
+            },
+        )
+
     return tuple(record(n, entry) for n, entry in enumerate(index))
 
 
@@ -278,8 +320,11 @@ def hostile_shop(request, foreign, tmp_path, monkeypatch):
     """A simulator in this process whose every banner look is hostile, and a shop using it;
     ``request.param`` is whether the shop's sanitizer is on."""
     sanitize = request.param
-    template = (script_vectors(foreign.url) + (layout_vectors(foreign.url) if sanitize else "")
-                + looks.template("grid"))
+    template = (
+        script_vectors(foreign.url)
+        + (layout_vectors(foreign.url) if sanitize else "")
+        + looks.template("grid")
+    )
     monkeypatch.setattr(looks, "template", lambda look: template)
     monkeypatch.setattr(looks, "stylesheet", lambda: hostile_css(foreign.url, layout=sanitize))
     simulator = create_simulator()
@@ -287,29 +332,32 @@ def hostile_shop(request, foreign, tmp_path, monkeypatch):
     install(simulator, replace(data, index=hostile_records(data.index, foreign.url)))
     sim_server = LiveServer(simulator)
     overrides = {} if sanitize else {"STOREFRONT_UNSAFE_NO_SANITIZE": "true"}
-    shop = LiveServer(create_app(app_config(sim_server.url, tmp_path, OUTBOX_RELAY_IN_APP=False,
-                                            **overrides)))
+    shop = LiveServer(
+        create_app(app_config(sim_server.url, tmp_path, OUTBOX_RELAY_IN_APP=False, **overrides))
+    )
     yield shop.url, sanitize
     shop.stop()
     sim_server.stop()
 
 
-@pytest.mark.parametrize("hostile_shop", [True, False], ids=["sanitized", "sanitizer-off"],
-                         indirect=True)
+@pytest.mark.parametrize(
+    "hostile_shop", [True, False], ids=["sanitized", "sanitizer-off"], indirect=True
+)
 def test_a_hostile_config_runs_nothing_loads_nothing_foreign_and_moves_nothing(
-        hostile_shop, foreign, page: Page, context, screenshot):
+    hostile_shop, foreign, page: Page, context, screenshot
+):
     shop_url, sanitize = hostile_shop
     violations = watch_csp(context, page)
     page.goto(f"{shop_url}/", wait_until="load")
     served = requests.get(f"{shop_url}/", timeout=10).text
-    if not sanitize:   # the hostile scripts really are in the page: only the CSP stands
+    if not sanitize:  # the hostile scripts really are in the page: only the CSP stands
         assert "<script>window.top.__pwned='script'" in served
         assert "<style data-klevu-css" in served and "</style><script>window.top" in served
     expect(page.locator("[data-klevu-banner]").first).to_be_attached()
     page.locator("[data-klevu-banner]").first.scroll_into_view_if_needed()
     link = page.get_by_text("javascript link").first
     link.click()
-    page.wait_for_timeout(1500)   # time for a refresh, a late script or image to happen
+    page.wait_for_timeout(1500)  # time for a refresh, a late script or image to happen
 
     assert page.evaluate("window.__pwned") is None
     assert foreign.hits == [], "a request left for a foreign host"
@@ -322,7 +370,7 @@ def test_a_hostile_config_runs_nothing_loads_nothing_foreign_and_moves_nothing(
         return h.contains(document.elementFromPoint(r.left + 20, r.top + r.height / 2)); }""")
     assert on_top, "something covers the page"
     screenshot(page, f"security-hostile-{'sanitized' if sanitize else 'sanitizer-off'}")
-    if sanitize:   # a safe inline style keeps working: it moved into the nonce'd stylesheet
+    if sanitize:  # a safe inline style keeps working: it moved into the nonce'd stylesheet
         expect(page.locator(".inline-styled")).to_have_css("color", "rgb(1, 2, 3)")
         assert "style-src-attr" not in {v.get("directive") for v in violations}, violations
     if not sanitize:

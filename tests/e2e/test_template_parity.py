@@ -14,6 +14,7 @@ whose browser output differs by design (a browser page has ``window``, ``fetch``
 holds Chromium's exact output in ``NAME.browser``. Cases that expect an error are the server's own
 limits and refusals (endless loops, memory bombs): a browser page would hang on them.
 """
+
 from __future__ import annotations
 
 import json
@@ -27,8 +28,9 @@ from storefront.klevu.render import ENGINE_SCRIPTS, TemplateRenderer
 
 JS_DIR = Path(__file__).parents[2] / "storefront" / "klevu" / "js"
 CORPUS = Path(__file__).parents[1] / "unit" / "template_corpus"
-CASES = sorted(path.stem for path in CORPUS.glob("*.tmpl")
-               if (CORPUS / f"{path.stem}.html").exists())
+CASES = sorted(
+    path.stem for path in CORPUS.glob("*.tmpl") if (CORPUS / f"{path.stem}.html").exists()
+)
 
 
 def arguments(name: str) -> dict:
@@ -78,16 +80,20 @@ ASK_WORKER = """(request) => new Promise((resolve) => {
 @pytest.fixture(scope="module")
 def chromium(browser: Browser, renderer: TemplateRenderer) -> Iterator[Page]:
     """A page running the engine's scripts in a worker, started like the server's engine."""
-    time_zone = renderer.render_raw(
-        "<%= Intl.DateTimeFormat().resolvedOptions().timeZone %>", {})
+    time_zone = renderer.render_raw("<%= Intl.DateTimeFormat().resolvedOptions().timeZone %>", {})
     context = browser.new_context(locale=renderer.locale, timezone_id=time_zone)
     page = context.new_page()
     page.set_content("<!doctype html><title>template parity</title>")
     source = "\n".join((JS_DIR / name).read_text(encoding="utf-8") for name in ENGINE_SCRIPTS)
-    page.evaluate("(source) => { window.parityWorker = new Worker(URL.createObjectURL("
-                  "new Blob([source], {type: 'text/javascript'}))); }", source + WORKER_LOOP)
-    started = page.evaluate(ASK_WORKER, {"start": True, "locale": renderer.locale,
-                                         "maxStringChars": renderer.max_string_chars})
+    page.evaluate(
+        "(source) => { window.parityWorker = new Worker(URL.createObjectURL("
+        "new Blob([source], {type: 'text/javascript'}))); }",
+        source + WORKER_LOOP,
+    )
+    started = page.evaluate(
+        ASK_WORKER,
+        {"start": True, "locale": renderer.locale, "maxStringChars": renderer.max_string_chars},
+    )
     assert started == {"timeZone": time_zone, "locale": renderer.locale}
     yield page
     context.close()
@@ -95,23 +101,42 @@ def chromium(browser: Browser, renderer: TemplateRenderer) -> Iterator[Page]:
 
 def test_the_corpus_has_cases_to_compare():
     assert len(CASES) >= 20
-    assert {"intl_number_format", "intl_date_time_format", "intl_plural_rules",
-            "to_locale_string", "locale_compare", "date_parsing"} <= set(CASES)
+    assert {
+        "intl_number_format",
+        "intl_date_time_format",
+        "intl_plural_rules",
+        "to_locale_string",
+        "locale_compare",
+        "date_parsing",
+    } <= set(CASES)
 
 
 @pytest.mark.parametrize("name", CASES)
 def test_chromium_prints_what_the_server_prints(chromium, renderer, name):
     template = (CORPUS / f"{name}.tmpl").read_text(encoding="utf-8")
     args = arguments(name)
-    payload = {key: value for key, value in (("data", args["data"]),
-                                             ("dataLocal", args.get("dataLocal")),
-                                             ("scope", args.get("scope"))) if value is not None}
-    answer = chromium.evaluate(ASK_WORKER, {"template": template, "payload": json.dumps(payload),
-                                            "maxChars": renderer.max_output_bytes})
+    payload = {
+        key: value
+        for key, value in (
+            ("data", args["data"]),
+            ("dataLocal", args.get("dataLocal")),
+            ("scope", args.get("scope")),
+        )
+        if value is not None
+    }
+    answer = chromium.evaluate(
+        ASK_WORKER,
+        {
+            "template": template,
+            "payload": json.dumps(payload),
+            "maxChars": renderer.max_output_bytes,
+        },
+    )
     assert "error" not in answer, answer["error"]
     in_chromium = answer["html"]
-    on_server = renderer.render_raw(template, args["data"], data_local=args.get("dataLocal"),
-                                    scope=args.get("scope"))
+    on_server = renderer.render_raw(
+        template, args["data"], data_local=args.get("dataLocal"), scope=args.get("scope")
+    )
     by_design = CORPUS / f"{name}.browser"
     if by_design.exists():
         assert in_chromium == by_design.read_text(encoding="utf-8")

@@ -1,4 +1,5 @@
 """The four steps end to end in Chromium: persona → banner changes → click reaches Klevu."""
+
 from __future__ import annotations
 
 import re
@@ -37,9 +38,13 @@ def test_click_reaches_klevu_with_its_index(shopper, received):
     items.nth(2).locator("a").first.click()
     expect(page).to_have_url(re.compile(rf"/p/{product_id}$"))
 
-    [event] = wait_until(lambda: received("select_recs_list"), 10,
-                         "the simulator received no select_recs_list from this browser")
+    [event] = wait_until(
+        lambda: received("select_recs_list"),
+        10,
+        "the simulator received no select_recs_list from this browser",
+    )
     assert event["event_data"]["items"] == [
-        {**event["event_data"]["items"][0], "item_id": product_id, "index": 3}]
+        {**event["event_data"]["items"][0], "item_id": product_id, "index": 3}
+    ]
     assert event["event_data"]["segment_id"] == persona_segments("maya")[0]
     assert event["event_data"]["tags"] == ["recsPageType:HOME"]

@@ -18,6 +18,7 @@ confirmed), so duplicates must be events the first shop accepted, one batch at m
 figures are printed (``pytest -s``). tests/integration/test_relay_faults.py is the same check
 one level down: the outbox and relay alone, with a collector that kills the relay on purpose.
 """
+
 from __future__ import annotations
 
 import json
@@ -45,20 +46,23 @@ from tests.helpers import free_port, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 SECRET_KEY = "analytics-faults-secret"
-TARGET = 300                 # accepted events
-KILL_AT, DOWN_AT, UP_AT = 100, 160, 220   # accepted events at each step of the timeline
+TARGET = 300  # accepted events
+KILL_AT, DOWN_AT, UP_AT = 100, 160, 220  # accepted events at each step of the timeline
 SHOPPERS = 2
 CLICKS_PER_BANNER = 2
-TIME_LIMIT = 30.0            # seconds for the whole run, drain included
+TIME_LIMIT = 30.0  # seconds for the whole run, drain included
 # Slow enough that the kill, made while a batch is out, finds it still at the collector.
 FLAKY = {"fail_every": 3, "status": 500, "latency_ms": 150}
 DOWN = {"down": True, "status": 503}
-PAGES = ("/", *(f"/c/{c.slug}" for c in load_catalog().categories),
-         *(f"/p/{p.id}" for p in load_catalog().products[:12]))
+PAGES = (
+    "/",
+    *(f"/c/{c.slug}" for c in load_catalog().categories),
+    *(f"/p/{p.id}" for p in load_catalog().products[:12]),
+)
 TOKEN_RE = re.compile(r'data-klevu-token="([^"]+)"')
 BEACON_HEADERS = {"Content-Type": "text/plain;charset=UTF-8", "Sec-Fetch-Site": "same-origin"}
 NO_ANSWER = "no answer"
-RETRY_LATER = {NO_ANSWER, 429, 503}   # what a beacon post may meet here and try again after
+RETRY_LATER = {NO_ANSWER, 429, 503}  # what a beacon post may meet here and try again after
 
 
 class Shop:
@@ -72,8 +76,12 @@ class Shop:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = data_dir / "shop.log"
-        self.env = {**os.environ, **shop_environment(simulator_url),
-                    "STOREFRONT_DATA_DIR": str(data_dir / "shop"), "SECRET_KEY": SECRET_KEY}
+        self.env = {
+            **os.environ,
+            **shop_environment(simulator_url),
+            "STOREFRONT_DATA_DIR": str(data_dir / "shop"),
+            "SECRET_KEY": SECRET_KEY,
+        }
         for inherited in ("CACHE_REDIS_URL", "OUTBOX_RELAY_IN_APP"):
             self.env.pop(inherited, None)
         self.generation = 0
@@ -83,10 +91,27 @@ class Shop:
         self.generation += 1
         with open(self.log, "a") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "gunicorn", "--worker-class", "gthread", "--workers", "2",
-                 "--threads", "4", "--bind", f"127.0.0.1:{self.port}", "--no-control-socket",
-                 "storefront:create_app()"],
-                cwd=ROOT, env=self.env, stdout=log, stderr=log, start_new_session=True)
+                [
+                    sys.executable,
+                    "-m",
+                    "gunicorn",
+                    "--worker-class",
+                    "gthread",
+                    "--workers",
+                    "2",
+                    "--threads",
+                    "4",
+                    "--bind",
+                    f"127.0.0.1:{self.port}",
+                    "--no-control-socket",
+                    "storefront:create_app()",
+                ],
+                cwd=ROOT,
+                env=self.env,
+                stdout=log,
+                stderr=log,
+                start_new_session=True,
+            )
         wait_for(f"{self.url}/healthz")
 
     def kill(self) -> None:
@@ -110,10 +135,10 @@ class Ledger:
     """What the shoppers sent, shared by their threads."""
 
     lock: threading.Lock = field(default_factory=threading.Lock)
-    accepted: dict[str, str] = field(default_factory=dict)       # event id → event name
-    first_shop: set[str] = field(default_factory=set)            # ids the first shop may hold
-    answered_duplicate: int = 0     # 202s saying "already queued": a retry after a lost answer
-    retried: Counter = field(default_factory=Counter)            # by what the post met
+    accepted: dict[str, str] = field(default_factory=dict)  # event id → event name
+    first_shop: set[str] = field(default_factory=set)  # ids the first shop may hold
+    answered_duplicate: int = 0  # 202s saying "already queued": a retry after a lost answer
+    retried: Counter = field(default_factory=Counter)  # by what the post met
     unexpected: list[tuple[int | str, str]] = field(default_factory=list)
 
     def count(self) -> int:
@@ -133,18 +158,29 @@ def beacon_events(token: str, rng: random.Random):
     page_view, banner = tokens.read_token(SECRET_KEY, token, 3600)
     yield {"type": "view", "token": token}, tokens.impression_id(page_view, banner.recs_key), VIEW
     for item in rng.sample(banner.items, min(CLICKS_PER_BANNER, len(banner.items))):
-        yield ({"type": "select", "token": token, "item": item.id},
-               tokens.click_id(page_view, banner.recs_key, item.id), SELECT)
+        yield (
+            {"type": "select", "token": token, "item": item.id},
+            tokens.click_id(page_view, banner.recs_key, item.id),
+            SELECT,
+        )
 
 
-def post_until_accepted(browser: requests.Session, shop: Shop, body: dict, event_id: str,
-                        name: str, ledger: Ledger, stop: threading.Event) -> None:
+def post_until_accepted(
+    browser: requests.Session,
+    shop: Shop,
+    body: dict,
+    event_id: str,
+    name: str,
+    ledger: Ledger,
+    stop: threading.Event,
+) -> None:
     """Post one event until the shop answers 202; given up (not accepted) when the run ends."""
     while not stop.is_set():
         generation = shop.generation
         try:
-            answer = browser.post(f"{shop.url}/klevu/events", data=json.dumps(body),
-                                  headers=BEACON_HEADERS, timeout=5)
+            answer = browser.post(
+                f"{shop.url}/klevu/events", data=json.dumps(body), headers=BEACON_HEADERS, timeout=5
+            )
         except requests.RequestException:
             outcome: int | str = NO_ANSWER
         else:
@@ -179,8 +215,10 @@ def go_shopping(shop: Shop, ledger: Ledger, stop: threading.Event, seed: int) ->
 def test_every_accepted_event_reaches_the_collector_through_faults_and_kill_9(sim, tmp_path):
     shop = Shop(tmp_path, sim.url)
     ledger, stop = Ledger(), threading.Event()
-    shoppers = [threading.Thread(target=go_shopping, args=(shop, ledger, stop, seed))
-                for seed in range(SHOPPERS)]
+    shoppers = [
+        threading.Thread(target=go_shopping, args=(shop, ledger, stop, seed))
+        for seed in range(SHOPPERS)
+    ]
     started = time.monotonic()
     deadline = started + TIME_LIMIT
 
@@ -188,7 +226,8 @@ def test_every_accepted_event_reaches_the_collector_through_faults_and_kill_9(si
         while not condition():
             assert time.monotonic() < deadline, (
                 f"not {what} after {TIME_LIMIT:.0f} s: {ledger.count()} events accepted, "
-                f"retries {dict(ledger.retried)}\n{shop.log_tail()}")
+                f"retries {dict(ledger.retried)}\n{shop.log_tail()}"
+            )
             time.sleep(0.01)
 
     def when_accepted(count: int) -> None:
@@ -215,11 +254,12 @@ def test_every_accepted_event_reaches_the_collector_through_faults_and_kill_9(si
         sim.faults(collect=None)
         stopped = time.monotonic()
         accepted = dict(ledger.accepted)
-        while True:   # drained: every accepted event arrived, and nothing is left to send
+        while True:  # drained: every accepted event arrived, and nothing is left to send
             journal, outbox = sim.events(), shop.outbox()
             received = Counter(e["event_id"] for e in journal["events"])
-            if (accepted.keys() <= received.keys() and outbox["depth"] == 0) \
-                    or time.monotonic() > deadline:
+            if (
+                accepted.keys() <= received.keys() and outbox["depth"] == 0
+            ) or time.monotonic() > deadline:
                 break
             time.sleep(0.1)
         drained = time.monotonic() - stopped
@@ -233,14 +273,16 @@ def test_every_accepted_event_reaches_the_collector_through_faults_and_kill_9(si
     missing = accepted.keys() - received.keys()
     duplicates = {event_id: n - 1 for event_id, n in received.items() if n > 1}
     names = {e["event_id"]: e["summary"]["event"] for e in journal["events"]}
-    print(f"\naccepted {len(accepted)} events ({Counter(accepted.values())}) in "
-          f"{stopped - started:.1f} s; answered 'already queued' {ledger.answered_duplicate}; "
-          f"posts retried {dict(ledger.retried)}\n"
-          f"collector: {faults} requests faulted; received {journal['totals']}\n"
-          f"delivered {len(accepted) - len(missing)} of {len(accepted)}, missing {len(missing)}; "
-          f"duplicates {sum(duplicates.values())} ({len(duplicates)} events); "
-          f"drained {drained:.1f} s after the last post\n"
-          f"outbox: {json.dumps(outbox)}")
+    print(
+        f"\naccepted {len(accepted)} events ({Counter(accepted.values())}) in "
+        f"{stopped - started:.1f} s; answered 'already queued' {ledger.answered_duplicate}; "
+        f"posts retried {dict(ledger.retried)}\n"
+        f"collector: {faults} requests faulted; received {journal['totals']}\n"
+        f"delivered {len(accepted) - len(missing)} of {len(accepted)}, missing {len(missing)}; "
+        f"duplicates {sum(duplicates.values())} ({len(duplicates)} events); "
+        f"drained {drained:.1f} s after the last post\n"
+        f"outbox: {json.dumps(outbox)}"
+    )
     assert not ledger.unexpected, ledger.unexpected[:5]
     assert not missing, f"{len(missing)} accepted events never arrived\n{shop.log_tail()}"
     assert received.keys() == accepted.keys(), "the collector got events nobody accepted"

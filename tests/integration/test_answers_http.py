@@ -1,6 +1,7 @@
 """The answers cache, the page budget and the circuit breakers over real sockets: the shop on a
 real server, the simulator as its own process, its fault plans standing in for a sick Klevu;
 two processes sharing a real redis-server for the one-refresh-per-key rule."""
+
 from __future__ import annotations
 
 import logging
@@ -44,8 +45,11 @@ def start_shop(sim, tmp_path):
     servers: list[LiveServer] = []
 
     def start(simulator: Simulator = sim, **env) -> LiveServer:
-        app = create_app(app_config(simulator.url, tmp_path / f"shop{len(servers)}",
-                                    OUTBOX_RELAY_IN_APP=False, **env))
+        app = create_app(
+            app_config(
+                simulator.url, tmp_path / f"shop{len(servers)}", OUTBOX_RELAY_IN_APP=False, **env
+            )
+        )
         servers.append(LiveServer(app))
         return servers[-1]
 
@@ -56,8 +60,11 @@ def start_shop(sim, tmp_path):
 
 def klevu_calls(sim) -> dict[str, int]:
     counts = sim.state()["counts"]
-    return {"visitor": counts["session_new"] + counts["session_refresh"] + counts["connector"],
-            "config": counts["config"], "search": counts["search"]}
+    return {
+        "visitor": counts["session_new"] + counts["session_refresh"] + counts["connector"],
+        "config": counts["config"],
+        "search": counts["search"],
+    }
 
 
 def banners(html: str) -> dict[str, str]:
@@ -83,7 +90,7 @@ def test_a_warm_page_makes_no_klevu_call_and_tokens_stay_per_page_view(start_sho
     assert klevu_calls(sim) == before
     assert all(set(v) == set(banners(first)) == {"k-home-picks"} for v in views)
     tokens = [v["k-home-picks"] for v in views]
-    assert len(set(tokens)) == 5                     # a new token (page view) every time
+    assert len(set(tokens)) == 5  # a new token (page view) every time
     health = requests.get(f"{shop.url}/healthz", timeout=5).json()
     assert health["answers"]["config"]["hit"] >= 5 and health["answers"]["search"]["hit"] >= 5
 
@@ -104,8 +111,11 @@ def test_a_persona_switch_changes_the_banner_on_the_next_page(start_shop, sim):
     visitor.cookies.set(KLA_ID_COOKIE, encode_kla_id(exchange_id("oliver"), new_cid()))
     page(visitor, shop)
 
-    configs = [c["detail"] for c in sim.state()["recent"]
-               if c["kind"] == "config" and c["detail"]["recsKey"] == "k-home-picks"]
+    configs = [
+        c["detail"]
+        for c in sim.state()["recent"]
+        if c["kind"] == "config" and c["detail"]["recsKey"] == "k-home-picks"
+    ]
     assert [c["sids"] for c in reversed(configs)] == [["seg_outdoor"], ["seg_vip", "seg_style"]]
 
 
@@ -113,7 +123,7 @@ def test_a_cached_banner_survives_every_klevu_service_down(start_shop, sim):
     shop = start_shop(KLEVU_CONFIG_TTL="1", KLEVU_SEARCH_TTL="1")
     visitor = browser_session("maya")
     page(visitor, shop)
-    time.sleep(1.1)                                   # past freshness: stale from here on
+    time.sleep(1.1)  # past freshness: stale from here on
     sim.faults(**{service: {"down": True} for service in SERVICES})
 
     html, _ = page(visitor, shop)
@@ -124,8 +134,13 @@ def test_a_cached_banner_survives_every_klevu_service_down(start_shop, sim):
 
 
 def test_the_breaker_opens_serves_without_waiting_probes_and_closes(start_shop, sim, caplog):
-    shop = start_shop(KLEVU_CONFIG_TTL="0", KLEVU_SEARCH_TTL="0", KLEVU_BREAKER_FAILURES="2",
-                      KLEVU_BREAKER_COOLDOWN="1", KLEVU_PAGE_BUDGET_MS="3000")
+    shop = start_shop(
+        KLEVU_CONFIG_TTL="0",
+        KLEVU_SEARCH_TTL="0",
+        KLEVU_BREAKER_FAILURES="2",
+        KLEVU_BREAKER_COOLDOWN="1",
+        KLEVU_PAGE_BUDGET_MS="3000",
+    )
     visitor = browser_session()
     page(visitor, shop)
     sim.faults(search={"down": True})
@@ -137,14 +152,14 @@ def test_the_breaker_opens_serves_without_waiting_probes_and_closes(start_shop, 
         assert health["breakers"]["search"]["state"] == "open"
         searches = klevu_calls(sim)["search"]
 
-        sim.faults(search={"latency_ms": 5000})       # now hung as well: nobody may wait on it
+        sim.faults(search={"latency_ms": 5000})  # now hung as well: nobody may wait on it
         for _ in range(3):
             html, took = page(visitor, shop)
             assert not banners(html) and took < 1.0
         assert klevu_calls(sim)["search"] == searches  # no call went out while open
 
         sim.faults(search=None)
-        time.sleep(1.1)                               # the cool-down: one probe may go
+        time.sleep(1.1)  # the cool-down: one probe may go
 
         def page_with_banner() -> str:
             html, _ = page(visitor, shop)
@@ -153,46 +168,57 @@ def test_the_breaker_opens_serves_without_waiting_probes_and_closes(start_shop, 
         closed = wait_until(page_with_banner, 10, "the breaker never closed")
     assert "k-home-picks" in banners(closed)
     health = requests.get(f"{shop.url}/healthz", timeout=5).json()
-    assert health["breakers"]["search"] == {"state": "closed", "opened_elsewhere": False,
-                                            "failures_in_a_row": 0, "times_opened": 1}
+    assert health["breakers"]["search"] == {
+        "state": "closed",
+        "opened_elsewhere": False,
+        "failures_in_a_row": 0,
+        "times_opened": 1,
+    }
     lines = [r.getMessage() for r in caplog.records if r.name == "storefront.klevu.breaker"]
     assert len(lines) == 2 and "open" in lines[0] and "closed" in lines[1]
 
 
 @pytest.mark.parametrize("hung", [("visitor",), ("config",), ("search",), SERVICES])
 def test_with_a_service_hung_a_new_visitors_page_takes_the_budget_not_more(
-        start_shop, hung_simulator, hung):
+    start_shop, hung_simulator, hung
+):
     hung_simulator.reset()
     shop = start_shop(hung_simulator, KLEVU_PAGE_BUDGET_MS="600")
-    page(browser_session("priya"), shop)                      # engines, pools, connections warm
+    page(browser_session("priya"), shop)  # engines, pools, connections warm
     hung_simulator.faults(**{service: {"latency_ms": 3000} for service in hung})
 
-    html, took = page(browser_session("maya"), shop)          # segments differ: nothing cached
+    html, took = page(browser_session("maya"), shop)  # segments differ: nothing cached
 
-    assert took < 0.6 + 0.6                           # generous: this machine is shared
+    assert took < 0.6 + 0.6  # generous: this machine is shared
     assert not banners(html)
 
 
 def test_an_anonymous_visitors_banners_do_not_wait_for_the_session_call(start_shop, sim):
     shop = start_shop(KLEVU_PAGE_BUDGET_MS="3000")
-    page(browser_session(), shop)                         # the anonymous answers, cached
+    page(browser_session(), shop)  # the anonymous answers, cached
     sim.faults(visitor={"latency_ms": 1500})
 
-    html, took = page(browser_session(), shop)            # a new visitor: its session is slow
+    html, took = page(browser_session(), shop)  # a new visitor: its session is slow
 
     assert "k-home-picks" in banners(html)
-    assert took < 1.5 + 0.5                           # the session call, not session + banners
+    assert took < 1.5 + 0.5  # the session call, not session + banners
 
 
 # -- two processes sharing Redis ----------------------------------------------------------------
 @pytest.mark.redis
 def test_two_workers_sharing_redis_refresh_a_stale_answer_once(sim, redis_url, tmp_path):
-    with shop_processes(sim.url, tmp_path, CACHE_REDIS_URL=redis_url, KLEVU_CONFIG_TTL="2",
-                        KLEVU_SEARCH_TTL="2", KLEVU_PAGE_BUDGET_MS="5000") as urls:
+    with shop_processes(
+        sim.url,
+        tmp_path,
+        CACHE_REDIS_URL=redis_url,
+        KLEVU_CONFIG_TTL="2",
+        KLEVU_SEARCH_TTL="2",
+        KLEVU_PAGE_BUDGET_MS="5000",
+    ) as urls:
         visitor = browser_session()
         visitor.get(f"{urls[0]}/", timeout=10).raise_for_status()
         warm = klevu_calls(sim)
-        time.sleep(2.2)                               # every answer is stale now
+        time.sleep(2.2)  # every answer is stale now
         barrier = threading.Barrier(20)
 
         def stale_page(i):
@@ -203,11 +229,16 @@ def test_two_workers_sharing_redis_refresh_a_stale_answer_once(sim, redis_url, t
             pages = list(pool.map(stale_page, range(20)))
 
         assert all("k-home-picks" in banners(html) for html in pages)
-        refreshed = wait_until(lambda: (lambda c: c if c["search"] > warm["search"] else None)(
-            klevu_calls(sim)), 5, "the stale answers were never refreshed")
-        time.sleep(0.5)                               # room for a duplicate refresh to land
+        refreshed = wait_until(
+            lambda: (lambda c: c if c["search"] > warm["search"] else None)(klevu_calls(sim)),
+            5,
+            "the stale answers were never refreshed",
+        )
+        time.sleep(0.5)  # room for a duplicate refresh to land
         calls = klevu_calls(sim)
         assert calls == refreshed
         # One refresh per key across both workers: the same calls as the first page made.
         assert (calls["config"] - warm["config"], calls["search"] - warm["search"]) == (
-            warm["config"], warm["search"])
+            warm["config"],
+            warm["search"],
+        )

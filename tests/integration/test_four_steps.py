@@ -1,4 +1,5 @@
 """Issue 2's four steps over real sockets: the shop ↔ the simulator, no mocks anywhere."""
+
 from __future__ import annotations
 
 import re
@@ -8,18 +9,20 @@ import pytest
 
 from tests.helpers import browser_session, wait_until
 
-BANNER_RE = re.compile(r'<section class="klevu-banner[^"]*"\s+data-klevu-banner="([^"]+)"'
-                       r'[^>]*?data-klevu-token="([^"]+)"')
+BANNER_RE = re.compile(
+    r'<section class="klevu-banner[^"]*"\s+data-klevu-banner="([^"]+)"'
+    r'[^>]*?data-klevu-token="([^"]+)"'
+)
 
 
 def config_calls(sim) -> list[dict]:
     return [c["detail"] for c in sim.state()["recent"] if c["kind"] == "config"]
 
 
-@pytest.mark.parametrize("persona, segment", [(None, None), ("maya", "seg_outdoor"),
-                                              ("priya", "seg_home")])
-def test_home_banner_is_the_segment_variant_in_the_initial_html(sim, live_shop, persona,
-                                                                 segment):
+@pytest.mark.parametrize(
+    "persona, segment", [(None, None), ("maya", "seg_outdoor"), ("priya", "seg_home")]
+)
+def test_home_banner_is_the_segment_variant_in_the_initial_html(sim, live_shop, persona, segment):
     html = browser_session(persona).get(f"{live_shop.url}/", timeout=10).text
     picks = [c for c in config_calls(sim) if c["recsKey"] == "k-home-picks"][-1]
     assert picks["sids"] == ([segment] if segment else [])
@@ -27,8 +30,11 @@ def test_home_banner_is_the_segment_variant_in_the_initial_html(sim, live_shop, 
     assert 'data-klevu-banner="k-home-picks"' in html
     assert unescape(picks["title"]) in unescape(html)
     # Klevu's CSS, scoped to the banner, is in the head.
-    assert re.search(r'<style data-klevu-css="k-home-picks" nonce="[\w-]+">[^<]*'
-                     r'\[data-klevu-banner="k-home-picks"\]', html)
+    assert re.search(
+        r'<style data-klevu-css="k-home-picks" nonce="[\w-]+">[^<]*'
+        r'\[data-klevu-banner="k-home-picks"\]',
+        html,
+    )
 
 
 def test_click_without_javascript_records_and_redirects(sim, live_shop):
@@ -45,8 +51,12 @@ def test_click_without_javascript_records_and_redirects(sim, live_shop):
     assert answer.headers["Location"].endswith(f"/p/{product_id}")
 
     def select_events():
-        return [e["payload"] for e in sim.events()["events"]
-                if e["payload"]["event"] == "select_recs_list"]
+        return [
+            e["payload"]
+            for e in sim.events()["events"]
+            if e["payload"]["event"] == "select_recs_list"
+        ]
+
     received = wait_until(select_events)
     assert len(received) == 1
     event = received[0]
@@ -65,16 +75,23 @@ def test_beacon_impression_reaches_the_collector(sim, live_shop):
     shopper = browser_session("oliver")
     html = shopper.get(f"{live_shop.url}/", timeout=10).text
     tokens = dict(BANNER_RE.findall(html))
-    answer = shopper.post(f"{live_shop.url}/klevu/events",
-                          data=f'{{"type":"view","token":"{unescape(tokens["k-home-picks"])}"}}',
-                          headers={"Content-Type": "text/plain;charset=UTF-8",
-                                   "Sec-Fetch-Site": "same-origin"}, timeout=10)
+    answer = shopper.post(
+        f"{live_shop.url}/klevu/events",
+        data=f'{{"type":"view","token":"{unescape(tokens["k-home-picks"])}"}}',
+        headers={"Content-Type": "text/plain;charset=UTF-8", "Sec-Fetch-Site": "same-origin"},
+        timeout=10,
+    )
     assert answer.status_code == 202, answer.text
 
     def views():
-        return [e["payload"] for e in sim.events()["events"]
-                if e["payload"]["event"] == "view_recs_list"]
+        return [
+            e["payload"]
+            for e in sim.events()["events"]
+            if e["payload"]["event"] == "view_recs_list"
+        ]
+
     [event] = wait_until(views)
     assert event["event_data"]["segment_id"] == "seg_vip"
     assert [i["index"] for i in event["event_data"]["items"]] == list(
-        range(1, len(event["event_data"]["items"]) + 1))
+        range(1, len(event["event_data"]["items"]) + 1)
+    )

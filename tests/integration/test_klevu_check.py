@@ -1,5 +1,6 @@
 """``flask klevu check`` against the real simulator process: all ✓ on a healthy account, and
 for each fault or misconfiguration the expected ✗ line and a non-zero exit status."""
+
 from __future__ import annotations
 
 import json
@@ -28,21 +29,34 @@ def test_a_healthy_account_passes_every_check_and_sends_no_event(sim, tmp_path):
     assert sim.events()["totals"]["received"] == 0
 
 
-@pytest.mark.parametrize("fault, env, expected", [
-    ({"visitor": {"down": True}}, {}, "✗ visitor service: POST"),
-    ({"config": {"down": True, "status": 502}}, {}, "✗ config k-home-picks (HOME): GET"),
-    ({"search": {"down": True}}, {}, "✗ search k-home-picks (HOME): POST"),
-    ({"collect": {"down": True}}, {}, "✗ collector: POST"),
-    ({}, {"KLEVU_RECS_HOME": "k-nope"}, "✗ config k-nope (HOME): GET"),
-    ({}, {"KLEVU_RECS_HOME": "k-product-similar"},
-     "✗ page type k-product-similar (HOME): the config is for PRODUCT pages, placed on HOME"),
-    ({}, {"KLEVU_API_KEY": "klevu-0000000000", "KLEVU_VISITOR_URL": "{sim}/visitor/public/1.0",
-          "KLEVU_CONFIG_URL": "{sim}", "KLEVU_SEARCH_URL": "{sim}/cs/v2/search",
-          "KLEVU_STATS_URL": "{sim}/analytics/collect", "KLEVU_RECS_HOME": "k-home-picks"},
-     "✗ visitor service: POST"),
-])
-def test_each_fault_gives_its_failing_line_and_a_non_zero_exit(sim, tmp_path, fault, env,
-                                                               expected):
+@pytest.mark.parametrize(
+    "fault, env, expected",
+    [
+        ({"visitor": {"down": True}}, {}, "✗ visitor service: POST"),
+        ({"config": {"down": True, "status": 502}}, {}, "✗ config k-home-picks (HOME): GET"),
+        ({"search": {"down": True}}, {}, "✗ search k-home-picks (HOME): POST"),
+        ({"collect": {"down": True}}, {}, "✗ collector: POST"),
+        ({}, {"KLEVU_RECS_HOME": "k-nope"}, "✗ config k-nope (HOME): GET"),
+        (
+            {},
+            {"KLEVU_RECS_HOME": "k-product-similar"},
+            "✗ page type k-product-similar (HOME): the config is for PRODUCT pages, placed on HOME",
+        ),
+        (
+            {},
+            {
+                "KLEVU_API_KEY": "klevu-0000000000",
+                "KLEVU_VISITOR_URL": "{sim}/visitor/public/1.0",
+                "KLEVU_CONFIG_URL": "{sim}",
+                "KLEVU_SEARCH_URL": "{sim}/cs/v2/search",
+                "KLEVU_STATS_URL": "{sim}/analytics/collect",
+                "KLEVU_RECS_HOME": "k-home-picks",
+            },
+            "✗ visitor service: POST",
+        ),
+    ],
+)
+def test_each_fault_gives_its_failing_line_and_a_non_zero_exit(sim, tmp_path, fault, env, expected):
     sim.faults(**fault)
     env = {k: v.replace("{sim}", sim.url) for k, v in env.items()}
     result = check(sim, tmp_path, **env)
@@ -78,8 +92,11 @@ def test_the_api_key_is_masked_in_the_output(sim, tmp_path):
 
 def test_sample_pages_come_from_the_shop_around_a_product_of_choice(sim, tmp_path):
     assert check(sim, tmp_path, "--product-id", "10030").exit_code == 0
-    product_configs = [c["detail"] for c in sim.state()["recent"]
-                       if c["kind"] == "config" and c["detail"]["recsKey"] == "k-product-similar"]
+    product_configs = [
+        c["detail"]
+        for c in sim.state()["recent"]
+        if c["kind"] == "config" and c["detail"]["recsKey"] == "k-product-similar"
+    ]
     assert product_configs[0]["pid"] == "10030"
     unknown = check(sim, tmp_path, "--product-id", "no-such-product")
     assert unknown.exit_code == 2 and "the shop has no product" in unknown.output

@@ -4,6 +4,7 @@ A static-content banner reports its view and click with ``static_content`` (JSv2
 staticView / staticClick); a config without ``enabled`` shows nothing; the config request
 keeps ``sids``' comma raw, as ``@klevu/core`` sends it.
 """
+
 from __future__ import annotations
 
 import json
@@ -47,9 +48,12 @@ def test_a_static_banners_view_and_click_reach_the_collector_with_static_content
     found = re.search(TOKEN_RE.format(key="k-checkout-together"), html)
     assert found, "the static banner carries no token"
     token = unescape(found.group(1))
-    answer = sam.post(f"{url}/klevu/events", data=json.dumps({"type": "view", "token": token}),
-                      headers={"Content-Type": "text/plain;charset=UTF-8",
-                               "Sec-Fetch-Site": "same-origin"}, timeout=10)
+    answer = sam.post(
+        f"{url}/klevu/events",
+        data=json.dumps({"type": "view", "token": token}),
+        headers={"Content-Type": "text/plain;charset=UTF-8", "Sec-Fetch-Site": "same-origin"},
+        timeout=10,
+    )
     assert answer.status_code == 202, answer.text
     [link] = re.findall(r'<a class="kuRECS-promoLink" href="(/klevu/click\?[^"]+)"', html)
     followed = sam.get(f"{url}{unescape(link)}", allow_redirects=False, timeout=10)
@@ -83,7 +87,10 @@ def test_a_banner_whose_config_has_no_enabled_is_hidden(sim, shop):
 def test_the_config_url_carries_sids_with_a_raw_comma(sim, shop):
     url = shop()
     browser_session("oliver").get(f"{url}/", timeout=10)  # two segments: seg_vip, seg_style
-    picks = [c["detail"] for c in sim.state()["recent"]
-             if c["kind"] == "config" and c["detail"]["recsKey"] == "k-home-picks"]
+    picks = [
+        c["detail"]
+        for c in sim.state()["recent"]
+        if c["kind"] == "config" and c["detail"]["recsKey"] == "k-home-picks"
+    ]
     assert picks[-1]["query"] == "sids=seg_vip,seg_style"
     assert picks[-1]["sids"] == ["seg_vip", "seg_style"]

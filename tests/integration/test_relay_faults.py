@@ -13,6 +13,7 @@ Accepted means a worker answered 202. Every accepted event must arrive at least 
 duplicates may only come from the two interrupted batches, and are counted and printed. The
 same test through the real app and the simulator only swaps the worker app and the collector.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -74,7 +75,7 @@ class Collector:
             self.max_in_flight = max(self.max_in_flight, self.in_flight)
             roll = self.rng.random()
         try:
-            time.sleep(0.002)                 # a request takes a little time
+            time.sleep(0.002)  # a request takes a little time
             if any(event.get("poison") for event in events):
                 response = Response("bad event", status=400)
             elif self.flaky and roll < 1 / 6:
@@ -97,8 +98,9 @@ class Collector:
                 self.in_flight -= 1
 
     def up(self) -> None:
-        self.server = make_server("127.0.0.1", self.port, self, threaded=True,
-                                  request_handler=Quiet)
+        self.server = make_server(
+            "127.0.0.1", self.port, self, threaded=True, request_handler=Quiet
+        )
         self.port = self.server.server_port
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
@@ -114,9 +116,12 @@ class Worker:
     def __init__(self, data_dir: str, collector_url: str):
         with open(os.path.join(data_dir, "workers.err"), "a") as errors:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", __name__, data_dir, collector_url], stdout=subprocess.PIPE,
-            cwd=Path(__file__).parents[2],
-                stderr=errors, text=True)
+                [sys.executable, "-m", __name__, data_dir, collector_url],
+                stdout=subprocess.PIPE,
+                cwd=Path(__file__).parents[2],
+                stderr=errors,
+                text=True,
+            )
         assert self.process.stdout is not None
         self.url = f"http://127.0.0.1:{int(self.process.stdout.readline())}"
 
@@ -147,16 +152,20 @@ class Producer:
             for _ in range(rng.randint(1, 4)):
                 n = next(counter)
                 event_id = f"{self.name}-{n}"
-                payload: dict[str, Any] = {"event": "select_recs_list",
-                                           "event_data": {"list_id": event_id}}
+                payload: dict[str, Any] = {
+                    "event": "select_recs_list",
+                    "event_data": {"list_id": event_id},
+                }
                 if n % POISON_EVERY == POISON_EVERY - 1:
                     payload["poison"] = True
                 batch.append((event_id, payload))
             for attempt in range(20):
                 worker = self.workers[(n + attempt) % len(self.workers)]
                 try:
-                    if self.http.post(f"{worker.url}/events", json=batch,
-                                      timeout=2).status_code == 202:
+                    if (
+                        self.http.post(f"{worker.url}/events", json=batch, timeout=2).status_code
+                        == 202
+                    ):
                         break
                 except requests.RequestException:
                     pass
@@ -169,8 +178,13 @@ class Producer:
             time.sleep(0.004)
 
 
-def kill_the_relay_mid_delivery(collector: Collector, workers: list[Worker],
-                                store: OutboxStore, data_dir: str, collector_url: str) -> None:
+def kill_the_relay_mid_delivery(
+    collector: Collector,
+    workers: list[Worker],
+    store: OutboxStore,
+    data_dir: str,
+    collector_url: str,
+) -> None:
     killed = threading.Event()
     victims: list[Worker] = []
 
@@ -201,6 +215,7 @@ def test_every_accepted_event_arrives_through_faults_and_kill_9(tmp_path):
     try:
         for thread in threads:
             thread.start()
+
         def kill():
             kill_the_relay_mid_delivery(collector, workers, store, data_dir, collector_url)
 
@@ -215,8 +230,11 @@ def test_every_accepted_event_arrives_through_faults_and_kill_9(tmp_path):
         collector.flaky = False
         accepted = set().union(*(p.accepted for p in producers))
         poison = set().union(*(p.poison for p in producers))
-        wait_until(lambda: accepted <= set(collector.received) and not store.stats()["depth"],
-                   30, "the outbox did not drain within 30 s of the collector's recovery")
+        wait_until(
+            lambda: accepted <= set(collector.received) and not store.stats()["depth"],
+            30,
+            "the outbox did not drain within 30 s of the collector's recovery",
+        )
         drained = time.monotonic() - started - RUN_SECONDS
         stats = store.stats()
     finally:
@@ -227,23 +245,29 @@ def test_every_accepted_event_arrives_through_faults_and_kill_9(tmp_path):
 
     missing = accepted - set(collector.received)
     duplicates = {event_id: n - 1 for event_id, n in collector.received.items() if n > 1}
-    print(f"\naccepted {len(accepted)} events (+{len(poison)} poison) in {RUN_SECONDS:.0f} s; "
-          f"posts retried on the other worker: {sum(p.failed_posts for p in producers)}\n"
-          f"collector answers while faulty {dict(collector.answers[True])} (and down 1.5 s), "
-          f"then {dict(collector.answers[False])}\n"
-          f"relay killed mid-delivery twice, in batches of "
-          f"{[len(ids) for ids in collector.interrupted]} events\n"
-          f"delivered {len(accepted) - len(missing)} of {len(accepted)}, missing {len(missing)}, "
-          f"duplicates {sum(duplicates.values())} ({len(duplicates)} events); "
-          f"drained {drained:.1f} s after the last post\n"
-          f"max concurrent collector requests {collector.max_in_flight}\n"
-          f"outbox: {json.dumps(stats)}")
+    print(
+        f"\naccepted {len(accepted)} events (+{len(poison)} poison) in {RUN_SECONDS:.0f} s; "
+        f"posts retried on the other worker: {sum(p.failed_posts for p in producers)}\n"
+        f"collector answers while faulty {dict(collector.answers[True])} (and down 1.5 s), "
+        f"then {dict(collector.answers[False])}\n"
+        f"relay killed mid-delivery twice, in batches of "
+        f"{[len(ids) for ids in collector.interrupted]} events\n"
+        f"delivered {len(accepted) - len(missing)} of {len(accepted)}, missing {len(missing)}, "
+        f"duplicates {sum(duplicates.values())} ({len(duplicates)} events); "
+        f"drained {drained:.1f} s after the last post\n"
+        f"max concurrent collector requests {collector.max_in_flight}\n"
+        f"outbox: {json.dumps(stats)}"
+    )
     assert not missing, sorted(missing)[:20]
     assert set(duplicates) <= {i for ids in collector.interrupted for i in ids}
     assert not poison & set(collector.received)
     assert stats["depth"] == 0
-    assert stats["drops"] == {"full": 0, "dead_letter_attempts": 0, "dead_letter_age": 0,
-                              "rejected_4xx": len(poison)}
+    assert stats["drops"] == {
+        "full": 0,
+        "dead_letter_attempts": 0,
+        "dead_letter_age": 0,
+        "rejected_4xx": len(poison),
+    }
     assert stats["dead_letters"] == len(poison)
     assert collector.max_in_flight == 1, "two relays sent at once"
 
@@ -262,11 +286,18 @@ def worker_main(data_dir: str, collector_url: str) -> None:
 
     logging.basicConfig(level=logging.INFO, format=f"%(asctime)s {os.getpid()} %(message)s")
     app = Flask("fault-worker")
-    app.config.update(from_env({**shop_environment(collector_url),
-                                "STOREFRONT_DATA_DIR": data_dir}))
-    app.extensions["klevu_client"] = KlevuClient(KlevuSettings(
-        api_key="klevu-test", visitor_url=collector_url, config_url=collector_url,
-        search_url=None, stats_url=f"{collector_url}/analytics/collect"))
+    app.config.update(
+        from_env({**shop_environment(collector_url), "STOREFRONT_DATA_DIR": data_dir})
+    )
+    app.extensions["klevu_client"] = KlevuClient(
+        KlevuSettings(
+            api_key="klevu-test",
+            visitor_url=collector_url,
+            config_url=collector_url,
+            search_url=None,
+            stats_url=f"{collector_url}/analytics/collect",
+        )
+    )
     Delivery().init_app(app)
 
     @app.post("/events")

@@ -4,6 +4,7 @@ Two relay processes (this file run as a script) share a data directory; this tes
 from its own process, kills the lock holder with SIGKILL, restarts it, and checks from the
 delivery log who delivered what. Real processes, real ``flock``, default timings.
 """
+
 from __future__ import annotations
 
 import logging
@@ -21,9 +22,11 @@ from tests.helpers import wait_until
 
 
 def start_relay(data_dir, log_path) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", __name__, str(data_dir), str(log_path)],
-                            cwd=Path(__file__).parents[2],
-                            stderr=open(os.path.join(data_dir, "relays.err"), "a"))
+    return subprocess.Popen(
+        [sys.executable, "-m", __name__, str(data_dir), str(log_path)],
+        cwd=Path(__file__).parents[2],
+        stderr=open(os.path.join(data_dir, "relays.err"), "a"),
+    )
 
 
 def deliveries(log_path) -> list[tuple[int, str]]:
@@ -31,8 +34,9 @@ def deliveries(log_path) -> list[tuple[int, str]]:
     if not os.path.exists(log_path):
         return []
     with open(log_path) as log:
-        return [(int(pid), event_id) for pid, *ids in (line.split() for line in log)
-                for event_id in ids]
+        return [
+            (int(pid), event_id) for pid, *ids in (line.split() for line in log) for event_id in ids
+        ]
 
 
 def put_and_wait(store: OutboxStore, log_path, prefix: str, n: int = 100) -> None:
@@ -69,15 +73,17 @@ def test_one_relay_per_data_dir_and_a_standby_takes_over_after_kill_9(tmp_path):
         assert delivered_by(log_path, "second") == {standby.pid}
 
         relays = [standby, start_relay(tmp_path, log_path)]
-        time.sleep(1.5)                       # longer than the lock retry interval
+        time.sleep(1.5)  # longer than the lock retry interval
         assert lock_holder(store.lock_path) == standby.pid, "a restarted relay must stand by"
         put_and_wait(store, log_path, "third")
         assert delivered_by(log_path, "third") == {standby.pid}
 
         counts = Counter(event_id for _, event_id in deliveries(log_path))
         duplicates = sum(n - 1 for n in counts.values())
-        print(f"\n300 events, {len(counts)} delivered, {duplicates} duplicates; "
-              f"standby took over {takeover:.2f} s after kill -9 (lock retry 1 s)")
+        print(
+            f"\n300 events, {len(counts)} delivered, {duplicates} duplicates; "
+            f"standby took over {takeover:.2f} s after kill -9 (lock retry 1 s)"
+        )
         assert len(counts) == 300
         wait_until(lambda: store.stats()["depth"] == 0, 30)  # acked just after the send returns
     finally:
@@ -93,7 +99,7 @@ def relay_main(data_dir: str, log_path: str) -> None:
     logging.basicConfig(level=logging.INFO, format=f"%(asctime)s {os.getpid()} %(message)s")
 
     def send(events: list[dict], event_ids: list[str]) -> None:
-        with open(log_path, "a") as log:       # O_APPEND: whole lines from both processes
+        with open(log_path, "a") as log:  # O_APPEND: whole lines from both processes
             log.write(f"{os.getpid()} {' '.join(event_ids)}\n")
 
     runner = RelayRunner(Relay(OutboxStore(data_dir), send))

@@ -4,6 +4,7 @@ where they land: the calls the simulator received (``/_sim/state``).
 First one shop (a live Werkzeug server in a thread, in-process cache); then two app processes
 sharing Redis, as several gunicorn workers or hosts would.
 """
+
 from __future__ import annotations
 
 import re
@@ -87,13 +88,15 @@ def test_anonymous_and_unconsented_visitors_never_cost_a_connector_call(start_sh
     anonymous = segments_of(shop, {}).json()
     unconsented = segments_of(shop, persona_cookies("oliver", consent=False)).json()
 
-    assert anonymous == unconsented == {"segments": [], "seconds_left": 0, "source": "none",
-                                        "session": True}
+    assert (
+        anonymous
+        == unconsented
+        == {"segments": [], "seconds_left": 0, "source": "none", "session": True}
+    )
     assert visitor_calls(sim) == calls(new=2)
 
 
-def test_a_returning_visitor_within_the_ttl_costs_no_visitor_service_call(
-        start_shop, sim, shopper):
+def test_a_returning_visitor_within_the_ttl_costs_no_visitor_service_call(start_shop, sim, shopper):
     shop = start_shop()
     shopper.cookies.update(persona_cookies("maya"))
 
@@ -107,14 +110,14 @@ def test_a_returning_visitor_within_the_ttl_costs_no_visitor_service_call(
 
     assert visitor_calls(sim) == calls(connector=1)
     assert {(r.json()["source"], tuple(r.json()["segments"])) for r in later} == {
-        ("cache", ("seg_outdoor",))}
+        ("cache", ("seg_outdoor",))
+    }
     assert all("Set-Cookie" not in r.headers for r in later)
 
 
-def test_twenty_concurrent_first_requests_cost_one_visitor_service_call(
-        start_shop, sim):
+def test_twenty_concurrent_first_requests_cost_one_visitor_service_call(start_shop, sim):
     shop = start_shop(KLEVU_PAGE_BUDGET_MS="5000")  # about coalescing, not latency
-    cookies = persona_cookies("oliver")      # one shopper: one cid, no session cookie yet
+    cookies = persona_cookies("oliver")  # one shopper: one cid, no session cookie yet
     barrier = threading.Barrier(20)
 
     def first_request(_):
@@ -129,8 +132,7 @@ def test_twenty_concurrent_first_requests_cost_one_visitor_service_call(
     assert len({a.cookies[SESSION_COOKIE] for a in answers}) == 1
 
 
-def test_a_new_exchange_id_is_asked_about_at_once(
-        start_shop, sim, shopper):
+def test_a_new_exchange_id_is_asked_about_at_once(start_shop, sim, shopper):
     shop = start_shop()
     shopper.cookies.update(persona_cookies("maya", cid="c2FtZS1icm93c2Vy"))
     shopper.get(f"{shop}/klevu/segments", timeout=10)
@@ -143,16 +145,17 @@ def test_a_new_exchange_id_is_asked_about_at_once(
 
 
 def test_the_session_is_refreshed_with_the_same_id_before_klevu_forgets_it(
-        start_shop, sim, shopper):
+    start_shop, sim, shopper
+):
     sim.settings(session_ttl=3, segment_ttl=60)
     shop = start_shop()
-    shopper.cookies.update({CONSENT_COOKIE: "granted"})   # anonymous first: session ttl 3 s
+    shopper.cookies.update({CONSENT_COOKIE: "granted"})  # anonymous first: session ttl 3 s
     shopper.get(f"{shop}/klevu/segments", timeout=10)
     session_id = shopper.cookies[SESSION_COOKIE]
     shopper.cookies.update(persona_cookies("priya"))
     shopper.get(f"{shop}/klevu/segments", timeout=10)
 
-    time.sleep(2.8)   # past 90% of the session's ttl, before the simulator forgets it
+    time.sleep(2.8)  # past 90% of the session's ttl, before the simulator forgets it
     answer = shopper.get(f"{shop}/klevu/segments", timeout=10)
 
     # The same id re-posted, the connector info in the same call: one call, not two.
@@ -161,8 +164,7 @@ def test_the_session_is_refreshed_with_the_same_id_before_klevu_forgets_it(
     assert answer.json()["segments"] == ["seg_home"]
 
 
-def test_when_the_visitor_service_is_down_last_known_segments_are_served(
-        start_shop, sim, shopper):
+def test_when_the_visitor_service_is_down_last_known_segments_are_served(start_shop, sim, shopper):
     sim.settings(segment_ttl=1)
     shop = start_shop()
     shopper.cookies.update(persona_cookies("oliver"))
@@ -172,8 +174,12 @@ def test_when_the_visitor_service_is_down_last_known_segments_are_served(
 
     answer = shopper.get(f"{shop}/klevu/segments", timeout=10).json()
 
-    assert answer == {"segments": ["seg_vip", "seg_style"], "seconds_left": 0,
-                      "source": "stale", "session": True}
+    assert answer == {
+        "segments": ["seg_vip", "seg_style"],
+        "seconds_left": 0,
+        "source": "stale",
+        "session": True,
+    }
 
 
 def test_a_slow_visitor_service_delays_the_page_by_its_deadline_only(start_shop, sim):
@@ -202,21 +208,20 @@ def test_a_slow_visitor_service_delays_the_page_by_its_deadline_only(start_shop,
 # how fast.
 @pytest.fixture
 def two_shops(sim, redis_url, tmp_path):
-    with shop_processes(sim.url, tmp_path, CACHE_REDIS_URL=redis_url,
-                        KLEVU_PAGE_BUDGET_MS="5000") as urls:
+    with shop_processes(
+        sim.url, tmp_path, CACHE_REDIS_URL=redis_url, KLEVU_PAGE_BUDGET_MS="5000"
+    ) as urls:
         yield urls
 
 
 @pytest.mark.redis
-def test_twenty_concurrent_requests_over_two_processes_cost_one_call(
-        two_shops, sim):
-    cookies = persona_cookies("oliver")   # one shopper, no session cookie yet
+def test_twenty_concurrent_requests_over_two_processes_cost_one_call(two_shops, sim):
+    cookies = persona_cookies("oliver")  # one shopper, no session cookie yet
     barrier = threading.Barrier(20)
 
     def first_request(i):
         barrier.wait()
-        response = requests.get(f"{two_shops[i % 2]}/klevu/segments", cookies=cookies,
-                                timeout=10)
+        response = requests.get(f"{two_shops[i % 2]}/klevu/segments", cookies=cookies, timeout=10)
         response.raise_for_status()
         return response
 
@@ -233,8 +238,7 @@ def test_a_visitor_moving_between_processes_costs_no_further_call(two_shops, sim
     with requests.Session() as shopper:
         shopper.cookies.update(persona_cookies("maya"))
         first = shopper.get(f"{two_shops[0]}/klevu/segments", timeout=10).json()
-        later = [shopper.get(f"{url}/klevu/segments", timeout=10).json()
-                 for url in two_shops * 3]
+        later = [shopper.get(f"{url}/klevu/segments", timeout=10).json() for url in two_shops * 3]
         session_id = shopper.cookies[SESSION_COOKIE]
 
     assert first["source"] == "klevu"
@@ -244,5 +248,7 @@ def test_a_visitor_moving_between_processes_costs_no_further_call(two_shops, sim
     with redis.Redis.from_url(redis_url) as client:
         keys = sorted(key.decode() for key in client.keys("*"))
     assert [re.sub(r"(:visitor:)[0-9a-f]{32}$", r"\1<hash>", key) for key in keys] == [
-        f"storefront:klevu:segments:{session_id}", f"storefront:klevu:session:{session_id}",
-        "storefront:klevu:visitor:<hash>"]
+        f"storefront:klevu:segments:{session_id}",
+        f"storefront:klevu:session:{session_id}",
+        "storefront:klevu:visitor:<hash>",
+    ]

@@ -1,4 +1,5 @@
 """Fixtures for the Klevu simulator's tests: an app per test, and small request helpers."""
+
 from __future__ import annotations
 
 import json
@@ -23,34 +24,41 @@ def client(app):
 @pytest.fixture
 def config(client):
     """``config(recs_key, sids=...)`` → the parsed settings answer."""
+
     def get(recs_key: str, **params):
-        response = client.get(f"/recommendations/{API_KEY}/settings/{recs_key}",
-                              query_string=params)
+        response = client.get(
+            f"/recommendations/{API_KEY}/settings/{recs_key}", query_string=params
+        )
         assert response.status_code == 200, response.get_data(as_text=True)
         return response.get_json()
+
     return get
 
 
 @pytest.fixture
 def search(client):
     """``search(type, **settings)`` → (status, body) for one record query."""
-    def post(type_of_request: str = "RECS_TRENDING", *, context: dict | None = None,
-             **settings):
-        body = {"context": {"apiKeys": [API_KEY], **(context or {})},
-                "recordQueries": [{"id": "q", "typeOfRequest": type_of_request,
-                                   "settings": settings}]}
+
+    def post(type_of_request: str = "RECS_TRENDING", *, context: dict | None = None, **settings):
+        body = {
+            "context": {"apiKeys": [API_KEY], **(context or {})},
+            "recordQueries": [{"id": "q", "typeOfRequest": type_of_request, "settings": settings}],
+        }
         response = client.post("/cs/v2/search", json=body)
         return response.status_code, response.get_json()
+
     return post
 
 
 @pytest.fixture
 def ids(search):
     """``ids(type, **settings)`` → the record ids of a successful query, in order."""
+
     def get(type_of_request: str = "RECS_TRENDING", **settings):
         status, body = search(type_of_request, **settings)
         assert status == 200, body
         return [r["id"] for r in body["queryResults"][0]["records"]]
+
     return get
 
 
@@ -75,7 +83,7 @@ var helper = {
 def _compile(template: str) -> str:
     parts, pos = [], 0
     for match in _TAG.finditer(template):
-        parts.append(f"__p += {json.dumps(template[pos:match.start()])};")
+        parts.append(f"__p += {json.dumps(template[pos : match.start()])};")
         kind, code = match.groups()
         if kind == "=":
             parts.append(f"__t = ({code}); __p += (__t == null ? '' : __t);")
@@ -86,15 +94,19 @@ def _compile(template: str) -> str:
         pos = match.end()
     parts.append(f"__p += {json.dumps(template[pos:])};")
     body = "\n".join(parts)
-    return (f"function render(data, dataLocal, helper, scope) {{ var __t, __p = '';"
-            f" with (data || {{}}) {{ {body} }} return __p; }}")
+    return (
+        f"function render(data, dataLocal, helper, scope) {{ var __t, __p = '';"
+        f" with (data || {{}}) {{ {body} }} return __p; }}"
+    )
 
 
 @pytest.fixture
 def render():
     """``render(template, data)`` → the HTML the template produces."""
+
     def run(template: str, data: dict) -> str:
         context = quickjs.Context()
         context.eval(_HELPERS + _compile(template))
         return context.eval(f"render({json.dumps(data)}, {{}}, helper, {{}})")
+
     return run

@@ -1,5 +1,6 @@
 """Every demo banner variant searches cleanly and fills its banner, with page context as the
 storefront adds it (docs/klevu-wire-format.md §2, "What each page adds to the record query")."""
+
 import json
 
 import pytest
@@ -10,21 +11,40 @@ from storefront.simulator.recs_configs import demo_configs
 PAGE_CONTEXT = {
     "HOME": {},
     "CATEGORY": {"query": {"term": "*", "categoryPath": "Home;Lighting"}},
-    "PRODUCT": {"context": {
-        "recentObjects": [{"typeOfRecord": "KLEVU_PRODUCT", "records": [{"id": "10003"}]}],
-        "sourceObjects": [{"typeOfRecord": "KLEVU_PRODUCT",
-                           "records": [{"id": "10003"}, {"itemGroupId": "50002"}]}]},
-        "excludeIds": [{"key": "itemGroupId", "value": "50002"}]},
-    "CHECKOUT": {"context": {"recentObjects": [{"typeOfRecord": "KLEVU_PRODUCT",
-                                                "records": [{"id": "10003"}, {"id": "10033"}]}]},
-                 "excludeIds": [{"key": "itemGroupId", "value": "50002"},
-                                {"key": "itemGroupId", "value": "50025"}]},
+    "PRODUCT": {
+        "context": {
+            "recentObjects": [{"typeOfRecord": "KLEVU_PRODUCT", "records": [{"id": "10003"}]}],
+            "sourceObjects": [
+                {
+                    "typeOfRecord": "KLEVU_PRODUCT",
+                    "records": [{"id": "10003"}, {"itemGroupId": "50002"}],
+                }
+            ],
+        },
+        "excludeIds": [{"key": "itemGroupId", "value": "50002"}],
+    },
+    "CHECKOUT": {
+        "context": {
+            "recentObjects": [
+                {"typeOfRecord": "KLEVU_PRODUCT", "records": [{"id": "10003"}, {"id": "10033"}]}
+            ]
+        },
+        "excludeIds": [
+            {"key": "itemGroupId", "value": "50002"},
+            {"key": "itemGroupId", "value": "50025"},
+        ],
+    },
 }
-RECENT = {"customANDQuery": "id:(10040 OR 10002)",
-          "topIds": [{"key": "id", "value": "10040"}, {"key": "id", "value": "10002"}],
-          "limit": 2}
-VARIANTS = [(key, variant.segment) for key, config in demo_configs().items()
-            for variant in (config.default, *config.segment_variants)]
+RECENT = {
+    "customANDQuery": "id:(10040 OR 10002)",
+    "topIds": [{"key": "id", "value": "10040"}, {"key": "id", "value": "10002"}],
+    "limit": 2,
+}
+VARIANTS = [
+    (key, variant.segment)
+    for key, config in demo_configs().items()
+    for variant in (config.default, *config.segment_variants)
+]
 
 
 @pytest.mark.parametrize("recs_key, segment", VARIANTS)
@@ -43,8 +63,9 @@ def test_variant_fills_its_banner(client, config, recs_key, segment):
 
 def banner_ids(client, config, recs_key, sids=None):
     answer = config(recs_key, **({"sids": sids} if sids else {}))
-    response = client.post("/cs/v2/search", data=answer["search"]["payload"],
-                           content_type="application/json")
+    response = client.post(
+        "/cs/v2/search", data=answer["search"]["payload"], content_type="application/json"
+    )
     return [r["id"] for r in response.get_json()["queryResults"][0]["records"]]
 
 
@@ -57,8 +78,7 @@ def test_each_home_variant_shows_other_products_than_the_default(client, config)
 def test_search_base_path_answers_the_payload(client, config):
     answer = config("k-home-picks", sids="seg_home")
     path = "/" + answer["search"]["basePath"].split("/", 1)[1]
-    response = client.post(path, data=answer["search"]["payload"],
-                           content_type="application/json")
+    response = client.post(path, data=answer["search"]["payload"], content_type="application/json")
     records = response.get_json()["queryResults"][0]["records"]
     assert records and all(r["category"].startswith("Home;;") for r in records)
     home = [p for p in load_catalog().products if p.category.path[0] == "Home"]

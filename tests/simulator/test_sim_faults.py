@@ -1,4 +1,5 @@
 """Planned faults: deterministic failures, status, Retry-After, down, latency."""
+
 import time
 
 import pytest
@@ -6,15 +7,25 @@ import pytest
 from storefront.simulator import API_KEY
 
 CALLS = {
-    "visitor": lambda c: c.post(f"/visitor/public/1.0/{API_KEY}/session",
-                                json={"apiKey": API_KEY}),
+    "visitor": lambda c: c.post(f"/visitor/public/1.0/{API_KEY}/session", json={"apiKey": API_KEY}),
     "config": lambda c: c.get(f"/recommendations/{API_KEY}/settings/k-home-picks"),
-    "search": lambda c: c.post("/cs/v2/search", json={
-        "context": {"apiKeys": [API_KEY]},
-        "recordQueries": [{"id": "q", "typeOfRequest": "RECS_TRENDING"}]}),
-    "collect": lambda c: c.post("/analytics/collect", json=[{
-        "event": "view_recs_list", "event_apikey": API_KEY,
-        "event_data": {"list_id": "k-home-picks", "items": []}}]),
+    "search": lambda c: c.post(
+        "/cs/v2/search",
+        json={
+            "context": {"apiKeys": [API_KEY]},
+            "recordQueries": [{"id": "q", "typeOfRequest": "RECS_TRENDING"}],
+        },
+    ),
+    "collect": lambda c: c.post(
+        "/analytics/collect",
+        json=[
+            {
+                "event": "view_recs_list",
+                "event_apikey": API_KEY,
+                "event_data": {"list_id": "k-home-picks", "items": []},
+            }
+        ],
+    ),
 }
 
 
@@ -67,8 +78,13 @@ def test_faults_are_counted_and_described(client):
     state = client.get("/_sim/state").get_json()
     assert state["counts"]["faulted"] == 2 and state["counts"]["session_new"] == 2
     assert state["faults"]["visitor"] | {"requests": 4} == {
-        "fail_every": 2, "status": 500, "retry_after": None, "down": False, "latency_ms": 0,
-        "requests": 4}
+        "fail_every": 2,
+        "status": 500,
+        "retry_after": None,
+        "down": False,
+        "latency_ms": 0,
+        "requests": 4,
+    }
 
 
 def test_setting_a_plan_restarts_its_count(client):
@@ -93,11 +109,19 @@ def test_control_endpoints_never_fail(client):
     assert client.get("/healthz").status_code == 200
 
 
-@pytest.mark.parametrize("plans", [
-    {"stats": {"down": True}}, {"search": {"fail_every": -1}}, {"search": {"status": 200}},
-    {"search": {"down": "yes"}}, {"search": {"latency_ms": 120_000}},
-    {"search": {"retry_after": "soon"}}, {"search": {"explode": True}}, {"search": [1]},
-])
+@pytest.mark.parametrize(
+    "plans",
+    [
+        {"stats": {"down": True}},
+        {"search": {"fail_every": -1}},
+        {"search": {"status": 200}},
+        {"search": {"down": "yes"}},
+        {"search": {"latency_ms": 120_000}},
+        {"search": {"retry_after": "soon"}},
+        {"search": {"explode": True}},
+        {"search": [1]},
+    ],
+)
 def test_bad_plans_are_400(client, plans):
     response = client.post("/_sim/faults", json=plans)
     assert response.status_code == 400

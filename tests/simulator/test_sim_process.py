@@ -1,4 +1,5 @@
 """The simulator as the shop meets it: its own process, real HTTP, the storefront's client."""
+
 import json
 import os
 import subprocess
@@ -24,9 +25,19 @@ def simulator(tmp_path_factory):
     log = tmp_path_factory.mktemp("simulator") / "simulator.log"
     with open(log, "wb") as output:
         process = subprocess.Popen(
-            [sys.executable, "-m", "storefront.simulator", "--host", "127.0.0.1",
-             "--shop-url", SHOP_URL],
-            env={**os.environ, "SIMULATOR_PORT": str(port)}, stdout=output, stderr=output)
+            [
+                sys.executable,
+                "-m",
+                "storefront.simulator",
+                "--host",
+                "127.0.0.1",
+                "--shop-url",
+                SHOP_URL,
+            ],
+            env={**os.environ, "SIMULATOR_PORT": str(port)},
+            stdout=output,
+            stderr=output,
+        )
     base = f"http://127.0.0.1:{port}"
     try:
         wait_for(f"{base}/healthz", 15)
@@ -39,9 +50,15 @@ def simulator(tmp_path_factory):
 @pytest.fixture
 def klevu(simulator):
     requests.post(f"{simulator}/_sim/reset", timeout=2).raise_for_status()
-    client = KlevuClient(KlevuSettings(
-        api_key=API_KEY, visitor_url=f"{simulator}/visitor/public/1.0", config_url=simulator,
-        search_url=f"{simulator}/cs/v2/search", stats_url=f"{simulator}/analytics/collect"))
+    client = KlevuClient(
+        KlevuSettings(
+            api_key=API_KEY,
+            visitor_url=f"{simulator}/visitor/public/1.0",
+            config_url=simulator,
+            search_url=f"{simulator}/cs/v2/search",
+            stats_url=f"{simulator}/analytics/collect",
+        )
+    )
     yield client
     client.http.close()
 
@@ -62,52 +79,94 @@ def test_a_page_view_end_to_end(simulator, klevu):
     assert config["metadata"]["segmentKey"] == "seg_vip"
     base_path = config["search"]["basePath"]
     assert base_path == simulator.split("://", 1)[1] + "/cs/v2/search"
-    result = klevu.search(klevu.search_url(base_path),
-                          klevu.search_body(json.loads(config["search"]["payload"]))).body
+    result = klevu.search(
+        klevu.search_url(base_path), klevu.search_body(json.loads(config["search"]["payload"]))
+    ).body
     records = result["queryResults"][0]["records"]
     prices = [float(r["salePrice"]) for r in records]
-    assert len(records) == config["metadata"]["maxProducts"] and prices == sorted(prices,
-                                                                                  reverse=True)
+    assert len(records) == config["metadata"]["maxProducts"] and prices == sorted(
+        prices, reverse=True
+    )
     assert records[0]["url"].startswith(SHOP_URL + "/p/")
 
-    event = {"event": "view_recs_list", "event_apikey": API_KEY,
-             "user_profile": {"session_id": session.session_id},
-             "event_data": {"tags": ["recsPageType:HOME"], "list_id": "spot-home-picks",
-                            "list_name": config["metadata"]["title"],
-                            "list_logic": config["metadata"]["logic"],
-                            "segment_id": "seg_vip", "segment_name": "VIP customers",
-                            "items": [{"item_id": r["id"], "item_name": r["name"],
-                                       "price": r["salePrice"], "index": i, "quantity": 1}
-                                      for i, r in enumerate(records, 1)]}}
+    event = {
+        "event": "view_recs_list",
+        "event_apikey": API_KEY,
+        "user_profile": {"session_id": session.session_id},
+        "event_data": {
+            "tags": ["recsPageType:HOME"],
+            "list_id": "spot-home-picks",
+            "list_name": config["metadata"]["title"],
+            "list_logic": config["metadata"]["logic"],
+            "segment_id": "seg_vip",
+            "segment_name": "VIP customers",
+            "items": [
+                {
+                    "item_id": r["id"],
+                    "item_name": r["name"],
+                    "price": r["salePrice"],
+                    "index": i,
+                    "quantity": 1,
+                }
+                for i, r in enumerate(records, 1)
+            ],
+        },
+    }
     klevu.collect([event], ["ev-1"])
     klevu.collect([event], ["ev-1"])  # a retry after a lost answer
     received = sim_json(simulator, "/_sim/events")
     assert received["totals"] == {"received": 2, "unique": 1, "duplicates": 1}
     assert received["events"][0]["payload"] == event
     counts = sim_json(simulator, "/_sim/state")["counts"]
-    assert (counts["session_new"], counts["connector"], counts["session_refresh"],
-            counts["config"], counts["search"], counts["collect_requests"]) == (1, 1, 1, 1, 1, 2)
+    assert (
+        counts["session_new"],
+        counts["connector"],
+        counts["session_refresh"],
+        counts["config"],
+        counts["search"],
+        counts["collect_requests"],
+    ) == (1, 1, 1, 1, 1, 2)
 
 
 def test_client_sees_faults_as_klevu_errors(simulator, klevu):
-    requests.post(f"{simulator}/_sim/faults", timeout=2,
-                  json={"collect": {"fail_every": 1, "status": 503, "retry_after": 4}})
+    requests.post(
+        f"{simulator}/_sim/faults",
+        timeout=2,
+        json={"collect": {"fail_every": 1, "status": 503, "retry_after": 4}},
+    )
     with pytest.raises(KlevuError) as failure:
-        klevu.collect([{"event": "view_recs_list", "event_apikey": API_KEY,
-                        "event_data": {"list_id": "k-home-picks"}}])
+        klevu.collect(
+            [
+                {
+                    "event": "view_recs_list",
+                    "event_apikey": API_KEY,
+                    "event_data": {"list_id": "k-home-picks"},
+                }
+            ]
+        )
     assert (failure.value.status, failure.value.retry_after) == (503, 4.0)
 
 
 def test_parallel_deliveries_are_all_counted(simulator, klevu):
     """The server is threaded: concurrent batches must neither lose nor double-count events."""
+
     def deliver(n):
-        events = [{"event": "view_recs_list", "event_apikey": API_KEY,
-                   "event_data": {"list_id": "k-home-picks"}}] * 2
+        events = [
+            {
+                "event": "view_recs_list",
+                "event_apikey": API_KEY,
+                "event_data": {"list_id": "k-home-picks"},
+            }
+        ] * 2
         klevu.collect(events, [f"ev-{n % 10}-a", f"ev-{n % 10}-b"])
+
     with ThreadPoolExecutor(max_workers=6) as pool:
         list(pool.map(deliver, range(30)))
     assert sim_json(simulator, "/_sim/events")["totals"] == {
-        "received": 60, "unique": 20, "duplicates": 40}
+        "received": 60,
+        "unique": 20,
+        "duplicates": 40,
+    }
 
 
 def test_unknown_recs_key_is_a_klevu_error(klevu):
@@ -128,12 +187,17 @@ def test_control_routes_refuse_cross_site_posts_over_http(simulator):
     is refused while the dashboard's own (same-origin) post goes through."""
     assert parse_args([], env={}).host == "127.0.0.1"
     requests.post(f"{simulator}/_sim/settings", json={"segment_ttl": 7}, timeout=2)
-    refused = requests.post(f"{simulator}/_sim/reset", timeout=2,
-                            headers={"Origin": "https://evil.example",
-                                     "Sec-Fetch-Site": "cross-site"})
+    refused = requests.post(
+        f"{simulator}/_sim/reset",
+        timeout=2,
+        headers={"Origin": "https://evil.example", "Sec-Fetch-Site": "cross-site"},
+    )
     assert refused.status_code == 403
     assert sim_json(simulator, "/_sim/settings")["segment_ttl"] == 7
-    own = requests.post(f"{simulator}/_sim/reset", timeout=2,
-                        headers={"Origin": simulator, "Sec-Fetch-Site": "same-origin"})
+    own = requests.post(
+        f"{simulator}/_sim/reset",
+        timeout=2,
+        headers={"Origin": simulator, "Sec-Fetch-Site": "same-origin"},
+    )
     assert own.status_code == 200
     assert sim_json(simulator, "/_sim/settings")["segment_ttl"] == 300

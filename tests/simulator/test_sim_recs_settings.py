@@ -2,6 +2,7 @@
 
 docs/klevu-wire-format.md §2.
 """
+
 import json
 
 import pytest
@@ -28,9 +29,20 @@ def test_serves_every_recs_key_the_shop_expects_for_its_page_type():
 def test_answer_has_klevus_shape(config, recs_key):
     answer = config(recs_key)
     meta = answer["metadata"]
-    assert set(meta) == {"title", "recsKey", "pageType", "logic", "maxProducts",
-                         "productThreshold", "enabled", "spotKey", "spotName", "segmentKey",
-                         "segmentName", "action"}
+    assert set(meta) == {
+        "title",
+        "recsKey",
+        "pageType",
+        "logic",
+        "maxProducts",
+        "productThreshold",
+        "enabled",
+        "spotKey",
+        "spotName",
+        "segmentKey",
+        "segmentName",
+        "action",
+    }
     assert meta["recsKey"] == recs_key and meta["enabled"] is True
     assert (meta["segmentKey"], meta["segmentName"], meta["action"]) == (None, None, None)
     assert isinstance(answer["search"]["payload"], str)
@@ -47,20 +59,23 @@ def test_answer_has_klevus_shape(config, recs_key):
 
 
 def test_base_path_is_this_host_without_scheme(client):
-    answer = client.get(f"/recommendations/{API_KEY}/settings/k-home-picks",
-                        base_url="http://sim.example:5001").get_json()
+    answer = client.get(
+        f"/recommendations/{API_KEY}/settings/k-home-picks", base_url="http://sim.example:5001"
+    ).get_json()
     assert answer["search"]["basePath"] == "sim.example:5001/cs/v2/search"
 
 
-@pytest.mark.parametrize("sids, segment, title", [
-    (None, None, "Trending now"),
-    ("seg_outdoor", "seg_outdoor", "Ready for the trail"),
-    ("seg_style,seg_vip", "seg_vip", "The premium edit, for our VIPs"),  # config order wins
-    ("seg_unknown,seg_home", "seg_home", "New in for your home"),
-    ("seg_unknown", None, "Trending now"),
-])
-def test_first_variant_in_config_order_whose_segment_is_in_sids_wins(config, sids, segment,
-                                                                      title):
+@pytest.mark.parametrize(
+    "sids, segment, title",
+    [
+        (None, None, "Trending now"),
+        ("seg_outdoor", "seg_outdoor", "Ready for the trail"),
+        ("seg_style,seg_vip", "seg_vip", "The premium edit, for our VIPs"),  # config order wins
+        ("seg_unknown,seg_home", "seg_home", "New in for your home"),
+        ("seg_unknown", None, "Trending now"),
+    ],
+)
+def test_first_variant_in_config_order_whose_segment_is_in_sids_wins(config, sids, segment, title):
     meta = config("k-home-picks", **({"sids": sids} if sids else {}))["metadata"]
     assert (meta["segmentKey"], meta["title"]) == (segment, title)
 
@@ -100,9 +115,14 @@ def test_recently_viewed_banner_shows_from_one_product(config):
     assert (meta["logic"], meta["productThreshold"]) == ("RECENTLY_VIEWED", 1)
 
 
-@pytest.mark.parametrize("recs_key, logic, min_variants", [
-    ("k-category-trending", "TRENDING", 2), ("k-product-similar", "OTHER_ALSO_VIEWED", 1),
-    ("k-checkout-together", "BOUGHT_TOGETHER", 2)])
+@pytest.mark.parametrize(
+    "recs_key, logic, min_variants",
+    [
+        ("k-category-trending", "TRENDING", 2),
+        ("k-product-similar", "OTHER_ALSO_VIEWED", 1),
+        ("k-checkout-together", "BOUGHT_TOGETHER", 2),
+    ],
+)
 def test_page_banners_have_segment_variants(config, recs_key, logic, min_variants):
     assert config(recs_key)["metadata"]["logic"] == logic
     assert len(demo_configs()[recs_key].segment_variants) >= min_variants
@@ -114,26 +134,36 @@ def test_checkout_bargain_variant_is_a_static_banner(config):
     [content] = answer["staticContent"]
     assert content["contentType"] == "image"
     assert {i["resolution"]: i["url"] for i in content["image"]} == {
-        "desktop": "/img/promo/sale-desktop.svg", "mobile": "/img/promo/sale-mobile.svg"}
+        "desktop": "/img/promo/sale-desktop.svg",
+        "mobile": "/img/promo/sale-mobile.svg",
+    }
     assert all(i["altTag"] for i in content["image"])
 
 
 def test_checkout_vip_variant_hides_the_banner(config):
-    assert config("k-checkout-together",
-                  sids="seg_vip,seg_bargain")["metadata"]["action"] == "HIDE_RECOMMENDATION"
+    assert (
+        config("k-checkout-together", sids="seg_vip,seg_bargain")["metadata"]["action"]
+        == "HIDE_RECOMMENDATION"
+    )
 
 
 def test_shop_url_prefixes_static_content():
     client = create_app({"SIMULATOR_SHOP_URL": "http://shop.test:5000/"}).test_client()
     answer = client.get(f"/recommendations/{API_KEY}/settings/k-checkout-together?sids=seg_bargain")
     urls = [i["url"] for i in answer.get_json()["staticContent"][0]["image"]]
-    assert urls == ["http://shop.test:5000/img/promo/sale-desktop.svg",
-                    "http://shop.test:5000/img/promo/sale-mobile.svg"]
+    assert urls == [
+        "http://shop.test:5000/img/promo/sale-desktop.svg",
+        "http://shop.test:5000/img/promo/sale-mobile.svg",
+    ]
 
 
-@pytest.mark.parametrize("path", [
-    f"/recommendations/{API_KEY}/settings/k-nope",
-    "/recommendations/klevu-other/settings/k-home-picks"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        f"/recommendations/{API_KEY}/settings/k-nope",
+        "/recommendations/klevu-other/settings/k-home-picks",
+    ],
+)
 def test_unknown_recs_key_or_api_key_is_404(client, path):
     response = client.get(path)
     assert response.status_code == 404

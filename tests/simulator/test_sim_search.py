@@ -2,6 +2,7 @@
 
 Expectations are computed from the catalog, so they follow the data rather than restate it.
 """
+
 import pytest
 
 from storefront.catalog import load_catalog
@@ -20,8 +21,11 @@ def by_popularity(products):
 
 
 def recent(*pids):
-    return {"recentObjects": [{"typeOfRecord": "KLEVU_PRODUCT",
-                               "records": [{"id": pid} for pid in pids]}]}
+    return {
+        "recentObjects": [
+            {"typeOfRecord": "KLEVU_PRODUCT", "records": [{"id": pid} for pid in pids]}
+        ]
+    }
 
 
 def ref(key, value):
@@ -35,18 +39,41 @@ def test_record_has_klevus_shape(search):
     [result] = body["queryResults"]
     assert result["id"] == "q" and result["filters"] == []
     assert result["meta"] | {"qTime": 0} == {
-        "qTime": 0, "noOfResults": 1, "totalResultsFound": 1, "typeOfSearch": "WILDCARD_AND",
-        "offset": 0, "searchedTerm": "*", "apiKey": API_KEY, "isPersonalised": False}
+        "qTime": 0,
+        "noOfResults": 1,
+        "totalResultsFound": 1,
+        "typeOfSearch": "WILDCARD_AND",
+        "offset": 0,
+        "searchedTerm": "*",
+        "apiKey": API_KEY,
+        "isPersonalised": False,
+    }
     [record] = result["records"]
     p = product("10004")
     assert record == {
-        "id": p.id, "itemGroupId": p.item_group_id, "sku": p.sku, "name": p.name,
-        "url": "/p/10004", "image": "/img/p/10004.svg", "imageUrl": "/img/p/10004.svg",
-        "imageHover": "", "price": p.price, "salePrice": p.sale_price,
-        "startPrice": p.sale_price, "toPrice": p.sale_price, "basePrice": p.price,
-        "currency": "EUR", "inStock": "yes", "discount": "20.0", "totalVariants": 2,
-        "brand": p.brand, "category": "Outdoor;;Tents", "shortDesc": p.short_desc,
-        "color": p.color, "typeOfRecord": "KLEVU_PRODUCT"}
+        "id": p.id,
+        "itemGroupId": p.item_group_id,
+        "sku": p.sku,
+        "name": p.name,
+        "url": "/p/10004",
+        "image": "/img/p/10004.svg",
+        "imageUrl": "/img/p/10004.svg",
+        "imageHover": "",
+        "price": p.price,
+        "salePrice": p.sale_price,
+        "startPrice": p.sale_price,
+        "toPrice": p.sale_price,
+        "basePrice": p.price,
+        "currency": "EUR",
+        "inStock": "yes",
+        "discount": "20.0",
+        "totalVariants": 2,
+        "brand": p.brand,
+        "category": "Outdoor;;Tents",
+        "shortDesc": p.short_desc,
+        "color": p.color,
+        "typeOfRecord": "KLEVU_PRODUCT",
+    }
 
 
 def test_prices_are_strings_and_stock_is_yes_or_no(search):
@@ -59,10 +86,15 @@ def test_prices_are_strings_and_stock_is_yes_or_no(search):
 
 def test_shop_url_makes_links_absolute():
     client = create_app({"SIMULATOR_SHOP_URL": "http://shop.test:5000"}).test_client()
-    body = client.post("/cs/v2/search", json={
-        "context": {"apiKeys": [API_KEY]},
-        "recordQueries": [{"id": "q", "typeOfRequest": "RECS_TRENDING",
-                           "settings": {"limit": 1}}]}).get_json()
+    body = client.post(
+        "/cs/v2/search",
+        json={
+            "context": {"apiKeys": [API_KEY]},
+            "recordQueries": [
+                {"id": "q", "typeOfRequest": "RECS_TRENDING", "settings": {"limit": 1}}
+            ],
+        },
+    ).get_json()
     [record] = body["queryResults"][0]["records"]
     assert record["url"] == f"http://shop.test:5000/p/{record['id']}"
     image = f"http://shop.test:5000/img/p/{record['id']}.svg"
@@ -70,11 +102,15 @@ def test_shop_url_makes_links_absolute():
 
 
 def test_each_record_query_gets_its_own_result(client):
-    body = client.post("/cs/v2/search", json={
-        "context": {"apiKeys": [API_KEY]},
-        "recordQueries": [
-            {"id": "a", "typeOfRequest": "RECS_TRENDING", "settings": {"limit": 2}},
-            {"id": "b", "typeOfRequest": "RECS_NEW_ARRIVALS", "settings": {"limit": 3}}]}
+    body = client.post(
+        "/cs/v2/search",
+        json={
+            "context": {"apiKeys": [API_KEY]},
+            "recordQueries": [
+                {"id": "a", "typeOfRequest": "RECS_TRENDING", "settings": {"limit": 2}},
+                {"id": "b", "typeOfRequest": "RECS_NEW_ARRIVALS", "settings": {"limit": 3}},
+            ],
+        },
     ).get_json()
     assert [(r["id"], len(r["records"])) for r in body["queryResults"]] == [("a", 2), ("b", 3)]
 
@@ -97,7 +133,7 @@ def test_also_viewed_and_similar_start_with_the_context_products_category(ids, r
     same_category = [p for p in CATALOG.in_category(source.category) if p.id != source.id]
     got = ids(request_type, limit=len(same_category) + 2, context=recent(source.id))
     assert source.id not in got
-    assert set(got[:len(same_category)]) == {p.id for p in same_category}
+    assert set(got[: len(same_category)]) == {p.id for p in same_category}
     assert all(product(pid).category.path[0] == "Clothing" for pid in got)
 
 
@@ -120,9 +156,14 @@ def test_also_bought_is_complementary(ids):
 def test_visually_similar_is_the_source_colour_first(ids):
     source = product("10003")
     same_colour = [p for p in PRODUCTS if p.color == source.color and p.id != source.id]
-    context = {"sourceObjects": [{"typeOfRecord": "KLEVU_PRODUCT",
-                                  "records": [{"id": source.id},
-                                              {"itemGroupId": source.item_group_id}]}]}
+    context = {
+        "sourceObjects": [
+            {
+                "typeOfRecord": "KLEVU_PRODUCT",
+                "records": [{"id": source.id}, {"itemGroupId": source.item_group_id}],
+            }
+        ]
+    }
     got = ids("RECS_SIMILAR_IMAGES", limit=len(same_colour), context=context)
     assert {product(pid).color for pid in got} == {source.color}
 
@@ -135,8 +176,10 @@ def test_search_matches_the_term(search):
     _status, body = search("SEARCH", query={"term": "tent"}, limit=48)
     result = body["queryResults"][0]
     assert {r["id"] for r in result["records"]} == {
-        p.id for p in PRODUCTS
-        if "tent" in f"{p.name} {p.brand} {p.category.path} {p.short_desc} {p.color}".lower()}
+        p.id
+        for p in PRODUCTS
+        if "tent" in f"{p.name} {p.brand} {p.category.path} {p.short_desc} {p.color}".lower()
+    }
     assert result["meta"]["typeOfSearch"] == "AND" and result["meta"]["searchedTerm"] == "tent"
 
 
@@ -154,11 +197,14 @@ def test_limit_and_offset_page_through_the_ranking(ids, search):
     assert body["queryResults"][0]["meta"]["offset"] == 6
 
 
-@pytest.mark.parametrize("path, slugs", [
-    ("Outdoor", {"outdoor-tents", "outdoor-backpacks"}),
-    ("Outdoor;Tents", {"outdoor-tents"}),
-    ("Outdoor;Tent", set()),  # a prefix of path elements, not of characters
-])
+@pytest.mark.parametrize(
+    "path, slugs",
+    [
+        ("Outdoor", {"outdoor-tents", "outdoor-backpacks"}),
+        ("Outdoor;Tents", {"outdoor-tents"}),
+        ("Outdoor;Tent", set()),  # a prefix of path elements, not of characters
+    ],
+)
 def test_category_path_matches_a_path_prefix(ids, path, slugs):
     got = ids(query={"term": "*", "categoryPath": path}, limit=48)
     assert {product(pid).category.slug for pid in got} == slugs
@@ -180,36 +226,45 @@ def test_include_ids_adds_records_the_query_did_not_match(ids):
     assert "10001" in got and len(got) == 17
 
 
-@pytest.mark.parametrize("key, value, gone", [
-    ("id", "10001", {"10001"}), ("itemGroupId", "50001", {"10001", "10002"})])
+@pytest.mark.parametrize(
+    "key, value, gone", [("id", "10001", {"10001"}), ("itemGroupId", "50001", {"10001", "10002"})]
+)
 def test_exclude_ids_by_id_or_group(ids, key, value, gone):
     got = ids(limit=48, excludeIds=[ref(key, value)])
     assert set(got) == {p.id for p in PRODUCTS} - gone
 
 
-@pytest.mark.parametrize("query, expected", [
-    ("id:(10001 OR 10005)", lambda p: p.id in ("10001", "10005")),
-    ("itemGroupId:50001", lambda p: p.item_group_id == "50001"),
-    ("onSale:true", lambda p: p.on_sale),
-    ("onSale:false AND inStock:no", lambda p: not p.on_sale and not p.in_stock),
-    ("category:(Home)", lambda p: p.category.path[0] == "Home"),
-    ("category:(Kitchen OR Tents)", lambda p: p.category.path[1] in ("Kitchen", "Tents")),
-    ('brand:"Wool & Co"', lambda p: p.brand == "Wool & Co"),
-    ("-color:(forest OR navy) AND category:Outdoor",
-     lambda p: p.color not in ("forest", "navy") and p.category.path[0] == "Outdoor"),
-])
+@pytest.mark.parametrize(
+    "query, expected",
+    [
+        ("id:(10001 OR 10005)", lambda p: p.id in ("10001", "10005")),
+        ("itemGroupId:50001", lambda p: p.item_group_id == "50001"),
+        ("onSale:true", lambda p: p.on_sale),
+        ("onSale:false AND inStock:no", lambda p: not p.on_sale and not p.in_stock),
+        ("category:(Home)", lambda p: p.category.path[0] == "Home"),
+        ("category:(Kitchen OR Tents)", lambda p: p.category.path[1] in ("Kitchen", "Tents")),
+        ('brand:"Wool & Co"', lambda p: p.brand == "Wool & Co"),
+        (
+            "-color:(forest OR navy) AND category:Outdoor",
+            lambda p: p.color not in ("forest", "navy") and p.category.path[0] == "Outdoor",
+        ),
+    ],
+)
 def test_custom_and_query(ids, query, expected):
     got = ids("RECS_CUSTOM", customANDQuery=query, limit=48)
     assert set(got) == {p.id for p in PRODUCTS if expected(p)}
     assert got
 
 
-@pytest.mark.parametrize("sort, key, reverse", [
-    ("PRICE_ASC", lambda p: float(p.sale_price), False),
-    ("PRICE_DESC", lambda p: float(p.sale_price), True),
-    ("NAME_ASC", lambda p: p.name.casefold(), False),
-    ("NEW_ARRIVAL_DESC", lambda p: p.added, True),
-])
+@pytest.mark.parametrize(
+    "sort, key, reverse",
+    [
+        ("PRICE_ASC", lambda p: float(p.sale_price), False),
+        ("PRICE_DESC", lambda p: float(p.sale_price), True),
+        ("NAME_ASC", lambda p: p.name.casefold(), False),
+        ("NEW_ARRIVAL_DESC", lambda p: p.added, True),
+    ],
+)
 def test_sort(ids, sort, key, reverse):
     got = [product(pid) for pid in ids(sort=sort, limit=48)]
     assert got == sorted(got, key=key, reverse=reverse)
@@ -222,14 +277,16 @@ def test_sort_other_than_relevance_ignores_top_ids(ids):
 
 def test_personalisation_boosts_products_near_recent_ones(search):
     _plain_status, plain = search(limit=8)
-    _status, body = search(limit=8, personalisation={"enablePersonalisation": True},
-                           context=recent("10033"))
+    _status, body = search(
+        limit=8, personalisation={"enablePersonalisation": True}, context=recent("10033")
+    )
     result = body["queryResults"][0]
     assert result["meta"]["isPersonalised"] is True
     assert plain["queryResults"][0]["meta"]["isPersonalised"] is False
     kitchen = [p.id for p in PRODUCTS if p.category.slug == "home-kitchen"]
     assert [r["id"] for r in result["records"]] == [
-        pid for pid in by_popularity(PRODUCTS) if pid in kitchen][:8]
+        pid for pid in by_popularity(PRODUCTS) if pid in kitchen
+    ][:8]
 
 
 def test_personalisation_needs_recent_objects(search):
@@ -238,8 +295,7 @@ def test_personalisation_needs_recent_objects(search):
 
 
 def test_recent_objects_may_sit_in_the_query_settings(ids):
-    got = ids(limit=3, personalisation={"enablePersonalisation": True},
-              context=recent("10033"))
+    got = ids(limit=3, personalisation={"enablePersonalisation": True}, context=recent("10033"))
     assert all(product(pid).category.slug == "home-kitchen" for pid in got)
 
 
@@ -253,8 +309,9 @@ def test_fields_trim_the_records(search):
 
 
 def test_unknown_settings_keys_are_ignored(ids):
-    assert ids(limit=3, groupBy="id", searchPrefs=["excludeDescription"], whatever={"x": 1}) \
-        == ids(limit=3)
+    assert ids(limit=3, groupBy="id", searchPrefs=["excludeDescription"], whatever={"x": 1}) == ids(
+        limit=3
+    )
 
 
 def test_default_limit_is_small(ids):
@@ -262,14 +319,26 @@ def test_default_limit_is_small(ids):
 
 
 # -- refusals -------------------------------------------------------------------------------
-@pytest.mark.parametrize("settings", [
-    {"limit": "12"}, {"limit": -1}, {"offset": 1.5}, {"query": "tents"},
-    {"query": {"categoryPath": 3}}, {"sort": "CHEAPEST"}, {"customANDQuery": "id:(1 OR"},
-    {"customANDQuery": "size:XL"}, {"customANDQuery": "id 10001"},
-    {"topIds": ["10001"]}, {"excludeIds": [{"key": "sku", "value": "x"}]},
-    {"context": {"recentObjects": {"id": "1"}}}, {"fields": "name"},
-    {"typeOfRecords": "KLEVU_PRODUCT"}, {"personalisation": True},
-])
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {"limit": "12"},
+        {"limit": -1},
+        {"offset": 1.5},
+        {"query": "tents"},
+        {"query": {"categoryPath": 3}},
+        {"sort": "CHEAPEST"},
+        {"customANDQuery": "id:(1 OR"},
+        {"customANDQuery": "size:XL"},
+        {"customANDQuery": "id 10001"},
+        {"topIds": ["10001"]},
+        {"excludeIds": [{"key": "sku", "value": "x"}]},
+        {"context": {"recentObjects": {"id": "1"}}},
+        {"fields": "name"},
+        {"typeOfRecords": "KLEVU_PRODUCT"},
+        {"personalisation": True},
+    ],
+)
 def test_malformed_settings_are_400_with_meta_error(search, settings):
     status, body = search(**settings)
     assert status == 400
@@ -280,13 +349,19 @@ TRENDING = {"id": "q", "typeOfRequest": "RECS_TRENDING"}
 CONTEXT = {"apiKeys": [API_KEY]}
 
 
-@pytest.mark.parametrize("body", [
-    [], {}, {"context": CONTEXT}, {"context": CONTEXT, "recordQueries": []},
-    {"context": {"apiKeys": API_KEY}, "recordQueries": [TRENDING]},
-    {"context": CONTEXT, "recordQueries": [{"typeOfRequest": "RECS_TRENDING"}]},
-    {"context": CONTEXT, "recordQueries": [{**TRENDING, "typeOfRequest": "RECS_MAGIC"}]},
-    {"context": CONTEXT, "recordQueries": [{**TRENDING, "settings": []}]},
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        [],
+        {},
+        {"context": CONTEXT},
+        {"context": CONTEXT, "recordQueries": []},
+        {"context": {"apiKeys": API_KEY}, "recordQueries": [TRENDING]},
+        {"context": CONTEXT, "recordQueries": [{"typeOfRequest": "RECS_TRENDING"}]},
+        {"context": CONTEXT, "recordQueries": [{**TRENDING, "typeOfRequest": "RECS_MAGIC"}]},
+        {"context": CONTEXT, "recordQueries": [{**TRENDING, "settings": []}]},
+    ],
+)
 def test_malformed_requests_are_400_with_meta_error(client, body):
     response = client.post("/cs/v2/search", json=body)
     assert response.status_code == 400
@@ -294,8 +369,9 @@ def test_malformed_requests_are_400_with_meta_error(client, body):
 
 
 def test_unknown_api_key_is_404(client):
-    response = client.post("/cs/v2/search", json={"context": {"apiKeys": ["klevu-other"]},
-                                                  "recordQueries": [TRENDING]})
+    response = client.post(
+        "/cs/v2/search", json={"context": {"apiKeys": ["klevu-other"]}, "recordQueries": [TRENDING]}
+    )
     assert response.status_code == 404
     assert response.get_json()["meta"]["error"]
 

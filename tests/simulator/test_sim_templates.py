@@ -1,4 +1,5 @@
 """The banner templates render, in Klevu's Underscore dialect, what a shopper needs to see."""
+
 from html.parser import HTMLParser
 
 import pytest
@@ -28,16 +29,23 @@ class Tags(HTMLParser):
 
 
 def records(search):
-    _status, body = search("RECS_CUSTOM", limit=4,
-                           customANDQuery="id:(10004 OR 10003 OR 10025 OR 10034)")
+    _status, body = search(
+        "RECS_CUSTOM", limit=4, customANDQuery="id:(10004 OR 10003 OR 10025 OR 10034)"
+    )
     return body["queryResults"][0]["records"]
 
 
 def banner_data(items, **metadata):
-    return {"metadata": {"title": "Deals <for> you", "recsKey": "k-test", "segmentKey": None,
-                         **metadata},
-            "query": {"klevuRECSItemList": {"result": items, "meta": {}}},
-            "staticContent": []}
+    return {
+        "metadata": {
+            "title": "Deals <for> you",
+            "recsKey": "k-test",
+            "segmentKey": None,
+            **metadata,
+        },
+        "query": {"klevuRECSItemList": {"result": items, "meta": {}}},
+        "staticContent": [],
+    }
 
 
 @pytest.mark.parametrize("look", ["grid", "strip"])
@@ -75,15 +83,19 @@ def test_title_is_escaped(render, search):
 
 def test_segment_variant_gets_a_badge(render, search):
     plain = Tags(render(looks.template("grid"), banner_data(records(search))))
-    segmented = Tags(render(looks.template("grid"),
-                            banner_data(records(search), segmentKey="seg_vip")))
+    segmented = Tags(
+        render(looks.template("grid"), banner_data(records(search), segmentKey="seg_vip"))
+    )
     assert not plain.with_class("kuRECS-badge") and segmented.with_class("kuRECS-badge")
 
 
 def test_promo_look_renders_static_content(render, config):
     answer = config("k-checkout-together", sids="seg_bargain")
-    data = {"metadata": answer["metadata"], "staticContent": answer["staticContent"],
-            "query": {"klevuRECSItemList": {"result": [], "meta": {}}}}
+    data = {
+        "metadata": answer["metadata"],
+        "staticContent": answer["staticContent"],
+        "query": {"klevuRECSItemList": {"result": [], "meta": {}}},
+    }
     page = Tags(render(answer["templates"]["base"], data))
     [(_, link)] = page.with_class("kuRECS-promoLink")
     assert link["href"] == answer["staticContent"][0]["targetUrl"]
@@ -101,15 +113,33 @@ def test_the_looks_look_different(render, search):
 
 def test_stylesheet_styles_the_template_classes():
     css = looks.stylesheet()
-    for name in ("kuRECS-container", "kuRECS-title", "kuRECS-grid", "kuRECS-strip",
-                 "kuRECS-price--sale", "kuRECS-price--was", "kuRECS-promoImage--mobile"):
+    for name in (
+        "kuRECS-container",
+        "kuRECS-title",
+        "kuRECS-grid",
+        "kuRECS-strip",
+        "kuRECS-price--sale",
+        "kuRECS-price--was",
+        "kuRECS-promoImage--mobile",
+    ):
         assert f".{name}" in css
     assert "url(" not in css and "@import" not in css  # nothing for the shop to fetch
 
 
-JSV2_HELPERS = ("render", "each", "buildUrl", "stripHtml", "escapeHTML", "translator",
-                "translate", "addTranslation", "getTranslation", "removeTranslation",
-                "setTranslations", "processCurrency")
+JSV2_HELPERS = (
+    "render",
+    "each",
+    "buildUrl",
+    "stripHtml",
+    "escapeHTML",
+    "translator",
+    "translate",
+    "addTranslation",
+    "getTranslation",
+    "removeTranslation",
+    "setTranslations",
+    "processCurrency",
+)
 
 
 def test_the_classic_look_calls_every_jsv2_helper_and_the_shop_renders_it(search):
@@ -122,7 +152,8 @@ def test_the_classic_look_calls_every_jsv2_helper_and_the_shop_renders_it(search
     links = page.with_class("kuRECSItemClick")
     assert [a["href"] for _, a in links] == [i["url"] for i in items]
     assert [a["data-link"] for _, a in links] == [f"{i['url']}?ku_recs=k-test" for i in items]
-    assert [a["title"] for _, a in links] == [f"{n} of {len(items)}"
-                                              for n in range(1, len(items) + 1)]
+    assert [a["title"] for _, a in links] == [
+        f"{n} of {len(items)}" for n in range(1, len(items) + 1)
+    ]
     assert "Picked for you" in page.text
     assert f"EUR {items[0]['salePrice']}" in page.text

@@ -2,6 +2,7 @@
 
 docs/klevu-wire-format.md §1.
 """
+
 import pytest
 
 from storefront.simulator import API_KEY
@@ -11,15 +12,20 @@ URL = f"/visitor/public/1.0/{API_KEY}/session"
 
 
 def klaviyo(session_id, exchange_id):
-    return {"apiKey": API_KEY, "sessionId": session_id,
-            "sessionInfo": {"connectorInfo": [{"connectorType": "klaviyo",
-                                               "exchangeId": exchange_id}]}}
+    return {
+        "apiKey": API_KEY,
+        "sessionId": session_id,
+        "sessionInfo": {"connectorInfo": [{"connectorType": "klaviyo", "exchangeId": exchange_id}]},
+    }
 
 
-@pytest.mark.parametrize("body", [
-    {"apiKey": API_KEY},
-    {"apiKey": API_KEY, "sessionInfo": {"connectorInfo": []}},  # @klevu/core's first call
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"apiKey": API_KEY},
+        {"apiKey": API_KEY, "sessionInfo": {"connectorInfo": []}},  # @klevu/core's first call
+    ],
+)
 def test_first_call_opens_a_session_without_segments(client, body):
     response = client.post(URL, json=body)
     assert response.status_code == 200
@@ -51,14 +57,16 @@ def test_unknown_session_id_gets_a_new_one(client):
 def test_expired_session_id_gets_a_new_one(client):
     client.post("/_sim/settings", json={"session_ttl": 0})
     sid = client.post(URL, json={"apiKey": API_KEY}).get_json()["sessionId"]
-    assert client.post(URL, json={"apiKey": API_KEY, "sessionId": sid}).get_json()[
-        "sessionId"] != sid
+    assert (
+        client.post(URL, json={"apiKey": API_KEY, "sessionId": sid}).get_json()["sessionId"] != sid
+    )
 
 
-@pytest.mark.parametrize("persona, segments", [
-    ("maya", ["seg_outdoor"]), ("oliver", ["seg_vip", "seg_style"]), ("lena", [])])
-def test_klaviyo_connector_answers_the_personas_segments(client, persona,
-                                                         segments):
+@pytest.mark.parametrize(
+    "persona, segments",
+    [("maya", ["seg_outdoor"]), ("oliver", ["seg_vip", "seg_style"]), ("lena", [])],
+)
+def test_klaviyo_connector_answers_the_personas_segments(client, persona, segments):
     sid = client.post(URL, json={"apiKey": API_KEY}).get_json()["sessionId"]
     answer = client.post(URL, json=klaviyo(sid, exchange_id(persona))).get_json()
     assert answer["sessionId"] == sid
@@ -84,22 +92,26 @@ def test_segment_ttl_is_settable(client):
 
 
 def test_other_connectors_are_ignored(client):
-    body = {"apiKey": API_KEY, "sessionInfo": {"connectorInfo": [
-        {"connectorType": "shopify", "customerId": "1"}]}}
-    assert client.post(URL, json=body).get_json()["segmentInfo"] == {"segments": [],
-                                                                     "ttl": 3600}
+    body = {
+        "apiKey": API_KEY,
+        "sessionInfo": {"connectorInfo": [{"connectorType": "shopify", "customerId": "1"}]},
+    }
+    assert client.post(URL, json=body).get_json()["segmentInfo"] == {"segments": [], "ttl": 3600}
 
 
-@pytest.mark.parametrize("body", [
-    [],
-    {},
-    {"apiKey": "another-key"},
-    {"apiKey": API_KEY, "sessionId": 5},
-    {"apiKey": API_KEY, "sessionInfo": {"connectorInfo": {"connectorType": "klaviyo"}}},
-    {"apiKey": API_KEY, "sessionInfo": {"connectorInfo": [{"exchangeId": "a.b"}]}},
-    {"apiKey": API_KEY, "sessionInfo": {"connectorInfo": [{"connectorType": "klaviyo"}]}},
-    {"apiKey": API_KEY, "sessionInfo": "klaviyo"},
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        [],
+        {},
+        {"apiKey": "another-key"},
+        {"apiKey": API_KEY, "sessionId": 5},
+        {"apiKey": API_KEY, "sessionInfo": {"connectorInfo": {"connectorType": "klaviyo"}}},
+        {"apiKey": API_KEY, "sessionInfo": {"connectorInfo": [{"exchangeId": "a.b"}]}},
+        {"apiKey": API_KEY, "sessionInfo": {"connectorInfo": [{"connectorType": "klaviyo"}]}},
+        {"apiKey": API_KEY, "sessionInfo": "klaviyo"},
+    ],
+)
 def test_malformed_bodies_are_400_json(client, body):
     response = client.post(URL, json=body)
     assert response.status_code == 400
@@ -112,8 +124,9 @@ def test_body_that_is_not_json_is_400(client):
 
 
 def test_unknown_api_key_is_404_json(client):
-    response = client.post("/visitor/public/1.0/klevu-other/session",
-                           json={"apiKey": "klevu-other"})
+    response = client.post(
+        "/visitor/public/1.0/klevu-other/session", json={"apiKey": "klevu-other"}
+    )
     assert response.status_code == 404
     assert "not found" in response.get_json()["error"]
 
@@ -124,7 +137,10 @@ def test_calls_are_counted_by_kind(client):
     client.post(URL, json={})
     state = client.get("/_sim/state").get_json()
     assert {k: state["counts"][k] for k in ("session_new", "connector", "rejected")} == {
-        "session_new": 1, "connector": 1, "rejected": 1}
+        "session_new": 1,
+        "connector": 1,
+        "rejected": 1,
+    }
     connector = state["recent"][1]
     assert connector["kind"] == "connector" and connector["detail"]["segments"] == ["seg_outdoor"]
     # the journal does not keep whole exchange ids

@@ -1,4 +1,5 @@
 """Fixtures for unit tests."""
+
 import pytest
 
 from tests.helpers import FakeClock

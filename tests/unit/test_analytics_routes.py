@@ -6,6 +6,7 @@ request queued is still in the outbox for the test to read. Tokens are issued wi
 key, as ``recs.py`` issues them, for a banner of catalog products plus one record whose id the
 catalog does not have (and which looks like a URL, to tempt the click route off-site).
 """
+
 from __future__ import annotations
 
 import io
@@ -28,9 +29,16 @@ from tests.helpers import app_config, free_port
 PRODUCTS = load_catalog().products
 NOT_IN_CATALOG = "//evil.example"
 BANNER = BannerView(
-    api_key="klevu-simulator", recs_key="k-home-picks", page_type="HOME", title="Picks",
-    logic="TRENDING", items=(*(BannerItem(p.id, p.name, p.sale_price, p.currency)
-                               for p in PRODUCTS[:3]), BannerItem(NOT_IN_CATALOG, "Elsewhere")))
+    api_key="klevu-simulator",
+    recs_key="k-home-picks",
+    page_type="HOME",
+    title="Picks",
+    logic="TRENDING",
+    items=(
+        *(BannerItem(p.id, p.name, p.sale_price, p.currency) for p in PRODUCTS[:3]),
+        BannerItem(NOT_IN_CATALOG, "Elsewhere"),
+    ),
+)
 OTHER_BANNER = replace(BANNER, recs_key="k-home-recent")
 IN_BANNER, ALSO_IN_BANNER = PRODUCTS[0].id, PRODUCTS[1].id
 NOT_IN_BANNER = PRODUCTS[10].id
@@ -50,12 +58,13 @@ def forged(signed: str) -> str:
     return ".".join([own.rsplit(".", 2)[0], *signed.rsplit(".", 2)[1:]])
 
 
-BAD_TOKENS = [   # each made from a good token of the app
+BAD_TOKENS = [  # each made from a good token of the app
     pytest.param(lambda good: "", id="empty"),
     pytest.param(lambda good: "not-a-token", id="garbage"),
     pytest.param(lambda good: good[:-2], id="cut"),
-    pytest.param(lambda good: tokens.issue_token(OTHER_KEY, "pv-1", BANNER),
-                 id="signed-by-another-key"),
+    pytest.param(
+        lambda good: tokens.issue_token(OTHER_KEY, "pv-1", BANNER), id="signed-by-another-key"
+    ),
     pytest.param(forged, id="forged-banner-under-our-signature"),
 ]
 
@@ -71,16 +80,20 @@ def select(app, item: str, page_view: str = "pv-1") -> dict:
 def beacon(client, body: dict | bytes, headers: dict = SAME_SITE):
     """Post like ``beacon.js``: a string body, which ``sendBeacon`` sends as text/plain."""
     data = body if isinstance(body, bytes) else json.dumps(body).encode()
-    return client.post("/klevu/events", data=data, headers=headers,
-                       content_type="text/plain;charset=UTF-8")
+    return client.post(
+        "/klevu/events", data=data, headers=headers, content_type="text/plain;charset=UTF-8"
+    )
 
 
 def beacon_stream(client, stream: BinaryIO):
     """A chunked post: no Content-Length, and a stream the server ends (Werkzeug's server and
     gunicorn say so with ``wsgi.input_terminated``)."""
-    return client.post("/klevu/events", input_stream=stream,
-                       headers={**SAME_SITE, "Transfer-Encoding": "chunked"},
-                       environ_overrides={"wsgi.input_terminated": True})
+    return client.post(
+        "/klevu/events",
+        input_stream=stream,
+        headers={**SAME_SITE, "Transfer-Encoding": "chunked"},
+        environ_overrides={"wsgi.input_terminated": True},
+    )
 
 
 def click(client, **args):
@@ -90,8 +103,10 @@ def click(client, **args):
 def queued(app) -> list[tuple[str, dict]]:
     """``(event_id, payload)`` of every queued event, oldest first, read from the store."""
     with closing(sqlite3.connect(app.extensions["outbox"].path)) as db:
-        return [(event_id, json.loads(payload)) for event_id, payload in
-                db.execute("SELECT event_id, payload FROM outbox ORDER BY seq")]
+        return [
+            (event_id, json.loads(payload))
+            for event_id, payload in db.execute("SELECT event_id, payload FROM outbox ORDER BY seq")
+        ]
 
 
 def refused(answer, status: int) -> bool:
@@ -109,18 +124,22 @@ def test_a_view_and_a_click_are_queued_as_the_banner_was_rendered(app, client):
     assert click_id == tokens.click_id("pv-1", BANNER.recs_key, ALSO_IN_BANNER)
     assert impression["event"] == VIEW
     assert [i["item_id"] for i in impression["event_data"]["items"]] == [
-        item.id for item in BANNER.items]
+        item.id for item in BANNER.items
+    ]
     assert selection["event"] == SELECT
     [item] = selection["event_data"]["items"]
     assert (item["item_id"], item["index"], item["price"]) == (
-        ALSO_IN_BANNER, 2, PRODUCTS[1].sale_price)
+        ALSO_IN_BANNER,
+        2,
+        PRODUCTS[1].sale_price,
+    )
 
 
 # -- bodies -----------------------------------------------------------------------------------
 @pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
 @pytest.mark.parametrize("size, status", [(MAX_BODY, 202), (MAX_BODY + 1, 413)])
 def test_a_body_may_be_8_kb_and_no_more(app, client, chunked, size, status):
-    raw = json.dumps(view(app)).encode().ljust(size)   # JSON allows trailing blanks
+    raw = json.dumps(view(app)).encode().ljust(size)  # JSON allows trailing blanks
     answer = beacon_stream(client, io.BytesIO(raw)) if chunked else beacon(client, raw)
     assert answer.status_code == status
     assert len(queued(app)) == (status == 202)
@@ -136,31 +155,39 @@ def test_a_chunked_body_is_not_read_past_the_limit(app, client):
 
 def test_a_declared_length_over_the_limit_is_refused_before_reading(app, client):
     upload = io.BytesIO(b" " * (MAX_BODY + 2))
-    answer = client.post("/klevu/events", input_stream=upload, headers=SAME_SITE,
-                         content_length=MAX_BODY + 2)
+    answer = client.post(
+        "/klevu/events", input_stream=upload, headers=SAME_SITE, content_length=MAX_BODY + 2
+    )
     assert refused(answer, 413)
     assert upload.tell() == 0
 
 
-@pytest.mark.parametrize("body", [
-    pytest.param(lambda t: b'{"type": "view", ', id="truncated-json"),
-    pytest.param(lambda t: b"\xff\xfe\xfa\xfb", id="not-utf-8"),
-    pytest.param(lambda t: b"[" * 8000, id="nested-deeper-than-the-parser-goes"),
-    pytest.param(lambda t: b"", id="empty"),
-    pytest.param(lambda t: b"[]", id="array"),
-    pytest.param(lambda t: b'"view"', id="string"),
-    pytest.param(lambda t: b"null", id="null"),
-    pytest.param(lambda t: {"type": "view"}, id="no-token"),
-    pytest.param(lambda t: {"type": "view", "token": [t]}, id="token-not-a-string"),
-    pytest.param(lambda t: {"token": t}, id="no-type"),
-    pytest.param(lambda t: {"type": "purchase", "token": t}, id="unknown-type"),
-    pytest.param(lambda t: {"type": ["view"], "token": t}, id="type-not-a-string"),
-    pytest.param(lambda t: {"type": "select", "token": t}, id="select-without-item"),
-    pytest.param(lambda t: {"type": "select", "token": t, "item": int(IN_BANNER)},
-                 id="select-item-not-a-string"),
-    pytest.param(lambda t: {"type": "select", "token": t, "item": NOT_IN_BANNER},
-                 id="select-item-not-in-the-banner"),
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        pytest.param(lambda t: b'{"type": "view", ', id="truncated-json"),
+        pytest.param(lambda t: b"\xff\xfe\xfa\xfb", id="not-utf-8"),
+        pytest.param(lambda t: b"[" * 8000, id="nested-deeper-than-the-parser-goes"),
+        pytest.param(lambda t: b"", id="empty"),
+        pytest.param(lambda t: b"[]", id="array"),
+        pytest.param(lambda t: b'"view"', id="string"),
+        pytest.param(lambda t: b"null", id="null"),
+        pytest.param(lambda t: {"type": "view"}, id="no-token"),
+        pytest.param(lambda t: {"type": "view", "token": [t]}, id="token-not-a-string"),
+        pytest.param(lambda t: {"token": t}, id="no-type"),
+        pytest.param(lambda t: {"type": "purchase", "token": t}, id="unknown-type"),
+        pytest.param(lambda t: {"type": ["view"], "token": t}, id="type-not-a-string"),
+        pytest.param(lambda t: {"type": "select", "token": t}, id="select-without-item"),
+        pytest.param(
+            lambda t: {"type": "select", "token": t, "item": int(IN_BANNER)},
+            id="select-item-not-a-string",
+        ),
+        pytest.param(
+            lambda t: {"type": "select", "token": t, "item": NOT_IN_BANNER},
+            id="select-item-not-in-the-banner",
+        ),
+    ],
+)
 def test_bad_bodies_are_400_with_a_json_error(app, client, body):
     assert refused(beacon(client, body(token(app))), 400)
     assert queued(app) == []
@@ -173,23 +200,38 @@ def test_bad_tokens_are_400_with_a_json_error(app, client, make_token):
 
 
 # -- who may post -----------------------------------------------------------------------------
-@pytest.mark.parametrize("headers", [
-    {"Sec-Fetch-Site": "cross-site"},
-    {"Sec-Fetch-Site": "cross-site", "Origin": "http://localhost"},
-    {"Origin": "https://evil.example"},
-    {"Origin": "http://localhost.evil.example"},
-    {"Origin": "http://localhost:8080"},
-], ids=["cross-site", "cross-site-claiming-our-origin", "foreign-origin", "lookalike-origin",
-        "other-port"])
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Sec-Fetch-Site": "cross-site"},
+        {"Sec-Fetch-Site": "cross-site", "Origin": "http://localhost"},
+        {"Origin": "https://evil.example"},
+        {"Origin": "http://localhost.evil.example"},
+        {"Origin": "http://localhost:8080"},
+    ],
+    ids=[
+        "cross-site",
+        "cross-site-claiming-our-origin",
+        "foreign-origin",
+        "lookalike-origin",
+        "other-port",
+    ],
+)
 def test_posts_from_other_sites_are_403(app, client, headers):
     assert refused(beacon(client, view(app), headers=headers), 403)
     assert queued(app) == []
 
 
-@pytest.mark.parametrize("headers", [
-    SAME_SITE, {"Sec-Fetch-Site": "same-origin", "Origin": "http://localhost"},
-    {"Origin": "http://localhost"}, {},
-], ids=["same-origin", "same-origin-with-origin", "our-origin", "old-browser-says-nothing"])
+@pytest.mark.parametrize(
+    "headers",
+    [
+        SAME_SITE,
+        {"Sec-Fetch-Site": "same-origin", "Origin": "http://localhost"},
+        {"Origin": "http://localhost"},
+        {},
+    ],
+    ids=["same-origin", "same-origin-with-origin", "our-origin", "old-browser-says-nothing"],
+)
 def test_posts_from_our_own_pages_are_accepted(app, client, headers):
     assert beacon(client, view(app), headers=headers).status_code == 202
 
@@ -200,8 +242,7 @@ def test_a_flood_from_one_visitor_is_429_and_other_visitors_still_get_through(ap
     flooder, shopper = app.test_client(), app.test_client()
     flooder.set_cookie("klevu_session", "flooding-visitor")
     shopper.set_cookie("klevu_session", "another-visitor")
-    answers = [beacon(flooder, view(app, page_view=f"pv-{n}"))
-               for n in range(2 * RATE_LIMIT + 1)]
+    answers = [beacon(flooder, view(app, page_view=f"pv-{n}")) for n in range(2 * RATE_LIMIT + 1)]
     statuses = [answer.status_code for answer in answers]
     assert set(statuses[:RATE_LIMIT]) == {202}
     assert set(statuses) == {202, 429}
@@ -215,20 +256,27 @@ def test_the_same_click_is_one_event_however_it_arrives(app, client):
     first, again = beacon(client, select(app, IN_BANNER)), beacon(client, select(app, IN_BANNER))
     assert (first.status_code, first.json["duplicate"]) == (202, False)
     assert (again.status_code, again.json["duplicate"]) == (202, True)
-    assert click(client, t=token(app), id=IN_BANNER).status_code == 302   # no-JS link too
+    assert click(client, t=token(app), id=IN_BANNER).status_code == 302  # no-JS link too
     assert beacon(client, select(app, ALSO_IN_BANNER)).json["duplicate"] is False
     assert [event_id for event_id, _ in queued(app)] == [
-        tokens.click_id("pv-1", BANNER.recs_key, item) for item in (IN_BANNER, ALSO_IN_BANNER)]
+        tokens.click_id("pv-1", BANNER.recs_key, item) for item in (IN_BANNER, ALSO_IN_BANNER)
+    ]
 
 
 def test_one_impression_per_banner_per_page_view(app, client):
-    for page_view, banner in [("pv-1", BANNER), ("pv-1", BANNER), ("pv-1", OTHER_BANNER),
-                              ("pv-2", BANNER), ("pv-1", OTHER_BANNER)]:
+    for page_view, banner in [
+        ("pv-1", BANNER),
+        ("pv-1", BANNER),
+        ("pv-1", OTHER_BANNER),
+        ("pv-2", BANNER),
+        ("pv-1", OTHER_BANNER),
+    ]:
         assert beacon(client, view(app, page_view, banner)).status_code == 202
     assert [event_id for event_id, _ in queued(app)] == [
         tokens.impression_id("pv-1", BANNER.recs_key),
         tokens.impression_id("pv-1", OTHER_BANNER.recs_key),
-        tokens.impression_id("pv-2", BANNER.recs_key)]
+        tokens.impression_id("pv-2", BANNER.recs_key),
+    ]
 
 
 # -- the no-JavaScript click route ------------------------------------------------------------
@@ -241,8 +289,7 @@ def test_a_click_link_records_and_goes_to_the_product(app, client):
     assert [i["item_id"] for i in event["event_data"]["items"]] == [ALSO_IN_BANNER]
 
 
-@pytest.mark.parametrize("make_token", [*BAD_TOKENS, pytest.param(lambda good: None,
-                                                                  id="missing")])
+@pytest.mark.parametrize("make_token", [*BAD_TOKENS, pytest.param(lambda good: None, id="missing")])
 def test_a_click_link_with_a_bad_token_is_a_400_page(app, client, make_token):
     bad = make_token(token(app))
     answer = click(client, id=IN_BANNER, **({} if bad is None else {"t": bad}))
@@ -252,11 +299,24 @@ def test_a_click_link_with_a_bad_token_is_a_400_page(app, client, make_token):
     assert queued(app) == []
 
 
-@pytest.mark.parametrize("item", [
-    NOT_IN_CATALOG, "https://evil.example", "http:/evil.example", "https:evil.example",
-    "/\\evil.example", "\\\\evil.example", "//evil.example/p/10001", "%2F%2Fevil.example",
-    " //evil.example", "javascript:alert(1)", "", NOT_IN_BANNER, None,
-])
+@pytest.mark.parametrize(
+    "item",
+    [
+        NOT_IN_CATALOG,
+        "https://evil.example",
+        "http:/evil.example",
+        "https:evil.example",
+        "/\\evil.example",
+        "\\\\evil.example",
+        "//evil.example/p/10001",
+        "%2F%2Fevil.example",
+        " //evil.example",
+        "javascript:alert(1)",
+        "",
+        NOT_IN_BANNER,
+        None,
+    ],
+)
 def test_a_click_link_never_leaves_the_shop(app, client, item):
     """Only a product both in the banner and in the catalog leads anywhere but home; the
     banner's record ``//evil.example`` is in the token, so the token alone cannot be trusted."""
@@ -269,10 +329,15 @@ def test_a_click_link_never_leaves_the_shop(app, client, item):
 
 # -- static-content banners (JSv2's staticView / staticClick) ----------------------------------
 STATIC_BANNER = BannerView.from_static(
-    "klevu-simulator", "k-checkout-together",
-    {"title": "Sale", "pageType": "CHECKOUT", "logic": "BOUGHT_TOGETHER"}, "STATIC_CONTENT",
-    [{"targetUrl": "http://shop.test/sale", "contentType": "image", "image": []},
-     {"targetUrl": "javascript:alert(1)", "contentType": "image", "image": []}])
+    "klevu-simulator",
+    "k-checkout-together",
+    {"title": "Sale", "pageType": "CHECKOUT", "logic": "BOUGHT_TOGETHER"},
+    "STATIC_CONTENT",
+    [
+        {"targetUrl": "http://shop.test/sale", "contentType": "image", "image": []},
+        {"targetUrl": "javascript:alert(1)", "contentType": "image", "image": []},
+    ],
+)
 
 
 def test_a_static_banners_view_and_click_are_queued_with_its_content(app, client):
@@ -282,7 +347,8 @@ def test_a_static_banners_view_and_click_are_queued_with_its_content(app, client
     (_, seen), (click_id, selected) = queued(app)
     assert seen["event_data"]["static_content"][0]["targetUrl"] == "http://shop.test/sale"
     assert selected["event_data"]["static_content"] == [
-        {"targetUrl": "http://shop.test/sale", "contentType": "image"}]
+        {"targetUrl": "http://shop.test/sale", "contentType": "image"}
+    ]
     assert selected["event_data"]["action"] == "STATIC_CONTENT"
     assert click_id == tokens.click_id("pv-1", STATIC_BANNER.recs_key, "0")
 
@@ -311,16 +377,23 @@ def test_a_product_click_link_remembers_the_product_as_recently_viewed(app, clie
 
 # -- a full queue -----------------------------------------------------------------------------
 def test_a_full_outbox_refuses_new_beacon_events_with_503_but_not_shoppers(tmp_path):
-    app = create_app(app_config(f"http://127.0.0.1:{free_port()}", tmp_path,
-                                OUTBOX_RELAY_IN_APP=False, OUTBOX_MAX_EVENTS=1))
+    app = create_app(
+        app_config(
+            f"http://127.0.0.1:{free_port()}",
+            tmp_path,
+            OUTBOX_RELAY_IN_APP=False,
+            OUTBOX_MAX_EVENTS=1,
+        )
+    )
     client = app.test_client()
     assert beacon(client, view(app)).status_code == 202
     assert refused(beacon(client, view(app, page_view="pv-2")), 503)
-    retried = beacon(client, view(app))    # already queued: a retry is no new event
+    retried = beacon(client, view(app))  # already queued: a retry is no new event
     assert (retried.status_code, retried.json["duplicate"]) == (202, True)
     link = click(client, t=token(app), id=IN_BANNER)
     assert (link.status_code, link.headers["Location"]) == (302, f"/p/{IN_BANNER}")
     stats = app.extensions["outbox"].stats()
     assert (stats["depth"], stats["drops"]["full"]) == (1, 2)
     assert [event_id for event_id, _ in queued(app)] == [
-        tokens.impression_id("pv-1", BANNER.recs_key)]
+        tokens.impression_id("pv-1", BANNER.recs_key)
+    ]

@@ -1,6 +1,7 @@
 """The answers cache's rules with a fake client and clock: freshness, max-age, stale while
 revalidate, stale if error, single flight, and a TTL of 0. tests/integration/test_answers_http.py
 runs the same rules over real sockets against the simulator (and two processes on Redis)."""
+
 from __future__ import annotations
 
 import threading
@@ -77,15 +78,20 @@ def test_a_fresh_answer_is_served_without_a_call_until_its_ttl_ends(klevu):
 
     assert (first.source, again.source) == ("fresh", "cache")
     assert again.body == first.body and len(klevu.calls) == 1
-    assert answers.stats()["config"] == {"hit": 1, "miss": 1, "stale": 0, "refreshed": 0,
-                                         "failed": 0}
+    assert answers.stats()["config"] == {
+        "hit": 1,
+        "miss": 1,
+        "stale": 0,
+        "refreshed": 0,
+        "failed": 0,
+    }
 
 
 def test_every_parameter_and_every_body_is_its_own_answer(klevu):
     answers = answers_for(klevu, FakeClock())
 
     answers.config("k-a", {"sids": "seg_vip"}, soon())
-    answers.config("k-a", {"sids": "seg_outdoor"}, soon())   # a persona switch
+    answers.config("k-a", {"sids": "seg_outdoor"}, soon())  # a persona switch
     answers.config("k-a", {"sids": "seg_vip", "pid": "7"}, soon())
     answers.search("host/cs/v2/search", {"q": 1}, soon())
     answers.search("host/cs/v2/search", {"q": 2}, soon())
@@ -110,15 +116,18 @@ def test_past_freshness_the_stale_answer_is_served_at_once_and_refreshed_once(kl
     answers = answers_for(klevu, clock, search_ttl=60)
     first = answers.search("h", {"q": 1}, soon())
     clock.advance(61)
-    klevu.gate = threading.Event()     # the refresh hangs until released
+    klevu.gate = threading.Event()  # the refresh hangs until released
 
     served = [answers.search("h", {"q": 1}, soon()) for _ in range(5)]
 
     assert {(a.source, a.body["call"]) for a in served} == {("stale", first.body["call"])}
-    assert len(klevu.calls) == 2       # one refresh for five stale pages
+    assert len(klevu.calls) == 2  # one refresh for five stale pages
     klevu.gate.set()
-    wait_until(lambda: answers.search("h", {"q": 1}, soon()).source == "cache", 5,
-               "the refreshed answer was never stored")
+    wait_until(
+        lambda: answers.search("h", {"q": 1}, soon()).source == "cache",
+        5,
+        "the refreshed answer was never stored",
+    )
     assert answers.search("h", {"q": 1}, soon()).body["call"] == 2
     assert answers.stats()["search"]["refreshed"] == 1
 
@@ -145,7 +154,7 @@ def test_a_ttl_of_zero_turns_that_cache_off(klevu):
 
     assert sources == ["fresh"] * 3 and len(klevu.calls) == 4
     klevu.down = True
-    with pytest.raises(KlevuError):     # nothing kept, not even for a failure
+    with pytest.raises(KlevuError):  # nothing kept, not even for a failure
         answers.config("k-a", {}, soon())
 
 
@@ -237,7 +246,7 @@ def test_a_page_with_no_budget_left_neither_waits_nor_blames_the_service(klevu):
     wait_until(lambda: klevu.calls, 2, "nobody called")
 
     with pytest.raises(LateAnswer):
-        answers.config("k-a", {}, time.monotonic() - 0.1)   # step 1 spent the budget
+        answers.config("k-a", {}, time.monotonic() - 0.1)  # step 1 spent the budget
 
     assert klevu.breakers["config"].stats()["failures_in_a_row"] == 0
     klevu.gate.set()
@@ -253,10 +262,10 @@ def test_with_the_breaker_open_a_page_neither_calls_nor_claims(klevu):
         klevu.breakers["config"].failed()
     calls = len(klevu.calls)
 
-    stale = answers.config("k-a", {}, soon(), fresh_only=True)   # the inline path
+    stale = answers.config("k-a", {}, soon(), fresh_only=True)  # the inline path
     with pytest.raises(BreakerOpen):
         answers.config("k-b", {}, soon(), fresh_only=True)
     with pytest.raises(BreakerOpen):
-        answers.config("k-b", {}, soon())                         # the pool's path
+        answers.config("k-b", {}, soon())  # the pool's path
 
     assert stale.source == "stale" and len(klevu.calls) == calls

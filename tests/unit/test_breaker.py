@@ -1,5 +1,6 @@
 """The circuit breaker's states with a fake clock, and the client using it (``responses``).
 tests/integration/test_answers_http.py shows the same over real sockets."""
+
 from __future__ import annotations
 
 import logging
@@ -22,7 +23,7 @@ def test_it_opens_after_the_failures_in_a_row_and_not_before():
     breaker = CircuitBreaker("search", failures=3, cooldown=10, clock=FakeClock())
     for _ in range(2):
         breaker.failed()
-    breaker.succeeded()                 # a success starts the count again
+    breaker.succeeded()  # a success starts the count again
     for _ in range(2):
         breaker.failed()
     assert breaker.allow() and breaker.state == CLOSED
@@ -39,9 +40,9 @@ def test_after_the_cooldown_one_probe_at_a_time_decides():
     clock.advance(10)
 
     assert breaker.state == HALF_OPEN
-    assert breaker.allow()              # the probe
-    assert not breaker.allow()          # everyone else, while it runs
-    breaker.failed()                    # the probe failed: another cool-down
+    assert breaker.allow()  # the probe
+    assert not breaker.allow()  # everyone else, while it runs
+    breaker.failed()  # the probe failed: another cool-down
     assert breaker.state == OPEN and not breaker.allow()
     clock.advance(10)
     assert breaker.allow()
@@ -54,10 +55,10 @@ def test_while_the_probe_is_in_flight_nobody_waits_on_the_service():
     breaker = CircuitBreaker("search", failures=1, cooldown=10, clock=clock)
     breaker.failed()
     clock.advance(10)
-    assert not breaker.is_open()        # half-open: the next caller may probe
+    assert not breaker.is_open()  # half-open: the next caller may probe
 
     assert breaker.allow()
-    assert breaker.is_open()            # the probe runs: the others fail at once
+    assert breaker.is_open()  # the probe runs: the others fail at once
     breaker.succeeded()
     assert not breaker.is_open()
 
@@ -71,7 +72,7 @@ def test_opening_and_closing_are_logged_once_each(caplog):
             breaker.allow()
         clock.advance(5)
         breaker.allow()
-        breaker.failed()                # a failed probe: no second "open" line
+        breaker.failed()  # a failed probe: no second "open" line
         clock.advance(5)
         breaker.allow()
         breaker.succeeded()
@@ -79,8 +80,12 @@ def test_opening_and_closing_are_logged_once_each(caplog):
     lines = [r.getMessage() for r in caplog.records]
     assert len(lines) == 2
     assert "circuit open" in lines[0] and "circuit closed" in lines[1]
-    assert breaker.stats() == {"state": CLOSED, "opened_elsewhere": False,
-                               "failures_in_a_row": 0, "times_opened": 1}
+    assert breaker.stats() == {
+        "state": CLOSED,
+        "opened_elsewhere": False,
+        "failures_in_a_row": 0,
+        "times_opened": 1,
+    }
 
 
 def test_concurrent_callers_in_half_open_state_let_exactly_one_probe_through():
@@ -113,15 +118,16 @@ def test_an_opening_is_shared_with_other_workers_for_the_cooldown():
     assert not there.allow() and there.is_open()
     assert there.stats()["state"] == OPEN and there.stats()["opened_elsewhere"]
     clock.advance(10)
-    assert here.allow()                 # the probe, in the worker that opened it
+    assert here.allow()  # the probe, in the worker that opened it
     here.succeeded()
     assert there.allow() and not there.is_open()
 
 
 @responses.activate
 def test_the_client_stops_calling_a_failing_service_and_only_that_one():
-    client = KlevuClient(klevu_settings(shop_environment(SIM)), breaker_failures=3,
-                         breaker_cooldown=60)
+    client = KlevuClient(
+        klevu_settings(shop_environment(SIM)), breaker_failures=3, breaker_cooldown=60
+    )
     config = responses.get(f"{SIM}/recommendations/klevu-simulator/settings/k-a", status=503)
     search = responses.post(client.search_url(""), json={"queryResults": []})
 
@@ -148,10 +154,19 @@ def test_a_client_error_is_an_answer_not_a_sick_service():
         assert not isinstance(failure.value, BreakerOpen)
 
 
-@pytest.mark.parametrize("header, seconds", [
-    (None, None), ("public, max-age=120", 120), ("max-age=0", 0), ("no-store", 0),
-    ("no-cache, max-age=60", 0), ('max-age="30"', 30), ("s-maxage=50", None),
-    ("max-age=abc", None)])
+@pytest.mark.parametrize(
+    "header, seconds",
+    [
+        (None, None),
+        ("public, max-age=120", 120),
+        ("max-age=0", 0),
+        ("no-store", 0),
+        ("no-cache, max-age=60", 0),
+        ('max-age="30"', 30),
+        ("s-maxage=50", None),
+        ("max-age=abc", None),
+    ],
+)
 def test_max_age_is_read_from_cache_control(header, seconds):
     assert parse_max_age(header) == seconds
 
@@ -162,8 +177,8 @@ def test_another_workers_opening_is_taken_as_given_for_a_second_not_asked_per_pa
     there = CircuitBreaker("config", failures=1, cooldown=10, clock=clock, shared=store)
     here.failed()
     assert there.is_open()
-    store.delete("klevu:breaker:config")     # closed elsewhere: seen within ELSEWHERE_SECONDS
+    store.delete("klevu:breaker:config")  # closed elsewhere: seen within ELSEWHERE_SECONDS
 
-    assert there.is_open()                   # taken as given, without asking the cache
+    assert there.is_open()  # taken as given, without asking the cache
     clock.advance(ELSEWHERE_SECONDS)
     assert not there.is_open() and there.allow()

@@ -1,4 +1,5 @@
 """§5 event payloads, checked against the literal JSON of docs/klevu-wire-format.md."""
+
 from typing import Any
 
 import pytest
@@ -6,18 +7,47 @@ import pytest
 from storefront.klevu.events import BannerItem, BannerView, UnknownItem, click, impression
 
 # docs/klevu-wire-format.md §2 (config metadata) and §3 (a record), as Klevu sends them.
-METADATA = {"title": "Picked for our VIPs", "recsKey": "k-home-1", "pageType": "HOME",
-            "logic": "TRENDING", "maxProducts": 12, "productThreshold": 4, "enabled": True,
-            "spotKey": "spot-home-1", "spotName": "Home spot 1",
-            "segmentKey": "seg_vip", "segmentName": "VIP customers", "action": None}
-RECORD = {"id": "39814", "itemGroupId": "67466", "sku": "M0E2000E81S",
-          "name": "Leather jacket", "url": "https://shop.example/p/39814",
-          "image": "https://shop.example/img/39814.jpg", "price": "900.00",
-          "salePrice": "850.00", "basePrice": "900.00", "currency": "EUR", "inStock": "yes",
-          "totalVariants": 12, "brand": "Aeronautica", "category": "Clothing;;Jackets",
-          "shortDesc": "", "color": "brown", "typeOfRecord": "KLEVU_PRODUCT"}
-SECOND = {"id": "40001", "name": "Scarf", "salePrice": "20.00", "currency": "EUR",
-          "variantId": "40001-red", "itemGroupId": ""}
+METADATA = {
+    "title": "Picked for our VIPs",
+    "recsKey": "k-home-1",
+    "pageType": "HOME",
+    "logic": "TRENDING",
+    "maxProducts": 12,
+    "productThreshold": 4,
+    "enabled": True,
+    "spotKey": "spot-home-1",
+    "spotName": "Home spot 1",
+    "segmentKey": "seg_vip",
+    "segmentName": "VIP customers",
+    "action": None,
+}
+RECORD = {
+    "id": "39814",
+    "itemGroupId": "67466",
+    "sku": "M0E2000E81S",
+    "name": "Leather jacket",
+    "url": "https://shop.example/p/39814",
+    "image": "https://shop.example/img/39814.jpg",
+    "price": "900.00",
+    "salePrice": "850.00",
+    "basePrice": "900.00",
+    "currency": "EUR",
+    "inStock": "yes",
+    "totalVariants": 12,
+    "brand": "Aeronautica",
+    "category": "Clothing;;Jackets",
+    "shortDesc": "",
+    "color": "brown",
+    "typeOfRecord": "KLEVU_PRODUCT",
+}
+SECOND = {
+    "id": "40001",
+    "name": "Scarf",
+    "salePrice": "20.00",
+    "currency": "EUR",
+    "variantId": "40001-red",
+    "itemGroupId": "",
+}
 
 # docs/klevu-wire-format.md §5, literally (the collector's body is an array of these).
 EXPECTED_VIEW: dict[str, Any] = {
@@ -26,17 +56,39 @@ EXPECTED_VIEW: dict[str, Any] = {
     "user_profile": {"session_id": "a7c0..."},
     "event_data": {
         "tags": ["recsPageType:HOME"],
-        "list_id": "spot-home-1", "list_name": "Picked for our VIPs", "list_logic": "TRENDING",
-        "spot_id": "spot-home-1", "spot_name": "Home spot 1",
-        "segment_id": "seg_vip", "segment_name": "VIP customers",
-        "items": [{"item_id": "39814", "item_name": "Leather jacket", "price": "850.00",
-                   "currency": "EUR", "item_brand": "Aeronautica",
-                   "item_category": "Clothing;;Jackets",
-                   "item_variant_id": "39814", "item_group_id": "67466", "index": 1,
-                   "quantity": 1}]}}
-EXPECTED_SECOND_ITEM = {"item_id": "40001", "item_name": "Scarf", "price": "20.00",
-                        "currency": "EUR", "item_variant_id": "40001-red",
-                        "item_group_id": "40001", "index": 2, "quantity": 1}
+        "list_id": "spot-home-1",
+        "list_name": "Picked for our VIPs",
+        "list_logic": "TRENDING",
+        "spot_id": "spot-home-1",
+        "spot_name": "Home spot 1",
+        "segment_id": "seg_vip",
+        "segment_name": "VIP customers",
+        "items": [
+            {
+                "item_id": "39814",
+                "item_name": "Leather jacket",
+                "price": "850.00",
+                "currency": "EUR",
+                "item_brand": "Aeronautica",
+                "item_category": "Clothing;;Jackets",
+                "item_variant_id": "39814",
+                "item_group_id": "67466",
+                "index": 1,
+                "quantity": 1,
+            }
+        ],
+    },
+}
+EXPECTED_SECOND_ITEM = {
+    "item_id": "40001",
+    "item_name": "Scarf",
+    "price": "20.00",
+    "currency": "EUR",
+    "item_variant_id": "40001-red",
+    "item_group_id": "40001",
+    "index": 2,
+    "quantity": 1,
+}
 
 
 def banner(metadata=METADATA, records=(RECORD,)):
@@ -48,8 +100,7 @@ def with_data(event, **changes):
 
 
 def without(event, *keys):
-    return {**event, "event_data": {k: v for k, v in event["event_data"].items()
-                                    if k not in keys}}
+    return {**event, "event_data": {k: v for k, v in event["event_data"].items() if k not in keys}}
 
 
 def test_impression_is_the_literal_json_of_section_5():
@@ -61,10 +112,13 @@ def test_click_is_the_same_event_with_only_the_clicked_product():
     assert click(banner(), "a7c0...", "39814") == expected
 
 
-@pytest.mark.parametrize("item_id, expected_item", [
-    ("39814", EXPECTED_VIEW["event_data"]["items"][0]),
-    ("40001", EXPECTED_SECOND_ITEM),  # keeps its original index
-])
+@pytest.mark.parametrize(
+    "item_id, expected_item",
+    [
+        ("39814", EXPECTED_VIEW["event_data"]["items"][0]),
+        ("40001", EXPECTED_SECOND_ITEM),  # keeps its original index
+    ],
+)
 def test_click_keeps_the_products_original_index(item_id, expected_item):
     event = click(banner(records=(RECORD, SECOND)), "a7c0...", item_id)
     assert event["event_data"]["items"] == [expected_item]
@@ -75,34 +129,89 @@ def test_impression_numbers_products_from_one_in_banner_order():
     assert items == [EXPECTED_VIEW["event_data"]["items"][0], EXPECTED_SECOND_ITEM]
 
 
-@pytest.mark.parametrize("record, expected", [
-    ({"id": "1"}, {"item_id": "1", "item_variant_id": "1", "item_group_id": "1",
-                   "index": 1, "quantity": 1}),
-    ({"id": "1", "variantId": "1-b", "itemGroupId": "g"},
-     {"item_id": "1", "item_variant_id": "1-b", "item_group_id": "g", "index": 1,
-      "quantity": 1}),
-    ({"id": "1", "variantId": None, "itemGroupId": None, "brand": None, "name": "",
-      "salePrice": "9.00", "price": "12.00"},
-     {"item_id": "1", "price": "9.00", "item_variant_id": "1", "item_group_id": "1",
-      "index": 1, "quantity": 1}),
-    ({"id": 7, "salePrice": 9.5, "brand": False, "category": "A;B"},
-     {"item_id": "7", "price": "9.5", "item_category": "A;B", "item_variant_id": "7",
-      "item_group_id": "7", "index": 1, "quantity": 1}),
-])
+@pytest.mark.parametrize(
+    "record, expected",
+    [
+        (
+            {"id": "1"},
+            {
+                "item_id": "1",
+                "item_variant_id": "1",
+                "item_group_id": "1",
+                "index": 1,
+                "quantity": 1,
+            },
+        ),
+        (
+            {"id": "1", "variantId": "1-b", "itemGroupId": "g"},
+            {
+                "item_id": "1",
+                "item_variant_id": "1-b",
+                "item_group_id": "g",
+                "index": 1,
+                "quantity": 1,
+            },
+        ),
+        (
+            {
+                "id": "1",
+                "variantId": None,
+                "itemGroupId": None,
+                "brand": None,
+                "name": "",
+                "salePrice": "9.00",
+                "price": "12.00",
+            },
+            {
+                "item_id": "1",
+                "price": "9.00",
+                "item_variant_id": "1",
+                "item_group_id": "1",
+                "index": 1,
+                "quantity": 1,
+            },
+        ),
+        (
+            {"id": 7, "salePrice": 9.5, "brand": False, "category": "A;B"},
+            {
+                "item_id": "7",
+                "price": "9.5",
+                "item_category": "A;B",
+                "item_variant_id": "7",
+                "item_group_id": "7",
+                "index": 1,
+                "quantity": 1,
+            },
+        ),
+    ],
+)
 def test_item_mapping_and_fallbacks(record, expected):
     assert impression(banner(records=(record,)), "s")["event_data"]["items"] == [expected]
 
 
-@pytest.mark.parametrize("metadata_changes, session_id, expected", [
-    ({"segmentKey": None, "segmentName": None}, "a7c0...",
-     without(EXPECTED_VIEW, "segment_id", "segment_name")),
-    ({"spotKey": None, "spotName": ""}, "a7c0...",
-     with_data(without(EXPECTED_VIEW, "spot_id", "spot_name"), list_id="k-home-1")),
-    ({"title": ""}, "a7c0...", without(EXPECTED_VIEW, "list_name")),
-    ({"pageType": "CATEGORY"}, "a7c0...", with_data(EXPECTED_VIEW, tags=["recsPageType:CATEGORY"])),
-    ({}, "", {k: v for k, v in EXPECTED_VIEW.items() if k != "user_profile"}),
-    ({}, None, {k: v for k, v in EXPECTED_VIEW.items() if k != "user_profile"}),
-])
+@pytest.mark.parametrize(
+    "metadata_changes, session_id, expected",
+    [
+        (
+            {"segmentKey": None, "segmentName": None},
+            "a7c0...",
+            without(EXPECTED_VIEW, "segment_id", "segment_name"),
+        ),
+        (
+            {"spotKey": None, "spotName": ""},
+            "a7c0...",
+            with_data(without(EXPECTED_VIEW, "spot_id", "spot_name"), list_id="k-home-1"),
+        ),
+        ({"title": ""}, "a7c0...", without(EXPECTED_VIEW, "list_name")),
+        (
+            {"pageType": "CATEGORY"},
+            "a7c0...",
+            with_data(EXPECTED_VIEW, tags=["recsPageType:CATEGORY"]),
+        ),
+        ({}, "", {k: v for k, v in EXPECTED_VIEW.items() if k != "user_profile"}),
+        ({}, None, {k: v for k, v in EXPECTED_VIEW.items() if k != "user_profile"}),
+    ],
+)
 def test_empty_null_and_false_fields_are_left_out(metadata_changes, session_id, expected):
     assert impression(banner({**METADATA, **metadata_changes}), session_id) == expected
 
@@ -120,27 +229,62 @@ def test_a_rendered_banner_has_products_with_ids(items):
 
 def test_banner_view_keeps_only_what_events_need():
     assert banner() == BannerView(
-        api_key="klevu-123", recs_key="k-home-1", page_type="HOME", title="Picked for our VIPs",
-        logic="TRENDING", spot_key="spot-home-1", spot_name="Home spot 1",
-        segment_key="seg_vip", segment_name="VIP customers",
-        items=(BannerItem(id="39814", name="Leather jacket", sale_price="850.00",
-                          currency="EUR", brand="Aeronautica", category="Clothing;;Jackets",
-                          variant_id="", item_group_id="67466"),))
+        api_key="klevu-123",
+        recs_key="k-home-1",
+        page_type="HOME",
+        title="Picked for our VIPs",
+        logic="TRENDING",
+        spot_key="spot-home-1",
+        spot_name="Home spot 1",
+        segment_key="seg_vip",
+        segment_name="VIP customers",
+        items=(
+            BannerItem(
+                id="39814",
+                name="Leather jacket",
+                sale_price="850.00",
+                currency="EUR",
+                brand="Aeronautica",
+                category="Clothing;;Jackets",
+                variant_id="",
+                item_group_id="67466",
+            ),
+        ),
+    )
 
 
-STATIC = [{"targetUrl": "https://shop.example/sale", "contentType": "image",
-           "image": [{"resolution": "desktop", "url": "https://shop.example/sale.svg",
-                      "altTag": "Sale", "maxWidth": "100%"}]},
-          {"targetUrl": "https://shop.example/new", "contentType": "image", "image": []}]
-STATIC_META = {"title": "Sale", "recsKey": "k-checkout-1", "pageType": "CHECKOUT",
-               "logic": "BOUGHT_TOGETHER", "spotKey": "spot-1", "spotName": "Checkout",
-               "segmentKey": "seg_bargain", "segmentName": "Bargain hunters",
-               "action": "STATIC_CONTENT"}
+STATIC = [
+    {
+        "targetUrl": "https://shop.example/sale",
+        "contentType": "image",
+        "image": [
+            {
+                "resolution": "desktop",
+                "url": "https://shop.example/sale.svg",
+                "altTag": "Sale",
+                "maxWidth": "100%",
+            }
+        ],
+    },
+    {"targetUrl": "https://shop.example/new", "contentType": "image", "image": []},
+]
+STATIC_META = {
+    "title": "Sale",
+    "recsKey": "k-checkout-1",
+    "pageType": "CHECKOUT",
+    "logic": "BOUGHT_TOGETHER",
+    "spotKey": "spot-1",
+    "spotName": "Checkout",
+    "segmentKey": "seg_bargain",
+    "segmentName": "Bargain hunters",
+    "action": "STATIC_CONTENT",
+}
 
 
 def static_banner() -> BannerView:
-    return BannerView.from_static("klevu-123", "k-checkout-1", STATIC_META, "STATIC_CONTENT",
-                                  STATIC)
+    return BannerView.from_static(
+        "klevu-123", "k-checkout-1", STATIC_META, "STATIC_CONTENT", STATIC
+    )
 
 
 def test_a_static_banners_view_carries_its_static_content_and_action():
@@ -148,7 +292,9 @@ def test_a_static_banners_view_carries_its_static_content_and_action():
     event = impression(static_banner(), "sess-1")
     assert event["event"] == "view_recs_list"
     assert event["event_data"]["static_content"] == [
-        STATIC[0], {"targetUrl": "https://shop.example/new", "contentType": "image"}]  # no []
+        STATIC[0],
+        {"targetUrl": "https://shop.example/new", "contentType": "image"},
+    ]  # no []
     assert event["event_data"]["action"] == "STATIC_CONTENT"
     assert event["event_data"]["list_id"] == "spot-1"
     assert event["event_data"]["tags"] == ["recsPageType:CHECKOUT"]
@@ -173,5 +319,6 @@ def test_a_static_banner_has_content_and_no_products():
     with pytest.raises(ValueError, match="static content"):
         BannerView.from_static("k", "r", STATIC_META, "STATIC_CONTENT", [])
     with pytest.raises(ValueError, match="static content"):
-        BannerView("k", "r", "HOME", "t", "l", static_content='[{"a": 1}]',
-                   items=(BannerItem("1"),))
+        BannerView(
+            "k", "r", "HOME", "t", "l", static_content='[{"a": 1}]', items=(BannerItem("1"),)
+        )

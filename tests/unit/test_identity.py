@@ -3,6 +3,7 @@
 Klevu is not called here: ``storefront.klevu.segments`` is replaced by a recorder that notes
 which identity each ``current_segments()`` / ``forget_segments()`` call saw.
 """
+
 from __future__ import annotations
 
 import base64
@@ -46,8 +47,9 @@ def make_app(**overrides) -> Flask:
     ``create_app`` does not register this blueprint yet. Two stub shop pages stand for "any
     page"; other links in ``base.html`` (cart, segments JSON, ...) build as placeholders.
     """
-    app = Flask("storefront", template_folder=str(ROOT / "templates"),
-                static_folder=str(ROOT / "static"))
+    app = Flask(
+        "storefront", template_folder=str(ROOT / "templates"), static_folder=str(ROOT / "static")
+    )
     app.config.update(storefront_config.from_env(account.shop_environment("http://127.0.0.1:1")))
     app.config.update(TESTING=True, SECRET_KEY="test", **overrides)
     security.init_app(app)
@@ -64,10 +66,16 @@ def make_app(**overrides) -> Flask:
 @pytest.fixture
 def segment_calls(monkeypatch):
     calls: list[tuple[str, Identity]] = []
-    monkeypatch.setattr(identity_module, "current_segments",
-                        lambda visitor: calls.append(("resolve", current_identity())))
-    monkeypatch.setattr(identity_module, "forget_segments",
-                        lambda visitor: calls.append(("forget", current_identity())))
+    monkeypatch.setattr(
+        identity_module,
+        "current_segments",
+        lambda visitor: calls.append(("resolve", current_identity())),
+    )
+    monkeypatch.setattr(
+        identity_module,
+        "forget_segments",
+        lambda visitor: calls.append(("forget", current_identity())),
+    )
     return calls
 
 
@@ -90,8 +98,10 @@ def set_cookies(response) -> dict[str, tuple[str, dict[str, str]]]:
     for header in response.headers.getlist("Set-Cookie"):
         pair, *attributes = [part.strip() for part in header.split(";")]
         name, _, value = pair.partition("=")
-        cookies[name] = (value, {k.lower(): v
-                                 for k, _, v in (a.partition("=") for a in attributes)})
+        cookies[name] = (
+            value,
+            {k.lower(): v for k, _, v in (a.partition("=") for a in attributes)},
+        )
     return cookies
 
 
@@ -102,7 +112,10 @@ def assert_klaviyo_cookie(response, exchange_id: str, cid: str | None) -> str:
         assert value == encode_kla_id(exchange_id, cid)
     assert attributes.keys() == {"expires", "max-age", "path", "samesite"}  # no HttpOnly/Domain
     assert (attributes["max-age"], attributes["path"], attributes["samesite"]) == (
-        TWO_YEARS, "/", "Lax")
+        TWO_YEARS,
+        "/",
+        "Lax",
+    )
     return value
 
 
@@ -114,21 +127,25 @@ def assert_expired(response, name: str) -> None:
 def badge(client, path="/") -> str:
     html = client.get(path).get_data(as_text=True)
     start = html.index('data-testid="identity-badge"')
-    return html[start:html.index("</div>", start)]
+    return html[start : html.index("</div>", start)]
 
 
 # -- identity from cookies (pure) ------------------------------------------------------------
 
-@pytest.mark.parametrize("consent, required, off, expected", [
-    (None, True, False, None),
-    ("granted", True, False, XID),
-    ("denied", True, False, None),
-    ("garbage", True, False, None),
-    (None, False, False, XID),
-    ("granted", False, False, XID),
-    ("denied", False, False, None),
-    ("granted", True, True, None),
-])
+
+@pytest.mark.parametrize(
+    "consent, required, off, expected",
+    [
+        (None, True, False, None),
+        ("granted", True, False, XID),
+        ("denied", True, False, None),
+        ("garbage", True, False, None),
+        (None, False, False, XID),
+        ("granted", False, False, XID),
+        ("denied", False, False, None),
+        ("granted", True, True, None),
+    ],
+)
 def test_exchange_id_only_with_consent_and_tracking_on(consent, required, off, expected):
     cookies = {KLA_ID_COOKIE: encode_kla_id(XID, CID)}
     if consent:
@@ -145,8 +162,10 @@ def test_exchange_id_only_with_consent_and_tracking_on(consent, required, off, e
 def test_persona_is_recognised_from_its_exchange_id():
     cookies = {KLA_ID_COOKIE: encode_kla_id(MAYA_XID, CID), CONSENT_COOKIE: "granted"}
     assert identity_from_cookies(cookies, company_id=COMPANY, consent_required=True).persona == MAYA
-    assert identity_from_cookies(cookies, company_id=OTHER_COMPANY,
-                                 consent_required=True).persona is None
+    assert (
+        identity_from_cookies(cookies, company_id=OTHER_COMPANY, consent_required=True).persona
+        is None
+    )
 
 
 def test_identity_is_computed_once_per_request(app):
@@ -154,18 +173,29 @@ def test_identity_is_computed_once_per_request(app):
         assert current_identity() is current_identity()
 
 
-@pytest.mark.parametrize("target, expected", [
-    ("/c/tents?color=red", "/c/tents?color=red"),
-    ("/demo/personas#privacy", "/demo/personas#privacy"),
-    ("//evil.example/", "/"), ("/\\evil.example/", "/"), ("/\t/evil.example", "/"),
-    ("https://evil.example/", "/"), ("javascript:alert(1)", "/"), ("evil.example", "/"),
-    ("/ok\\..\\", "/"), ("", "/"), (None, "/"), ("/" + "a" * 3000, "/"),
-])
+@pytest.mark.parametrize(
+    "target, expected",
+    [
+        ("/c/tents?color=red", "/c/tents?color=red"),
+        ("/demo/personas#privacy", "/demo/personas#privacy"),
+        ("//evil.example/", "/"),
+        ("/\\evil.example/", "/"),
+        ("/\t/evil.example", "/"),
+        ("https://evil.example/", "/"),
+        ("javascript:alert(1)", "/"),
+        ("evil.example", "/"),
+        ("/ok\\..\\", "/"),
+        ("", "/"),
+        (None, "/"),
+        ("/" + "a" * 3000, "/"),
+    ],
+)
 def test_safe_next_only_allows_same_site_paths(target, expected):
     assert safe_next(target, "/") == expected
 
 
 # -- _kx email links -------------------------------------------------------------------------
+
 
 def test_kx_identifies_keeps_cid_and_redirects_without_it(client, segment_calls):
     client.set_cookie(CONSENT_COOKIE, "granted")
@@ -189,12 +219,15 @@ def test_kx_gives_a_new_visitor_a_fresh_cid(client):
     assert response.headers["Location"] == "/"
 
 
-@pytest.mark.parametrize("query, location", [
-    ("_kx=" + XID, "/c/tents"),
-    ("a=1&_kx=" + XID + "&b=2&_kx=x&c=3", "/c/tents?a=1&b=2&c=3"),
-    ("%5Fkx=" + XID + "&q=a%20b+c&p=%2F%3D&flag", "/c/tents?q=a%20b+c&p=%2F%3D&flag"),
-    ("q=%C3%A9t%C3%A9&_kx=" + XID.replace("=", "%253D"), "/c/tents?q=%C3%A9t%C3%A9"),
-])
+@pytest.mark.parametrize(
+    "query, location",
+    [
+        ("_kx=" + XID, "/c/tents"),
+        ("a=1&_kx=" + XID + "&b=2&_kx=x&c=3", "/c/tents?a=1&b=2&c=3"),
+        ("%5Fkx=" + XID + "&q=a%20b+c&p=%2F%3D&flag", "/c/tents?q=a%20b+c&p=%2F%3D&flag"),
+        ("q=%C3%A9t%C3%A9&_kx=" + XID.replace("=", "%253D"), "/c/tents?q=%C3%A9t%C3%A9"),
+    ],
+)
 def test_kx_is_stripped_and_other_parameters_kept_verbatim(client, query, location):
     client.set_cookie(CONSENT_COOKIE, "granted")
     response = client.get("/c/tents?" + query)
@@ -202,10 +235,17 @@ def test_kx_is_stripped_and_other_parameters_kept_verbatim(client, query, locati
     assert_klaviyo_cookie(response, XID, None)
 
 
-@pytest.mark.parametrize("kx", [
-    f"{MAYA['identifier']}.{OTHER_COMPANY}",   # another Klaviyo account's link
-    "not-an-exchange-id", "", "a.b.c", "<script>.DemoCo", "x" * 500 + ".DemoCo",
-])
+@pytest.mark.parametrize(
+    "kx",
+    [
+        f"{MAYA['identifier']}.{OTHER_COMPANY}",  # another Klaviyo account's link
+        "not-an-exchange-id",
+        "",
+        "a.b.c",
+        "<script>.DemoCo",
+        "x" * 500 + ".DemoCo",
+    ],
+)
 def test_foreign_or_malformed_kx_is_ignored_but_stripped(client, segment_calls, caplog, kx):
     caplog.set_level(logging.DEBUG)
     client.set_cookie(CONSENT_COOKIE, "granted")
@@ -218,8 +258,9 @@ def test_foreign_or_malformed_kx_is_ignored_but_stripped(client, segment_calls, 
 
 
 def test_kx_on_a_path_starting_with_two_slashes_stays_on_this_site(client):
-    response = client.get("/", environ_overrides={"PATH_INFO": "//evil.example/x",
-                                                  "QUERY_STRING": "_kx=" + XID})
+    response = client.get(
+        "/", environ_overrides={"PATH_INFO": "//evil.example/x", "QUERY_STRING": "_kx=" + XID}
+    )
     assert response.headers["Location"] == "/evil.example/x"
 
 
@@ -242,7 +283,10 @@ def test_kx_before_consent_waits_and_applies_on_accept(client, segment_calls):
     assert KLA_ID_COOKIE not in set_cookies(response)
     _value, attributes = set_cookies(response)[PENDING_KX_COOKIE]
     assert (attributes["max-age"], attributes["path"], "httponly" in attributes) == (
-        "1800", "/", True)
+        "1800",
+        "/",
+        True,
+    )
     assert segment_calls == []
     assert 'data-consent="pending"' in badge(client, "/c/tents")
 
@@ -281,6 +325,7 @@ def test_kx_is_ignored_when_klaviyo_tracking_is_off(client, segment_calls):
 
 # -- consent ---------------------------------------------------------------------------------
 
+
 def test_accept_stores_consent_and_uses_the_existing_cookie(client):
     client.set_cookie(KLA_ID_COOKIE, encode_kla_id(MAYA_XID, CID))
     assert "Anonymous" in badge(client)
@@ -289,14 +334,18 @@ def test_accept_stores_consent_and_uses_the_existing_cookie(client):
     value, attributes = set_cookies(response)[CONSENT_COOKIE]
     assert value == "granted"
     assert (attributes["max-age"], attributes["path"], attributes["samesite"]) == (
-        ONE_YEAR, "/", "Lax")
+        ONE_YEAR,
+        "/",
+        "Lax",
+    )
     assert KLA_ID_COOKIE not in set_cookies(response)  # nothing to write: Klaviyo's cookie stays
     assert "Maya" in badge(client)
 
 
 @pytest.mark.parametrize("prior", [None, "granted"])
-def test_decline_or_withdraw_expires_klaviyo_cookie_and_forgets_segments(client, segment_calls,
-                                                                        prior):
+def test_decline_or_withdraw_expires_klaviyo_cookie_and_forgets_segments(
+    client, segment_calls, prior
+):
     client.set_cookie(KLA_ID_COOKIE, encode_kla_id(MAYA_XID, CID))
     if prior:
         client.set_cookie(CONSENT_COOKIE, prior)
@@ -305,7 +354,8 @@ def test_decline_or_withdraw_expires_klaviyo_cookie_and_forgets_segments(client,
     assert_expired(response, KLA_ID_COOKIE)
     # Forgotten while the request still saw the visitor who is being forgotten.
     assert [(kind, seen.exchange_id) for kind, seen in segment_calls] == [
-        ("forget", MAYA_XID if prior else None)]
+        ("forget", MAYA_XID if prior else None)
+    ]
     assert client.get_cookie(KLA_ID_COOKIE) is None
     assert 'data-consent="denied"' in badge(client)
 
@@ -322,8 +372,9 @@ def test_consent_never_redirects_off_site(client, next_url):
 
 
 def test_cross_site_posts_are_refused(client):
-    response = client.post("/consent", data={"choice": "accept"},
-                           headers={"Sec-Fetch-Site": "cross-site"})
+    response = client.post(
+        "/consent", data={"choice": "accept"}, headers={"Sec-Fetch-Site": "cross-site"}
+    )
     assert response.status_code == 403
     assert set_cookies(response) == {}
 
@@ -344,24 +395,36 @@ def test_no_banner_when_consent_is_not_required(segment_calls):
 
 # -- live Klaviyo onsite script --------------------------------------------------------------
 
-@pytest.mark.parametrize("onsite, consent, shown", [
-    (True, "granted", True), (True, None, False), (True, "denied", False),
-    (False, "granted", False)])
+
+@pytest.mark.parametrize(
+    "onsite, consent, shown",
+    [
+        (True, "granted", True),
+        (True, None, False),
+        (True, "denied", False),
+        (False, "granted", False),
+    ],
+)
 def test_onsite_script_only_when_live_and_consented(segment_calls, onsite, consent, shown):
     app = make_app(KLAVIYO_ONSITE=onsite, KLAVIYO_COMPANY_ID=OTHER_COMPANY)
     cookie = f"{CONSENT_COOKIE}={consent}" if consent else ""
     with app.test_request_context("/", headers={"Cookie": cookie}):
         html = render_template("partials/klaviyo_onsite.html")
-    script = ('<script async src="https://static.klaviyo.com/onsite/js/klaviyo.js'
-              f'?company_id={OTHER_COMPANY}" nonce="')
+    script = (
+        '<script async src="https://static.klaviyo.com/onsite/js/klaviyo.js'
+        f'?company_id={OTHER_COMPANY}" nonce="'
+    )
     assert (script in html) is shown
     # The page's CSP lets Klaviyo's host in exactly when the page loads its script.
     browser = app.test_client()
     if consent:
         browser.set_cookie(CONSENT_COOKIE, consent)
     page = browser.get("/")
-    script_src = next(d for d in page.headers["Content-Security-Policy"].split("; ")
-                      if d.startswith("script-src "))
+    script_src = next(
+        d
+        for d in page.headers["Content-Security-Policy"].split("; ")
+        if d.startswith("script-src ")
+    )
     assert ("https://static.klaviyo.com" in script_src.split()) is shown
 
 
@@ -374,6 +437,7 @@ def test_live_klaviyo_handles_kx_itself(segment_calls):
 
 
 # -- demo personas, forget me ----------------------------------------------------------------
+
 
 def test_personas_page_lists_personas_with_their_segments(client):
     html = client.get("/demo/personas").get_data(as_text=True)
@@ -438,13 +502,25 @@ def test_forget_me_returns_to_anonymous(client, segment_calls):
 cookie_text = st.text(st.characters(min_codepoint=0x20, max_codepoint=0xFF), max_size=300)
 
 
-@settings(max_examples=40, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(kla_id=cookie_text, consent=cookie_text, off=cookie_text, pending=cookie_text,
-       path=st.sampled_from(["/", "/demo/personas", "/?_kx=" + XID]))
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    kla_id=cookie_text,
+    consent=cookie_text,
+    off=cookie_text,
+    pending=cookie_text,
+    path=st.sampled_from(["/", "/demo/personas", "/?_kx=" + XID]),
+)
 def test_any_cookie_content_renders(client, kla_id, consent, off, pending, path):
-    header = "; ".join([f"{KLA_ID_COOKIE}={kla_id}", f"{CONSENT_COOKIE}={consent}",
-                        f"{klaviyo.KLA_OFF_COOKIE}={off}", f"{PENDING_KX_COOKIE}={pending}"])
+    header = "; ".join(
+        [
+            f"{KLA_ID_COOKIE}={kla_id}",
+            f"{CONSENT_COOKIE}={consent}",
+            f"{klaviyo.KLA_OFF_COOKIE}={off}",
+            f"{PENDING_KX_COOKIE}={pending}",
+        ]
+    )
     assert client.get(path, headers={"Cookie": header}).status_code in (200, 302)
     response = client.post("/consent", data={"choice": "accept"}, headers={"Cookie": header})
     assert response.status_code == 302

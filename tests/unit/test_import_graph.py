@@ -3,6 +3,7 @@
 Imports are read with ``ast`` from every module, including imports inside functions (a
 function-level import still couples two modules; it only hides the coupling).
 """
+
 from __future__ import annotations
 
 import ast
@@ -51,7 +52,8 @@ def within(name: str, prefix: str) -> bool:
 def offenders(importer: str, forbidden: tuple[str, ...], allowed: tuple[str, ...] = ()) -> list:
     return sorted(
         (module, target)
-        for module, targets in GRAPH.items() if within(module, importer)
+        for module, targets in GRAPH.items()
+        if within(module, importer)
         for target in targets
         if any(within(target, f) for f in forbidden) and not any(within(target, a) for a in allowed)
     )
@@ -62,20 +64,45 @@ def test_the_graph_covers_the_package():
     assert "storefront.klevu.segments" in GRAPH["storefront.klevu.recs"]
 
 
-@pytest.mark.parametrize("importer, forbidden, allowed, why", [
-    ("storefront.klevu", ("storefront.shop", "storefront.identity", "storefront.catalog",
-                          "storefront.simulator", "storefront.demo"), (),
-     "the Klevu package is the integration; the shop uses it, never the reverse"),
-    ("storefront.klevu.segments", ("storefront.identity", "storefront.klaviyo"), (),
-     "segments take the visitor's identity as an argument"),
-    ("storefront.klevu.outbox", ("storefront.klevu.relay", "storefront.klevu.client"), (),
-     "a queue does not know its consumer"),
-    ("storefront.simulator", ("storefront",),
-     ("storefront.simulator", "storefront.catalog", "storefront.security"),
-     "the simulator shares only the catalog data and the web security layer with the shop"),
-    *((product, ("storefront.simulator",), (), "the shop learns the simulator from settings")
-      for product in ("storefront.shop", "storefront.identity", "storefront.config")),
-])
+@pytest.mark.parametrize(
+    "importer, forbidden, allowed, why",
+    [
+        (
+            "storefront.klevu",
+            (
+                "storefront.shop",
+                "storefront.identity",
+                "storefront.catalog",
+                "storefront.simulator",
+                "storefront.demo",
+            ),
+            (),
+            "the Klevu package is the integration; the shop uses it, never the reverse",
+        ),
+        (
+            "storefront.klevu.segments",
+            ("storefront.identity", "storefront.klaviyo"),
+            (),
+            "segments take the visitor's identity as an argument",
+        ),
+        (
+            "storefront.klevu.outbox",
+            ("storefront.klevu.relay", "storefront.klevu.client"),
+            (),
+            "a queue does not know its consumer",
+        ),
+        (
+            "storefront.simulator",
+            ("storefront",),
+            ("storefront.simulator", "storefront.catalog", "storefront.security"),
+            "the simulator shares only the catalog data and the web security layer with the shop",
+        ),
+        *(
+            (product, ("storefront.simulator",), (), "the shop learns the simulator from settings")
+            for product in ("storefront.shop", "storefront.identity", "storefront.config")
+        ),
+    ],
+)
 def test_forbidden_imports(importer, forbidden, allowed, why):
     assert offenders(importer, forbidden, allowed) == [], why
 

@@ -4,6 +4,7 @@ The config CDN, search and collector are stubbed with ``responses`` so each answ
 broken exactly one way; the real-socket runs against the simulator are in
 tests/integration/test_klevu_check.py.
 """
+
 from __future__ import annotations
 
 import json
@@ -24,15 +25,30 @@ SEARCH_URL = "https://eucs1.ksearchnet.com/cs/v2/search"
 
 def good_config() -> dict:
     banner = demo_configs()[KEY]
-    return settings_answer(banner, banner.default, api_key=API_KEY,
-                           base_path="eucs1.ksearchnet.com/cs/v2/search")
+    return settings_answer(
+        banner, banner.default, api_key=API_KEY, base_path="eucs1.ksearchnet.com/cs/v2/search"
+    )
 
 
 def records(n: int) -> dict:
-    return {"queryResults": [{"id": "klevuRECSItemList", "meta": {},
-                              "records": [{"id": f"p{i}", "name": f"P{i}", "salePrice": "9",
-                                           "currency": "EUR", "url": f"/p/{i}"}
-                                          for i in range(n)]}]}
+    return {
+        "queryResults": [
+            {
+                "id": "klevuRECSItemList",
+                "meta": {},
+                "records": [
+                    {
+                        "id": f"p{i}",
+                        "name": f"P{i}",
+                        "salePrice": "9",
+                        "currency": "EUR",
+                        "url": f"/p/{i}",
+                    }
+                    for i in range(n)
+                ],
+            }
+        ]
+    }
 
 
 def broken(path: str, value) -> dict:
@@ -46,15 +62,27 @@ def broken(path: str, value) -> dict:
 
 
 def run(tmp_path, config: dict, search: dict | None = None):
-    responses.add(responses.POST, re.compile(r"https://visitor\.service\.ksearchnet\.com/.*"),
-                  json={"sessionId": "s-123456789", "segmentInfo": {"segments": [], "ttl": 60}})
+    responses.add(
+        responses.POST,
+        re.compile(r"https://visitor\.service\.ksearchnet\.com/.*"),
+        json={"sessionId": "s-123456789", "segmentInfo": {"segments": [], "ttl": 60}},
+    )
     responses.add(responses.GET, CONFIG_URL, json=config)
     responses.add(responses.POST, SEARCH_URL, json=search or records(8))
     responses.add(responses.POST, "https://stats.ksearchnet.com/analytics/collect", status=400)
-    app = create_app(app_config(f"http://127.0.0.1:{free_port()}", tmp_path,
-                                KLEVU_SIMULATOR_URL="", KLEVU_API_KEY=API_KEY, KLEVU_RECS_HOME=KEY,
-                                KLEVU_RECS_CATEGORY="", KLEVU_RECS_PRODUCT="",
-                                KLEVU_RECS_CHECKOUT="", OUTBOX_RELAY_IN_APP=False))
+    app = create_app(
+        app_config(
+            f"http://127.0.0.1:{free_port()}",
+            tmp_path,
+            KLEVU_SIMULATOR_URL="",
+            KLEVU_API_KEY=API_KEY,
+            KLEVU_RECS_HOME=KEY,
+            KLEVU_RECS_CATEGORY="",
+            KLEVU_RECS_PRODUCT="",
+            KLEVU_RECS_CHECKOUT="",
+            OUTBOX_RELAY_IN_APP=False,
+        )
+    )
     return app.test_cli_runner().invoke(args=["klevu", "check"])
 
 
@@ -64,28 +92,66 @@ def test_the_stubbed_account_passes(tmp_path):
     assert result.exit_code == 0, result.output
 
 
-@pytest.mark.parametrize("config, search, line, hint", [
-    (broken("search.payload", "{not json"), None,
-     f"✗ payload {KEY} (HOME): search.payload does not parse", "JSON string"),
-    (broken("search.basePath", "https://eucs1.ksearchnet.com/cs/v2/search"), None,
-     f"✗ basePath {KEY} (HOME): config basePath", "without a scheme"),
-    (broken("metadata.pageType", "CHECKOUT"), None,
-     f"✗ page type {KEY} (HOME): the config is for CHECKOUT pages", "KLEVU_RECS_CHECKOUT"),
-    (broken("metadata.enabled", False), None,
-     f"✗ shown {KEY} (HOME): never shown: metadata.enabled is not true", "Merchant Center"),
-    (broken("metadata.logic", ""), None,
-     f"✗ shown {KEY} (HOME): never shown: metadata lacks logic", "KLEVU_RECS_HOME"),
-    (good_config(), records(2),
-     f"✗ search {KEY} (HOME): 2 records, fewer than productThreshold 4", "productThreshold"),
-    (broken("templates.base", "<p>\n<%= helper.renderProduct(data) %></p>"), None,
-     f"✗ template {KEY} (HOME): TypeError: helper.renderProduct is not a function at "
-     "template line 2",
-     "missing helper: helper.renderProduct"),
-    (broken("templates.base", "<ul>\n\n<% for (var i = 0; i < 3; i++ { %><li></li><% } %>"),
-     None, f"✗ template {KEY} (HOME): SyntaxError", "at template line 3"),
-    (broken("styles.base", "}}} @import url(evil.css); <<<"), None,
-     f"✗ CSS {KEY} (HOME): nothing in styles.base survives cleaning", "cleaner"),
-])
+@pytest.mark.parametrize(
+    "config, search, line, hint",
+    [
+        (
+            broken("search.payload", "{not json"),
+            None,
+            f"✗ payload {KEY} (HOME): search.payload does not parse",
+            "JSON string",
+        ),
+        (
+            broken("search.basePath", "https://eucs1.ksearchnet.com/cs/v2/search"),
+            None,
+            f"✗ basePath {KEY} (HOME): config basePath",
+            "without a scheme",
+        ),
+        (
+            broken("metadata.pageType", "CHECKOUT"),
+            None,
+            f"✗ page type {KEY} (HOME): the config is for CHECKOUT pages",
+            "KLEVU_RECS_CHECKOUT",
+        ),
+        (
+            broken("metadata.enabled", False),
+            None,
+            f"✗ shown {KEY} (HOME): never shown: metadata.enabled is not true",
+            "Merchant Center",
+        ),
+        (
+            broken("metadata.logic", ""),
+            None,
+            f"✗ shown {KEY} (HOME): never shown: metadata lacks logic",
+            "KLEVU_RECS_HOME",
+        ),
+        (
+            good_config(),
+            records(2),
+            f"✗ search {KEY} (HOME): 2 records, fewer than productThreshold 4",
+            "productThreshold",
+        ),
+        (
+            broken("templates.base", "<p>\n<%= helper.renderProduct(data) %></p>"),
+            None,
+            f"✗ template {KEY} (HOME): TypeError: helper.renderProduct is not a function at "
+            "template line 2",
+            "missing helper: helper.renderProduct",
+        ),
+        (
+            broken("templates.base", "<ul>\n\n<% for (var i = 0; i < 3; i++ { %><li></li><% } %>"),
+            None,
+            f"✗ template {KEY} (HOME): SyntaxError",
+            "at template line 3",
+        ),
+        (
+            broken("styles.base", "}}} @import url(evil.css); <<<"),
+            None,
+            f"✗ CSS {KEY} (HOME): nothing in styles.base survives cleaning",
+            "cleaner",
+        ),
+    ],
+)
 @responses.activate
 def test_each_broken_config_is_named(tmp_path, config, search, line, hint):
     result = run(tmp_path, config, search)
@@ -98,10 +164,19 @@ def test_each_broken_config_is_named(tmp_path, config, search, line, hint):
 @responses.activate
 def test_json_names_each_failed_check(tmp_path):
     responses.add(responses.POST, re.compile(r"https://visitor\..*"), status=503)
-    app = create_app(app_config(f"http://127.0.0.1:{free_port()}", tmp_path,
-                                KLEVU_SIMULATOR_URL="", KLEVU_API_KEY=API_KEY, KLEVU_RECS_HOME="",
-                                KLEVU_RECS_CATEGORY="", KLEVU_RECS_PRODUCT="",
-                                KLEVU_RECS_CHECKOUT="", OUTBOX_RELAY_IN_APP=False))
+    app = create_app(
+        app_config(
+            f"http://127.0.0.1:{free_port()}",
+            tmp_path,
+            KLEVU_SIMULATOR_URL="",
+            KLEVU_API_KEY=API_KEY,
+            KLEVU_RECS_HOME="",
+            KLEVU_RECS_CATEGORY="",
+            KLEVU_RECS_PRODUCT="",
+            KLEVU_RECS_CHECKOUT="",
+            OUTBOX_RELAY_IN_APP=False,
+        )
+    )
     responses.add(responses.POST, "https://stats.ksearchnet.com/analytics/collect", status=400)
     result = app.test_cli_runner().invoke(args=["klevu", "check", "--json"])
     assert result.exit_code == 1

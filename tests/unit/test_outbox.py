@@ -1,4 +1,5 @@
 """The outbox store: durable, idempotent, bounded, safe from many threads (SQLite in a temp dir)."""
+
 from __future__ import annotations
 
 import sqlite3
@@ -14,11 +15,11 @@ from storefront.klevu.outbox import OutboxError, OutboxFull, OutboxStore, _Put
 CLAIM: dict[str, Any] = {"lease_seconds": 60.0, "max_attempts": 20, "max_age": 3600.0}
 
 
-
 def events(n: int, prefix: str = "e") -> list[tuple[str, dict]]:
-    return [(f"{prefix}{i:04d}", {"event": "view_recs_list", "id": f"{prefix}{i:04d}"})
-            for i in range(n)]
-
+    return [
+        (f"{prefix}{i:04d}", {"event": "view_recs_list", "id": f"{prefix}{i:04d}"})
+        for i in range(n)
+    ]
 
 
 @pytest.fixture
@@ -28,7 +29,7 @@ def store(tmp_path, clock):
 
 def test_put_counts_new_events_and_ignores_repeated_ids(store):
     assert store.put(events(3)) == 3
-    assert store.put(events(3)) == 0                       # the same clicks sent again
+    assert store.put(events(3)) == 0  # the same clicks sent again
     assert store.put([("x", {"a": 1}), ("x", {"a": 2})]) == 1  # twice in one call
     assert store.stats()["depth"] == 4
 
@@ -140,10 +141,16 @@ def test_claimed_events_come_back_when_their_lease_lapses(store, clock):
 
 def test_stats_report_what_an_operator_watches(store, clock):
     assert store.stats() == {
-        "depth": 0, "capacity": 10, "oldest_age_seconds": None, "in_flight": 0,
-        "delivered": 0, "dead_letters": 0,
+        "depth": 0,
+        "capacity": 10,
+        "oldest_age_seconds": None,
+        "in_flight": 0,
+        "delivered": 0,
+        "dead_letters": 0,
         "drops": {"full": 0, "dead_letter_attempts": 0, "dead_letter_age": 0, "rejected_4xx": 0},
-        "last_delivery_at": None, "last_error": None}
+        "last_delivery_at": None,
+        "last_error": None,
+    }
     store.put(events(3))
     clock.now += 12.5
     store.put(events(1, prefix="later"))
@@ -156,8 +163,10 @@ def test_stats_report_what_an_operator_watches(store, clock):
     assert stats["oldest_age_seconds"] == 12.5
     assert stats["delivered"] == 1 and stats["dead_letters"] == 1
     assert stats["drops"]["rejected_4xx"] == 1
-    assert stats["last_error"] == {"message": "POST /collect: HTTP 500",
-                                   "at": "2023-11-14T22:13:32+00:00"}
+    assert stats["last_error"] == {
+        "message": "POST /collect: HTTP 500",
+        "at": "2023-11-14T22:13:32+00:00",
+    }
     store.claim(1, **CLAIM)
     assert store.stats()["in_flight"] == 1
 
@@ -183,7 +192,7 @@ def test_concurrent_puts_share_commits_and_every_event_is_kept(tmp_path, monkeyp
         accepted = sum(pool.map(writer, range(16)))
 
     assert accepted == 640 == store.stats()["depth"]
-    assert sum(commits) == 640 and len(commits) < 640   # some puts shared a commit
+    assert sum(commits) == 640 and len(commits) < 640  # some puts shared a commit
 
 
 def test_in_one_group_a_put_that_does_not_fit_fails_alone_and_ids_count_once(tmp_path):
@@ -196,6 +205,6 @@ def test_in_one_group_a_put_that_does_not_fit_fails_alone_and_ids_count_once(tmp
 
     assert (first.fresh, first.error) == (2, None)
     assert too_many.fresh == 0 and isinstance(too_many.error, OutboxFull)
-    assert (repeat.fresh, repeat.error) == (1, None)       # "a" was already in, "e" fits
+    assert (repeat.fresh, repeat.error) == (1, None)  # "a" was already in, "e" fits
     assert all(p.done for p in (first, too_many, repeat))
     assert store.stats()["depth"] == 3 and store.stats()["drops"]["full"] == 2

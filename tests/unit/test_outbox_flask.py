@@ -1,4 +1,5 @@
 """The Flask side: the extension, the in-app relay's start, and ``flask relay``."""
+
 from __future__ import annotations
 
 import os
@@ -27,7 +28,7 @@ def make_app(data_dir, **config) -> Flask:
     app = Flask(__name__)
     app.config.update(from_env({**DEMO_ENV, "STOREFRONT_DATA_DIR": str(data_dir)}), **config)
     app.extensions["klevu_client"] = FakeKlevuClient()
-    Delivery().init_app(app)   # registers `flask relay` too
+    Delivery().init_app(app)  # registers `flask relay` too
 
     @app.get("/ping")
     def ping():
@@ -66,8 +67,9 @@ def test_the_relay_starts_with_the_first_request_and_delivers(tmp_path, runners)
     wait_until(lambda: client.delivered == ["e1"])
     wait_until(lambda: lock_holder(app.extensions["outbox"].lock_path) == os.getpid())
     app.test_client().get("/ping")
-    relay_threads = [t for t in threading.enumerate()
-                     if t.name == "outbox-relay" and t not in others]
+    relay_threads = [
+        t for t in threading.enumerate() if t.name == "outbox-relay" and t not in others
+    ]
     assert len(relay_threads) == 1, "later requests must not start more relays"
 
 

@@ -3,6 +3,7 @@
 ``drain`` runs the relay the way its thread does, except that the clock jumps by each wait
 instead of sleeping, so an hour of backoff takes microseconds.
 """
+
 from __future__ import annotations
 
 import math
@@ -39,8 +40,10 @@ class Collector:
 
 
 def events(n: int, prefix: str = "e") -> list[tuple[str, dict]]:
-    return [(f"{prefix}{i:04d}", {"event": "view_recs_list", "id": f"{prefix}{i:04d}"})
-            for i in range(n)]
+    return [
+        (f"{prefix}{i:04d}", {"event": "view_recs_list", "id": f"{prefix}{i:04d}"})
+        for i in range(n)
+    ]
 
 
 def drain(relay: Relay, clock: FakeClock, steps: int = 10_000) -> None:
@@ -54,7 +57,6 @@ def drain(relay: Relay, clock: FakeClock, steps: int = 10_000) -> None:
 def attempts(store: OutboxStore) -> list[int]:
     with sqlite3.connect(store.path) as db:
         return [n for (n,) in db.execute("SELECT attempts FROM outbox ORDER BY seq")]
-
 
 
 @pytest.fixture
@@ -85,7 +87,7 @@ def test_backoff_doubles_up_to_its_cap_and_jitters_within_the_upper_half(failure
 
 def test_jitter_spreads_retries_across_the_whole_band():
     delays = [Backoff(0.5, 60.0).delay(5, random.Random(seed)) for seed in range(500)]
-    assert min(delays) < 4.4 and max(delays) > 7.6   # band [4, 8]
+    assert min(delays) < 4.4 and max(delays) > 7.6  # band [4, 8]
 
 
 def test_the_relay_pauses_longer_after_each_failure_and_sends_nothing_meanwhile(store, clock):
@@ -108,8 +110,12 @@ def test_the_relay_pauses_longer_after_each_failure_and_sends_nothing_meanwhile(
 
 
 def test_retry_after_is_honoured_and_capped(store, clock):
-    answers = iter([KlevuError("HTTP 429", status=429, retry_after=30.0),
-                    KlevuError("HTTP 503", status=503, retry_after=1e9)])
+    answers = iter(
+        [
+            KlevuError("HTTP 429", status=429, retry_after=30.0),
+            KlevuError("HTTP 503", status=503, retry_after=1e9),
+        ]
+    )
     collector = Collector(lambda ids: next(answers, None))
     relay = relay_for(store, collector, max_retry_after=3600.0)
     store.put(events(3))
@@ -125,17 +131,24 @@ def test_retry_after_is_honoured_and_capped(store, clock):
     assert collector.delivered == ["e0000", "e0001", "e0002"]
 
 
-@pytest.mark.parametrize("failure", [
-    KlevuError("ConnectionError"), KlevuError("ReadTimeout"),
-    KlevuError("HTTP 503", status=503), KlevuError("HTTP 502", status=502),
-    KlevuError("HTTP 429", status=429), KlevuError("HTTP 404", status=404),
-], ids=str)
+@pytest.mark.parametrize(
+    "failure",
+    [
+        KlevuError("ConnectionError"),
+        KlevuError("ReadTimeout"),
+        KlevuError("HTTP 503", status=503),
+        KlevuError("HTTP 502", status=502),
+        KlevuError("HTTP 429", status=429),
+        KlevuError("HTTP 404", status=404),
+    ],
+    ids=str,
+)
 def test_an_outage_spends_no_attempts_and_loses_nothing(store, clock, failure):
     store.put(events(120))
     down = True
     collector = Collector(lambda ids: failure if down else None)
     relay = relay_for(store, collector, max_attempts=3)
-    for _ in range(200):                       # ~2 h of outage at the 60 s cap
+    for _ in range(200):  # ~2 h of outage at the 60 s cap
         clock.now += relay.run_once()
     assert len(collector.requests) > 100
     assert store.stats()["dead_letters"] == 0
@@ -148,16 +161,18 @@ def test_an_outage_spends_no_attempts_and_loses_nothing(store, clock, failure):
 
 def test_an_event_the_collector_keeps_failing_on_is_dead_lettered_alone(store, clock):
     store.put([("poison", {"event": "view_recs_list", "id": "poison"}), *events(49)])
-    collector = Collector(lambda ids: KlevuError("HTTP 500", status=500)
-                          if "poison" in ids else None)
+    collector = Collector(
+        lambda ids: KlevuError("HTTP 500", status=500) if "poison" in ids else None
+    )
     drain(relay_for(store, collector, max_attempts=5), clock)
     assert sorted(collector.delivered) == [event_id for event_id, _ in events(49)]
     assert sum("poison" in ids for ids in collector.requests) == 5
     stats = store.stats()
     assert stats["dead_letters"] == 1 and stats["drops"]["dead_letter_attempts"] == 1
     with sqlite3.connect(store.path) as db:
-        assert db.execute("SELECT event_id, reason, attempts, last_error FROM dead_letters"
-                          ).fetchall() == [("poison", "dead_letter_attempts", 5, "HTTP 500")]
+        assert db.execute(
+            "SELECT event_id, reason, attempts, last_error FROM dead_letters"
+        ).fetchall() == [("poison", "dead_letter_attempts", 5, "HTTP 500")]
 
 
 def test_events_older_than_max_age_are_dead_lettered_not_sent(store, clock):
@@ -178,11 +193,13 @@ def test_events_older_than_max_age_are_dead_lettered_not_sent(store, clock):
 def test_a_rejected_batch_is_halved_until_each_bad_event_stands_alone(store, clock, bad):
     store.put(events(50))
     bad_ids = {f"e{i:04d}" for i in bad}
-    collector = Collector(lambda ids: KlevuError("HTTP 400", status=400)
-                          if bad_ids & set(ids) else None)
+    collector = Collector(
+        lambda ids: KlevuError("HTTP 400", status=400) if bad_ids & set(ids) else None
+    )
     drain(relay_for(store, collector), clock)
     assert sorted(collector.delivered) == sorted(
-        event_id for event_id, _ in events(50) if event_id not in bad_ids)
+        event_id for event_id, _ in events(50) if event_id not in bad_ids
+    )
     assert len(collector.delivered) == len(set(collector.delivered)), "no good event twice"
     stats = store.stats()
     assert stats["dead_letters"] == len(bad) and stats["drops"]["rejected_4xx"] == len(bad)
@@ -196,8 +213,10 @@ def test_a_transient_failure_while_halving_keeps_the_unsent_halves_queued(store,
     collector = Collector(lambda ids: next(answers, None))
     relay = relay_for(store, collector)
     relay.run_once()
-    assert collector.requests == [[f"e{i:04d}" for i in range(50)],
-                                  [f"e{i:04d}" for i in range(25)]]
+    assert collector.requests == [
+        [f"e{i:04d}" for i in range(50)],
+        [f"e{i:04d}" for i in range(25)],
+    ]
     assert store.stats()["depth"] == 50 and set(attempts(store)) == {0}
     drain(relay, clock)
     assert sorted(collector.delivered) == [event_id for event_id, _ in events(50)]
@@ -235,7 +254,7 @@ def test_the_relay_thread_wakes_as_soon_as_this_process_puts(tmp_path):
     thread = threading.Thread(target=relay.run, args=(stop,))
     thread.start()
     try:
-        time.sleep(0.1)                       # idle, waiting up to 30 s
+        time.sleep(0.1)  # idle, waiting up to 30 s
         started = time.monotonic()
         store.put(events(1))
         while not collector.delivered and time.monotonic() - started < 5:
@@ -256,14 +275,19 @@ def test_two_runners_in_one_process_make_one_relay(tmp_path):
     def sender(name: str) -> Send:
         return lambda events, ids: senders[name].extend(ids)
 
-    runners = {name: RelayRunner(Relay(store, sender(name), poll_interval=0.05), retry=0.05)
-               for name in senders}
+    runners = {
+        name: RelayRunner(Relay(store, sender(name), poll_interval=0.05), retry=0.05)
+        for name in senders
+    }
     for runner in runners.values():
         runner.start()
     try:
         store.put(events(20))
-        wait_until(lambda: len(senders["a"]) + len(senders["b"]) >= 20, 5,
-                   "the 20 events were not all sent")
+        wait_until(
+            lambda: len(senders["a"]) + len(senders["b"]) >= 20,
+            5,
+            "the 20 events were not all sent",
+        )
         assert lock_holder(store.lock_path) == os.getpid()
         assert sorted(map(len, senders.values())) == [0, 20], senders
     finally:

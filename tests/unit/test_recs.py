@@ -3,6 +3,7 @@
 HTTP is stubbed with ``responses`` here; tests/integration covers the same path over real
 sockets against the simulator.
 """
+
 from __future__ import annotations
 
 import json
@@ -25,35 +26,78 @@ SIM = "http://klevu.test"
 SETTINGS = klevu_settings(shop_environment(SIM))
 CONFIG_URL = f"{SIM}/recommendations/klevu-simulator/settings/k-test"
 SEARCH_URL = f"{SIM}/cs/v2/search"
-TEMPLATE = ('<h2 class="kuRECS-title"><%= helper.escapeHTML(data.metadata.title) %></h2><ul>'
-            '<% helper.each(data.query.klevuRECSItemList.result, function (i, item) { %>'
-            '<li class="kuRECSItem" data-id="<%= item.id %>"><a href="<%= item.url %>">'
-            '<%= helper.escapeHTML(item.name) %></a></li><% }); %></ul>')
+TEMPLATE = (
+    '<h2 class="kuRECS-title"><%= helper.escapeHTML(data.metadata.title) %></h2><ul>'
+    "<% helper.each(data.query.klevuRECSItemList.result, function (i, item) { %>"
+    '<li class="kuRECSItem" data-id="<%= item.id %>"><a href="<%= item.url %>">'
+    "<%= helper.escapeHTML(item.name) %></a></li><% }); %></ul>"
+)
 HOME = PageContext(page_type="HOME")
 
 
 def config(**metadata) -> dict:
-    payload = {"recordQueries": [{"id": "klevuRECSItemList", "typeOfRequest": "RECS_TRENDING",
-                                  "settings": {"limit": 12, "query": {"term": "*"}}}]}
-    return {"metadata": {"title": "Trending now", "recsKey": "k-test", "pageType": "HOME",
-                         "logic": "TRENDING", "maxProducts": 12, "productThreshold": 4,
-                         "enabled": True, "action": None, **metadata},
-            "search": {"basePath": "klevu.test/cs/v2/search", "payload": json.dumps(payload)},
-            "templates": {"base": TEMPLATE}, "styles": {"base": ".kuRECS-title{color:red}"},
-            "staticContent": [{"targetUrl": "/sale", "contentType": "image", "image": [
-                {"resolution": "desktop", "url": "/img/promo/sale-desktop.svg",
-                 "altTag": "Sale", "maxWidth": "1200"}]}]}
+    payload = {
+        "recordQueries": [
+            {
+                "id": "klevuRECSItemList",
+                "typeOfRequest": "RECS_TRENDING",
+                "settings": {"limit": 12, "query": {"term": "*"}},
+            }
+        ]
+    }
+    return {
+        "metadata": {
+            "title": "Trending now",
+            "recsKey": "k-test",
+            "pageType": "HOME",
+            "logic": "TRENDING",
+            "maxProducts": 12,
+            "productThreshold": 4,
+            "enabled": True,
+            "action": None,
+            **metadata,
+        },
+        "search": {"basePath": "klevu.test/cs/v2/search", "payload": json.dumps(payload)},
+        "templates": {"base": TEMPLATE},
+        "styles": {"base": ".kuRECS-title{color:red}"},
+        "staticContent": [
+            {
+                "targetUrl": "/sale",
+                "contentType": "image",
+                "image": [
+                    {
+                        "resolution": "desktop",
+                        "url": "/img/promo/sale-desktop.svg",
+                        "altTag": "Sale",
+                        "maxWidth": "1200",
+                    }
+                ],
+            }
+        ],
+    }
 
 
 def records(n: int) -> list[dict]:
-    return [{"id": str(i), "itemGroupId": f"g{i}", "name": f"Product {i}", "url": f"/p/{i}",
-             "image": f"/img/p/{i}.svg", "price": "10.00", "salePrice": "9.00",
-             "currency": "EUR"} for i in range(1, n + 1)]
+    return [
+        {
+            "id": str(i),
+            "itemGroupId": f"g{i}",
+            "name": f"Product {i}",
+            "url": f"/p/{i}",
+            "image": f"/img/p/{i}.svg",
+            "price": "10.00",
+            "salePrice": "9.00",
+            "currency": "EUR",
+        }
+        for i in range(1, n + 1)
+    ]
 
 
 def search_answer(n: int) -> dict:
-    return {"meta": {}, "queryResults": [{"id": "klevuRECSItemList", "meta": {},
-                                          "records": records(n)}]}
+    return {
+        "meta": {},
+        "queryResults": [{"id": "klevuRECSItemList", "meta": {}, "records": records(n)}],
+    }
 
 
 @pytest.fixture
@@ -64,8 +108,8 @@ def fetch():
     renderer = RenderOnce(TemplateRenderer())
 
     def run(page=HOME, segments=()):
-        return fetch_placement(client, renderer, "k-test", page, segments,
-                               time.monotonic() + 2)
+        return fetch_placement(client, renderer, "k-test", page, segments, time.monotonic() + 2)
+
     return run
 
 
@@ -82,8 +126,10 @@ def test_a_banner_shows_at_most_max_products_in_search_order(fetch):
 
 
 @responses.activate
-@pytest.mark.parametrize("metadata", [{"enabled": False}, {"enabled": None},
-                                      {"action": "HIDE_RECOMMENDATION"}, {"logic": None}])
+@pytest.mark.parametrize(
+    "metadata",
+    [{"enabled": False}, {"enabled": None}, {"action": "HIDE_RECOMMENDATION"}, {"logic": None}],
+)
 def test_disabled_or_hidden_shows_nothing_and_searches_nothing(fetch, metadata):
     responses.get(CONFIG_URL, json=config(**metadata))
     search = responses.post(SEARCH_URL, json=search_answer(12))
@@ -100,9 +146,11 @@ def test_fewer_records_than_the_threshold_hides_the_banner(fetch):
 
 @responses.activate
 def test_static_content_renders_without_a_search(fetch):
-    template = ('<% helper.each(data.staticContent, function (i, c) { %>'
-                '<a href="<%= c.targetUrl %>">'
-                '<img src="<%= c.image[0].url %>" alt="<%= c.image[0].altTag %>"></a><% }); %>')
+    template = (
+        "<% helper.each(data.staticContent, function (i, c) { %>"
+        '<a href="<%= c.targetUrl %>">'
+        '<img src="<%= c.image[0].url %>" alt="<%= c.image[0].altTag %>"></a><% }); %>'
+    )
     answer = config(action="STATIC_CONTENT")
     answer["templates"]["base"] = template
     responses.get(CONFIG_URL, json=answer)
@@ -124,33 +172,50 @@ def test_a_broken_template_leaves_the_records_for_the_shop_fallback(fetch):
 
 @responses.activate
 def test_segments_and_page_context_go_into_the_config_request(fetch):
-    config_call = responses.get(CONFIG_URL, json=config(pageType="PRODUCT",
-                                                        logic="OTHER_ALSO_VIEWED"))
+    config_call = responses.get(
+        CONFIG_URL, json=config(pageType="PRODUCT", logic="OTHER_ALSO_VIEWED")
+    )
     responses.post(SEARCH_URL, json=search_answer(6))
-    fetch(PageContext(page_type="PRODUCT", product_id="7", item_group_id="g7",
-                      category_path=("Outdoor", "Tents")), ("seg_a", "seg_b"))
+    fetch(
+        PageContext(
+            page_type="PRODUCT",
+            product_id="7",
+            item_group_id="g7",
+            category_path=("Outdoor", "Tents"),
+        ),
+        ("seg_a", "seg_b"),
+    )
     query = config_call.calls[0].request.params
     assert query == {"sids": "seg_a,seg_b", "pid": "7", "gpid": "g7"}
     # as @klevu/core writes it: separators raw, so a CDN sees one key per segment set
     assert config_call.calls[0].request.url.endswith("?sids=seg_a,seg_b&pid=7&gpid=g7")
 
 
-@pytest.mark.parametrize("params, query", [
-    ({"sids": "seg_a,seg_b"}, "sids=seg_a,seg_b"),
-    ({"sids": "seg_a", "cp": "Outdoor;Tents"}, "sids=seg_a&cp=Outdoor;Tents"),
-    ({"cp": "Home & Garden;Lamps"}, "cp=Home%20%26%20Garden;Lamps"),
-    ({"pid": "7/8?x=1"}, "pid=7%2F8%3Fx%3D1"),
-])
+@pytest.mark.parametrize(
+    "params, query",
+    [
+        ({"sids": "seg_a,seg_b"}, "sids=seg_a,seg_b"),
+        ({"sids": "seg_a", "cp": "Outdoor;Tents"}, "sids=seg_a&cp=Outdoor;Tents"),
+        ({"cp": "Home & Garden;Lamps"}, "cp=Home%20%26%20Garden;Lamps"),
+        ({"pid": "7/8?x=1"}, "pid=7%2F8%3Fx%3D1"),
+    ],
+)
 def test_config_query_keeps_klevu_cores_raw_separators(params, query):
     assert config_query(params) == query
 
 
-@pytest.mark.parametrize("context, segments, expected", [
-    (HOME, (), {}),
-    (HOME, ("seg_vip",), {"sids": "seg_vip"}),
-    (PageContext(page_type="CATEGORY", category_path=("Outdoor", "Tents")), (),
-     {"cp": "Outdoor;Tents"}),
-])
+@pytest.mark.parametrize(
+    "context, segments, expected",
+    [
+        (HOME, (), {}),
+        (HOME, ("seg_vip",), {"sids": "seg_vip"}),
+        (
+            PageContext(page_type="CATEGORY", category_path=("Outdoor", "Tents")),
+            (),
+            {"cp": "Outdoor;Tents"},
+        ),
+    ],
+)
 def test_config_params_carry_only_what_the_page_has(context, segments, expected):
     assert config_params(context, segments) == expected
 
@@ -163,20 +228,33 @@ def test_placements_run_in_parallel_and_a_late_one_is_left_out(tmp_path):
     from storefront.klevu.recs import banners_for
     from tests.helpers import app_config
 
-    app = create_app(app_config(SIM, tmp_path, OUTBOX_RELAY_IN_APP=False,
-                                KLEVU_PAGE_BUDGET_MS="900", KLEVU_RECS_HOME="k-a,k-b,k-late"))
-    responses.post(f"{SIM}/visitor/public/1.0/klevu-simulator/session",
-                   json={"sessionId": "s-123456789", "segmentInfo": {"segments": [], "ttl": 60}})
+    app = create_app(
+        app_config(
+            SIM,
+            tmp_path,
+            OUTBOX_RELAY_IN_APP=False,
+            KLEVU_PAGE_BUDGET_MS="900",
+            KLEVU_RECS_HOME="k-a,k-b,k-late",
+        )
+    )
+    responses.post(
+        f"{SIM}/visitor/public/1.0/klevu-simulator/session",
+        json={"sessionId": "s-123456789", "segmentInfo": {"segments": [], "ttl": 60}},
+    )
 
     def slow_config(delay):
         def answer(request):
             time.sleep(delay)
             return 200, {}, json.dumps(config(title=request.url.rsplit("/", 1)[1]))
+
         return answer
+
     for key, delay in (("k-a", 0.5), ("k-b", 0.5), ("k-late", 1.5)):
-        responses.add_callback(responses.GET,
-                               f"{SIM}/recommendations/klevu-simulator/settings/{key}",
-                               callback=slow_config(delay))
+        responses.add_callback(
+            responses.GET,
+            f"{SIM}/recommendations/klevu-simulator/settings/{key}",
+            callback=slow_config(delay),
+        )
     responses.post(SEARCH_URL, json=search_answer(6))
     # A process's first engine loads V8 from disk (docs/performance.md): not what is timed here.
     app.extensions["banner_renderer"].renderer.warm_up()
@@ -190,10 +268,15 @@ def test_placements_run_in_parallel_and_a_late_one_is_left_out(tmp_path):
 
 
 @responses.activate
-@pytest.mark.parametrize("result", [{"id": "klevuRECSItemList", "records": None},
-                                    {"id": "klevuRECSItemList", "records": {"1": {}}},
-                                    {"id": "klevuRECSItemList", "meta": "x", "records": []},
-                                    "not an object"])
+@pytest.mark.parametrize(
+    "result",
+    [
+        {"id": "klevuRECSItemList", "records": None},
+        {"id": "klevuRECSItemList", "records": {"1": {}}},
+        {"id": "klevuRECSItemList", "meta": "x", "records": []},
+        "not an object",
+    ],
+)
 def test_a_search_answer_of_the_wrong_shape_hides_the_banner(fetch, result):
     responses.get(CONFIG_URL, json=config())
     responses.post(SEARCH_URL, json={"queryResults": [result]})
@@ -203,9 +286,11 @@ def test_a_search_answer_of_the_wrong_shape_hides_the_banner(fetch, result):
 @responses.activate
 def test_the_template_sees_what_jsv2_gives_it(fetch):
     """data.settings is the searched settings; metadata carries the count defaults (§4)."""
-    template = ('<p><%= data.settings.query.term %>|<%= data.settings.limit %>|'
-                '<%= data.metadata.maxProducts %>|<%= data.metadata.productThreshold %>|'
-                '<%= dataLocal === data %>|<%= typeof scope %></p>')
+    template = (
+        "<p><%= data.settings.query.term %>|<%= data.settings.limit %>|"
+        "<%= data.metadata.maxProducts %>|<%= data.metadata.productThreshold %>|"
+        "<%= dataLocal === data %>|<%= typeof scope %></p>"
+    )
     answer = config()
     del answer["metadata"]["maxProducts"], answer["metadata"]["productThreshold"]
     answer["templates"]["base"] = template
@@ -218,14 +303,17 @@ def test_the_template_sees_what_jsv2_gives_it(fetch):
 def test_a_static_banners_template_sees_the_whole_config(fetch):
     answer = config(action=None)
     answer["search"]["recsAction"] = "STATIC_CONTENT"  # JSv2 honours it beside metadata.action
-    answer["templates"]["base"] = ('<p><%= typeof data.query %>|<%= data.search.basePath %>|'
-                                   '<%= data.staticContent[0].targetUrl %>|'
-                                   '<%= data.metadata.maxProducts %></p>')
+    answer["templates"]["base"] = (
+        "<p><%= typeof data.query %>|<%= data.search.basePath %>|"
+        "<%= data.staticContent[0].targetUrl %>|"
+        "<%= data.metadata.maxProducts %></p>"
+    )
     responses.get(CONFIG_URL, json=answer)
     search = responses.post(SEARCH_URL, json=search_answer(12))
     fetched = fetch()
-    assert fetched.html == ('<div class="klevuWrap"><p>undefined|klevu.test/cs/v2/search|'
-                            '/sale|12</p></div>')
+    assert fetched.html == (
+        '<div class="klevuWrap"><p>undefined|klevu.test/cs/v2/search|/sale|12</p></div>'
+    )
     assert search.call_count == 0
 
 
@@ -244,10 +332,11 @@ def test_a_template_that_keeps_running_away_is_quarantined_and_logged_once(fetch
         products = search_answer(6)
         products["queryResults"][0]["records"][0]["name"] = f"Product {next(pages)}"
         return 200, {}, json.dumps(products)
+
     responses.add_callback(responses.POST, SEARCH_URL, callback=new_products)
     for _ in range(QUARANTINE_AFTER + 3):
         fetched = fetch()
-        assert fetched.html is None and len(fetched.records) == 6   # the shop's own banner
+        assert fetched.html is None and len(fetched.records) == 6  # the shop's own banner
     messages = [record.getMessage() for record in caplog.records if record.levelname == "WARNING"]
     assert sum("failed (time limit reached" in m for m in messages) == QUARANTINE_AFTER
     assert sum("quarantined" in m for m in messages) == 1

@@ -3,6 +3,7 @@
 What a template prints is covered by the corpus (test_render_corpus.py); this file covers what
 the renderer guarantees around it.
 """
+
 from __future__ import annotations
 
 import json
@@ -23,12 +24,15 @@ from storefront.klevu.render import (
 )
 from tests.helpers import SANDBOX_PROBES, sandbox_probe_template
 
-BANNER = json.loads((Path(__file__).parent / "template_corpus" / "banner.json")
-                    .read_text(encoding="utf-8"))["data"]
-LIST_TEMPLATE = ('<ul class="<%= cls %>"><% helper.each(items, function (i, item) { %>'
-                 '<li class="kuRECSItem" data-id="<%= item.id %>">'
-                 '<%= helper.escapeHTML(item.name) %>'
-                 ' <%= helper.processCurrency("EUR", item.price) %></li><% }); %></ul>')
+BANNER = json.loads(
+    (Path(__file__).parent / "template_corpus" / "banner.json").read_text(encoding="utf-8")
+)["data"]
+LIST_TEMPLATE = (
+    '<ul class="<%= cls %>"><% helper.each(items, function (i, item) { %>'
+    '<li class="kuRECSItem" data-id="<%= item.id %>">'
+    "<%= helper.escapeHTML(item.name) %>"
+    ' <%= helper.processCurrency("EUR", item.price) %></li><% }); %></ul>'
+)
 
 
 def wrapped(html: str) -> str:
@@ -50,19 +54,29 @@ def count_compiles(renderer: TemplateRenderer) -> list[str]:
     def counting(text, **limits):
         compiled_texts.append(text)
         return compile_in_engine(text, **limits)
+
     engine._compile = counting  # type: ignore[assignment]
     return compiled_texts
 
 
 # --- compile once per template version ----------------------------------------------------
 
+
 def test_compiles_each_template_version_once(renderer):
     compiled = count_compiles(renderer)
     first, second = "<p><%= a %></p>", "<p><%= a %>!</p>"
-    outputs = [renderer.render(first, {"a": 1}), renderer.render(first, {"a": 2}),
-               renderer.render(second, {"a": 3}), renderer.render(first, {"a": 4})]
-    assert outputs == [wrapped("<p>1</p>"), wrapped("<p>2</p>"), wrapped("<p>3!</p>"),
-                       wrapped("<p>4</p>")]
+    outputs = [
+        renderer.render(first, {"a": 1}),
+        renderer.render(first, {"a": 2}),
+        renderer.render(second, {"a": 3}),
+        renderer.render(first, {"a": 4}),
+    ]
+    assert outputs == [
+        wrapped("<p>1</p>"),
+        wrapped("<p>2</p>"),
+        wrapped("<p>3!</p>"),
+        wrapped("<p>4</p>"),
+    ]
     assert compiled == [first, second]
 
 
@@ -71,27 +85,28 @@ def test_least_recently_used_template_is_compiled_again(renderer):
     templates = [f"<p>{n}</p>" for n in range(COMPILED_PER_ENGINE + 1)]
     for template in templates:
         renderer.render(template, {})
-    renderer.render(templates[-1], {})   # still cached
-    renderer.render(templates[0], {})    # evicted by the last one
+    renderer.render(templates[-1], {})  # still cached
+    renderer.render(templates[0], {})  # evicted by the last one
     assert compiled == [*templates, templates[0]]
 
 
 # --- limits ------------------------------------------------------------------------------
 
+
 def test_template_size_is_counted_in_utf8_bytes():
     renderer = TemplateRenderer(max_template_bytes=11)
-    assert renderer.render("<p>éé</p>", {}) == wrapped("<p>éé</p>")   # 9 characters, 11 bytes
+    assert renderer.render("<p>éé</p>", {}) == wrapped("<p>éé</p>")  # 9 characters, 11 bytes
     with pytest.raises(RenderError, match="template exceeds 11 bytes"):
-        renderer.render("<p>éé!</p>", {})                            # 10 characters, 12 bytes
+        renderer.render("<p>éé!</p>", {})  # 10 characters, 12 bytes
 
 
 def test_output_size_is_counted_in_utf8_bytes():
     renderer = TemplateRenderer(max_output_bytes=100)
     assert renderer.render('<%= "é".repeat(50) %>', {}) == wrapped("é" * 50)  # 100 bytes
     with pytest.raises(RenderError, match="output exceeds 100 bytes"):
-        renderer.render('<%= "é".repeat(51) %>', {})                          # 102 bytes
+        renderer.render('<%= "é".repeat(51) %>', {})  # 102 bytes
     with pytest.raises(RenderError, match="output exceeds 100 characters"):
-        renderer.render('<%= "x".repeat(101) %>', {})   # refused before leaving the engine
+        renderer.render('<%= "x".repeat(101) %>', {})  # refused before leaving the engine
 
 
 def test_time_limit_stops_an_endless_loop_promptly():
@@ -104,7 +119,7 @@ def test_time_limit_stops_an_endless_loop_promptly():
 
 @pytest.mark.parametrize("probe", list(SANDBOX_PROBES))
 def test_every_sandbox_probe_stops_within_the_limits_and_the_engine_goes_on(probe):
-    renderer = TemplateRenderer()   # the shop's defaults: 250 ms, 32 MiB
+    renderer = TemplateRenderer()  # the shop's defaults: 250 ms, 32 MiB
     renderer.warm_up()
     started = time.monotonic()
     with pytest.raises(RenderError):
@@ -134,7 +149,7 @@ def test_an_engine_that_does_not_come_back_is_set_aside_not_waited_for(monkeypat
     renderer = TemplateRenderer(time_limit_ms=250)
     renderer.warm_up()
     [engine] = renderer._idle
-    monkeypatch.setattr(engine, "_settled", lambda: False)   # as if V8 ignored the interrupt
+    monkeypatch.setattr(engine, "_settled", lambda: False)  # as if V8 ignored the interrupt
     with pytest.raises(RenderError, match="time limit reached"):
         renderer.render("<% while (true) {} %>", {})
     assert engine in render_module._STUCK_ENGINES and engine not in renderer._idle
@@ -150,7 +165,7 @@ def test_time_limit_applies_to_templates_not_to_engine_set_up():
 
 
 def test_memory_limit_is_per_engine_and_configurable():
-    template = '<% var s = "x".repeat(10 << 20); %><%= s.length %>'   # a 10 MiB string
+    template = '<% var s = "x".repeat(10 << 20); %><%= s.length %>'  # a 10 MiB string
     assert TemplateRenderer(memory_limit_bytes=32 << 20).render(template, {}) == wrapped("10485760")
     with pytest.raises(RenderError, match="String repeat refused: more than 4194304 characters"):
         TemplateRenderer(memory_limit_bytes=8 << 20).render(template, {})
@@ -163,10 +178,13 @@ def test_memory_limit_is_per_engine_and_configurable():
 
 # --- what the template sees ----------------------------------------------------------------
 
+
 def test_translations_table_feeds_helper_translate():
     renderer = TemplateRenderer(translations={"Original price %s": "Prix d'origine : %s"})
-    template = ('<p><%= helper.translate("Original price %s", helper.processCurrency("EUR", 5)) %>'
-                ' | <%= helper.translate("Sold out") %></p>')
+    template = (
+        '<p><%= helper.translate("Original price %s", helper.processCurrency("EUR", 5)) %>'
+        ' | <%= helper.translate("Sold out") %></p>'
+    )
     assert renderer.render(template, {}) == wrapped("<p>Prix d'origine : EUR 5.00 | Sold out</p>")
 
 
@@ -207,13 +225,19 @@ def test_data_that_is_not_json_is_a_caller_error(renderer):
 
 # --- threads -----------------------------------------------------------------------------
 
+
 def test_parallel_renders_give_the_serial_results():
     """Banners render in a thread pool: each thread gets its own engine, results never mix."""
     renderer = TemplateRenderer()
     records = BANNER["query"]["klevuRECSItemList"]["result"]
-    cases = [(LIST_TEMPLATE.replace("<ul", f"<ul data-variant=\"{n % 3}\""),
-              {"cls": f"list-{n}", "items": records[n:n + 4]}) for n in range(8)]
-    cases.append(("<%= data.missing.deeper %>", {}))           # a failing banner in the mix
+    cases = [
+        (
+            LIST_TEMPLATE.replace("<ul", f'<ul data-variant="{n % 3}"'),
+            {"cls": f"list-{n}", "items": records[n : n + 4]},
+        )
+        for n in range(8)
+    ]
+    cases.append(("<%= data.missing.deeper %>", {}))  # a failing banner in the mix
     expected = []
     for template, data in cases:
         try:
@@ -248,7 +272,7 @@ def test_a_template_that_keeps_hitting_the_limits_is_quarantined_and_logged_once
     for _ in range(3):
         with pytest.raises(TemplateQuarantined, match="quarantined"):
             renderer.render(hog, {})
-    assert time.monotonic() - started < 0.1   # refused without running
+    assert time.monotonic() - started < 0.1  # refused without running
     quarantines = [r for r in caplog.records if "quarantined" in r.getMessage()]
     assert len(quarantines) == 1
     assert renderer.render("<p>fine</p>", {}) == wrapped("<p>fine</p>")
@@ -263,41 +287,50 @@ def test_a_template_failing_for_other_reasons_is_not_quarantined(renderer):
 def test_nothing_a_template_schedules_runs_after_its_render(renderer):
     """Work running after the call would be out of reach of the time limit, for good."""
     for template, refused in [
-            ("<% (async function () { await 0; while (true) {} })() %>", "'async' is not"),
-            ("<% Promise.resolve().then(function () { while (true) {} }) %>", "Promise"),
-            ("<% new FinalizationRegistry(function () {}) %>", "FinalizationRegistry"),
-            ("<% setTimeout(function () { while (true) {} }, 0) %>", "TypeError"),
-            ('<% eval("1 + 1") %>', "eval from a string"),
-            ('<% (function () {}).constructor("while (true) {}")() %>', "Function from a string"),
-            ("<% Array.fromAsync([1]) %>", "TypeError")]:
+        ("<% (async function () { await 0; while (true) {} })() %>", "'async' is not"),
+        ("<% Promise.resolve().then(function () { while (true) {} }) %>", "Promise"),
+        ("<% new FinalizationRegistry(function () {}) %>", "FinalizationRegistry"),
+        ("<% setTimeout(function () { while (true) {} }, 0) %>", "TypeError"),
+        ('<% eval("1 + 1") %>', "eval from a string"),
+        ('<% (function () {}).constructor("while (true) {}")() %>', "Function from a string"),
+        ("<% Array.fromAsync([1]) %>", "TypeError"),
+    ]:
         with pytest.raises(RenderError, match=refused):
             renderer.render(template, {})
-    assert renderer.render("<p><%= [1, 2].map(function (n) { return n * 2; }) %></p>", {}) == \
-        wrapped("<p>2,4</p>")
+    assert renderer.render(
+        "<p><%= [1, 2].map(function (n) { return n * 2; }) %></p>", {}
+    ) == wrapped("<p>2,4</p>")
 
 
 # --- the shop's locale ---------------------------------------------------------------------
 
+
 def test_the_shop_locale_is_the_default_of_every_locale_sensitive_built_in():
     renderer = TemplateRenderer(locale="de-DE")
-    template = ('<%= (1234.5).toLocaleString() %> | <%= new Intl.NumberFormat(undefined, '
-                '{style: "currency", currency: "EUR"}).format(2) %> | '
-                '<%= Intl.NumberFormat().resolvedOptions().locale %> | '
-                '<%= new Date(Date.UTC(2024, 2, 1)).toLocaleDateString(undefined, '
-                '{timeZone: "UTC"}) %> | <%= ["b", "ä", "a"].sort(function (x, y) '
-                '{ return x.localeCompare(y); }).join("") %> | '
-                '<%= new Intl.PluralRules().resolvedOptions().locale %> | '
-                '<%= (1234.5).toLocaleString("en-US") %>')
+    template = (
+        "<%= (1234.5).toLocaleString() %> | <%= new Intl.NumberFormat(undefined, "
+        '{style: "currency", currency: "EUR"}).format(2) %> | '
+        "<%= Intl.NumberFormat().resolvedOptions().locale %> | "
+        "<%= new Date(Date.UTC(2024, 2, 1)).toLocaleDateString(undefined, "
+        '{timeZone: "UTC"}) %> | <%= ["b", "ä", "a"].sort(function (x, y) '
+        '{ return x.localeCompare(y); }).join("") %> | '
+        "<%= new Intl.PluralRules().resolvedOptions().locale %> | "
+        '<%= (1234.5).toLocaleString("en-US") %>'
+    )
     assert renderer.render(template, {}) == wrapped(
-        "1.234,5 | 2,00&nbsp;€ | de-DE | 1.3.2024 | aäb | de | 1,234.5")
+        "1.234,5 | 2,00&nbsp;€ | de-DE | 1.3.2024 | aäb | de | 1,234.5"
+    )
 
 
 def test_locale_defaults_keep_what_a_template_can_see_of_the_built_ins(renderer):
-    template = ("<%= [new Intl.NumberFormat() instanceof Intl.NumberFormat,"
-                " new Intl.Collator().constructor === Intl.Collator,"
-                " Intl.NumberFormat.name, Intl.NumberFormat.length,"
-                " typeof Intl.DateTimeFormat.supportedLocalesOf,"
-                " Intl.DateTimeFormat('en-GB', {timeZone: 'UTC'}).format(0),"
-                " (0).toLocaleString.name, ''.localeCompare.length].join(' ') %>")
+    template = (
+        "<%= [new Intl.NumberFormat() instanceof Intl.NumberFormat,"
+        " new Intl.Collator().constructor === Intl.Collator,"
+        " Intl.NumberFormat.name, Intl.NumberFormat.length,"
+        " typeof Intl.DateTimeFormat.supportedLocalesOf,"
+        " Intl.DateTimeFormat('en-GB', {timeZone: 'UTC'}).format(0),"
+        " (0).toLocaleString.name, ''.localeCompare.length].join(' ') %>"
+    )
     assert renderer.render(template, {}) == wrapped(
-        "true true NumberFormat 0 function 01/01/1970 toLocaleString 1")
+        "true true NumberFormat 0 function 01/01/1970 toLocaleString 1"
+    )

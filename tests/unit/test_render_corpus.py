@@ -4,6 +4,7 @@ The corpus is the behaviour contract of the Klevu dialect on the server: output 
 `with (data)` names, the call arguments, the sanitizer's verdict on hostile data and templates,
 and each way a template can fail. See template_corpus/README.md for the file conventions.
 """
+
 from __future__ import annotations
 
 import json
@@ -27,9 +28,12 @@ def _render(renderer: TemplateRenderer, name: str) -> str:
     if not data_file.exists():
         data_file = CORPUS / "banner.json"
     arguments = json.loads(data_file.read_text(encoding="utf-8"))
-    return renderer.render((CORPUS / f"{name}.tmpl").read_text(encoding="utf-8"),
-                           arguments["data"], data_local=arguments.get("dataLocal"),
-                           scope=arguments.get("scope"))
+    return renderer.render(
+        (CORPUS / f"{name}.tmpl").read_text(encoding="utf-8"),
+        arguments["data"],
+        data_local=arguments.get("dataLocal"),
+        scope=arguments.get("scope"),
+    )
 
 
 def test_every_case_has_exactly_one_expectation():

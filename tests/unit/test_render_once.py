@@ -1,5 +1,6 @@
 """A banner's template runs once per answer: the same template on the same data is rendered
 and sanitized once; anything different is rendered again."""
+
 from __future__ import annotations
 
 import pytest

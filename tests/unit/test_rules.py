@@ -1,4 +1,5 @@
 """Whether a config answer shows a banner: JSv2's checks (docs/klevu-wire-format.md §2)."""
+
 from __future__ import annotations
 
 import pytest
@@ -9,48 +10,70 @@ STATIC = [{"targetUrl": "/sale", "contentType": "image", "image": []}]
 
 
 def answer(search=None, static=STATIC, **metadata):
-    base = {"recsKey": "k-1", "logic": "TRENDING", "pageType": "HOME", "enabled": True,
-            "action": None}
+    base = {
+        "recsKey": "k-1",
+        "logic": "TRENDING",
+        "pageType": "HOME",
+        "enabled": True,
+        "action": None,
+    }
     return {"metadata": {**base, **metadata}, "search": search or {}, "staticContent": static}
 
 
-@pytest.mark.parametrize("config, show, why", [
-    # JSv2 shows a banner only when enabled is true: missing, null or false hide it
-    (answer(), Show.PRODUCTS, "enabled and complete"),
-    (answer(enabled=False), Show.NOTHING, "disabled"),
-    (answer(enabled=None), Show.NOTHING, "enabled null"),
-    ({"metadata": {"recsKey": "k-1", "logic": "TRENDING", "pageType": "HOME"}}, Show.NOTHING,
-     "enabled missing"),
-    (answer(enabled="true"), Show.NOTHING, "enabled as text is not true"),
-    # a missing recsKey, logic or pageType hides it too
-    (answer(recsKey=None), Show.NOTHING, "no recsKey"),
-    (answer(logic=""), Show.NOTHING, "no logic"),
-    (answer(pageType=None), Show.NOTHING, "no pageType"),
-    # metadata.action, and search.recsAction beside it
-    (answer(action="HIDE_RECOMMENDATION"), Show.NOTHING, "hidden by metadata.action"),
-    (answer(search={"recsAction": "HIDE_RECOMMENDATION"}), Show.NOTHING,
-     "hidden by search.recsAction"),
-    (answer(action="STATIC_CONTENT"), Show.STATIC_CONTENT, "static by metadata.action"),
-    (answer(search={"recsAction": "STATIC_CONTENT"}), Show.STATIC_CONTENT,
-     "static by search.recsAction"),
-    (answer(action="STATIC_CONTENT", static=[]), Show.NOTHING, "static without content"),
-    (answer(action="STATIC_CONTENT", static=None), Show.NOTHING, "static content not a list"),
-    (answer(action="SOMETHING_NEW"), Show.PRODUCTS, "an unknown action shows products"),
-    ({"metadata": "broken"}, Show.NOTHING, "metadata not an object"),
-    ({}, Show.NOTHING, "no metadata"),
-])
+@pytest.mark.parametrize(
+    "config, show, why",
+    [
+        # JSv2 shows a banner only when enabled is true: missing, null or false hide it
+        (answer(), Show.PRODUCTS, "enabled and complete"),
+        (answer(enabled=False), Show.NOTHING, "disabled"),
+        (answer(enabled=None), Show.NOTHING, "enabled null"),
+        (
+            {"metadata": {"recsKey": "k-1", "logic": "TRENDING", "pageType": "HOME"}},
+            Show.NOTHING,
+            "enabled missing",
+        ),
+        (answer(enabled="true"), Show.NOTHING, "enabled as text is not true"),
+        # a missing recsKey, logic or pageType hides it too
+        (answer(recsKey=None), Show.NOTHING, "no recsKey"),
+        (answer(logic=""), Show.NOTHING, "no logic"),
+        (answer(pageType=None), Show.NOTHING, "no pageType"),
+        # metadata.action, and search.recsAction beside it
+        (answer(action="HIDE_RECOMMENDATION"), Show.NOTHING, "hidden by metadata.action"),
+        (
+            answer(search={"recsAction": "HIDE_RECOMMENDATION"}),
+            Show.NOTHING,
+            "hidden by search.recsAction",
+        ),
+        (answer(action="STATIC_CONTENT"), Show.STATIC_CONTENT, "static by metadata.action"),
+        (
+            answer(search={"recsAction": "STATIC_CONTENT"}),
+            Show.STATIC_CONTENT,
+            "static by search.recsAction",
+        ),
+        (answer(action="STATIC_CONTENT", static=[]), Show.NOTHING, "static without content"),
+        (answer(action="STATIC_CONTENT", static=None), Show.NOTHING, "static content not a list"),
+        (answer(action="SOMETHING_NEW"), Show.PRODUCTS, "an unknown action shows products"),
+        ({"metadata": "broken"}, Show.NOTHING, "metadata not an object"),
+        ({}, Show.NOTHING, "no metadata"),
+    ],
+)
 def test_banner_verdict(config, show, why):
     verdict = banner_verdict(config)
     assert verdict.show is show, why
     assert bool(verdict.reason) == (show is Show.NOTHING)
 
 
-@pytest.mark.parametrize("config, expected", [
-    (answer(action="STATIC_CONTENT", search={"recsAction": "HIDE_RECOMMENDATION"}),
-     "STATIC_CONTENT"),  # metadata.action first
-    (answer(search={"recsAction": "HIDE_RECOMMENDATION"}), "HIDE_RECOMMENDATION"),
-    (answer(search="not an object"), None),
-    (answer(), None),
-])
+@pytest.mark.parametrize(
+    "config, expected",
+    [
+        (
+            answer(action="STATIC_CONTENT", search={"recsAction": "HIDE_RECOMMENDATION"}),
+            "STATIC_CONTENT",
+        ),  # metadata.action first
+        (answer(search={"recsAction": "HIDE_RECOMMENDATION"}), "HIDE_RECOMMENDATION"),
+        (answer(search="not an object"), None),
+        (answer(), None),
+    ],
+)
 def test_action_reads_metadata_then_search(config, expected):
     assert action(config) == expected

@@ -4,6 +4,7 @@ for every POST, and the cookies' flags. Browser proof is in tests/e2e/test_secur
 The app is ``create_app`` with Klevu unreachable (pages render without banners) and no relay,
 so whatever a request queued is still in the outbox for the test to read.
 """
+
 from __future__ import annotations
 
 import json
@@ -38,9 +39,16 @@ CROSS_SITE = [
     {"Sec-Fetch-Site": "cross-site", "Origin": "http://localhost"},
     {"Sec-Fetch-Site": "same-origin", "Origin": "https://evil.example"},
 ]
-CROSS_IDS = ["cross-site", "sibling-subdomain", "foreign-origin", "lookalike-origin",
-             "other-port", "opaque-origin", "cross-site-claiming-our-origin",
-             "same-origin-claim-with-a-foreign-origin"]
+CROSS_IDS = [
+    "cross-site",
+    "sibling-subdomain",
+    "foreign-origin",
+    "lookalike-origin",
+    "other-port",
+    "opaque-origin",
+    "cross-site-claiming-our-origin",
+    "same-origin-claim-with-a-foreign-origin",
+]
 
 
 def directives(response) -> dict[str, list[str]]:
@@ -54,7 +62,8 @@ def set_cookies(response) -> dict[str, dict[str, str]]:
     for header in response.headers.getlist("Set-Cookie"):
         pair, *attributes = [part.strip() for part in header.split(";")]
         cookies[pair.partition("=")[0]] = {
-            k.lower(): v for k, _, v in (a.partition("=") for a in attributes)}
+            k.lower(): v for k, _, v in (a.partition("=") for a in attributes)
+        }
     return cookies
 
 
@@ -71,59 +80,76 @@ def form_token(client, path: str = "/") -> str:
 
 
 # -- the pure parts ---------------------------------------------------------------------------
-@pytest.mark.parametrize("headers, verdict", [
-    ({"Sec-Fetch-Site": "same-origin"}, SAME),  # what every current browser sends
-    ({"Origin": "http://shop.test"}, SAME),
-    ({"Origin": "HTTP://SHOP.TEST", "Sec-Fetch-Site": "same-origin"}, SAME),
-    ({"Sec-Fetch-Site": "cross-site"}, CROSS),
-    ({"Sec-Fetch-Site": "same-site"}, CROSS),
-    ({"Origin": "https://shop.test"}, CROSS),       # another scheme is another origin
-    ({"Origin": "null"}, CROSS),
-    ({"Sec-Fetch-Site": "same-origin", "Origin": "http://evil.test"}, CROSS),
-    ({"Sec-Fetch-Site": "none"}, UNKNOWN),
-    ({}, UNKNOWN),
-])
+@pytest.mark.parametrize(
+    "headers, verdict",
+    [
+        ({"Sec-Fetch-Site": "same-origin"}, SAME),  # what every current browser sends
+        ({"Origin": "http://shop.test"}, SAME),
+        ({"Origin": "HTTP://SHOP.TEST", "Sec-Fetch-Site": "same-origin"}, SAME),
+        ({"Sec-Fetch-Site": "cross-site"}, CROSS),
+        ({"Sec-Fetch-Site": "same-site"}, CROSS),
+        ({"Origin": "https://shop.test"}, CROSS),  # another scheme is another origin
+        ({"Origin": "null"}, CROSS),
+        ({"Sec-Fetch-Site": "same-origin", "Origin": "http://evil.test"}, CROSS),
+        ({"Sec-Fetch-Site": "none"}, UNKNOWN),
+        ({}, UNKNOWN),
+    ],
+)
 def test_the_browser_decides_where_a_request_comes_from(headers, verdict):
-    assert request_site(headers.get("Sec-Fetch-Site"), headers.get("Origin"),
-                        "http://shop.test") == verdict
+    assert (
+        request_site(headers.get("Sec-Fetch-Site"), headers.get("Origin"), "http://shop.test")
+        == verdict
+    )
 
 
 def test_the_policy_names_every_directive_and_the_nonce():
-    policy = content_security_policy("abc", image_hosts=("https://cdn.example",),
-                                     script_hosts=("https://static.klaviyo.com",))
+    policy = content_security_policy(
+        "abc", image_hosts=("https://cdn.example",), script_hosts=("https://static.klaviyo.com",)
+    )
     assert policy == (
         "default-src 'self'; script-src 'self' 'nonce-abc' https://static.klaviyo.com; "
         "style-src 'self' 'nonce-abc'; img-src 'self' https://cdn.example; "
         "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'; "
-        "object-src 'none'")
+        "object-src 'none'"
+    )
     assert "nonce" not in content_security_policy(None)
 
 
 # -- settings ---------------------------------------------------------------------------------
 def test_image_hosts_are_origins_or_schemes():
-    hosts = from_env({**DEMO_ENV,
-                      "KLEVU_IMAGE_HOSTS": "https://cdn.example.com/, https://*.img.example:8443,"
-                                           " https:"})["KLEVU_IMAGE_HOSTS"]
+    hosts = from_env(
+        {
+            **DEMO_ENV,
+            "KLEVU_IMAGE_HOSTS": "https://cdn.example.com/, https://*.img.example:8443, https:",
+        }
+    )["KLEVU_IMAGE_HOSTS"]
     assert hosts == ("https://cdn.example.com", "https://*.img.example:8443", "https:")
 
 
-@pytest.mark.parametrize("env, variable", [
-    ({"KLEVU_IMAGE_HOSTS": "cdn.example.com"}, "KLEVU_IMAGE_HOSTS"),
-    ({"KLEVU_IMAGE_HOSTS": "https://cdn.example.com; script-src *"}, "KLEVU_IMAGE_HOSTS"),
-    ({"KLEVU_IMAGE_HOSTS": "'unsafe-inline'"}, "KLEVU_IMAGE_HOSTS"),
-    ({"KLEVU_IMAGE_HOSTS": "https://cdn.example.com/images"}, "KLEVU_IMAGE_HOSTS"),
-    ({"PREFERRED_URL_SCHEME": "ftp"}, "PREFERRED_URL_SCHEME"),
-    ({"STOREFRONT_PROXY_HOPS": "-1"}, "STOREFRONT_PROXY_HOPS"),
-    ({"STOREFRONT_PROXY_HOPS": "many"}, "STOREFRONT_PROXY_HOPS"),
-])
+@pytest.mark.parametrize(
+    "env, variable",
+    [
+        ({"KLEVU_IMAGE_HOSTS": "cdn.example.com"}, "KLEVU_IMAGE_HOSTS"),
+        ({"KLEVU_IMAGE_HOSTS": "https://cdn.example.com; script-src *"}, "KLEVU_IMAGE_HOSTS"),
+        ({"KLEVU_IMAGE_HOSTS": "'unsafe-inline'"}, "KLEVU_IMAGE_HOSTS"),
+        ({"KLEVU_IMAGE_HOSTS": "https://cdn.example.com/images"}, "KLEVU_IMAGE_HOSTS"),
+        ({"PREFERRED_URL_SCHEME": "ftp"}, "PREFERRED_URL_SCHEME"),
+        ({"STOREFRONT_PROXY_HOPS": "-1"}, "STOREFRONT_PROXY_HOPS"),
+        ({"STOREFRONT_PROXY_HOPS": "many"}, "STOREFRONT_PROXY_HOPS"),
+    ],
+)
 def test_a_bad_security_setting_names_its_variable(env, variable):
     with pytest.raises(ConfigError, match=variable):
         from_env({**DEMO_ENV, **env})
 
 
 def test_the_sanitizer_can_be_switched_off_only_in_tests(tmp_path):
-    config = app_config(f"http://127.0.0.1:{free_port()}", tmp_path,
-                        STOREFRONT_UNSAFE_NO_SANITIZE="true", OUTBOX_RELAY_IN_APP=False)
+    config = app_config(
+        f"http://127.0.0.1:{free_port()}",
+        tmp_path,
+        STOREFRONT_UNSAFE_NO_SANITIZE="true",
+        OUTBOX_RELAY_IN_APP=False,
+    )
     assert create_app(config).extensions["banner_renderer"].renderer.sanitize is False
     with pytest.raises(ConfigError, match="STOREFRONT_UNSAFE_NO_SANITIZE"):
         create_app({**config, "TESTING": False})
@@ -132,8 +158,12 @@ def test_the_sanitizer_can_be_switched_off_only_in_tests(tmp_path):
 # -- headers on every response ----------------------------------------------------------------
 def every_get_url(app: Flask) -> list[str]:
     """One URL per GET route of the app, with real catalog values for its arguments."""
-    samples = {"product_id": PRODUCT.id, "slug": CATEGORY.slug, "filename": "js/beacon.js",
-               "name": "sale-desktop"}
+    samples = {
+        "product_id": PRODUCT.id,
+        "slug": CATEGORY.slug,
+        "filename": "js/beacon.js",
+        "name": "sale-desktop",
+    }
     urls = []
     for rule in app.url_map.iter_rules():
         built = rule.build({arg: samples[arg] for arg in rule.arguments})
@@ -144,8 +174,14 @@ def every_get_url(app: Flask) -> list[str]:
 
 def test_every_route_error_page_and_static_file_has_the_headers(app, client):
     app.add_url_rule("/boom", "boom", lambda: 1 / 0)
-    urls = [*every_get_url(app), "/no-such-page", "/p/no-such-product", "/static/none.css",
-            "/boom", "/klevu/click?t=bad"]
+    urls = [
+        *every_get_url(app),
+        "/no-such-page",
+        "/p/no-such-product",
+        "/static/none.css",
+        "/boom",
+        "/klevu/click?t=bad",
+    ]
     assert len(urls) >= 15
     for url in urls:
         response = client.get(url)
@@ -153,7 +189,10 @@ def test_every_route_error_page_and_static_file_has_the_headers(app, client):
         policy = directives(response)
         assert policy["default-src"] == ["'self'"], url
         assert (policy["frame-ancestors"], policy["base-uri"], policy["object-src"]) == (
-            ["'none'"], ["'none'"], ["'none'"]), url
+            ["'none'"],
+            ["'none'"],
+            ["'none'"],
+        ), url
         assert policy["form-action"] == policy["connect-src"] == ["'self'"], url
         assert response.headers["X-Content-Type-Options"] == "nosniff", url
         assert response.headers["Referrer-Policy"] == "strict-origin-when-cross-origin", url
@@ -177,44 +216,64 @@ def test_a_page_nonce_is_new_per_response_and_on_each_script_and_style(app, clie
 
 
 def test_image_hosts_reach_the_policy(tmp_path):
-    app = create_app(app_config(f"http://127.0.0.1:{free_port()}", tmp_path,
-                                KLEVU_IMAGE_HOSTS="https://cdn.example.com",
-                                OUTBOX_RELAY_IN_APP=False))
+    app = create_app(
+        app_config(
+            f"http://127.0.0.1:{free_port()}",
+            tmp_path,
+            KLEVU_IMAGE_HOSTS="https://cdn.example.com",
+            OUTBOX_RELAY_IN_APP=False,
+        )
+    )
     assert directives(app.test_client().get("/"))["img-src"] == [
-        "'self'", "https://cdn.example.com"]
+        "'self'",
+        "https://cdn.example.com",
+    ]
 
 
 def https_app(tmp_path, **settings) -> Flask:
-    return create_app(app_config(f"http://127.0.0.1:{free_port()}", tmp_path,
-                                 OUTBOX_RELAY_IN_APP=False, **settings))
+    return create_app(
+        app_config(
+            f"http://127.0.0.1:{free_port()}", tmp_path, OUTBOX_RELAY_IN_APP=False, **settings
+        )
+    )
 
 
-@pytest.mark.parametrize("settings, headers, https", [
-    ({"PREFERRED_URL_SCHEME": "https"}, {}, True),
-    ({"STOREFRONT_PROXY_HOPS": "1"}, {"X-Forwarded-Proto": "https"}, True),
-    ({"STOREFRONT_PROXY_HOPS": "1"}, {}, False),
-    ({}, {"X-Forwarded-Proto": "https"}, False),   # no trusted proxy: anyone could send it
-], ids=["declared", "trusted-proxy", "proxy-says-http", "untrusted-header"])
+@pytest.mark.parametrize(
+    "settings, headers, https",
+    [
+        ({"PREFERRED_URL_SCHEME": "https"}, {}, True),
+        ({"STOREFRONT_PROXY_HOPS": "1"}, {"X-Forwarded-Proto": "https"}, True),
+        ({"STOREFRONT_PROXY_HOPS": "1"}, {}, False),
+        ({}, {"X-Forwarded-Proto": "https"}, False),  # no trusted proxy: anyone could send it
+    ],
+    ids=["declared", "trusted-proxy", "proxy-says-http", "untrusted-header"],
+)
 def test_https_brings_hsts_and_secure_cookies(tmp_path, settings, headers, https):
     app = https_app(tmp_path, **settings)
     client = app.test_client()
-    page = client.get("/", headers=headers)                        # the session (form token)
+    page = client.get("/", headers=headers)  # the session (form token)
     assert ("Strict-Transport-Security" in page.headers) is https
     if https:
         assert page.headers["Strict-Transport-Security"].startswith("max-age=31536000")
-    cookies = {**set_cookies(page),
-               **set_cookies(client.get("/?_kx=abc.DemoCo", headers=headers)),
-               **set_cookies(client.get(banner_click(app), headers=headers))}
+    cookies = {
+        **set_cookies(page),
+        **set_cookies(client.get("/?_kx=abc.DemoCo", headers=headers)),
+        **set_cookies(client.get(banner_click(app), headers=headers)),
+    }
     assert {"session", "shop_pending_kx", "klevu_recent_clicks"} <= cookies.keys()
     assert all(("secure" in attributes) is https for attributes in cookies.values())
 
 
 # -- one same-origin check for every POST -----------------------------------------------------
 def banner_token(app) -> str:
-    view = BannerView(api_key="klevu-simulator", recs_key="k-home-picks", page_type="HOME",
-                      title="Picks", logic="TRENDING",
-                      items=(BannerItem(PRODUCT.id, PRODUCT.name, PRODUCT.sale_price,
-                                        PRODUCT.currency),))
+    view = BannerView(
+        api_key="klevu-simulator",
+        recs_key="k-home-picks",
+        page_type="HOME",
+        title="Picks",
+        logic="TRENDING",
+        items=(BannerItem(PRODUCT.id, PRODUCT.name, PRODUCT.sale_price, PRODUCT.currency),),
+    )
     return tokens.issue_token(app.config["SECRET_KEY"], "pv-1", view)
 
 
@@ -227,7 +286,7 @@ def banner_click(app) -> str:
     return f"/klevu/click?t={banner_token(app)}&id={PRODUCT.id}"
 
 
-POSTS = {   # every route that changes something: what it is sent
+POSTS = {  # every route that changes something: what it is sent
     "/cart/add": {"product_id": PRODUCT.id},
     "/cart/remove": {"product_id": PRODUCT.id},
     "/checkout": {},
@@ -253,8 +312,11 @@ def shopper_with_a_cart(app):
 
 def visitor_state(client) -> tuple:
     cart = client.get("/cart").get_data(as_text=True)
-    return (PRODUCT.name in cart, client.get_cookie(CONSENT_COOKIE).value,
-            client.get_cookie("__kla_id"))
+    return (
+        PRODUCT.name in cart,
+        client.get_cookie(CONSENT_COOKIE).value,
+        client.get_cookie("__kla_id"),
+    )
 
 
 @pytest.mark.parametrize("headers", CROSS_SITE, ids=CROSS_IDS)
@@ -275,14 +337,19 @@ def test_cross_site_form_posts_are_403_with_a_page_and_change_nothing(app, path,
 
 @pytest.mark.parametrize("headers", CROSS_SITE, ids=CROSS_IDS)
 def test_cross_site_beacon_posts_are_403_and_queue_nothing(app, client, headers):
-    answer = client.post("/klevu/events", data=banner_event(app), headers=headers,
-                         content_type="text/plain;charset=UTF-8")
+    answer = client.post(
+        "/klevu/events",
+        data=banner_event(app),
+        headers=headers,
+        content_type="text/plain;charset=UTF-8",
+    )
     assert (answer.status_code, answer.is_json) == (403, True)
     assert queued(app) == 0
 
 
-@pytest.mark.parametrize("headers", [SAME_ORIGIN, {"Origin": "http://localhost"}],
-                         ids=["fetch-metadata", "origin"])
+@pytest.mark.parametrize(
+    "headers", [SAME_ORIGIN, {"Origin": "http://localhost"}], ids=["fetch-metadata", "origin"]
+)
 def test_same_origin_form_posts_need_no_token(app, headers):
     client = app.test_client()
     answer = client.post("/cart/add", data=POSTS["/cart/add"], headers=headers)
@@ -293,28 +360,39 @@ def test_same_origin_form_posts_need_no_token(app, headers):
 def test_a_browser_that_says_nothing_needs_the_form_token(app):
     client = app.test_client()
     assert client.post("/cart/add", data=POSTS["/cart/add"]).status_code == 403
-    assert client.post("/cart/add", data={**POSTS["/cart/add"],
-                                          "csrf_token": "guessed" * 7}).status_code == 403
+    assert (
+        client.post(
+            "/cart/add", data={**POSTS["/cart/add"], "csrf_token": "guessed" * 7}
+        ).status_code
+        == 403
+    )
     other_visitor = form_token(app.test_client())
-    assert client.post("/cart/add", data={**POSTS["/cart/add"],
-                                          "csrf_token": other_visitor}).status_code == 403
+    assert (
+        client.post(
+            "/cart/add", data={**POSTS["/cart/add"], "csrf_token": other_visitor}
+        ).status_code
+        == 403
+    )
     assert PRODUCT.name not in client.get("/cart").get_data(as_text=True)
     token = form_token(client)
-    assert client.post("/cart/add", data={**POSTS["/cart/add"],
-                                          "csrf_token": token}).status_code == 302
+    assert (
+        client.post("/cart/add", data={**POSTS["/cart/add"], "csrf_token": token}).status_code
+        == 302
+    )
     assert client.post("/checkout", headers={"X-CSRF-Token": token}).status_code == 302
 
 
 def test_the_beacon_needs_no_token_from_a_browser_that_says_nothing(app, client):
-    answer = client.post("/klevu/events", data=banner_event(app),
-                         content_type="text/plain;charset=UTF-8")
+    answer = client.post(
+        "/klevu/events", data=banner_event(app), content_type="text/plain;charset=UTF-8"
+    )
     assert answer.status_code == 202
     assert queued(app) == 1
 
 
 def test_every_form_carries_the_token(app):
     client = shopper_with_a_cart(app)
-    client.set_cookie(CONSENT_COOKIE, "", max_age=0)   # the consent banner's form too
+    client.set_cookie(CONSENT_COOKIE, "", max_age=0)  # the consent banner's form too
     pages = ["/", f"/p/{PRODUCT.id}", "/cart", "/checkout", "/demo/personas"]
     forms = 0
     for page in pages:
@@ -330,13 +408,23 @@ def test_every_cookie_the_shop_sets_has_deliberate_flags(app):
     client = app.test_client()
     client.environ_base["HTTP_SEC_FETCH_SITE"] = "same-origin"
     seen: dict[str, dict[str, str]] = {}
-    for response in (client.get("/?_kx=abc.DemoCo"),      # before consent: waits in a cookie
-                     client.get(banner_click(app)),
-                     client.post("/demo/persona", data={"persona": "maya"})):
-        seen.update((name, attributes) for name, attributes in set_cookies(response).items()
-                    if attributes.get("max-age") != "0")   # written, not expired
-    assert seen.keys() >= {"session", "shop_pending_kx", "klevu_recent_clicks", CONSENT_COOKIE,
-                           "__kla_id"}
+    for response in (
+        client.get("/?_kx=abc.DemoCo"),  # before consent: waits in a cookie
+        client.get(banner_click(app)),
+        client.post("/demo/persona", data={"persona": "maya"}),
+    ):
+        seen.update(
+            (name, attributes)
+            for name, attributes in set_cookies(response).items()
+            if attributes.get("max-age") != "0"
+        )  # written, not expired
+    assert seen.keys() >= {
+        "session",
+        "shop_pending_kx",
+        "klevu_recent_clicks",
+        CONSENT_COOKIE,
+        "__kla_id",
+    }
     for name, attributes in seen.items():
         assert attributes.get("samesite") == "Lax", name
         assert attributes.get("path") == "/", name
@@ -349,7 +437,8 @@ def test_a_refused_post_sets_no_cookie_that_would_overwrite_the_visitors_own(app
     """A cross-site POST comes without the visitor's Lax cookies: the error page must not
     start a session (or anything else) for the stranger it sees, or the cart would be lost."""
     stranger = app.test_client()
-    answer = stranger.post("/consent", data={"choice": "accept"},
-                           headers={"Sec-Fetch-Site": "cross-site"})
+    answer = stranger.post(
+        "/consent", data={"choice": "accept"}, headers={"Sec-Fetch-Site": "cross-site"}
+    )
     assert answer.status_code == 403 and 'name="csrf_token"' in answer.get_data(as_text=True)
     assert answer.headers.getlist("Set-Cookie") == []

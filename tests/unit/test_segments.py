@@ -4,6 +4,7 @@ SimpleCache as the store; then the blueprint's glue (cookie, JSON, failures) in 
 The fake service keeps sessions as Klevu does (alive for their ttl on the fake clock, a dead
 id silently replaced by a new one) and records every call, so each test counts calls.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -39,7 +40,6 @@ SEGMENTS = {MAYA_XID: ("seg_outdoor",), OLIVER_XID: ("seg_vip", "seg_style")}
 CID = "YWUyOGU5ZjMtMzI2MS00ZTQ5LTgzNmEtOGNmNDkyOWQ3MTMx"
 
 
-
 class FakeKlevu:
     """The visitor service: ``start_session`` as KlevuClient has it (with an exchange id, the
     call carries the connector info and answers the segments too)."""
@@ -48,7 +48,7 @@ class FakeKlevu:
         self.clock = clock
         self.session_ttl = session_ttl
         self.segment_ttl = segment_ttl
-        self.sessions: dict[str, float] = {}   # id -> when Klevu forgets it
+        self.sessions: dict[str, float] = {}  # id -> when Klevu forgets it
         self.calls: list[tuple] = []
         self.down = False
         self.delay = 0.0
@@ -75,15 +75,14 @@ class FakeKlevu:
             self.sessions[session_id] = self.clock() + self.session_ttl
             return session_id
 
-    def start_session(self, session_id=None, exchange_id=None, *,
-                      timeout=None) -> SessionAnswer:
+    def start_session(self, session_id=None, exchange_id=None, *, timeout=None) -> SessionAnswer:
         if exchange_id is None:
             self._called("session", session_id)
             return SessionAnswer(self._open(session_id), (), self.session_ttl)
         self._called("connector", session_id, exchange_id)
-        return SessionAnswer(self._open(session_id), SEGMENTS.get(exchange_id, ()),
-                             self.segment_ttl)
-
+        return SessionAnswer(
+            self._open(session_id), SEGMENTS.get(exchange_id, ()), self.segment_ttl
+        )
 
 
 @pytest.fixture
@@ -137,7 +136,8 @@ def test_a_returning_visitor_within_the_ttl_costs_no_call(resolver, klevu, clock
 
 
 def test_segments_are_fetched_again_with_the_same_session_when_their_ttl_ends(
-        resolver, klevu, clock):
+    resolver, klevu, clock
+):
     sid = resolver.resolve(None, MAYA_XID).session_id
     clock.advance(61)
 
@@ -148,13 +148,13 @@ def test_segments_are_fetched_again_with_the_same_session_when_their_ttl_ends(
 def test_a_session_is_refreshed_by_re_posting_its_id_before_klevu_forgets_it(klevu, clock):
     klevu.session_ttl, klevu.segment_ttl = 100, 1000
     resolver = resolver_for(klevu, clock)
-    sid = resolver.resolve(None, None, browser_id=CID).session_id   # anonymous at first
-    resolver.resolve(sid, MAYA_XID)                       # then identified: the connector
+    sid = resolver.resolve(None, None, browser_id=CID).session_id  # anonymous at first
+    resolver.resolve(sid, MAYA_XID)  # then identified: the connector
     clock.advance(89)
     resolver.resolve(sid, MAYA_XID)
-    assert len(klevu.calls) == 2                          # still fresh
+    assert len(klevu.calls) == 2  # still fresh
 
-    clock.advance(2)                                      # 91 s: 90% of its ttl has passed
+    clock.advance(2)  # 91 s: 90% of its ttl has passed
     resolved = resolver.resolve(sid, MAYA_XID)
 
     # The same id re-posted, with the connector info in the same call.
@@ -162,12 +162,11 @@ def test_a_session_is_refreshed_by_re_posting_its_id_before_klevu_forgets_it(kle
     assert resolved == Resolution(sid, ("seg_outdoor",), 1000, "klevu")
 
 
-def test_a_new_session_id_from_klevu_replaces_the_old_one_and_the_old_cookie_follows(
-        klevu, clock):
+def test_a_new_session_id_from_klevu_replaces_the_old_one_and_the_old_cookie_follows(klevu, clock):
     klevu.session_ttl, klevu.segment_ttl = 100, 1000
     resolver = resolver_for(klevu, clock)
     old = resolver.resolve(None, MAYA_XID).session_id
-    klevu.sessions.clear()                                # Klevu forgot it (e.g. a restart)
+    klevu.sessions.clear()  # Klevu forgot it (e.g. a restart)
     clock.advance(1001)
 
     resolved = resolver.resolve(old, MAYA_XID)
@@ -185,9 +184,9 @@ def test_a_new_session_id_from_klevu_replaces_the_old_one_and_the_old_cookie_fol
 def test_a_new_session_id_in_the_connector_answer_is_adopted(klevu, clock):
     klevu.session_ttl = 100
     resolver = resolver_for(klevu, clock)
-    old = resolver.resolve(None, None, browser_id=CID).session_id   # session ttl 100 s
+    old = resolver.resolve(None, None, browser_id=CID).session_id  # session ttl 100 s
     resolver.resolve(old, MAYA_XID)
-    klevu.sessions.clear()             # Klevu lost the session while our copy is still fresh
+    klevu.sessions.clear()  # Klevu lost the session while our copy is still fresh
     clock.advance(61)
 
     resolved = resolver.resolve(old, MAYA_XID)
@@ -222,7 +221,7 @@ def test_an_anonymous_visitor_gets_a_session_but_never_a_connector_call(resolver
 
 def test_going_anonymous_drops_the_cached_segments(resolver, klevu):
     sid = resolver.resolve(None, MAYA_XID).session_id
-    resolver.resolve(sid, None)        # e.g. __kla_off set by Klaviyo's script
+    resolver.resolve(sid, None)  # e.g. __kla_off set by Klaviyo's script
 
     assert resolver.resolve(sid, MAYA_XID).source == "klevu"
     assert klevu.count("connector") == 2
@@ -233,13 +232,14 @@ def test_forget_drops_segments_and_the_klaviyo_cid_link(resolver, klevu):
     resolver.forget(sid, CID)
 
     assert resolver.resolve(sid, MAYA_XID).source == "klevu"
-    resolver.resolve(None, None, browser_id=CID)          # the cid leads to no session now
+    resolver.resolve(None, None, browser_id=CID)  # the cid leads to no session now
     assert klevu.count("session") == 1
 
 
 # -- failures and the deadline ----------------------------------------------------------------
 def test_last_known_segments_serve_until_the_hard_limit_then_the_visitor_is_anonymous(
-        resolver, klevu, clock):
+    resolver, klevu, clock
+):
     sid = resolver.resolve(None, MAYA_XID).session_id
     klevu.down = True
 
@@ -293,16 +293,16 @@ def test_late_segments_fall_back_to_stale_within_the_deadline(klevu, clock):
 def test_with_every_call_slot_busy_a_page_does_not_queue_another_call(klevu, clock):
     resolver = resolver_for(klevu, clock, deadline=0.05)
     klevu.gates["session"] = threading.Event()
-    for n in range(segments.MAX_WORKERS):             # that many visitors' calls hang
+    for n in range(segments.MAX_WORKERS):  # that many visitors' calls hang
         resolver.resolve(None, None, browser_id=f"cid{n}")
 
     resolver.deadline = 1.0
     started = time.monotonic()
     resolved = resolver.resolve(None, MAYA_XID, browser_id=CID)
 
-    assert resolved == ANONYMOUS and time.monotonic() - started < 0.5   # did not wait it out
+    assert resolved == ANONYMOUS and time.monotonic() - started < 0.5  # did not wait it out
     assert klevu.count("session") == segments.MAX_WORKERS
-    klevu.gates["session"].set()                      # slots free again as calls return
+    klevu.gates["session"].set()  # slots free again as calls return
     wait_until(lambda: resolver.resolve(None, MAYA_XID, browser_id=CID).source == "klevu", 2)
 
 
@@ -342,7 +342,7 @@ def test_concurrent_requests_share_one_failure_instead_of_retrying_it(klevu, clo
 
     assert results == [ANONYMOUS] * 20
     assert len(klevu.calls) == 1
-    assert time.monotonic() - started < 1.0   # nobody waited out the 3 s deadline
+    assert time.monotonic() - started < 1.0  # nobody waited out the 3 s deadline
 
 
 class RacingStore:
@@ -389,7 +389,8 @@ def test_a_live_claim_elsewhere_is_waited_for_not_duplicated(klevu, clock):
     resolver.store.add("klevu:flight:session:session-from-cookie", clock())
 
     assert resolver.resolve("session-from-cookie", None) == Resolution(
-        "session-from-cookie", (), 0, "none")   # the id it had, kept for continuity
+        "session-from-cookie", (), 0, "none"
+    )  # the id it had, kept for continuity
     assert klevu.calls == []
 
 
@@ -398,13 +399,19 @@ class BrokenStore:
     def __getattr__(self, name):
         def fail(*args, **kwargs):
             raise redis.ConnectionError("cache server down")
+
         return fail
 
 
 def glue_app(klevu) -> Flask:
     app = Flask(__name__)
-    app.config.update(KLAVIYO_COMPANY_ID=COMPANY, CONSENT_REQUIRED=True,
-                      CACHE_TYPE="SimpleCache", SECRET_KEY="test", KLEVU_PAGE_BUDGET_MS=800)
+    app.config.update(
+        KLAVIYO_COMPANY_ID=COMPANY,
+        CONSENT_REQUIRED=True,
+        CACHE_TYPE="SimpleCache",
+        SECRET_KEY="test",
+        KLEVU_PAGE_BUDGET_MS=800,
+    )
     cache.init_app(app)
     app.extensions["klevu_client"] = klevu
     segments.init_app(app)
@@ -420,8 +427,11 @@ def glue_app(klevu) -> Flask:
         before = current_segments(current_visitor())
         g.identity = replace(current_identity(), exchange_id=OLIVER_XID)
         after = current_segments(current_visitor())
-        return {"before": before.session_id, "after": after.session_id,
-                "segments": list(after.segments)}
+        return {
+            "before": before.session_id,
+            "after": after.session_id,
+            "segments": list(after.segments),
+        }
 
     return app
 
@@ -446,8 +456,12 @@ def test_the_endpoint_shows_segments_and_keeps_the_session_in_a_first_party_cook
     first = browser.get("/klevu/segments")
     again = browser.get("/klevu/segments")
 
-    assert first.json == {"segments": ["seg_outdoor"], "seconds_left": 60, "source": "klevu",
-                          "session": True}
+    assert first.json == {
+        "segments": ["seg_outdoor"],
+        "seconds_left": 60,
+        "source": "klevu",
+        "session": True,
+    }
     assert first.headers["Cache-Control"] == "no-store"
     cookie = first.headers["Set-Cookie"]
     assert cookie.startswith(f"{SESSION_COOKIE}=session-0001;")
@@ -471,8 +485,7 @@ def test_a_cache_outage_leaves_the_page_anonymous_not_broken(wall_klevu, caplog)
         answer = visitor(app, MAYA_XID).get("/klevu/segments")
 
     assert answer.status_code == 200
-    assert answer.json == {"segments": [], "seconds_left": 0, "source": "none",
-                           "session": False}
+    assert answer.json == {"segments": [], "seconds_left": 0, "source": "none", "session": False}
     assert "segments unavailable" in caplog.text
 
 
@@ -488,7 +501,12 @@ def test_forget_segments_makes_the_next_page_ask_klevu_again(wall_klevu):
 def test_an_identity_change_mid_request_is_resolved_again_in_the_same_session(wall_klevu):
     answer = visitor(glue_app(wall_klevu), MAYA_XID).get("/identify-midway").json
 
-    assert answer == {"before": "session-0001", "after": "session-0001",
-                      "segments": ["seg_vip", "seg_style"]}
-    assert wall_klevu.calls == [("connector", None, MAYA_XID),
-                                ("connector", "session-0001", OLIVER_XID)]
+    assert answer == {
+        "before": "session-0001",
+        "after": "session-0001",
+        "segments": ["seg_vip", "seg_style"],
+    }
+    assert wall_klevu.calls == [
+        ("connector", None, MAYA_XID),
+        ("connector", "session-0001", OLIVER_XID),
+    ]

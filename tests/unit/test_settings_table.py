@@ -2,6 +2,7 @@
 
 The names are read from the source, so a new setting without its row fails here.
 """
+
 from __future__ import annotations
 
 import re
@@ -13,8 +14,10 @@ from storefront.config import PAGE_TYPES, from_env
 from storefront.simulator.account import shop_environment
 
 ROOT = Path(__file__).resolve().parents[2]
-READ = re.compile(r'(?:env\.get|_int|_bool|_url|_choice)\((?:env, )?"([A-Z_]+)"'
-                  r'|name: str = "([A-Z_]+)"')
+READ = re.compile(
+    r'(?:env\.get|_int|_bool|_url|_choice)\((?:env, )?"([A-Z_]+)"'
+    r'|name: str = "([A-Z_]+)"'
+)
 
 
 def settings_read() -> set[str]:
@@ -48,9 +51,14 @@ def test_the_table_lists_nothing_that_is_not_read():
 
 
 def test_print_env_gives_the_settings_make_run_gives():
-    result = subprocess.run([sys.executable, "-m", "storefront.simulator", "--port", "5999",
-                             "--print-env"], capture_output=True, text=True, check=True)
-    exported = dict(line.removeprefix("export ").split("=", 1)
-                    for line in result.stdout.splitlines())
+    result = subprocess.run(
+        [sys.executable, "-m", "storefront.simulator", "--port", "5999", "--print-env"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    exported = dict(
+        line.removeprefix("export ").split("=", 1) for line in result.stdout.splitlines()
+    )
     assert exported == shop_environment("http://127.0.0.1:5999")
     assert from_env(exported)["KLEVU"].offline

@@ -1,4 +1,5 @@
 """The template's data, as JSv2 builds it (docs/klevu-wire-format.md §4)."""
+
 from __future__ import annotations
 
 import pytest
@@ -9,37 +10,48 @@ from storefront.klevu.template_data import (
     static_banner_data,
 )
 
-SEARCH = {"context": {"apiKeys": ["k"]},
-          "recordQueries": [{"id": "other", "settings": {"limit": 1}},
-                            {"id": "klevuRECSItemList",
-                             "settings": {"limit": 12, "query": {"term": "*"}}}]}
+SEARCH = {
+    "context": {"apiKeys": ["k"]},
+    "recordQueries": [
+        {"id": "other", "settings": {"limit": 1}},
+        {"id": "klevuRECSItemList", "settings": {"limit": 12, "query": {"term": "*"}}},
+    ],
+}
 
 
-@pytest.mark.parametrize("metadata, counts", [
-    ({"title": "t"}, (12, 4)),                                   # JSv2 writes the defaults in
-    ({"maxProducts": 6, "productThreshold": 0}, (6, 0)),         # the config's own are kept
-    ({"maxProducts": "6", "productThreshold": None}, (12, 4)),   # nonsense falls back
-])
+@pytest.mark.parametrize(
+    "metadata, counts",
+    [
+        ({"title": "t"}, (12, 4)),  # JSv2 writes the defaults in
+        ({"maxProducts": 6, "productThreshold": 0}, (6, 0)),  # the config's own are kept
+        ({"maxProducts": "6", "productThreshold": None}, (12, 4)),  # nonsense falls back
+    ],
+)
 def test_metadata_carries_the_count_defaults(metadata, counts):
     result = metadata_with_defaults(metadata)
     assert (result["maxProducts"], result["productThreshold"]) == counts
-    assert {k: v for k, v in result.items() if k not in ("maxProducts", "productThreshold")} \
-        == {k: v for k, v in metadata.items() if k not in ("maxProducts", "productThreshold")}
+    assert {k: v for k, v in result.items() if k not in ("maxProducts", "productThreshold")} == {
+        k: v for k, v in metadata.items() if k not in ("maxProducts", "productThreshold")
+    }
 
 
 def test_a_product_banner_gets_its_records_and_the_search_settings():
     config = {"metadata": {"title": "t"}, "staticContent": [], "search": {}}
     data = product_banner_data(config, [{"id": "1"}], {"qTime": 3}, SEARCH)
-    assert data == {"query": {"klevuRECSItemList": {"result": [{"id": "1"}],
-                                                    "meta": {"qTime": 3}}},
-                    "metadata": {"title": "t", "maxProducts": 12, "productThreshold": 4},
-                    "settings": {"limit": 12, "query": {"term": "*"}}}
+    assert data == {
+        "query": {"klevuRECSItemList": {"result": [{"id": "1"}], "meta": {"qTime": 3}}},
+        "metadata": {"title": "t", "maxProducts": 12, "productThreshold": 4},
+        "settings": {"limit": 12, "query": {"term": "*"}},
+    }
 
 
 def test_a_static_banner_gets_the_whole_config():
-    config = {"metadata": {"title": "t", "maxProducts": 3}, "search": {"basePath": "x"},
-              "staticContent": [{"targetUrl": "/"}], "templates": {"base": "..."}}
+    config = {
+        "metadata": {"title": "t", "maxProducts": 3},
+        "search": {"basePath": "x"},
+        "staticContent": [{"targetUrl": "/"}],
+        "templates": {"base": "..."},
+    }
     data = static_banner_data(config)
-    assert data == {**config, "metadata": {"title": "t", "maxProducts": 3,
-                                           "productThreshold": 4}}
+    assert data == {**config, "metadata": {"title": "t", "maxProducts": 3, "productThreshold": 4}}
     assert "query" not in data

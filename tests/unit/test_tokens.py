@@ -1,4 +1,5 @@
 """Banner tokens: round trip, size, and nothing but BadToken for anything that is not ours."""
+
 import re
 
 import itsdangerous
@@ -16,13 +17,27 @@ TOKEN_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789
 
 
 def catalog_banner(count=12):
-    records = [{"id": p.id, "itemGroupId": p.item_group_id, "name": p.name,
-                "salePrice": p.sale_price, "currency": p.currency, "brand": p.brand,
-                "category": ";".join(p.category.path)} for p in load_catalog().products[:count]]
-    metadata = {"title": "Picked for our VIPs", "pageType": "HOME",
-                "logic": "TRENDING_PERSONALIZED", "spotKey": "spot-home-1",
-                "spotName": "Home spot 1", "segmentKey": "seg_vip",
-                "segmentName": "VIP customers"}
+    records = [
+        {
+            "id": p.id,
+            "itemGroupId": p.item_group_id,
+            "name": p.name,
+            "salePrice": p.sale_price,
+            "currency": p.currency,
+            "brand": p.brand,
+            "category": ";".join(p.category.path),
+        }
+        for p in load_catalog().products[:count]
+    ]
+    metadata = {
+        "title": "Picked for our VIPs",
+        "pageType": "HOME",
+        "logic": "TRENDING_PERSONALIZED",
+        "spotKey": "spot-home-1",
+        "spotName": "Home spot 1",
+        "segmentKey": "seg_vip",
+        "segmentName": "VIP customers",
+    }
     return BannerView.from_config("klevu-1234567890123", "k-home-picks", metadata, records)
 
 
@@ -50,34 +65,43 @@ def test_a_twelve_product_banner_token_is_compact():
     assert len(TOKEN) < 1024
 
 
-@pytest.mark.parametrize("token, key", [
-    (TOKEN, "another-key"),
-    (TOKEN[:-1], KEY),
-    (TOKEN + "A", KEY),
-    (TOKEN.replace(".", "", 1), KEY),  # the compression marker
-    ("", KEY),
-    (".", KEY),
-    ("a.b.c", KEY),
-    ("x" * (tokens.MAX_TOKEN_CHARS + 1), KEY),
-    (TOKEN + " ", KEY),
-    (None, KEY),
-    (b"bytes", KEY),
-    # the same key signing something else: a Flask session cookie has its own salt
-    (itsdangerous.URLSafeTimedSerializer(KEY, salt="cookie-session").dumps([PAGE_VIEW]), KEY),
-])
+@pytest.mark.parametrize(
+    "token, key",
+    [
+        (TOKEN, "another-key"),
+        (TOKEN[:-1], KEY),
+        (TOKEN + "A", KEY),
+        (TOKEN.replace(".", "", 1), KEY),  # the compression marker
+        ("", KEY),
+        (".", KEY),
+        ("a.b.c", KEY),
+        ("x" * (tokens.MAX_TOKEN_CHARS + 1), KEY),
+        (TOKEN + " ", KEY),
+        (None, KEY),
+        (b"bytes", KEY),
+        # the same key signing something else: a Flask session cookie has its own salt
+        (itsdangerous.URLSafeTimedSerializer(KEY, salt="cookie-session").dumps([PAGE_VIEW]), KEY),
+    ],
+)
 def test_tampered_or_foreign_tokens_are_bad(token, key):
     with pytest.raises(BadToken):
         read_token(key, token, max_age_s=60)
 
 
-@pytest.mark.parametrize("payload", [
-    [], "text", {"page_view": PAGE_VIEW}, [PAGE_VIEW],
-    [PAGE_VIEW, "k", "r", "HOME", "t", "l", "", "", "", "", []],  # no products
-    [PAGE_VIEW, "k", "r", "HOME", "t", "l", "", "", "", "", [["1", "n"]]],  # short item
-    [PAGE_VIEW, "k", "r", "HOME", "t", "l", "", "", "", "", [[1, "", "", "", "", "", "", ""]]],
-    [PAGE_VIEW, "k", "r", "HOME", "t", "l", "", "", "", 5, [["1", "", "", "", "", "", "", ""]]],
-    [PAGE_VIEW, "k", "r", "HOME", "t", "l", "", "", "", "", ["1"]],
-])
+@pytest.mark.parametrize(
+    "payload",
+    [
+        [],
+        "text",
+        {"page_view": PAGE_VIEW},
+        [PAGE_VIEW],
+        [PAGE_VIEW, "k", "r", "HOME", "t", "l", "", "", "", "", []],  # no products
+        [PAGE_VIEW, "k", "r", "HOME", "t", "l", "", "", "", "", [["1", "n"]]],  # short item
+        [PAGE_VIEW, "k", "r", "HOME", "t", "l", "", "", "", "", [[1, "", "", "", "", "", "", ""]]],
+        [PAGE_VIEW, "k", "r", "HOME", "t", "l", "", "", "", 5, [["1", "", "", "", "", "", "", ""]]],
+        [PAGE_VIEW, "k", "r", "HOME", "t", "l", "", "", "", "", ["1"]],
+    ],
+)
 def test_a_signed_payload_of_the_wrong_layout_is_bad(payload):
     with pytest.raises(BadToken):
         read_token(KEY, tokens._serializer(KEY).dumps(payload), max_age_s=60)
@@ -87,8 +111,9 @@ def test_a_signed_payload_of_the_wrong_layout_is_bad(payload):
 def test_expired_or_future_tokens_are_bad(monkeypatch, shift_s, max_age_s):
     token = issue_token(KEY, PAGE_VIEW, BANNER)
     now = itsdangerous.timed.time.time()
-    monkeypatch.setattr(itsdangerous.timed.TimestampSigner, "get_timestamp",
-                        lambda self: int(now + shift_s))
+    monkeypatch.setattr(
+        itsdangerous.timed.TimestampSigner, "get_timestamp", lambda self: int(now + shift_s)
+    )
     with pytest.raises(BadToken):
         read_token(KEY, token, max_age_s=max_age_s)
 
@@ -117,11 +142,15 @@ def test_any_single_edit_of_a_real_token_is_refused_or_changes_nothing(data):
     last character decode to the very same token: those may read, as the original."""
     position = data.draw(st.integers(0, len(TOKEN) - 1))
     char = data.draw(st.sampled_from(TOKEN_ALPHABET).filter(lambda c: c != TOKEN[position]))
-    edited = data.draw(st.sampled_from([
-        TOKEN[:position] + char + TOKEN[position + 1:],  # replace
-        TOKEN[:position] + TOKEN[position + 1:],  # delete
-        TOKEN[:position] + char + TOKEN[position:],  # insert
-    ]))
+    edited = data.draw(
+        st.sampled_from(
+            [
+                TOKEN[:position] + char + TOKEN[position + 1 :],  # replace
+                TOKEN[:position] + TOKEN[position + 1 :],  # delete
+                TOKEN[:position] + char + TOKEN[position:],  # insert
+            ]
+        )
+    )
     try:
         result = read_token(KEY, edited, max_age_s=60)
     except BadToken:
@@ -136,23 +165,29 @@ def test_any_text_round_trips(page_view, title, name):
     assert read_token(KEY, issue_token(KEY, page_view, banner), 60) == (page_view, banner)
 
 
-@pytest.mark.parametrize("first, second", [
-    (impression_id("pv1", "k1"), impression_id("pv2", "k1")),  # another page view
-    (impression_id("pv1", "k1"), impression_id("pv1", "k2")),  # another banner
-    (impression_id("pv1", "k1"), click_id("pv1", "k1", "view")),  # another kind
-    (click_id("pv1", "k1", "p1"), click_id("pv1", "k1", "p2")),  # another product
-    (click_id("pv1", "k1", "p1"), click_id("pv2", "k1", "p1")),
-    (click_id("a|b", "c", "p"), click_id("a", "b|c", "p")),  # no separator ambiguity
-    (impression_id("a", "b,c"), impression_id("a,b", "c")),
-])
+@pytest.mark.parametrize(
+    "first, second",
+    [
+        (impression_id("pv1", "k1"), impression_id("pv2", "k1")),  # another page view
+        (impression_id("pv1", "k1"), impression_id("pv1", "k2")),  # another banner
+        (impression_id("pv1", "k1"), click_id("pv1", "k1", "view")),  # another kind
+        (click_id("pv1", "k1", "p1"), click_id("pv1", "k1", "p2")),  # another product
+        (click_id("pv1", "k1", "p1"), click_id("pv2", "k1", "p1")),
+        (click_id("a|b", "c", "p"), click_id("a", "b|c", "p")),  # no separator ambiguity
+        (impression_id("a", "b,c"), impression_id("a,b", "c")),
+    ],
+)
 def test_event_ids_differ_when_the_event_differs(first, second):
     assert first != second
 
 
-@pytest.mark.parametrize("make", [
-    lambda: impression_id(PAGE_VIEW, "k-home-picks"),
-    lambda: click_id(PAGE_VIEW, "k-home-picks", "10001"),
-])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: impression_id(PAGE_VIEW, "k-home-picks"),
+        lambda: click_id(PAGE_VIEW, "k-home-picks", "10001"),
+    ],
+)
 def test_the_same_event_always_has_the_same_id(make):
     assert make() == make()
     assert re.fullmatch(r"[0-9a-f]{32}", make())

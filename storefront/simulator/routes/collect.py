@@ -1,4 +1,5 @@
 """``POST /analytics/collect``: the analytics collector (§5). Success is 200 with no body."""
+
 from __future__ import annotations
 
 from flask import Blueprint, Response, request
@@ -44,6 +45,7 @@ def collect():
         raise Rejected(400, str(exc)) from exc
     if any(s["api_key"] != demo().api_key for s in summaries):
         raise Rejected(404, "event_apikey not found")
-    state().journal.collected(events, summaries,
-                              event_ids(request.headers.get(EVENT_IDS_HEADER), len(events)))
+    state().journal.collected(
+        events, summaries, event_ids(request.headers.get(EVENT_IDS_HEADER), len(events))
+    )
     return Response(status=200)

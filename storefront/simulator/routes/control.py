@@ -4,6 +4,7 @@ These are the simulator's own API for tests and demos; Klevu has nothing like th
 are never subject to the planned faults. They have no authentication: the simulator listens on
 loopback unless told otherwise (``--host``), and they refuse cross-site posts from browsers.
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, replace
@@ -33,8 +34,12 @@ def healthz():
 @bp.get("/_sim/state")
 def state():
     sim = sim_state.state()
-    return jsonify(**sim.journal.state(), sessions=sim.sessions.active(),
-                   settings=asdict(sim.ttls), faults=sim.faults.describe())
+    return jsonify(
+        **sim.journal.state(),
+        sessions=sim.sessions.active(),
+        settings=asdict(sim.ttls),
+        faults=sim.faults.describe(),
+    )
 
 
 @bp.get("/_sim/events")
@@ -58,8 +63,10 @@ def faults():
         if unknown:
             raise Rejected(400, f"unknown services {sorted(unknown)}; services are {SERVICES}")
         try:
-            parsed = {service: None if plan is None else FaultPlan.from_json(plan)
-                      for service, plan in body.items()}
+            parsed = {
+                service: None if plan is None else FaultPlan.from_json(plan)
+                for service, plan in body.items()
+            }
         except BadFaultPlan as exc:
             raise Rejected(400, str(exc)) from exc
         for service, plan in parsed.items():
@@ -75,7 +82,8 @@ def settings():
         body = _json_object()
         fields = set(asdict(sim.ttls))
         if set(body) - fields or not all(
-                isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in body.values()):
+            isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in body.values()
+        ):
             raise Rejected(400, f"settings are whole seconds >= 0 for {sorted(fields)}")
         sim.ttls = replace(sim.ttls, **body)
     return jsonify(asdict(sim.ttls))

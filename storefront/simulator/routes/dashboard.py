@@ -4,6 +4,7 @@ It also holds the demo console: buttons and fields that post fault plans to ``/_
 (and ``/_sim/reset``) from the page itself, same-origin (``static/dashboard.js``), so one
 click takes a Klevu service down or brings it back while the audience watches the shop.
 """
+
 from __future__ import annotations
 
 from flask import Blueprint, render_template
@@ -14,16 +15,26 @@ from ..state import demo, state
 bp = Blueprint("dashboard", __name__, url_prefix="/_sim")
 # The page shows the newest events only; /_sim/events has them all.
 EVENTS_SHOWN = 40
-SERVICE_NAMES = {"visitor": "the visitor service", "config": "the config CDN",
-                 "search": "search", "collect": "the collector"}
+SERVICE_NAMES = {
+    "visitor": "the visitor service",
+    "config": "the config CDN",
+    "search": "search",
+    "collect": "the collector",
+}
 
 
 @bp.get("/")
 def dashboard():
     sim = state()
     events = sim.journal.events()
-    return render_template("simulator/dashboard.html", api_key=demo().api_key,
-                           journal=sim.journal.state(), totals=events["totals"],
-                           events=list(reversed(events["events"][-EVENTS_SHOWN:])),
-                           faults=sim.faults.describe(), ttls=sim.ttls, services=SERVICES,
-                           service_names=SERVICE_NAMES)
+    return render_template(
+        "simulator/dashboard.html",
+        api_key=demo().api_key,
+        journal=sim.journal.state(),
+        totals=events["totals"],
+        events=list(reversed(events["events"][-EVENTS_SHOWN:])),
+        faults=sim.faults.describe(),
+        ttls=sim.ttls,
+        services=SERVICES,
+        service_names=SERVICE_NAMES,
+    )

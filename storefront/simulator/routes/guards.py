@@ -4,6 +4,7 @@ Planned faults come first, as a broken network or overloaded host would fail a r
 before any application logic; then the api key, which Klevu's services answer with 404 when
 they do not know it. Refusals are journaled, so the dashboard shows what the shop got wrong.
 """
+
 from __future__ import annotations
 
 import time
@@ -25,8 +26,12 @@ class Rejected(Exception):
 
 
 def journal_rejection(exc: Rejected) -> None:
-    state().journal.call(request.blueprint or "-", "rejected", exc.status,
-                         {"path": request.path, "error": exc.message})
+    state().journal.call(
+        request.blueprint or "-",
+        "rejected",
+        exc.status,
+        {"path": request.path, "error": exc.message},
+    )
 
 
 def rejected(exc: Rejected) -> tuple[Response, int]:
@@ -52,6 +57,7 @@ def simulate_faults(service: str) -> Callable[[], tuple[Response, int] | None]:
         if failing.retry_after is not None:
             response.headers["Retry-After"] = str(failing.retry_after)
         return response, failing.status
+
     return before_request
 
 
@@ -60,7 +66,13 @@ def refuse_cross_site() -> None:
     another site must not be able to post to them from a visitor's browser. Posts from the
     simulator's own dashboard (same origin) pass, and so do clients that are not browsers
     (tests, curl), which send neither ``Sec-Fetch-Site`` nor ``Origin``."""
-    if request.method == "POST" and request_site(
-            request.headers.get("Sec-Fetch-Site"), request.headers.get("Origin"),
-            request.host_url.rstrip("/")) == CROSS:
+    if (
+        request.method == "POST"
+        and request_site(
+            request.headers.get("Sec-Fetch-Site"),
+            request.headers.get("Origin"),
+            request.host_url.rstrip("/"),
+        )
+        == CROSS
+    ):
         raise Rejected(403, "cross-site request to a simulator control route")

@@ -1,4 +1,5 @@
 """``GET /recommendations/<apiKey>/settings/<recsKey>``: the config CDN (§2)."""
+
 from __future__ import annotations
 
 from flask import Blueprint, jsonify, request, url_for
@@ -26,11 +27,25 @@ def recs_settings(api_key: str, recs_key: str):
     variant = config.variant_for(sids)
     # Klevu's basePath has no scheme; this host answers the search too.
     base_path = url_for("search.search", _external=True).split("://", 1)[1]
-    state().journal.call("config", "config", 200, {
-        "recsKey": recs_key, "sids": sids, "query": request.query_string.decode("latin-1"),
-        "cp": request.args.get("cp"),
-        "pid": request.args.get("pid"), "gpid": request.args.get("gpid"),
-        "variant": variant.segment or "default", "title": variant.title,
-        "logic": variant.logic, "action": variant.action})
-    return jsonify(settings_answer(config, variant, api_key=data.api_key, base_path=base_path,
-                                   shop_url=data.shop_url))
+    state().journal.call(
+        "config",
+        "config",
+        200,
+        {
+            "recsKey": recs_key,
+            "sids": sids,
+            "query": request.query_string.decode("latin-1"),
+            "cp": request.args.get("cp"),
+            "pid": request.args.get("pid"),
+            "gpid": request.args.get("gpid"),
+            "variant": variant.segment or "default",
+            "title": variant.title,
+            "logic": variant.logic,
+            "action": variant.action,
+        },
+    )
+    return jsonify(
+        settings_answer(
+            config, variant, api_key=data.api_key, base_path=base_path, shop_url=data.shop_url
+        )
+    )

@@ -1,4 +1,5 @@
 """``POST /visitor/public/1.0/<apiKey>/session``: sessions and Klaviyo segments (§1)."""
+
 from __future__ import annotations
 
 from flask import Blueprint, jsonify, request
@@ -21,7 +22,8 @@ def read_session_request(body: object, api_key: str) -> tuple[str | None, str | 
     info = body.get("sessionInfo", {})
     connectors = info.get("connectorInfo", []) if isinstance(info, dict) else None
     if not isinstance(connectors, list) or not all(
-            isinstance(c, dict) and isinstance(c.get("connectorType"), str) for c in connectors):
+        isinstance(c, dict) and isinstance(c.get("connectorType"), str) for c in connectors
+    ):
         raise Rejected(400, "sessionInfo.connectorInfo must be a list of {connectorType, ...}")
     klaviyo = [c for c in connectors if c["connectorType"] == "klaviyo"]
     if any(not isinstance(c.get("exchangeId"), str) or not c["exchangeId"] for c in klaviyo):
@@ -32,8 +34,7 @@ def read_session_request(body: object, api_key: str) -> tuple[str | None, str | 
 @bp.post("/<api_key>/session")
 def session(api_key: str):
     check_api_key(api_key)
-    asked_id, exchange_id = read_session_request(request.get_json(silent=True, force=True),
-                                                 api_key)
+    asked_id, exchange_id = read_session_request(request.get_json(silent=True, force=True), api_key)
     sim = state()
     ttls = sim.ttls
     session_id, refreshed = sim.sessions.open(asked_id, ttls.session_ttl)
@@ -43,9 +44,18 @@ def session(api_key: str):
     else:
         kind = "connector"
         segments, ttl = personas.segments_for(exchange_id), ttls.segment_ttl
-    sim.journal.call("visitor", kind, 200, {
-        "sessionId": session_id, "renewed": asked_id is not None and not refreshed,
-        # An exchange id names a person: the journal keeps only enough to tell them apart.
-        "exchangeId": exchange_id[:6] + "…" if exchange_id else None, "segments": segments})
-    return jsonify(apiKey=api_key, sessionId=session_id,
-                   segmentInfo={"segments": segments, "ttl": ttl})
+    sim.journal.call(
+        "visitor",
+        kind,
+        200,
+        {
+            "sessionId": session_id,
+            "renewed": asked_id is not None and not refreshed,
+            # An exchange id names a person: the journal keeps only enough to tell them apart.
+            "exchangeId": exchange_id[:6] + "…" if exchange_id else None,
+            "segments": segments,
+        },
+    )
+    return jsonify(
+        apiKey=api_key, sessionId=session_id, segmentInfo={"segments": segments, "ttl": ttl}
+    )
