@@ -15,7 +15,7 @@ from storefront.simulator.account import shop_environment
 
 ROOT = Path(__file__).resolve().parents[2]
 READ = re.compile(
-    r'(?:env\.get|_int|_bool|_url|_choice)\((?:env, )?"([A-Z_]+)"'
+    r'(?:env\.get|_int|_bool|_url|_choice)\(\s*(?:env,\s*)?"([A-Z_]+)"'
     r'|name: str = "([A-Z_]+)"'
 )
 
