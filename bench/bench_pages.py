@@ -17,7 +17,6 @@ import argparse
 import itertools
 import json
 import os
-import shutil
 import signal
 import statistics
 import subprocess
@@ -35,8 +34,6 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from storefront.identity import CONSENT_COOKIE
-from storefront.klaviyo import KLA_ID_COOKIE, encode_kla_id, new_cid
 from storefront.klevu.client import DEFAULT_TIMEOUT
 from storefront.klevu.outbox import OutboxStore
 from storefront.klevu.relay import Relay
@@ -45,8 +42,9 @@ from storefront.simulator.account import shop_environment
 from tests.helpers import (
     PERSONAS,
     Simulator,
-    exchange_id,
+    browser_session,
     free_port,
+    start_redis,
     start_simulator,
     wait_for,
     wait_until,
@@ -116,48 +114,14 @@ def start_shop(sim: Simulator, redis_url: str, **env: str) -> Shop:
     return Shop(process, url)
 
 
-def start_redis() -> tuple[subprocess.Popen, str]:
-    binary = shutil.which("redis-server")
-    if binary is None:
-        sys.exit("redis-server is needed (`make system-test-deps` installs it)")
-    port = free_port()
-    process = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"redis://127.0.0.1:{port}/0"
-    import redis
-
-    wait_until(lambda: _pings(redis, url), 10, "redis-server did not come up")
-    return process, url
-
-
-def _pings(redis, url: str) -> bool:
-    try:
-        return bool(redis.Redis.from_url(url).ping())
-    except redis.ConnectionError:
-        return False
-
-
 # -- shoppers -------------------------------------------------------------------------------------
-def new_shopper(persona: str | None) -> requests.Session:
-    """A visitor never seen before: consent given, Klaviyo-identified unless ``persona`` is
-    None, no Klevu session yet."""
-    session = requests.Session()
-    session.cookies.set(CONSENT_COOKIE, "granted")
-    if persona:
-        session.cookies.set(KLA_ID_COOKIE, encode_kla_id(exchange_id(persona), new_cid()))
-    return session
-
-
 def persona(n: int) -> str:
     return list(PERSONAS)[n % len(PERSONAS)]
 
 
 def warm_shoppers(shop: Shop, n: int) -> list[requests.Session]:
     """Returning identified visitors: every cookie set, segments and answers cached."""
-    shoppers = [new_shopper(persona(i)) for i in range(n)]
+    shoppers = [browser_session(persona(i)) for i in range(n)]
     for shopper in shoppers:
         shopper.get(f"{shop.url}/p/{A_PRODUCT}", timeout=30).raise_for_status()
         for _ in range(3):
@@ -187,7 +151,7 @@ def first_pages(url: str, personas: list[str | None], parallel: int) -> list[flo
     """Seconds each new visitor's first page took."""
 
     def one(who: str | None) -> float:
-        with new_shopper(who) as shopper:
+        with browser_session(who) as shopper:
             started = time.monotonic()
             shopper.get(url, timeout=30).raise_for_status()
             return time.monotonic() - started

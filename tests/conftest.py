@@ -8,14 +8,12 @@ goes over real HTTP. Chromium is Debian's (Playwright cannot download its own he
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
 import time
 
 import pytest
 
 from storefront import create_app
-from tests.helpers import CHROMIUM, LiveServer, app_config, free_port, start_simulator
+from tests.helpers import CHROMIUM, LiveServer, app_config, free_port, start_redis, start_simulator
 
 # Banner templates print dates in the process's time zone, as a browser does in its computer's;
 # the template corpus expects UTC. Set before any engine starts (V8 reads TZ once).
@@ -112,35 +110,14 @@ def pytest_collection_modifyitems(config, items):
 # Used by tests/integration/test_segments_http.py (several app processes share one cache).
 @pytest.fixture(scope="session")
 def redis_server():
-    """A throwaway redis-server on a free loopback port, without persistence; its URL."""
-    import redis
-
-    binary = shutil.which("redis-server")
-    if binary is None:
-        pytest.fail("redis-server is not installed (`make test` installs it)")
-    port = free_port()
-    process = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"redis://127.0.0.1:{port}/0"
-    client = redis.Redis.from_url(url)
+    """A throwaway redis-server for the session (several app processes share one cache)."""
     try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                client.ping()
-                break
-            except redis.ConnectionError:
-                if time.monotonic() > deadline or process.poll() is not None:
-                    raise RuntimeError("redis-server did not come up") from None
-                time.sleep(0.05)
-        yield url
-    finally:
-        client.close()
-        process.terminate()
-        process.wait(timeout=10)
+        process, url = start_redis()
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
+    yield url
+    process.terminate()
+    process.wait(timeout=10)
 
 
 @pytest.fixture

@@ -237,3 +237,30 @@ def shop_processes(
             process.terminate()
         for process in processes:
             process.wait(timeout=10)
+
+
+def start_redis() -> tuple[subprocess.Popen, str]:
+    """A throwaway redis-server on a free loopback port, without persistence; and its URL."""
+    import redis
+
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise RuntimeError("redis-server is not installed (`make system-test-deps` installs it)")
+    port = free_port()
+    process = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"redis://127.0.0.1:{port}/0"
+
+    def pings() -> bool:
+        try:
+            return bool(redis.Redis.from_url(url).ping())
+        except redis.ConnectionError:
+            return process.poll() is not None  # exited: stop waiting, the check below fails
+
+    wait_until(pings, 10, "redis-server did not come up")
+    if process.poll() is not None:
+        raise RuntimeError("redis-server exited at start")
+    return process, url
