@@ -111,18 +111,8 @@ class BannerView:
 
         ``recs_key`` is the key the storefront asked the config CDN for.
         """
-        return cls(
-            api_key=api_key,
-            recs_key=recs_key,
-            page_type=_text(metadata.get("pageType")),
-            title=_text(metadata.get("title")),
-            logic=_text(metadata.get("logic")),
-            spot_key=_text(metadata.get("spotKey")),
-            spot_name=_text(metadata.get("spotName")),
-            segment_key=_text(metadata.get("segmentKey")),
-            segment_name=_text(metadata.get("segmentName")),
-            items=tuple(BannerItem.from_record(r) for r in records),
-        )
+        items = tuple(BannerItem.from_record(r) for r in records)
+        return cls._labelled(api_key, recs_key, metadata, items=items)
 
     @classmethod
     def from_static(
@@ -134,6 +124,14 @@ class BannerView:
         static_content: list[Any],
     ) -> BannerView:
         """A STATIC_CONTENT banner: its metadata and the content it showed."""
+        content = json.dumps(static_content, separators=(",", ":"))
+        return cls._labelled(api_key, recs_key, metadata, action=action, static_content=content)
+
+    @classmethod
+    def _labelled(
+        cls, api_key: str, recs_key: str, metadata: Mapping[str, object], **rest: Any
+    ) -> BannerView:
+        """The names every event of the banner repeats, from the config's ``metadata`` (§2)."""
         return cls(
             api_key=api_key,
             recs_key=recs_key,
@@ -144,8 +142,7 @@ class BannerView:
             spot_name=_text(metadata.get("spotName")),
             segment_key=_text(metadata.get("segmentKey")),
             segment_name=_text(metadata.get("segmentName")),
-            action=action,
-            static_content=json.dumps(static_content, separators=(",", ":")),
+            **rest,
         )
 
     @property

@@ -373,30 +373,17 @@ class OutboxStore:
         wanted = (json.dumps(ids),)
         db = self._db()
         db.execute("BEGIN")
+
+        def rows(columns: str, table: str) -> dict:
+            """The wanted ids found in one of our tables (names are constants, ids bound)."""
+            where = "WHERE event_id IN (SELECT value FROM json_each(?))"
+            found = db.execute(f"SELECT event_id{columns} FROM {table} {where}", wanted)  # noqa: S608
+            return {row[0]: row[1:] for row in found}
+
         try:
-            seen = {
-                row[0]
-                for row in db.execute(
-                    "SELECT event_id FROM seen WHERE event_id IN (SELECT value FROM json_each(?))",
-                    wanted,
-                )
-            }
-            queued = {
-                row[0]: row[1:]
-                for row in db.execute(
-                    "SELECT event_id, attempts, last_error FROM outbox "
-                    "WHERE event_id IN (SELECT value FROM json_each(?))",
-                    wanted,
-                )
-            }
-            dead = {
-                row[0]: row[1:]
-                for row in db.execute(
-                    "SELECT event_id, reason, last_error FROM dead_letters "
-                    "WHERE event_id IN (SELECT value FROM json_each(?))",
-                    wanted,
-                )
-            }
+            seen = set(rows("", "seen"))
+            queued = rows(", attempts, last_error", "outbox")
+            dead = rows(", reason, last_error", "dead_letters")
         finally:
             db.execute("COMMIT")
         found: dict[str, dict] = {}
