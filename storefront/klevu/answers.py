@@ -31,6 +31,8 @@ Rules:
   (``LOCAL_ENTRIES``) until its freshness ends, so a warm page neither asks Redis nor unpickles
   the same answer again; anything past freshness is always read from the shared cache, where
   another worker's refresh lands.
+* **Breaker open**: a page reads an answer missing from this worker at most once a second
+  (``OPEN_READ_SECONDS``) while that service's breaker is open; no call can fill it then.
 * **Single flight on a miss**: the first request claims the key and calls; the others poll the
   key until the page's budget ends rather than pile identical calls on Klevu. A call that
   outlives the page's budget still stores its answer, for the next page.
@@ -58,6 +60,7 @@ FLIGHT_SECONDS = 10  # a claim older than this belongs to a worker that died mid
 POLL_SECONDS = 0.01
 REFRESH_WORKERS = 4
 LOCAL_ENTRIES = 512
+OPEN_READ_SECONDS = 1.0  # see ``_held``
 COUNTS = ("hit", "miss", "stale", "refreshed", "failed")
 
 
@@ -119,6 +122,7 @@ class KlevuAnswers:
         self._refreshes = ThreadPoolExecutor(REFRESH_WORKERS, thread_name_prefix="answers")
         self._refresh_slots = threading.BoundedSemaphore(REFRESH_WORKERS)
         self._local: Memo[str, dict] = Memo(LOCAL_ENTRIES)
+        self._open_reads: Memo[str, tuple[float, dict | None]] = Memo(LOCAL_ENTRIES)
 
     # -- the two calls ----------------------------------------------------------------------
     def config(
@@ -191,20 +195,43 @@ class KlevuAnswers:
         return f"klevu:answer:{service}:{hashlib.sha256(request.encode()).hexdigest()[:40]}"
 
     def _fresh(self, service: str, request: str) -> Answer:
-        entry = self._read(self._key(service, request)) if self.ttls[service] else None
+        key = self._key(service, request)
+        entry = self._in_process(key) if self.ttls[service] else None
+        if entry is not None:  # a warm page: no cache round trip, not even the breaker's
+            return Answer(entry["body"], "cache", entry["v"])
+        breaker_open = self.client.breakers[service].is_open()
+        if self.ttls[service]:
+            entry = self._held(key) if breaker_open else self._read(key)
         now = self.clock()
         if entry is not None and entry["fresh_until"] > now:
             return Answer(entry["body"], "cache", entry["v"])
-        if not self.client.breakers[service].is_open():
+        if not breaker_open:
             raise NotFresh(service)
         if entry is not None and entry["usable_until"] > now:
             return Answer(entry["body"], "stale", entry["v"])
         self._count(service, "failed")
         raise BreakerOpen(f"{service}: circuit open")
 
-    def _read(self, key: str) -> dict | None:
+    def _in_process(self, key: str) -> dict | None:
+        """This worker's copy of a fresh entry (``LOCAL_ENTRIES``), if it has one."""
         local = self._local.get(key)
-        if local is not None and local["fresh_until"] > self.clock():
+        return local if local is not None and local["fresh_until"] > self.clock() else None
+
+    def _held(self, key: str) -> dict | None:
+        """What the shared cache holds for ``key`` while its service's breaker is open, read at
+        most once per ``OPEN_READ_SECONDS`` in this worker. While the breaker is open no call
+        changes it (bar another worker's probe, seen that much later), and every page asks:
+        a cache round trip per page made an open breaker's page dearer than a plain one."""
+        held = self._open_reads.get(key)
+        if held is not None and time.monotonic() - held[0] < OPEN_READ_SECONDS:
+            return held[1]
+        entry = self._read(key)
+        self._open_reads.put(key, (time.monotonic(), entry))
+        return entry
+
+    def _read(self, key: str) -> dict | None:
+        local = self._in_process(key)
+        if local is not None:
             return local
         try:
             entry = _entry(self.store.get(key))

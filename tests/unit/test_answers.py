@@ -269,3 +269,42 @@ def test_with_the_breaker_open_a_page_neither_calls_nor_claims(klevu):
         answers.config("k-b", {}, soon())  # the pool's path
 
     assert stale.source == "stale" and len(klevu.calls) == calls
+
+
+class CountingStore(SimpleCache):
+    """A shared cache that counts reads of answers (not of claims or breakers)."""
+
+    def __init__(self):
+        super().__init__()
+        self.answer_reads = 0
+
+    def get(self, key):
+        if key.startswith("klevu:answer:"):
+            self.answer_reads += 1
+        return super().get(key)
+
+
+def test_with_the_breaker_open_pages_read_the_shared_cache_once_a_while(klevu, monkeypatch):
+    """An open breaker's page must cost no more than a plain one: not a cache round trip per
+    page for an answer that is not there; another worker's answer is still seen, later."""
+    monkeypatch.setattr("storefront.klevu.answers.OPEN_READ_SECONDS", 0.2)
+    store = CountingStore()
+    answers = KlevuAnswers(klevu, store, config_ttl=60)
+    for _ in range(5):
+        klevu.breakers["config"].failed()
+
+    for _ in range(20):
+        with pytest.raises(BreakerOpen):
+            answers.config("k-b", {}, soon(), fresh_only=True)
+    assert store.answer_reads == 1
+
+    # Another worker's probe stores an answer: seen once the read is due again.
+    other = KlevuAnswers(klevu, store, config_ttl=60)
+    klevu.breakers["config"].succeeded()
+    other.config("k-b", {}, soon())
+    for _ in range(5):
+        klevu.breakers["config"].failed()
+    with pytest.raises(BreakerOpen):
+        answers.config("k-b", {}, soon(), fresh_only=True)
+    time.sleep(0.25)
+    assert answers.config("k-b", {}, soon(), fresh_only=True).source == "cache"
