@@ -180,8 +180,7 @@ def remember(response):
             max_age=RECORD_SECONDS,
             httponly=True,
             samesite="Lax",
-            secure=request.is_secure,
-        )
+        )  # Secure under HTTPS: security/cookies.py
     return response
 
 

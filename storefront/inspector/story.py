@@ -27,6 +27,15 @@ SOURCES = {
     "breaker-open": "circuit breaker open",
 }
 
+# Where step 1's answer came from (``segments.Resolution.source``).
+SEGMENT_SOURCES = {
+    "cookie": "the visitor's signed cookie",
+    "cache": "the shop's cache",
+    "klevu": "asked Klevu now",
+    "stale": "stale copy (Klevu failing)",
+    "none": "none",
+}
+
 
 def shorten(value: str | None, keep: int = 8) -> str | None:
     return None if not value else value if len(value) <= keep else value[:keep] + "…"
@@ -45,9 +54,13 @@ class IdentityStep:
 class SegmentsStep:
     session: str | None
     segments: tuple[tuple[str, str], ...]  # (key, name)
-    source: str  # cache / klevu / stale / none
+    source: str  # a key of SEGMENT_SOURCES
     seconds_left: int
     at_ms: float | None
+
+    @property
+    def source_text(self) -> str:
+        return SEGMENT_SOURCES.get(self.source, self.source)
 
 
 @dataclass(frozen=True)

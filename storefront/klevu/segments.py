@@ -45,6 +45,11 @@ whose segments ran out re-posts its id with the connector info, again one call.
 
 The ``cid`` is Klaviyo's, so ``klevu:visitor`` keys exist only for visitors whose consent lets
 the shop use Klaviyo's cookie.
+
+In the browser too: an answer read fresh from the cache carries ``until`` (when its segments
+or its session run out, whichever is first), and the glue keeps it in the visitor's signed
+``klevu_segments`` cookie till then (``segments_cookie.py``), so the pages after it skip the
+cache round trip, as Klevu's own JavaScript keeps segments in the browser.
 """
 
 from __future__ import annotations
@@ -57,12 +62,12 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, TimeoutError as FutureTimeout
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from flask import Blueprint, current_app, g, jsonify, request
 
 from ..extensions import cache
-from . import klevu, trace
+from . import klevu, segments_cookie, trace
 from .budget import page_due
 from .client import KlevuClient, KlevuError, SessionAnswer
 from .visitor import Visitor
@@ -96,7 +101,10 @@ class Resolution:
     session_id: str | None
     segments: tuple[str, ...]
     seconds_left: int
-    source: str  # "cache" | "klevu" | "stale" | "none"
+    source: str  # "cookie" | "cache" | "klevu" | "stale" | "none"
+    # Until when (wall clock) the visitor's browser may keep this answer (``segments_cookie``):
+    # a fresh answer read from the cache, while both its segments and its session are; else 0.
+    until: float = 0.0
 
 
 ANONYMOUS = Resolution(None, (), 0, "none")
@@ -194,6 +202,7 @@ class SegmentResolver:
                     exchange_id,
                     due,
                     found[1] if entry["id"] == session_id else _UNREAD,
+                    session_expires=entry["expires"],
                 )
             # No live session yet: one call opens (or refreshes) it with the connector info
             # and answers the segments too (klevu-wire-format.md §1).
@@ -316,13 +325,17 @@ class SegmentResolver:
         exchange_id: str,
         due: float,
         cached: object = _UNREAD,
+        *,
+        session_expires: float,
     ) -> Resolution:
-        """``cached``: the value of the session's segments key, when the caller read it."""
+        """``cached``: the value of the session's segments key, when the caller read it;
+        ``session_expires``: when the session is due to be re-posted."""
         key = f"klevu:segments:{session_id}"
         xhash = _digest(exchange_id)
         entry = _segments_entry(self.store.get(key) if cached is _UNREAD else cached, xhash)
         if entry and entry["expires"] > self.clock():
-            return self._resolution(entry, "cache")
+            until = min(entry["expires"], session_expires)
+            return replace(self._resolution(entry, "cache"), until=until)
 
         def call() -> dict:
             answer = self.client.start_session(session_id, exchange_id)
@@ -450,23 +463,45 @@ def current_segments(visitor: Visitor) -> Resolution:
     """The visitor's session and segments, resolved once per request and visitor.
 
     The visitor can change mid-request (an email link or a persona choice identifies them), so
-    the answer is remembered together with the visitor it was resolved for. Segments only
-    improve the page: whatever fails here (the cache server too), the page renders, for an
-    anonymous visitor.
+    the answer is remembered together with the visitor it was resolved for. A returning
+    visitor's answer usually comes from their own ``klevu_segments`` cookie
+    (``segments_cookie.py``), else from the resolver. Segments only improve the page: whatever
+    fails here (the cache server too), the page renders, for an anonymous visitor.
     """
     if g.get("segments_visitor") != visitor or "segments" not in g:
         earlier = g.get("segments")  # same browser, same session: keep the id it already has
         session_id = session_cookie() or (earlier.session_id if earlier else None)
-        try:
-            g.segments = _resolver().resolve(
-                session_id, visitor.exchange_id, browser_id=visitor.browser_id, due=page_due()
-            )
-        except Exception:
-            log.exception("segments unavailable: this page is shown to an anonymous visitor")
-            g.segments = Resolution(session_id, (), 0, "none")
+        g.segments = _kept(visitor, session_id) or _resolved(visitor, session_id)
         g.segments_visitor = visitor
         trace.note("segments", resolution=g.segments)
     return g.segments
+
+
+def _kept(visitor: Visitor, session_id: str | None) -> Resolution | None:
+    """The answer the visitor's browser keeps for this session and exchange id, if valid."""
+    if visitor.exchange_id is None:
+        return None
+    now = time.time()
+    kept = segments_cookie.unseal(
+        current_app.config["SECRET_KEY"],
+        request.cookies.get(segments_cookie.COOKIE),
+        session_id=session_id,
+        exchange_hash=_digest(visitor.exchange_id),
+        now=now,
+    )
+    if kept is None:
+        return None
+    return Resolution(kept.session_id, kept.segments, kept.seconds_left(now), "cookie")
+
+
+def _resolved(visitor: Visitor, session_id: str | None) -> Resolution:
+    try:
+        return _resolver().resolve(
+            session_id, visitor.exchange_id, browser_id=visitor.browser_id, due=page_due()
+        )
+    except Exception:
+        log.exception("segments unavailable: this page is shown to an anonymous visitor")
+        return Resolution(session_id, (), 0, "none")
 
 
 def forget_segments(visitor: Visitor) -> None:
@@ -478,6 +513,7 @@ def forget_segments(visitor: Visitor) -> None:
     """
     resolved = g.pop("segments", None)
     g.pop("segments_visitor", None)
+    g.segments_forgotten = True  # the browser's copy goes too (``keep_session_cookies``)
     try:
         resolver = _resolver()
         resolver.forget(session_cookie(), visitor.browser_id)
@@ -488,8 +524,10 @@ def forget_segments(visitor: Visitor) -> None:
 
 
 @bp.after_app_request
-def keep_session_cookie(response):
-    """Continuity: the visitor keeps the Klevu session id across pages (and new ones stick)."""
+def keep_session_cookies(response):
+    """Continuity: the visitor keeps the Klevu session id across pages (and new ones stick);
+    a fresh answer from the cache is also kept in the browser, until it runs out. (Every
+    cookie gets ``Secure`` under HTTPS from ``security/cookies.py``.)"""
     resolved = g.get("segments")
     if resolved and resolved.session_id and resolved.session_id != session_cookie():
         response.set_cookie(
@@ -498,7 +536,23 @@ def keep_session_cookie(response):
             max_age=SESSION_COOKIE_MAX_AGE,
             httponly=True,
             samesite="Lax",
-            secure=request.is_secure,
+        )
+    now = time.time()
+    visitor = g.get("segments_visitor")
+    exchange_id = visitor.exchange_id if visitor else None
+    if g.get("segments_forgotten"):
+        if segments_cookie.COOKIE in request.cookies:
+            response.delete_cookie(segments_cookie.COOKIE, httponly=True, samesite="Lax")
+    elif resolved and resolved.until > now and resolved.session_id and exchange_id:
+        kept = segments_cookie.KeptSegments(
+            resolved.session_id, _digest(exchange_id), resolved.segments, resolved.until
+        )
+        response.set_cookie(
+            segments_cookie.COOKIE,
+            segments_cookie.seal(current_app.config["SECRET_KEY"], kept),
+            max_age=kept.seconds_left(now),
+            httponly=True,
+            samesite="Lax",
         )
     return response
 

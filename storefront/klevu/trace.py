@@ -72,7 +72,10 @@ def note(step: str, **facts: Any) -> None:
 
 def carry(fn: Callable[..., T], **scope: Any) -> Callable[..., T]:
     """``fn`` to be run on another thread, in a copy of this context, its notes tagged with
-    ``scope``. One copy per call: a context cannot be entered by two threads at once."""
+    ``scope``. One copy per call: a context cannot be entered by two threads at once. An
+    untraced request (the inspector off) has no notes to tag: ``fn`` runs as it is."""
+    if current() is None:
+        return fn
     context = copy_context()
 
     def scoped(*args: Any, **kwargs: Any) -> T:

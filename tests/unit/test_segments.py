@@ -20,7 +20,7 @@ from flask_caching.backends import SimpleCache
 from storefront.extensions import cache
 from storefront.identity import current_identity, current_visitor, load_personas
 from storefront.klaviyo import KLA_ID_COOKIE, encode_kla_id
-from storefront.klevu import segments
+from storefront.klevu import segments, segments_cookie
 from storefront.klevu.client import KlevuError, SessionAnswer
 from storefront.klevu.segments import (
     ANONYMOUS,
@@ -131,7 +131,10 @@ def test_a_returning_visitor_within_the_ttl_costs_no_call(resolver, klevu, clock
     sid = resolver.resolve(None, MAYA_XID).session_id
     clock.advance(59)
 
-    assert resolver.resolve(sid, MAYA_XID) == Resolution(sid, ("seg_outdoor",), 1, "cache")
+    resolved = resolver.resolve(sid, MAYA_XID)
+
+    # The browser may keep it (``until``) while both segments and session are fresh.
+    assert resolved == Resolution(sid, ("seg_outdoor",), 1, "cache", until=clock() + 1)
     assert len(klevu.calls) == 1
 
 
@@ -176,7 +179,8 @@ def test_a_new_session_id_from_klevu_replaces_the_old_one_and_the_old_cookie_fol
     assert klevu.calls[1:] == [("connector", old, MAYA_XID)]
     assert resolved.segments == ("seg_outdoor",)
     # A request still carrying the old cookie gets the new id, without another call.
-    assert resolver.resolve(old, MAYA_XID) == Resolution(new, ("seg_outdoor",), 1000, "cache")
+    kept = resolver.resolve(old, MAYA_XID)
+    assert kept == Resolution(new, ("seg_outdoor",), 1000, "cache", until=clock() + 1000)
     assert resolver.resolve(new, MAYA_XID).source == "cache"
     assert len(klevu.calls) == 2
 
@@ -193,8 +197,11 @@ def test_a_new_session_id_in_the_connector_answer_is_adopted(klevu, clock):
 
     assert klevu.calls[2:] == [("connector", old, MAYA_XID)]
     assert resolved.session_id not in (None, old) and resolved.source == "klevu"
-    assert resolver.resolve(old, MAYA_XID) == replace(resolved, source="cache")
-    assert resolver.resolve(resolved.session_id, MAYA_XID) == replace(resolved, source="cache")
+    # Kept in the browser only until the new session is due to be re-posted (90% of 60 s),
+    # before its segments run out.
+    cached = replace(resolved, source="cache", until=clock() + 54)
+    assert resolver.resolve(old, MAYA_XID) == cached
+    assert resolver.resolve(resolved.session_id, MAYA_XID) == cached
     assert len(klevu.calls) == 3
 
 
@@ -273,7 +280,7 @@ def test_a_slow_service_costs_the_page_its_deadline_and_the_late_answer_is_kept(
     klevu.gates["connector"].set()
     wait_until(lambda: resolver.store.get("klevu:session:session-0001") is not None, 2)
     resolved = resolver.resolve(None, MAYA_XID, browser_id=CID)
-    assert resolved == Resolution("session-0001", ("seg_outdoor",), 60, "cache")
+    assert resolved == Resolution("session-0001", ("seg_outdoor",), 60, "cache", until=clock() + 60)
     assert len(klevu.calls) == 1
 
 
@@ -466,8 +473,71 @@ def test_the_endpoint_shows_segments_and_keeps_the_session_in_a_first_party_cook
     cookie = first.headers["Set-Cookie"]
     assert cookie.startswith(f"{SESSION_COOKIE}=session-0001;")
     assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Secure" not in cookie
-    assert again.json["source"] == "cache" and "Set-Cookie" not in again.headers
+    assert again.json["source"] == "cache"
     assert wall_klevu.calls == [("connector", None, MAYA_XID)]
+
+
+def test_a_returning_visitor_s_segments_then_come_from_their_signed_cookie(wall_klevu):
+    """Once step 1 has a fresh answer from the cache, the browser keeps it, as Klevu's own
+    JavaScript does: the next pages need neither Klevu nor the cache server."""
+    app = glue_app(wall_klevu)
+    browser = visitor(app, MAYA_XID)
+    browser.get("/klevu/segments")
+
+    cached = browser.get("/klevu/segments")
+    kept = cached.headers["Set-Cookie"]
+    app.extensions["segment_resolver"].store = BrokenStore()
+    from_cookie = browser.get("/klevu/segments")
+
+    assert kept.startswith(f"{segments_cookie.COOKIE}=")
+    assert "HttpOnly" in kept and "SameSite=Lax" in kept
+    assert 0 < int(kept.split("Max-Age=")[1].split(";")[0]) <= 60
+    assert from_cookie.json == {
+        "segments": ["seg_outdoor"],
+        "seconds_left": cached.json["seconds_left"],
+        "source": "cookie",
+        "session": True,
+    }
+    assert "Set-Cookie" not in from_cookie.headers
+    assert wall_klevu.calls == [("connector", None, MAYA_XID)]
+
+
+@pytest.mark.parametrize("change", ["other persona", "tampered", "junk", "other session"])
+def test_a_kept_answer_that_is_not_this_visitor_s_is_not_used(wall_klevu, change):
+    app = glue_app(wall_klevu)
+    browser = visitor(app, MAYA_XID)
+    browser.get("/klevu/segments")
+    browser.get("/klevu/segments")  # now the browser keeps Maya's answer
+    value = browser.get_cookie(segments_cookie.COOKIE).value
+    if change == "other persona":
+        browser.set_cookie(KLA_ID_COOKIE, encode_kla_id(OLIVER_XID, CID))
+    elif change == "tampered":
+        browser.set_cookie(
+            segments_cookie.COOKIE, value[:-2] + ("AA" if value[-2:] != "AA" else "BB")
+        )
+    elif change == "junk":
+        browser.set_cookie(segments_cookie.COOKIE, "not%20a cookie\x00" * 100)
+    else:
+        browser.set_cookie(SESSION_COOKIE, "session-9999")
+
+    answer = browser.get("/klevu/segments")
+
+    assert answer.status_code == 200 and answer.json["source"] != "cookie"
+    expected = ["seg_vip", "seg_style"] if change == "other persona" else ["seg_outdoor"]
+    assert answer.json["segments"] == expected
+
+
+def test_forget_expires_the_kept_answer_in_the_same_response(wall_klevu):
+    browser = visitor(glue_app(wall_klevu), MAYA_XID)
+    browser.get("/klevu/segments")
+    browser.get("/klevu/segments")
+    assert browser.get_cookie(segments_cookie.COOKIE) is not None
+
+    forgotten = browser.post("/forget")
+
+    assert f"{segments_cookie.COOKIE}=;" in forgotten.headers["Set-Cookie"]
+    assert browser.get_cookie(segments_cookie.COOKIE) is None
+    assert browser.get("/klevu/segments").json["source"] == "klevu"
 
 
 def test_without_consent_the_exchange_id_never_reaches_klevu(wall_klevu):

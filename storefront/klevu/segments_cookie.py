@@ -1,0 +1,91 @@
+"""Step 1's answer kept in the visitor's browser between pages, as Klevu's own JavaScript does.
+
+Klevu's browser library asks the visitor service once and keeps the session id and segments
+in the browser until their ``ttl`` ends (docs/klevu-wire-format.md §1). A server-rendered shop
+has the same choice: ask its cache server on every page, or keep the answer with the visitor.
+Asking the cache was the largest part of what a warm banner page costs over a plain one (a
+Redis round trip, about 0.25 ms of a 1.9 ms page; docs/performance.md), and it is paid on
+every page of every returning visitor. So once step 1 has a fresh answer from the cache, the
+shop also writes it into ``klevu_segments``, an HttpOnly cookie signed with the app's secret
+key, valid until the segments' ``ttl`` ends or the session is due to be re-posted, whichever
+comes first. The next pages read it back; the cache is asked again only once it has run out,
+or when it does not match the visitor: another session or exchange id (a persona switch), a
+bad signature, a malformed value.
+
+Signed, not encrypted: it holds the visitor's own session id and segment ids, which
+``/klevu/segments`` tells the same browser anyway, and a hash of their exchange id, never the
+id itself. Consent withdrawn and "forget me" expire it in the same response (``segments.py``).
+
+Format: itsdangerous ``URLSafeSerializer`` (HMAC, a salt for this one purpose) over the
+compact JSON list ``[session id, exchange hash, [segments], until]``, ``until`` in wall-clock
+seconds so that every worker and host agrees.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass
+
+from itsdangerous import BadData, URLSafeSerializer
+
+COOKIE = "klevu_segments"
+SALT = "storefront.klevu.segments-cookie.v1"  # bump when the payload layout changes
+MAX_CHARS = 2048  # far above a real answer (about 250 characters); refused unread beyond
+
+
+@dataclass(frozen=True)
+class KeptSegments:
+    """A fresh step-1 answer, for one session and one exchange id, until ``until``."""
+
+    session_id: str
+    exchange_hash: str
+    segments: tuple[str, ...]
+    until: float  # wall clock
+
+    def seconds_left(self, now: float) -> int:
+        return max(0, math.ceil(self.until - now))
+
+
+@functools.lru_cache(maxsize=8)
+def _serializer(secret_key: str | bytes) -> URLSafeSerializer:
+    """It holds no state but the key, so one serves every thread (and reading a cookie on
+    every page does not build one each time)."""
+    return URLSafeSerializer(secret_key, salt=SALT)
+
+
+def seal(secret_key: str | bytes, kept: KeptSegments) -> str:
+    """The cookie's value."""
+    payload = [kept.session_id, kept.exchange_hash, list(kept.segments), kept.until]
+    return _serializer(secret_key).dumps(payload)
+
+
+def unseal(
+    secret_key: str | bytes,
+    value: str | None,
+    *,
+    session_id: str | None,
+    exchange_hash: str,
+    now: float,
+) -> KeptSegments | None:
+    """The answer a cookie holds, if it is ours, well-formed, for this session and exchange
+    id, and still valid at ``now``; None otherwise (then the cache is asked, as without it)."""
+    if not value or not session_id or len(value) > MAX_CHARS:
+        return None
+    try:
+        payload = _serializer(secret_key).loads(value)
+    except BadData:
+        return None
+    if not (isinstance(payload, list) and len(payload) == 4):
+        return None
+    sid, xhash, segments, until = payload
+    valid = (
+        sid == session_id
+        and xhash == exchange_hash
+        and isinstance(segments, list)
+        and all(isinstance(s, str) for s in segments)
+        and isinstance(until, (int, float))
+        and not isinstance(until, bool)
+        and until > now
+    )
+    return KeptSegments(sid, xhash, tuple(segments), float(until)) if valid else None
