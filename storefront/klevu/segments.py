@@ -35,8 +35,9 @@ last known segments serve until ``STALE_LIMIT`` past their ttl, then the visitor
 One upstream call per visitor at a time: the first request claims the ``flight`` key
 (``cache.add``: Redis ``SETNX``; cachelib's ``SimpleCache`` takes a lock), looks once more in
 case another worker filled the key meanwhile, and makes the call; the others poll the key the
-call will fill. If the call fails they share the failure rather than repeat it. The call runs
-on a small pool, so the page waits for it only until the page's Klevu budget ends
+call will fill. If the call fails they share the failure rather than repeat it. A call
+writes in the order readers follow: segments before any session key that leads to them. The
+call runs on a small pool, so the page waits for it only until the page's Klevu budget ends
 (``KLEVU_PAGE_BUDGET_MS``, ``budget.py``); a late answer is still stored, for the next page.
 
 One call, not two: a visitor with an exchange id and no live session gets session and
@@ -278,6 +279,13 @@ class SegmentResolver:
         def call() -> dict:
             answer = self.client.start_session(known, exchange_id)
             fresh = self._segments_value(answer, xhash)
+            # Segments first: a request that finds the session then finds its segments, where
+            # the other order let it see a session with no segments yet and call again.
+            self.store.set(
+                f"klevu:segments:{answer.session_id}",
+                fresh,
+                timeout=max(1, answer.ttl + self.stale_limit),
+            )
             # The answer's ttl is the segments'; the session lives at least as long, and is
             # re-posted together with the connector info (one call) when the segments run out.
             self._keep_session(
@@ -286,11 +294,6 @@ class SegmentResolver:
                 lookup,
                 f"klevu:session:{known}" if known else None,
                 refresh_at=1.0,
-            )
-            self.store.set(
-                f"klevu:segments:{answer.session_id}",
-                fresh,
-                timeout=max(1, answer.ttl + self.stale_limit),
             )
             return fresh
 
@@ -344,10 +347,11 @@ class SegmentResolver:
             if answer.session_id != session_id:
                 # Klevu had let the session expire and opened another. Its own ttl is not in
                 # this answer: trust it for the segments' ttl, then refresh and learn it.
+                # Segments first, as in ``_opened``.
+                self.store.set(f"klevu:segments:{answer.session_id}", fresh, timeout=timeout)
                 self._keep_session(
                     answer.session_id, answer.ttl, f"klevu:session:{session_id}", lookup
                 )
-                self.store.set(f"klevu:segments:{answer.session_id}", fresh, timeout=timeout)
             # Under the old id too, so requests waiting on this key see the answer (and new id).
             self.store.set(key, fresh, timeout=timeout)
             return fresh

@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import replace
 
 import pytest
@@ -353,18 +354,27 @@ def test_concurrent_requests_share_one_failure_instead_of_retrying_it(klevu, clo
 
 
 class RacingStore:
-    """A shared store where another worker finishes a whole resolution between this request's
-    first look at the cache and its claim (over Redis, that gap is a network round trip)."""
+    """A shared store where another worker acts in one of the gaps between this request's
+    cache commands (over Redis, each gap is a network round trip): before its first claim, or
+    right after its first write of a key starting with ``after_first_set[0]``."""
 
     def __init__(self, inner):
         self.inner = inner
         self.before_first_claim = None
+        self.after_first_set: tuple[str, Callable[[], object]] | None = None
 
     def add(self, key, value, timeout=None):
         hook, self.before_first_claim = self.before_first_claim, None
         if hook:
             hook()
         return self.inner.add(key, value, timeout=timeout)
+
+    def set(self, key, value, timeout=None):
+        stored = self.inner.set(key, value, timeout=timeout)
+        if self.after_first_set and key.startswith(self.after_first_set[0]):
+            hook, self.after_first_set = self.after_first_set[1], None
+            hook()
+        return stored
 
     def __getattr__(self, name):
         return getattr(self.inner, name)
@@ -380,6 +390,32 @@ def test_a_call_finished_by_another_worker_just_before_our_claim_is_not_repeated
 
     assert resolved == Resolution("session-0001", ("seg_outdoor",), 60, "cache")
     assert len(klevu.calls) == 1
+
+
+@pytest.mark.parametrize(
+    ("first_write", "session_cookie", "browser_id"),
+    [("klevu:visitor:", None, CID), ("klevu:session:", "session-0001", None)],
+)
+def test_a_worker_reading_between_the_call_s_writes_finds_the_segments_too(
+    klevu, clock, first_write, session_cookie, browser_id
+):
+    # The shape of a two-process race: the other worker saw the new session before its
+    # segments were stored, claimed a different key, and called Klevu a second time.
+    store = RacingStore(SimpleCache())
+    ours = SegmentResolver(klevu, store, clock=clock)
+    other_worker = SegmentResolver(klevu, store, clock=clock)
+    seen = []
+    store.after_first_set = (
+        first_write,
+        lambda: seen.append(other_worker.resolve(session_cookie, MAYA_XID, browser_id=browser_id)),
+    )
+
+    ours.resolve(None, MAYA_XID, browser_id=CID)
+
+    assert len(klevu.calls) == 1
+    assert [(r.session_id, r.segments, r.source) for r in seen] == [
+        ("session-0001", ("seg_outdoor",), "cache")
+    ]
 
 
 def test_a_claim_left_by_a_dead_worker_is_taken_over(resolver, klevu, clock):
