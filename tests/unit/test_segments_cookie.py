@@ -39,10 +39,22 @@ def test_an_answer_for_another_visitor_key_or_time_is_not_read(kwargs):
     assert read(seal(SECRET, KEPT), **kwargs) is None
 
 
+def test_a_value_already_read_is_still_checked_against_each_request():
+    value = seal(SECRET, KEPT)
+    assert read(value) == KEPT  # now remembered
+
+    assert read(value, session_id="session-0002") is None
+    assert read(value, exchange_hash="cd" * 16) is None
+    assert read(value, now=1_000.0) is None
+    assert read(value, secret="another-secret") is None
+    assert read(value) == KEPT
+
+
 @pytest.mark.parametrize(
     "payload",
     [
         {"session": "session-0001"},
+        [1, "ab" * 16, ["seg_outdoor"], 1_000.0],
         ["session-0001", "ab" * 16, ["seg_outdoor"]],
         ["session-0001", "ab" * 16, "seg_outdoor", 1_000.0],
         ["session-0001", "ab" * 16, [1, 2], 1_000.0],
