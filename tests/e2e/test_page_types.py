@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from playwright.sync_api import Page, Route, expect
+from playwright.sync_api import ConsoleMessage, Page, Route, expect
 
 from tests.e2e.conftest import CATEGORIES, PRODUCTS, Shopper
 from tests.helpers import persona_segments
@@ -137,6 +137,14 @@ def visit(
 def test_every_page_type_shows_the_banner_klevu_chose(
     persona, shopper: Shopper, page: Page, klevu_config, screenshot
 ):
+    errors: list[str] = []  # on a demo stage, the browser's console is open too
+
+    def console(message: ConsoleMessage) -> None:
+        if message.type == "error":
+            errors.append(message.text)
+
+    page.on("console", console)
+    page.on("pageerror", lambda error: errors.append(str(error)))
     if persona:
         shopper.becomes(persona)
     else:
@@ -196,6 +204,7 @@ def test_every_page_type_shows_the_banner_klevu_chose(
     assert product["itemGroupId"] not in {PRODUCTS[i]["itemGroupId"] for i in add_ons}, (
         "the checkout banner offers what is already in the cart"
     )
+    assert errors == [], "the browser's console showed errors"
 
 
 def clicks_in_banner(shopper: Shopper, recs_key: str, product_id: str) -> None:
