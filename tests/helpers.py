@@ -218,19 +218,25 @@ def shop_processes(
         **env,
     }
     ports = [free_port() for _ in range(count)]
-    processes = [
-        subprocess.Popen(
-            [sys.executable, "-c", _SERVE, str(port)],
-            env=environment,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        for port in ports
-    ]
+    logs = [Path(data_dir) / f"shop-{port}.log" for port in ports]
+    processes = []
+    for port, log in zip(ports, logs, strict=True):
+        with open(log, "wb") as stderr:  # the child keeps its own copy of the descriptor
+            processes.append(
+                subprocess.Popen(
+                    [sys.executable, "-c", _SERVE, str(port)],
+                    env=environment,
+                    stdout=subprocess.DEVNULL,
+                    stderr=stderr,
+                )
+            )
     try:
         urls = [f"http://127.0.0.1:{port}" for port in ports]
-        for url in urls:
-            wait_for(f"{url}/healthz")
+        for url, log in zip(urls, logs, strict=True):
+            try:
+                wait_for(f"{url}/healthz")
+            except AssertionError as exc:  # say why: the process's last words
+                raise AssertionError(f"{exc}:\n{log.read_text()[-2000:]}") from None
         yield urls
     finally:
         for process in processes:

