@@ -24,10 +24,18 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from storefront import create_app
-from tests.helpers import app_config, browser_session, start_redis, start_simulator
+from bench_pages import A_PRODUCT, THREE  # the same shop and placements as `make bench`
 
-HOME_BANNERS = ("k-home-picks", "k-home-recent", "k-home-new")
+from storefront import create_app
+from tests.helpers import (
+    app_config,
+    browser_session,
+    redis_database,
+    start_redis,
+    start_simulator,
+)
+
+HOME_BANNERS = THREE.split(",")
 WARM_UP_PAGES = 20
 
 
@@ -39,13 +47,13 @@ def warm_client(simulator_url: str, redis_url: str, recs_home: str, database: in
         KLEVU_RECS_HOME=recs_home,
         STOREFRONT_INSPECTOR="false",
         OUTBOX_RELAY_IN_APP="0",
-        CACHE_REDIS_URL=f"{redis_url.rsplit('/', 1)[0]}/{database}",
+        CACHE_REDIS_URL=redis_database(redis_url, database),
     )
     config["TESTING"] = False  # errors as in production: logged, the page still rendered
     client = create_app(config).test_client()
     for cookie in browser_session("maya").cookies:
         client.set_cookie(cookie.name, cookie.value or "")
-    client.get("/p/10001")  # so "recently viewed" has content with three banners
+    client.get(f"/p/{A_PRODUCT}")  # so "recently viewed" has content with three banners
     for _ in range(WARM_UP_PAGES):
         response = client.get("/")
         if response.status_code != 200:

@@ -44,6 +44,7 @@ from tests.helpers import (
     Simulator,
     browser_session,
     free_port,
+    redis_database,
     start_redis,
     start_simulator,
     wait_for,
@@ -74,7 +75,7 @@ _databases = itertools.count(1)
 def start_shop(sim: Simulator, redis_url: str, **env: str) -> Shop:
     """A shop with its own Redis database: shops with other settings must not share answers."""
     port = free_port()
-    database = f"{redis_url.rsplit('/', 1)[0]}/{next(_databases) % 16}"
+    database = redis_database(redis_url, next(_databases) % 16)
     environment = {
         **os.environ,
         **shop_environment(sim.url),

@@ -270,3 +270,9 @@ def start_redis() -> tuple[subprocess.Popen, str]:
     if process.poll() is not None:
         raise RuntimeError("redis-server exited at start")
     return process, url
+
+
+def redis_database(redis_url: str, number: int) -> str:
+    """``redis_url`` pointing at database ``number`` (0-15) of the same server: apps with
+    other settings must not share answers."""
+    return f"{redis_url.rsplit('/', 1)[0]}/{number}"

@@ -36,9 +36,10 @@ One upstream call per visitor at a time: the first request claims the ``flight``
 (``cache.add``: Redis ``SETNX``; cachelib's ``SimpleCache`` takes a lock), looks once more in
 case another worker filled the key meanwhile, and makes the call; the others poll the key the
 call will fill. If the call fails they share the failure rather than repeat it. A call
-writes in the order readers follow: segments before any session key that leads to them. The
-call runs on a small pool, so the page waits for it only until the page's Klevu budget ends
-(``KLEVU_PAGE_BUDGET_MS``, ``budget.py``); a late answer is still stored, for the next page.
+writes in the order readers follow: segments before any session key that leads to them
+(``_keep_answer``). The call runs on a small pool, so the page waits for it only until the
+page's Klevu budget ends (``KLEVU_PAGE_BUDGET_MS``, ``budget.py``); a late answer is still
+stored, for the next page.
 
 One call, not two: a visitor with an exchange id and no live session gets session and
 segments from one call carrying the connector info (klevu-wire-format.md §1); a live session
@@ -279,18 +280,11 @@ class SegmentResolver:
         def call() -> dict:
             answer = self.client.start_session(known, exchange_id)
             fresh = self._segments_value(answer, xhash)
-            # Segments first: a request that finds the session then finds its segments, where
-            # the other order let it see a session with no segments yet and call again.
-            self.store.set(
-                f"klevu:segments:{answer.session_id}",
-                fresh,
-                timeout=max(1, answer.ttl + self.stale_limit),
-            )
             # The answer's ttl is the segments'; the session lives at least as long, and is
             # re-posted together with the connector info (one call) when the segments run out.
-            self._keep_session(
-                answer.session_id,
-                answer.ttl,
+            self._keep_answer(
+                answer,
+                fresh,
                 lookup,
                 f"klevu:session:{known}" if known else None,
                 refresh_at=1.0,
@@ -312,6 +306,23 @@ class SegmentResolver:
         if stale and stale["expires"] + self.stale_limit > self.clock():
             return self._resolution(stale, "stale")
         return Resolution(known, (), 0, "none")
+
+    def _keep_answer(
+        self,
+        answer: SessionAnswer,
+        fresh: dict,
+        *aliases: str | None,
+        refresh_at: float = SESSION_REFRESH_AT,
+    ) -> None:
+        """A call's new session and its segments. Segments first: a request that finds the
+        session then finds its segments, where the other order let a worker reading between
+        the two writes see a session without segments and call Klevu again."""
+        key = f"klevu:segments:{answer.session_id}"
+        self.store.set(key, fresh, timeout=self._segments_timeout(answer))
+        self._keep_session(answer.session_id, answer.ttl, *aliases, refresh_at=refresh_at)
+
+    def _segments_timeout(self, answer: SessionAnswer) -> int:
+        return max(1, answer.ttl + self.stale_limit)
 
     def _segments_value(self, answer: SessionAnswer, xhash: str) -> dict:
         return {
@@ -343,17 +354,12 @@ class SegmentResolver:
         def call() -> dict:
             answer = self.client.start_session(session_id, exchange_id)
             fresh = self._segments_value(answer, xhash)
-            timeout = max(1, answer.ttl + self.stale_limit)
             if answer.session_id != session_id:
                 # Klevu had let the session expire and opened another. Its own ttl is not in
                 # this answer: trust it for the segments' ttl, then refresh and learn it.
-                # Segments first, as in ``_opened``.
-                self.store.set(f"klevu:segments:{answer.session_id}", fresh, timeout=timeout)
-                self._keep_session(
-                    answer.session_id, answer.ttl, f"klevu:session:{session_id}", lookup
-                )
+                self._keep_answer(answer, fresh, f"klevu:session:{session_id}", lookup)
             # Under the old id too, so requests waiting on this key see the answer (and new id).
-            self.store.set(key, fresh, timeout=timeout)
+            self.store.set(key, fresh, timeout=self._segments_timeout(answer))
             return fresh
 
         def settled() -> dict | None:
