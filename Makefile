@@ -23,7 +23,7 @@ install-test: $(VENV)/.installed-test
 
 ## Start the Klevu simulator and the shop; Ctrl-C stops both.
 run: install
-	$(PY) -m storefront.demo --host $(HOST) --port $(PORT) --simulator-port $(SIMULATOR_PORT)
+	$(PY) -m storefront --host $(HOST) --port $(PORT) --simulator-port $(SIMULATOR_PORT)
 
 ## Debian's Chromium for Playwright (its own browser download cannot work here), and Redis.
 system-test-deps:

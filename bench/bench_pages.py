@@ -34,9 +34,9 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from storefront.klevu.analytics.outbox import OutboxStore
+from storefront.klevu.analytics.relay import Relay
 from storefront.klevu.client import DEFAULT_TIMEOUT
-from storefront.klevu.outbox import OutboxStore
-from storefront.klevu.relay import Relay
 from storefront.simulator import account
 from storefront.simulator.account import shop_environment
 from tests.helpers import (

@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 
 # The engine layer below TemplateRenderer is measured too, so the bench reaches past the
 # public interface.
-from storefront.klevu.render import (
+from storefront.klevu.render.engine import (
     _ENGINE_SOURCES,
     ENGINE_SCRIPTS,
     TemplateRenderer,

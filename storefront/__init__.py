@@ -78,7 +78,10 @@ def _shared_secret(path: Path) -> str:
 def register_extensions(app: Flask) -> None:
     """Shared services, in the order a page view uses them."""
     from . import security
-    from .klevu import delivery, klevu, recs, segments
+    from .klevu import klevu
+    from .klevu.analytics import delivery
+    from .klevu.banners import placement as recs
+    from .klevu.segments import resolver as segments
 
     security.init_app(app)  # headers, CSP nonce and same-origin POSTs, for every response
     cache.init_app(app)
@@ -90,7 +93,8 @@ def register_extensions(app: Flask) -> None:
 
 def register_blueprints(app: Flask) -> None:
     from . import health, identity, inspector
-    from .klevu import analytics, segments
+    from .klevu.analytics import routes as analytics
+    from .klevu.segments import resolver as segments
     from .shop import bp as shop
 
     # The inspector first: its trace must begin before identity may answer with a redirect.

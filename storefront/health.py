@@ -4,7 +4,7 @@ breaker (this process's view: each worker counts for itself)."""
 
 from flask import Blueprint, current_app, jsonify
 
-from .klevu import delivery
+from .klevu.analytics import delivery
 
 bp = Blueprint("health", __name__)
 

@@ -14,7 +14,7 @@
  * data-id, else from the closest .kuRECSItem's data-id; other links in a banner are plain
  * links. In a static-content banner, a link to its content counts. A chosen product is put at
  * the front of the klevu_recent_clicks cookie (Klevu's "recently viewed",
- * storefront/klevu/recently_viewed.py has the format). Clicks go with navigator.sendBeacon
+ * storefront/klevu/analytics/recently_viewed.py has the format). Clicks go with navigator.sendBeacon
  * (string body: it survives the navigation and never delays it). Without JavaScript, banner
  * links already go through the server's click route; with it, links point straight at the
  * target again.

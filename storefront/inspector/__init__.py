@@ -29,9 +29,10 @@ from flask import Blueprint, abort, current_app, g, jsonify, request
 from ..extensions import cache
 from ..identity import current_identity, load_personas
 from ..klaviyo import KLA_ID_COOKIE
-from ..klevu import tokens, trace
-from ..klevu.analytics import TOKEN_MAX_AGE
-from ..klevu.recs import page_view_id
+from ..klevu import trace
+from ..klevu.analytics import tokens
+from ..klevu.analytics.routes import TOKEN_MAX_AGE
+from ..klevu.banners.placement import page_view_id
 from .story import Story, build_story, identity_step
 
 log = logging.getLogger(__name__)

@@ -13,7 +13,7 @@ from .client import KlevuClient
 from .visitor import ANONYMOUS_VISITOR, Visitor
 
 if TYPE_CHECKING:
-    from .queries import PageContext
+    from .banners.queries import PageContext
 
 ProductUrl = Callable[[str], "str | None"]
 SamplePage = Callable[[str, "str | None"], "PageContext | None"]
@@ -72,7 +72,7 @@ class Klevu:
         return loader
 
     def sample_page(self, page_type: str, product_id: str | None = None) -> PageContext | None:
-        from .queries import PageContext
+        from .banners.queries import PageContext
 
         if self._sample_page is None:
             return PageContext(page_type=page_type)

@@ -20,10 +20,12 @@ from flask import current_app
 from flask.cli import with_appcontext
 
 from ..config import PAGE_TYPES, KlevuSettings
-from . import events, klevu, queries, rules, template_data
+from . import klevu
+from .analytics import events
+from .banners import queries, rules, template_data
+from .banners.placement import Fetched, config_params
 from .client import KlevuClient, KlevuError
-from .recs import Fetched, config_params
-from .render import RenderError, TemplateRenderer, helper_names, scope_css, template_line
+from .render.engine import RenderError, TemplateRenderer, helper_names, scope_css, template_line
 from .trace import mask_api_key
 
 TIMEOUT = (3.0, 10.0)  # a diagnostic may wait longer than a page would

@@ -6,9 +6,9 @@ from flask import abort, current_app, flash, redirect, render_template, request,
 
 from ..catalog import load_catalog
 from ..klevu import klevu
-from ..klevu.queries import PageContext
-from ..klevu.recently_viewed import clicked_ids
-from ..klevu.recs import banners_for
+from ..klevu.analytics.recently_viewed import clicked_ids
+from ..klevu.banners.placement import banners_for
+from ..klevu.banners.queries import PageContext
 from . import bp, cart
 
 

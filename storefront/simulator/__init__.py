@@ -17,9 +17,8 @@ from flask import Flask, jsonify
 from flask.json.provider import DefaultJSONProvider
 from werkzeug.exceptions import HTTPException
 
-from storefront.catalog import load_catalog
-from storefront.security import headers as security_headers
-
+from ..catalog import load_catalog
+from ..security import headers as security_headers
 from .account import API_KEY
 from .records import build_index
 from .recs_configs import demo_configs

@@ -3,7 +3,7 @@
 The shop has no notion of a simulator: like for a live Klevu account, it learns where Klevu
 is, the api key, the recs keys per page type and Klaviyo's company id from its settings
 (``storefront/config.py``). Whoever starts the two together passes ``shop_environment``:
-``make run`` (``storefront/demo.py``), the tests and the benchmarks.
+``make run`` (``storefront/__main__.py``), the tests and the benchmarks.
 """
 
 from __future__ import annotations

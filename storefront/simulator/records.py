@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 
-from storefront.catalog import Catalog, Product
+from ..catalog import Catalog, Product
 
 
 @dataclass(frozen=True, eq=False)

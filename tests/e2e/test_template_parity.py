@@ -1,8 +1,8 @@
 """Chromium and the server print every template of the corpus the same way.
 
-The project's own JavaScript (``storefront/klevu/js/``: the files the server's engine loads, in
-the same order, set up by the same ``start.js``) runs in Chromium, in a dedicated worker of a
-page whose language is the shop's locale and whose time zone is the server's. (A worker, as the
+The project's own JavaScript (``storefront/klevu/render/js/``: the files the server's engine
+loads, in the same order, set up by the same ``start.js``) runs in Chromium, in a dedicated worker
+of a page whose language is the shop's locale and whose time zone is the server's. (A worker, as the
 hardening freezes every object reachable from the global object, and a page's `window` holds
 host objects that cannot be frozen.) Every corpus case with an expected HTML must
 come out of Chromium exactly as it comes out of the server's engine, before sanitizing: text,
@@ -24,9 +24,9 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page
 
-from storefront.klevu.render import ENGINE_SCRIPTS, TemplateRenderer
+from storefront.klevu.render.engine import ENGINE_SCRIPTS, TemplateRenderer
 
-JS_DIR = Path(__file__).parents[2] / "storefront" / "klevu" / "js"
+JS_DIR = Path(__file__).parents[2] / "storefront" / "klevu" / "render" / "js"
 CORPUS = Path(__file__).parents[1] / "unit" / "template_corpus"
 CASES = sorted(
     path.stem for path in CORPUS.glob("*.tmpl") if (CORPUS / f"{path.stem}.html").exists()

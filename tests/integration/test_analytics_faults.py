@@ -38,9 +38,9 @@ from pathlib import Path
 import requests
 
 from storefront.catalog import load_catalog
-from storefront.klevu import tokens
-from storefront.klevu.events import SELECT, VIEW
-from storefront.klevu.relay import BATCH_SIZE
+from storefront.klevu.analytics import tokens
+from storefront.klevu.analytics.events import SELECT, VIEW
+from storefront.klevu.analytics.relay import BATCH_SIZE
 from storefront.simulator.account import shop_environment
 from tests.helpers import free_port, wait_for
 

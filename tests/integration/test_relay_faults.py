@@ -34,9 +34,9 @@ import requests
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
+from storefront.klevu.analytics.outbox import OutboxStore
+from storefront.klevu.analytics.relay import lock_holder
 from storefront.klevu.client import EVENT_IDS_HEADER
-from storefront.klevu.outbox import OutboxStore
-from storefront.klevu.relay import lock_holder
 from tests.helpers import wait_until
 
 RUN_SECONDS = 5.0
@@ -279,9 +279,9 @@ def worker_main(data_dir: str, collector_url: str) -> None:
     from flask import Flask, request
 
     from storefront.config import KlevuSettings, from_env
+    from storefront.klevu.analytics.delivery import Delivery
+    from storefront.klevu.analytics.outbox import OutboxError
     from storefront.klevu.client import KlevuClient
-    from storefront.klevu.delivery import Delivery
-    from storefront.klevu.outbox import OutboxError
     from storefront.simulator.account import shop_environment
 
     logging.basicConfig(level=logging.INFO, format=f"%(asctime)s {os.getpid()} %(message)s")

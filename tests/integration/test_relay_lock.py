@@ -16,8 +16,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from storefront.klevu.outbox import OutboxStore
-from storefront.klevu.relay import Relay, RelayRunner, lock_holder
+from storefront.klevu.analytics.outbox import OutboxStore
+from storefront.klevu.analytics.relay import Relay, RelayRunner, lock_holder
 from tests.helpers import wait_until
 
 

@@ -19,8 +19,8 @@ import requests
 from storefront import create_app
 from storefront.identity import CONSENT_COOKIE, load_personas
 from storefront.klaviyo import KLA_ID_COOKIE, encode_kla_id, new_cid
-from storefront.klevu import segments_cookie
-from storefront.klevu.segments import SESSION_COOKIE
+from storefront.klevu.segments import cookie as segments_cookie
+from storefront.klevu.segments.resolver import SESSION_COOKIE
 from tests.helpers import (
     LiveServer,
     app_config,

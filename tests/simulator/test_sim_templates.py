@@ -4,7 +4,7 @@ from html.parser import HTMLParser
 
 import pytest
 
-from storefront.klevu.render import TemplateRenderer
+from storefront.klevu.render.engine import TemplateRenderer
 from storefront.simulator import looks
 
 

@@ -21,9 +21,9 @@ from flask import url_for
 
 from storefront import create_app
 from storefront.catalog import load_catalog
-from storefront.klevu import tokens
-from storefront.klevu.analytics import MAX_BODY, RATE_LIMIT
-from storefront.klevu.events import SELECT, VIEW, BannerItem, BannerView
+from storefront.klevu.analytics import tokens
+from storefront.klevu.analytics.events import SELECT, VIEW, BannerItem, BannerView
+from storefront.klevu.analytics.routes import MAX_BODY, RATE_LIMIT
 from tests.helpers import app_config, free_port
 
 PRODUCTS = load_catalog().products

@@ -10,7 +10,7 @@ import time
 import pytest
 from cachelib import SimpleCache
 
-from storefront.klevu.answers import KlevuAnswers, LateAnswer
+from storefront.klevu.banners.answers import KlevuAnswers, LateAnswer
 from storefront.klevu.breaker import CircuitBreaker
 from storefront.klevu.client import BreakerOpen, KlevuError, Reply
 from tests.helpers import FakeClock, wait_until
@@ -287,7 +287,7 @@ class CountingStore(SimpleCache):
 def test_with_the_breaker_open_pages_read_the_shared_cache_once_a_while(klevu, monkeypatch):
     """An open breaker's page must cost no more than a plain one: not a cache round trip per
     page for an answer that is not there; another worker's answer is still seen, later."""
-    monkeypatch.setattr("storefront.klevu.answers.OPEN_READ_SECONDS", 0.2)
+    monkeypatch.setattr("storefront.klevu.banners.answers.OPEN_READ_SECONDS", 0.2)
     store = CountingStore()
     answers = KlevuAnswers(klevu, store, config_ttl=60)
     for _ in range(5):

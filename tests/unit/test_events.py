@@ -4,7 +4,7 @@ from typing import Any
 
 import pytest
 
-from storefront.klevu.events import BannerItem, BannerView, UnknownItem, click, impression
+from storefront.klevu.analytics.events import BannerItem, BannerView, UnknownItem, click, impression
 
 # docs/klevu-wire-format.md §2 (config metadata) and §3 (a record), as Klevu sends them.
 METADATA = {

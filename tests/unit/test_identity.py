@@ -1,7 +1,7 @@
 """The identity blueprint through Flask's test client: _kx links, consent, personas, forget me.
 
-Klevu is not called here: ``storefront.klevu.segments`` is replaced by a recorder that notes
-which identity each ``current_segments()`` / ``forget_segments()`` call saw.
+Klevu is not called here: ``storefront.klevu.segments.resolver`` is replaced by a recorder that
+notes which identity each ``current_segments()`` / ``forget_segments()`` call saw.
 """
 
 from __future__ import annotations

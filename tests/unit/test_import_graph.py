@@ -59,9 +59,14 @@ def offenders(importer: str, forbidden: tuple[str, ...], allowed: tuple[str, ...
     )
 
 
+BANNERS, RENDER, ANALYTICS = (
+    f"storefront.klevu.{step}" for step in ("banners", "render", "analytics")
+)
+
+
 def test_the_graph_covers_the_package():
-    assert "storefront.klevu.segments" in GRAPH and "storefront.identity" in GRAPH
-    assert "storefront.klevu.segments" in GRAPH["storefront.klevu.recs"]
+    assert "storefront.klevu.segments.resolver" in GRAPH and "storefront.identity" in GRAPH
+    assert "storefront.klevu.segments.resolver" in GRAPH[f"{BANNERS}.placement"]
 
 
 @pytest.mark.parametrize(
@@ -74,7 +79,7 @@ def test_the_graph_covers_the_package():
                 "storefront.identity",
                 "storefront.catalog",
                 "storefront.simulator",
-                "storefront.demo",
+                "storefront.__main__",
             ),
             (),
             "the Klevu package is the integration; the shop uses it, never the reverse",
@@ -86,8 +91,32 @@ def test_the_graph_covers_the_package():
             "segments take the visitor's identity as an argument",
         ),
         (
-            "storefront.klevu.outbox",
-            ("storefront.klevu.relay", "storefront.klevu.client"),
+            "storefront.klevu.segments",
+            (BANNERS, RENDER, ANALYTICS),
+            (),
+            "step 1 comes first: it knows nothing of the steps after it",
+        ),
+        (
+            "storefront.klevu.render",
+            ("storefront",),
+            (RENDER,),
+            "the sandbox turns a template and data into HTML; it knows no Klevu service nor step",
+        ),
+        (
+            ANALYTICS,
+            (BANNERS,),
+            (),
+            "step 4 takes a banner's signed token, not the code that rendered it",
+        ),
+        (
+            BANNERS,
+            (ANALYTICS,),
+            (f"{ANALYTICS}.events", f"{ANALYTICS}.tokens"),
+            "a banner issues its token and view from step 4's pure builders, never its I/O",
+        ),
+        (
+            f"{ANALYTICS}.outbox",
+            (f"{ANALYTICS}.relay", "storefront.klevu.client"),
             (),
             "a queue does not know its consumer",
         ),
@@ -111,4 +140,13 @@ def test_a_forbidden_import_added_back_is_caught():
     """The checker itself: a function-level import of the shop from the Klevu package counts."""
     source = "def f():\n    from ..shop import bp\n    return bp\n"
     assert "storefront.shop" in imports_in(source, "storefront.klevu")
-    assert "storefront.klevu.relay" in imports_in("from .relay import Relay\n", "storefront.klevu")
+    assert f"{ANALYTICS}.relay" in imports_in("from .relay import Relay\n", ANALYTICS)
+    assert f"{BANNERS}.placement" in imports_in("from ..banners import placement\n", RENDER)
+
+
+def test_a_step_reaching_into_a_later_one_is_caught(monkeypatch):
+    """The per-package rules bite: render importing a banners module is an offender."""
+    monkeypatch.setitem(GRAPH, f"{RENDER}.engine", {*GRAPH[f"{RENDER}.engine"], f"{BANNERS}.rules"})
+    assert offenders(RENDER, ("storefront",), (RENDER,)) == [
+        (f"{RENDER}.engine", f"{BANNERS}.rules")
+    ]

@@ -1,8 +1,8 @@
 """Inline ``style`` attributes of banner markup become rules of the banner's stylesheet, so
 the CSP (no 'unsafe-inline') does not cost a merchant's template its styling."""
 
-from storefront.klevu.inline_styles import lift_inline_styles
-from storefront.klevu.sanitize import sanitize_banner_html, scope_css
+from storefront.klevu.render.inline_styles import lift_inline_styles
+from storefront.klevu.render.sanitize import sanitize_banner_html, scope_css
 
 
 def test_each_style_attribute_becomes_a_numbered_rule():

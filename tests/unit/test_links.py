@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from storefront.klevu.links import route_clicks
+from storefront.klevu.banners.links import route_clicks
 
 CLICKS = {"/p/1": ("/klevu/click?t=T&id=1", "1"), "/sale": ("/klevu/click?t=T&id=0", "0")}
 ROUTED_1 = 'href="/klevu/click?t=T&amp;id=1" data-klevu-href="/p/1" data-klevu-item="1"'

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from storefront.klevu import outbox as outbox_module
-from storefront.klevu.outbox import OutboxError, OutboxFull, OutboxStore, _Put
+from storefront.klevu.analytics import outbox as outbox_module
+from storefront.klevu.analytics.outbox import OutboxError, OutboxFull, OutboxStore, _Put
 
 CLAIM: dict[str, Any] = {"lease_seconds": 60.0, "max_attempts": 20, "max_age": 3600.0}
 

@@ -10,9 +10,9 @@ import pytest
 from flask import Flask
 
 from storefront.config import from_env
-from storefront.klevu.delivery import Delivery
-from storefront.klevu.outbox import OutboxStore
-from storefront.klevu.relay import RelayRunner, lock_holder
+from storefront.klevu.analytics.delivery import Delivery
+from storefront.klevu.analytics.outbox import OutboxStore
+from storefront.klevu.analytics.relay import RelayRunner, lock_holder
 from tests.helpers import DEMO_ENV, wait_until
 
 

@@ -16,9 +16,9 @@ import time
 import pytest
 from hypothesis import given, strategies as st
 
+from storefront.klevu.analytics.outbox import OutboxStore
+from storefront.klevu.analytics.relay import Backoff, Relay, RelayRunner, Send, lock_holder
 from storefront.klevu.client import KlevuError
-from storefront.klevu.outbox import OutboxStore
-from storefront.klevu.relay import Backoff, Relay, RelayRunner, Send, lock_holder
 from tests.helpers import FakeClock, wait_until
 
 

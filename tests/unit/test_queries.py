@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-from storefront.klevu.queries import (
+from storefront.klevu.banners.queries import (
     MalformedPayload,
     MissingInput,
     PageContext,

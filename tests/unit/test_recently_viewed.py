@@ -3,7 +3,7 @@
 import pytest
 from hypothesis import given, strategies as st
 
-from storefront.klevu.recently_viewed import MAX_KEPT, format_ids, parse, push
+from storefront.klevu.analytics.recently_viewed import MAX_KEPT, format_ids, parse, push
 
 IDS = tuple(f"p{i}" for i in range(25))
 VALID_ID = st.from_regex(r"[A-Za-z0-9_-]{1,64}", fullmatch=True)

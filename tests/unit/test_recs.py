@@ -14,12 +14,12 @@ import responses
 from cachelib import SimpleCache
 
 from storefront.config import klevu_settings
-from storefront.klevu.answers import KlevuAnswers
+from storefront.klevu.banners.answers import KlevuAnswers
+from storefront.klevu.banners.placement import config_params, fetch_placement
+from storefront.klevu.banners.queries import PageContext
 from storefront.klevu.client import KlevuClient, config_query
-from storefront.klevu.queries import PageContext
-from storefront.klevu.recs import config_params, fetch_placement
-from storefront.klevu.render import QUARANTINE_AFTER, TemplateRenderer
-from storefront.klevu.render_once import RenderOnce
+from storefront.klevu.render.engine import QUARANTINE_AFTER, TemplateRenderer
+from storefront.klevu.render.once import RenderOnce
 from storefront.simulator.account import shop_environment
 
 SIM = "http://klevu.test"
@@ -225,7 +225,7 @@ def test_placements_run_in_parallel_and_a_late_one_is_left_out(tmp_path):
     """Two 0.5 s banners both fit a 0.9 s deadline (in turn they could not); a late one is
     dropped."""
     from storefront import create_app
-    from storefront.klevu.recs import banners_for
+    from storefront.klevu.banners.placement import banners_for
     from tests.helpers import app_config
 
     app = create_app(

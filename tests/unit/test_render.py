@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from storefront.klevu import render as render_module
-from storefront.klevu.render import (
+from storefront.klevu.render import engine as render_module
+from storefront.klevu.render.engine import (
     COMPILED_PER_ENGINE,
     QUARANTINE_AFTER,
     RenderError,

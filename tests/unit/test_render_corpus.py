@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from storefront.klevu.render import RenderError, TemplateRenderer
+from storefront.klevu.render.engine import RenderError, TemplateRenderer
 
 CORPUS = Path(__file__).parent / "template_corpus"
 CASES = sorted(path.stem for path in CORPUS.glob("*.tmpl"))

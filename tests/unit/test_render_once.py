@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from storefront.klevu.render import RenderError, TemplateRenderer
-from storefront.klevu.render_once import RenderOnce
+from storefront.klevu.render.engine import RenderError, TemplateRenderer
+from storefront.klevu.render.once import RenderOnce
 
 
 class Counting:

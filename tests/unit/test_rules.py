@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from storefront.klevu.rules import Show, action, banner_verdict
+from storefront.klevu.banners.rules import Show, action, banner_verdict
 
 STATIC = [{"targetUrl": "/sale", "contentType": "image", "image": []}]
 

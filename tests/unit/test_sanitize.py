@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from storefront.klevu.sanitize import sanitize_banner_html, scope_css
+from storefront.klevu.render.sanitize import sanitize_banner_html, scope_css
 
 SCOPE = '[data-klevu-banner="k-home-1"]'
 

@@ -19,8 +19,8 @@ from storefront import create_app
 from storefront.catalog import load_catalog
 from storefront.config import ConfigError, from_env
 from storefront.identity import CONSENT_COOKIE
-from storefront.klevu import tokens
-from storefront.klevu.events import BannerItem, BannerView
+from storefront.klevu.analytics import tokens
+from storefront.klevu.analytics.events import BannerItem, BannerView
 from storefront.security.headers import content_security_policy
 from storefront.security.origin import CROSS, SAME, UNKNOWN, request_site
 from tests.helpers import DEMO_ENV, app_config, free_port

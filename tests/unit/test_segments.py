@@ -21,9 +21,9 @@ from flask_caching.backends import SimpleCache
 from storefront.extensions import cache
 from storefront.identity import current_identity, current_visitor, load_personas
 from storefront.klaviyo import KLA_ID_COOKIE, encode_kla_id
-from storefront.klevu import segments, segments_cookie
 from storefront.klevu.client import KlevuError, SessionAnswer
-from storefront.klevu.segments import (
+from storefront.klevu.segments import cookie as segments_cookie, resolver as segments
+from storefront.klevu.segments.resolver import (
     ANONYMOUS,
     SESSION_COOKIE,
     Resolution,

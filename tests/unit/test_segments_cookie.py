@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from itsdangerous import URLSafeSerializer
 
-from storefront.klevu.segments_cookie import MAX_CHARS, SALT, KeptSegments, seal, unseal
+from storefront.klevu.segments.cookie import MAX_CHARS, SALT, KeptSegments, seal, unseal
 
 SECRET = "test-secret"
 KEPT = KeptSegments("session-0001", "ab" * 16, ("seg_outdoor", "seg_vip"), 1_000.0)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from storefront.klevu.template_data import (
+from storefront.klevu.banners.template_data import (
     metadata_with_defaults,
     product_banner_data,
     static_banner_data,

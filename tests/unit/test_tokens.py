@@ -7,9 +7,15 @@ import pytest
 from hypothesis import given, strategies as st
 
 from storefront.catalog import load_catalog
-from storefront.klevu import tokens
-from storefront.klevu.events import BannerItem, BannerView
-from storefront.klevu.tokens import BadToken, click_id, impression_id, issue_token, read_token
+from storefront.klevu.analytics import tokens
+from storefront.klevu.analytics.events import BannerItem, BannerView
+from storefront.klevu.analytics.tokens import (
+    BadToken,
+    click_id,
+    impression_id,
+    issue_token,
+    read_token,
+)
 
 KEY = "test-secret-key"
 PAGE_VIEW = "3f9d2c4e8a7b4c1d9e0f1a2b3c4d5e6f"

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from itsdangerous import BadData, URLSafeSerializer
 
 COOKIE = "klevu_segments"
-SALT = "storefront.klevu.segments-cookie.v1"  # bump when the payload layout changes
+SALT = "storefront.klevu.segments.resolver-cookie.v1"  # bump when the payload layout changes
 MAX_CHARS = 2048  # far above a real answer (about 250 characters); refused unread beyond
 
 

@@ -46,7 +46,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from .client import KlevuError
+from ..client import KlevuError
 
 if TYPE_CHECKING:
     from .outbox import OutboxStore, Pending

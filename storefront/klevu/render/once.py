@@ -21,7 +21,7 @@ from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any, Generic, Protocol, TypeVar
 
-from .render import RenderError
+from .engine import RenderError
 
 ENTRIES = 256  # a shop has a few placements × segment combinations × page contexts
 

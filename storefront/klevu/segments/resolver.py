@@ -50,7 +50,7 @@ the shop use Klaviyo's cookie.
 
 In the browser too: an answer read fresh from the cache carries ``until`` (when its segments
 or its session run out, whichever is first), and the glue keeps it in the visitor's signed
-``klevu_segments`` cookie till then (``segments_cookie.py``), so the pages after it skip the
+``klevu_segments`` cookie till then (``cookie.py``), so the pages after it skip the
 cache round trip, as Klevu's own JavaScript keeps segments in the browser.
 """
 
@@ -68,11 +68,12 @@ from dataclasses import dataclass, replace
 
 from flask import Blueprint, current_app, g, jsonify, request
 
-from ..extensions import cache
-from . import klevu, segments_cookie, trace
-from .budget import page_due
-from .client import KlevuClient, KlevuError, SessionAnswer
-from .visitor import Visitor
+from ...extensions import cache
+from .. import klevu, trace
+from ..budget import page_due
+from ..client import KlevuClient, KlevuError, SessionAnswer
+from ..visitor import Visitor
+from . import cookie
 
 log = logging.getLogger(__name__)
 
@@ -475,7 +476,7 @@ def current_segments(visitor: Visitor) -> Resolution:
     The visitor can change mid-request (an email link or a persona choice identifies them), so
     the answer is remembered together with the visitor it was resolved for. A returning
     visitor's answer usually comes from their own ``klevu_segments`` cookie
-    (``segments_cookie.py``), else from the resolver. Segments only improve the page: whatever
+    (``cookie.py``), else from the resolver. Segments only improve the page: whatever
     fails here (the cache server too), the page renders, for an anonymous visitor.
     """
     if g.get("segments_visitor") != visitor or "segments" not in g:
@@ -492,9 +493,9 @@ def _kept(visitor: Visitor, session_id: str | None) -> Resolution | None:
     if visitor.exchange_id is None:
         return None
     now = time.time()
-    kept = segments_cookie.unseal(
+    kept = cookie.unseal(
         current_app.config["SECRET_KEY"],
-        request.cookies.get(segments_cookie.COOKIE),
+        request.cookies.get(cookie.COOKIE),
         session_id=session_id,
         exchange_hash=_digest(visitor.exchange_id),
         now=now,
@@ -551,15 +552,15 @@ def keep_session_cookies(response):
     visitor = g.get("segments_visitor")
     exchange_id = visitor.exchange_id if visitor else None
     if g.get("segments_forgotten"):
-        if segments_cookie.COOKIE in request.cookies:
-            response.delete_cookie(segments_cookie.COOKIE, httponly=True, samesite="Lax")
+        if cookie.COOKIE in request.cookies:
+            response.delete_cookie(cookie.COOKIE, httponly=True, samesite="Lax")
     elif resolved and resolved.until > now and resolved.session_id and exchange_id:
-        kept = segments_cookie.KeptSegments(
+        kept = cookie.KeptSegments(
             resolved.session_id, _digest(exchange_id), resolved.segments, resolved.until
         )
         response.set_cookie(
-            segments_cookie.COOKIE,
-            segments_cookie.seal(current_app.config["SECRET_KEY"], kept),
+            cookie.COOKIE,
+            cookie.seal(current_app.config["SECRET_KEY"], kept),
             max_age=kept.seconds_left(now),
             httponly=True,
             samesite="Lax",

@@ -24,12 +24,13 @@ from urllib.parse import urlsplit
 from flask import Blueprint, current_app, jsonify, redirect, render_template, request
 from werkzeug.exceptions import BadRequest, RequestEntityTooLarge
 
-from ..extensions import cache
-from ..security import same_origin
-from . import events, klevu, tokens
+from ...extensions import cache
+from ...security import same_origin
+from .. import klevu
+from ..segments.resolver import session_cookie
+from . import events, tokens
 from .outbox import OutboxError
 from .recently_viewed import remember_click
-from .segments import session_cookie
 
 log = logging.getLogger(__name__)
 

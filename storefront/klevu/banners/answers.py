@@ -51,8 +51,8 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from .client import BreakerOpen, KlevuClient, KlevuError, Reply
-from .render_once import Memo
+from ..client import BreakerOpen, KlevuClient, KlevuError, Reply
+from ..render.once import Memo
 
 log = logging.getLogger(__name__)
 

@@ -26,17 +26,18 @@ from urllib.parse import quote
 from flask import current_app, g, render_template, url_for
 from markupsafe import Markup
 
-from ..extensions import cache
-from . import klevu as klevu_ext, links, queries, rules, template_data, trace
+from ...extensions import cache
+from .. import klevu as klevu_ext, trace
+from ..analytics.events import BannerView
+from ..analytics.tokens import issue_token
+from ..budget import page_due
+from ..client import BreakerOpen, KlevuError
+from ..render.engine import RenderError, TemplateQuarantined, TemplateRenderer, scope_css
+from ..render.inline_styles import lift_inline_styles
+from ..render.once import Memo, RenderOnce
+from ..segments.resolver import current_segments
+from . import links, queries, rules, template_data
 from .answers import Answer, KlevuAnswers, LateAnswer, NotFresh
-from .budget import page_due
-from .client import BreakerOpen, KlevuError
-from .events import BannerView
-from .inline_styles import lift_inline_styles
-from .render import RenderError, TemplateQuarantined, TemplateRenderer, scope_css
-from .render_once import Memo, RenderOnce
-from .segments import current_segments
-from .tokens import issue_token
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,6 @@
+"""Step 1 of the guide: the visitor's Klevu session id and segments.
+
+``resolver`` asks Klevu's visitor service (session, then segments with the Klaviyo exchange
+id) and keeps the answer in the shared cache; ``cookie`` keeps a fresh answer in the visitor's
+signed ``klevu_segments`` cookie so returning pages skip the cache.
+"""
