@@ -148,6 +148,12 @@ class Simulator:
     def settings(self, **settings) -> None:
         requests.post(f"{self.url}/_sim/settings", json=settings, timeout=5).raise_for_status()
 
+    def scenario(self, name: str | None) -> dict:
+        """Apply a scenario pack (on a fresh state), or with ``None`` end it; the pack."""
+        answer = requests.post(f"{self.url}/_sim/scenario", json={"name": name}, timeout=5)
+        answer.raise_for_status()
+        return answer.json()["active"]
+
 
 def start_simulator(port: int | None = None) -> Simulator:
     port = port or free_port()

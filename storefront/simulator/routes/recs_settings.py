@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, jsonify, request, url_for
 
 from ..recs_configs import settings_answer
-from ..state import demo, state
+from ..state import demo, recs, state
 from .guards import Rejected, check_api_key, simulate_faults
 
 bp = Blueprint("config", __name__, url_prefix="/recommendations")
@@ -20,7 +20,7 @@ def visitor_segments(sids: str) -> list[str]:
 def recs_settings(api_key: str, recs_key: str):
     check_api_key(api_key)
     data = demo()
-    config = data.recs.get(recs_key)
+    config = recs().get(recs_key)
     if config is None:
         raise Rejected(404, f"recs key {recs_key!r} not found")
     sids = visitor_segments(request.args.get("sids", ""))
