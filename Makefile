@@ -21,9 +21,11 @@ $(VENV)/.installed-test: $(VENV)/.installed
 install: $(VENV)/.installed
 install-test: $(VENV)/.installed-test
 
-## Start the Klevu simulator and the shop; Ctrl-C stops both.
+## Start the Klevu simulator and the shop; Ctrl-C stops both. PACK=<scenario pack name or file>
+## starts the simulator in that scenario pack (a recorded one too: `flask klevu record`).
 run: install
-	$(PY) -m storefront --host $(HOST) --port $(PORT) --simulator-port $(SIMULATOR_PORT)
+	$(PY) -m storefront --host $(HOST) --port $(PORT) --simulator-port $(SIMULATOR_PORT) \
+	  $(if $(PACK),--pack $(PACK))
 
 ## Debian's Chromium for Playwright (its own browser download cannot work here), and Redis.
 system-test-deps:
@@ -41,7 +43,7 @@ test: lint system-test-deps
 
 ## Redo the README's screenshots of the inspector and the demo console from the running shop.
 screenshots: install-test system-test-deps
-	$(PY) -m pytest -q tests/e2e/test_demo_screens.py --update-screenshots
+	$(PY) -m pytest -q tests/e2e/test_demo_screens.py tests/e2e/test_demo_tools.py --update-screenshots
 
 ## One table: banner pages vs plain pages, Klevu slow/hung/down, the beacon (~2 min).
 ## Banner rendering (V8 vs QuickJS, sandbox probes; ~20 s), then pages under Klevu latency.

@@ -28,6 +28,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     register_extensions(app)
     register_blueprints(app)
     register_errorhandlers(app)
+    register_commands()
     return app
 
 
@@ -106,3 +107,8 @@ def register_errorhandlers(app: Flask) -> None:
     from .errors import register
 
     register(app)
+
+
+def register_commands() -> None:
+    """``flask klevu record`` joins the Klevu package's ``flask klevu`` group (``check``)."""
+    from . import record  # noqa: F401  (the command registers on import)

@@ -16,6 +16,7 @@ import time
 import urllib.request
 
 from .simulator.account import DEFAULT_PORT, shop_environment
+from .simulator.scenarios import BadPack, load as load_pack
 
 
 def wait_healthy(url: str, process: subprocess.Popen, seconds: float = 20.0) -> None:
@@ -32,12 +33,28 @@ def wait_healthy(url: str, process: subprocess.Popen, seconds: float = 20.0) -> 
     raise SystemExit(f"{url} did not answer within {seconds:.0f} s")
 
 
+def pack_environment(pack: str) -> dict[str, str]:
+    """The simulator starts in the pack; a recorded account's pack also gives the shop that
+    account's api key and recs keys."""
+    if not pack:
+        return {}
+    try:
+        loaded = load_pack(pack)
+    except BadPack as exc:
+        raise SystemExit(str(exc)) from None
+    recorded = loaded.recorded.shop_settings() if loaded.recorded else {}
+    return {"SIMULATOR_SCENARIO": pack, **recorded}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=5000)
     parser.add_argument("--simulator-port", type=int, default=DEFAULT_PORT)
     parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument(
+        "--pack", default="", help="start the simulator in this scenario pack (name or file)"
+    )
     args = parser.parse_args(argv)
 
     env = dict(os.environ)
@@ -52,6 +69,10 @@ def main(argv: list[str] | None = None) -> int:
             # The demo merchant registers a euro sign, as a shop does in its Klevu JavaScript,
             # so banner prices read like the shop's own; unset, Klevu prints "EUR 850.00".
             env.setdefault("KLEVU_CURRENCY_FORMATS", '{"EUR": {"string": "€"}}')
+            # The console's scenario packs change the banners Klevu serves: a config answer
+            # kept 5 s, not 5 minutes, shows the change on the audience's next page.
+            env.setdefault("KLEVU_CONFIG_TTL", "5")
+            env.update(pack_environment(args.pack))
             processes.append(
                 subprocess.Popen(
                     [

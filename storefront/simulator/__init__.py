@@ -44,7 +44,10 @@ def create_app(config: dict | None = None) -> Flask:
     app.config.update(config or {})
     assert isinstance(app.json, DefaultJSONProvider)
     app.json.sort_keys = False  # answers read in the order of Klevu's documentation
-    install(app, demo_data(app.config), *scenario_packs(app.config["SIMULATOR_SCENARIO"]))
+    packs, first = scenario_packs(app.config["SIMULATOR_SCENARIO"])
+    if first is not None and first.recorded is not None:
+        app.config["SIMULATOR_API_KEY"] = first.recorded.api_key  # the recorded account's
+    install(app, demo_data(app.config), packs, first)
     # The shop's security headers and CSP (nonce for the dashboard's own script and style).
     security_headers.init_app(app)
     register_blueprints(app)

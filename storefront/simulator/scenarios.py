@@ -8,7 +8,9 @@ the simulator up for it:
 - ``settings``: the visitor service's ttls, as ``POST /_sim/settings`` takes them;
 - ``recs``: edits to the banners of ``recs_configs.json``, per recs key: the fields given
   replace the banner's, and the ``segments`` given come first, each replacing the banner's
-  variant for the same segment (the others stay, after them).
+  variant for the same segment (the others stay, after them);
+- ``account`` and ``recorded``: a live account's answers, served instead of the demo's
+  (``recorded.py``; written by ``flask klevu record``).
 
 Packs are checked when loaded (a bad one stops the simulator's start with the file's name and
 the reason) and applied on a fresh state (``state.reset``), so they never stack and a reset
@@ -27,11 +29,12 @@ from importlib import resources
 from pathlib import Path
 
 from .faults import SERVICES, BadFaultPlan, FaultPlan
+from .recorded import BadRecording, Recorded, parse_recorded
 from .recs_configs import BadRecsConfig, RecsConfig, demo_configs_raw, parse_configs
 
 PACKS = resources.files(__package__).joinpath("scenario_packs")
 NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,63}")
-FIELDS = {"title", "description", "faults", "settings", "recs"}
+FIELDS = {"title", "description", "faults", "settings", "recs", "account", "recorded"}
 SETTINGS = ("segment_ttl", "session_ttl")
 
 
@@ -47,6 +50,7 @@ class Pack:
     faults: Mapping[str, FaultPlan]
     settings: Mapping[str, int]
     recs: Mapping[str, RecsConfig] | None  # None: the demo's banners as they are
+    recorded: Recorded | None = None  # a live account's answers, served instead of the demo's
 
     def describe(self) -> dict:
         return {"name": self.name, "title": self.title, "description": self.description}
@@ -98,7 +102,14 @@ def parse_pack(name: str, body: object) -> Pack:
     ):
         raise BadPack(f"settings are whole seconds >= 0 for {SETTINGS}")
     recs = _edited_recs(body["recs"]) if "recs" in body else None
-    return Pack(name, title, description, plans, settings, recs)
+    recorded = None
+    if "account" in body or "recorded" in body:
+        try:
+            recorded = parse_recorded(body.get("account"), body.get("recorded"))
+        except BadRecording as exc:
+            raise BadPack(str(exc)) from exc
+        recs = recorded.banners()
+    return Pack(name, title, description, plans, settings, recs, recorded)
 
 
 def load_file(path: Path) -> Pack:

@@ -21,6 +21,7 @@ from .recs_configs import RecsConfig
 from .sessions import SessionStore
 
 if TYPE_CHECKING:
+    from .recorded import Recorded
     from .scenarios import Pack
 
 EXTENSION = "klevu_simulator"
@@ -92,3 +93,9 @@ def packs() -> Mapping[str, Pack]:
 def recs() -> Mapping[str, RecsConfig]:
     """The banners of the account as the config CDN serves them right now."""
     return state().recs or demo().recs
+
+
+def recorded() -> Recorded | None:
+    """A live account's recorded answers, when the scenario pack on brings them."""
+    scenario = state().scenario
+    return scenario.recorded if scenario else None
