@@ -26,7 +26,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -88,18 +88,11 @@ def _wait_up(url: str, process: subprocess.Popen, log: Path) -> None:
     pytest.fail(f"the storefront did not come up at {url}:\n{tail}", pytrace=False)
 
 
-@pytest.fixture(scope="session")
-def storefront(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Storefront]:
-    data = tmp_path_factory.mktemp("klevu-storefront")
+def launch(data: Path, *args: str, env: Mapping[str, str]) -> tuple[Storefront, subprocess.Popen]:
+    """``python -m storefront`` (what ``make run`` runs) on free ports, with ``args``; waits
+    until the shop and the simulator answer. Stop it with ``stop``."""
     port, simulator_port = _free_port(), _free_port()
-    env = {
-        name: value for name, value in os.environ.items() if not name.startswith("KLEVU_")
-    }  # offline: the simulator, whatever the calling shell points at
-    env.update(
-        STOREFRONT_DATA_DIR=str(data),
-        KLEVU_CONFIG_TTL="0",
-        KLEVU_SEARCH_TTL="0",
-    )
+    data.mkdir(parents=True, exist_ok=True)
     log = data / "storefront.log"
     with open(log, "wb") as output:  # the child keeps its own copy of the descriptor
         process = subprocess.Popen(  # noqa: S603 (this interpreter, our own module)
@@ -111,8 +104,9 @@ def storefront(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Storefront]
                 str(port),
                 "--simulator-port",
                 str(simulator_port),
+                *args,
             ],
-            env=env,
+            env={**env, "STOREFRONT_DATA_DIR": str(data)},
             stdout=output,
             stderr=subprocess.STDOUT,
         )
@@ -120,13 +114,32 @@ def storefront(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Storefront]
     try:
         _wait_up(f"{shop.simulator_url}/healthz", process, log)
         _wait_up(f"{shop.url}/healthz", process, log)
-        yield shop
-    finally:
-        process.send_signal(signal.SIGINT)  # the launcher's Ctrl-C: it stops both servers
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
+    except BaseException:
+        stop(process)
+        raise
+    return shop, process
+
+
+def stop(process: subprocess.Popen) -> None:
+    process.send_signal(signal.SIGINT)  # the launcher's Ctrl-C: it stops both servers
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
+def offline_environment() -> dict[str, str]:
+    """This process's environment without Klevu settings: the simulator, whatever the
+    calling shell points at."""
+    return {name: value for name, value in os.environ.items() if not name.startswith("KLEVU_")}
+
+
+@pytest.fixture(scope="session")
+def storefront(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Storefront]:
+    env = {**offline_environment(), "KLEVU_CONFIG_TTL": "0", "KLEVU_SEARCH_TTL": "0"}
+    shop, process = launch(tmp_path_factory.mktemp("klevu-storefront"), env=env)
+    yield shop
+    stop(process)
 
 
 class KlevuEvents:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
 from html import unescape
@@ -18,9 +17,10 @@ import pytest
 import requests
 
 from storefront.__main__ import pack_environment
+from storefront.pytest_plugin import launch, offline_environment, stop
 from storefront.simulator import create_app as create_simulator
 from storefront.simulator.account import shop_environment
-from tests.helpers import LiveServer, browser_session, free_port, wait_for
+from tests.helpers import LiveServer, browser_session, free_port
 
 LIVE_KEY = "klevu-17000000000001"
 TITLES = {"default": "Stand-in: our bestsellers", "seg_outdoor": "Stand-in: for the hills"}
@@ -87,27 +87,9 @@ def test_a_recorded_account_is_served_offline(stand_in, tmp_path):
     assert set(pack["recorded"]["configs"]["k-home-picks"]) >= {"", "seg_outdoor"}
     stand_in.stop()  # from here on, no Klevu but the pack
 
-    port, simulator_port = free_port(), free_port()
-    launcher = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "storefront",
-            "--port",
-            str(port),
-            "--simulator-port",
-            str(simulator_port),
-            "--pack",
-            str(out),
-        ],
-        env={k: v for k, v in os.environ.items() if not k.startswith("KLEVU_")}
-        | {"STOREFRONT_DATA_DIR": str(tmp_path / "offline")},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    shop, simulator = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{simulator_port}"
+    served, launcher = launch(tmp_path / "offline", "--pack", str(out), env=offline_environment())
+    shop, simulator = served.url, served.simulator_url
     try:
-        wait_for(f"{shop}/healthz", 30)
         for persona, title in ((None, TITLES["default"]), ("maya", TITLES["seg_outdoor"])):
             html = browser_session(persona).get(f"{shop}/", timeout=30).text
             assert banner_title(html) == title, persona
@@ -122,8 +104,7 @@ def test_a_recorded_account_is_served_offline(stand_in, tmp_path):
         checked = flask("check", env=offline_env)
         assert checked.returncode == 0, checked.stdout[-3000:]
     finally:
-        launcher.send_signal(signal.SIGINT)
-        launcher.wait(timeout=20)
+        stop(launcher)
 
 
 def test_recording_stops_with_the_reason_and_writes_nothing(tmp_path):

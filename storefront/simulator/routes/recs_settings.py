@@ -31,23 +31,7 @@ def recs_settings(api_key: str, recs_key: str):
     if config is None:
         raise Rejected(404, f"recs key {recs_key!r} not found")
     variant = config.variant_for(sids)
-    state().journal.call(
-        "config",
-        "config",
-        200,
-        {
-            "recsKey": recs_key,
-            "sids": sids,
-            "query": request.query_string.decode("latin-1"),
-            "cp": request.args.get("cp"),
-            "pid": request.args.get("pid"),
-            "gpid": request.args.get("gpid"),
-            "variant": variant.segment or "default",
-            "title": variant.title,
-            "logic": variant.logic,
-            "action": variant.action,
-        },
-    )
+    _journal(recs_key, sids, variant.segment, variant.title, variant.logic, variant.action)
     return jsonify(
         settings_answer(
             config, variant, api_key=data.api_key, base_path=base_path, shop_url=data.shop_url
@@ -61,6 +45,25 @@ def _recorded_answer(live: Recorded, recs_key: str, sids: list[str], base_path: 
     if answer is None:
         raise Rejected(404, f"recs key {recs_key!r} was not recorded")
     metadata = answer["metadata"]
+    _journal(
+        recs_key,
+        sids,
+        metadata.get("segmentKey"),
+        metadata.get("title"),
+        metadata.get("logic"),
+        metadata.get("action"),
+    )
+    search = answer.get("search")
+    return jsonify(
+        {
+            **answer,
+            "search": {**(search if isinstance(search, dict) else {}), "basePath": base_path},
+        }
+    )
+
+
+def _journal(recs_key: str, sids: list[str], segment, title, logic, action) -> None:
+    """What the dashboard lists for a config call: the variant answered and for whom."""
     state().journal.call(
         "config",
         "config",
@@ -69,17 +72,12 @@ def _recorded_answer(live: Recorded, recs_key: str, sids: list[str], base_path: 
             "recsKey": recs_key,
             "sids": sids,
             "query": request.query_string.decode("latin-1"),
-            "variant": metadata.get("segmentKey") or "default",
-            "title": metadata.get("title"),
-            "logic": metadata.get("logic"),
-            "action": metadata.get("action"),
-            "recorded": True,
+            "cp": request.args.get("cp"),
+            "pid": request.args.get("pid"),
+            "gpid": request.args.get("gpid"),
+            "variant": segment or "default",
+            "title": title,
+            "logic": logic,
+            "action": action,
         },
-    )
-    search = answer.get("search")
-    return jsonify(
-        {
-            **answer,
-            "search": {**(search if isinstance(search, dict) else {}), "basePath": base_path},
-        }
     )
