@@ -109,6 +109,7 @@ def launch(data: Path, *args: str, env: Mapping[str, str]) -> tuple[Storefront, 
             env={**env, "STOREFRONT_DATA_DIR": str(data)},
             stdout=output,
             stderr=subprocess.STDOUT,
+            start_new_session=True,  # one process group: the launcher, simulator and shop
         )
     shop = Storefront(f"http://127.0.0.1:{port}", f"http://127.0.0.1:{simulator_port}", log)
     try:
@@ -121,11 +122,14 @@ def launch(data: Path, *args: str, env: Mapping[str, str]) -> tuple[Storefront, 
 
 
 def stop(process: subprocess.Popen) -> None:
-    process.send_signal(signal.SIGINT)  # the launcher's Ctrl-C: it stops both servers
+    """Stop the launcher and both servers: their process group, not the launcher alone
+    (a shell that started the suite in the background leaves Ctrl-C ignored in it)."""
+    os.killpg(process.pid, signal.SIGTERM)
     try:
         process.wait(timeout=15)
     except subprocess.TimeoutExpired:
-        process.kill()
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=5)
 
 
 def offline_environment() -> dict[str, str]:
