@@ -4,6 +4,7 @@ images with ``--update-screenshots``)."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -90,8 +91,14 @@ def test_a_scenario_pack_from_the_console(
     dashboard.locator("body").screenshot(path=str(path))
     keep(path, "scenario-console", pytestconfig.getoption("--update-screenshots"))
 
+    expect(dashboard.get_by_test_id("scenario-segment-hides-banner")).to_have_class(
+        re.compile("is-active")
+    )
     dashboard.get_by_test_id("console-reset").click()
     expect(dashboard.get_by_test_id("active-scenario")).to_have_count(0)
+    expect(dashboard.get_by_test_id("scenario-segment-hides-banner")).not_to_have_class(
+        re.compile("is-active")
+    )
     page.goto("/")
     expect(shopper.banner("k-home-picks")).to_have_count(1)
 
