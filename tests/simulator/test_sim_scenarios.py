@@ -9,10 +9,12 @@ import subprocess
 import sys
 
 import pytest
+import requests
 from markupsafe import escape
 
 from storefront.simulator import API_KEY, create_app, scenarios
 from storefront.simulator.__main__ import parse_args
+from tests.helpers import free_port, wait_for
 
 PACKS_IN_THE_ISSUE = {
     "visitor-down",
@@ -187,3 +189,30 @@ def test_the_command_line_refuses_a_bad_pack_with_its_reason(tmp_path):
     )
     assert done.returncode != 0
     assert "broken.json" in done.stderr
+
+
+def test_a_simulator_started_with_a_pack_is_in_it_over_http():
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "storefront.simulator",
+            "--port",
+            str(port),
+            "--scenario",
+            "klevu-slow",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_for(f"{url}/healthz")
+        assert (
+            requests.get(f"{url}/_sim/scenario", timeout=5).json()["active"]["name"] == "klevu-slow"
+        )
+        assert requests.get(f"{url}/_sim/faults", timeout=5).json()["search"]["latency_ms"] == 1000
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
