@@ -69,8 +69,9 @@ def main(argv: list[str] | None = None) -> int:
             # The demo merchant registers a euro sign, as a shop does in its Klevu JavaScript,
             # so banner prices read like the shop's own; unset, Klevu prints "EUR 850.00".
             env.setdefault("KLEVU_CURRENCY_FORMATS", '{"EUR": {"string": "€"}}')
-            # The console's scenario packs change the banners Klevu serves: a config answer
-            # kept 5 s, not 5 minutes, shows the change on the audience's next page.
+            # The console's scenario packs change the banners Klevu serves: with config
+            # answers kept 5 s, not 5 minutes, the audience sees the change seconds later
+            # (an old answer is still served once while it is refreshed behind the page).
             env.setdefault("KLEVU_CONFIG_TTL", "5")
             env.update(pack_environment(args.pack))
             processes.append(

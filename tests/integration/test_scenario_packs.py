@@ -77,9 +77,17 @@ def test_visitor_service_down(sim, shop):
     sim.scenario("visitor-down")
     assert "Maya sees “Trending now”" in description("visitor-down")
 
-    newcomer = home(shop, browser_session("maya"))
+    visitor = browser_session("maya")
+    newcomer = home(shop, visitor)
     assert title(newcomer, "k-home-picks") == "Trending now" == default_title(sim, "k-home-picks")
     assert sim.state()["counts"]["faulted"] >= 1  # the visitor service was asked, and failed
+    body = f'{{"type":"view","token":"{token(newcomer, "k-home-picks")}"}}'
+    assert visitor.post(f"{shop.url}/klevu/events", data=body, timeout=10).status_code == 202
+    [event] = wait_until(lambda: collected(sim, "view_recs_list"), 20, "no impression arrived")
+    assert event["summary"]["session_id"] is None
+    assert event["problems"] == [
+        "no session id: Klevu cannot tie the event to a visitor and their segments"
+    ]
     # Visitors whose segments the shop already holds keep them.
     assert title(home(shop, known), "k-home-picks") == "Ready for the trail"
 
