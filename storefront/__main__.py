@@ -32,6 +32,41 @@ def wait_healthy(url: str, process: subprocess.Popen, seconds: float = 20.0) -> 
     raise SystemExit(f"{url} did not answer within {seconds:.0f} s")
 
 
+def shop_command(host: str, port: int, workers: int) -> list[str]:
+    """The production server, as docs/operations.md runs it."""
+    return [
+        *(sys.executable, "-m", "gunicorn", "--bind", f"{host}:{port}"),
+        *("--worker-class", "gthread", "--threads", "8", "--workers", str(workers)),
+        *("--no-control-socket", "--access-logfile", "-", "storefront:create_app()"),
+    ]
+
+
+def start_simulator(port: int, env: dict[str, str]) -> tuple[subprocess.Popen, dict[str, str]]:
+    """The simulator on ``port``, and the shop's environment pointed at it."""
+    simulator_url = f"http://127.0.0.1:{port}"
+    # The shop learns the simulator's URL, api key and recs keys from its settings, as it
+    # would a live account's; anything set in the environment wins.
+    env = {**shop_environment(simulator_url), **env}
+    # The demo merchant registers a euro sign, as a shop does in its Klevu JavaScript, so
+    # banner prices read like the shop's own; unset, Klevu prints "EUR 850.00".
+    env.setdefault("KLEVU_CURRENCY_FORMATS", '{"EUR": {"string": "€"}}')
+    command = [sys.executable, "-m", "storefront.simulator", "--host", "127.0.0.1"]
+    process = subprocess.Popen([*command, "--port", str(port)], env=env)
+    wait_healthy(f"{simulator_url}/healthz", process)
+    return process, env
+
+
+def stop(processes: list[subprocess.Popen]) -> None:
+    for process in processes:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+    for process in processes:
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
@@ -45,50 +80,11 @@ def main(argv: list[str] | None = None) -> int:
     offline = not env.get("KLEVU_API_KEY")
     try:
         if offline:
-            simulator_url = f"http://127.0.0.1:{args.simulator_port}"
-            # The shop learns the simulator's URL, api key and recs keys from its settings,
-            # as it would a live account's; anything set in the environment wins.
-            env = {**shop_environment(simulator_url), **env}
-            # The demo merchant registers a euro sign, as a shop does in its Klevu JavaScript,
-            # so banner prices read like the shop's own; unset, Klevu prints "EUR 850.00".
-            env.setdefault("KLEVU_CURRENCY_FORMATS", '{"EUR": {"string": "€"}}')
-            processes.append(
-                subprocess.Popen(
-                    [
-                        sys.executable,
-                        "-m",
-                        "storefront.simulator",
-                        "--host",
-                        "127.0.0.1",
-                        "--port",
-                        str(args.simulator_port),
-                    ],
-                    env=env,
-                )
-            )
-            wait_healthy(f"{simulator_url}/healthz", processes[-1])
+            simulator, env = start_simulator(args.simulator_port, env)
+            processes.append(simulator)
         shop_url = f"http://{args.host}:{args.port}"
         processes.append(
-            subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "gunicorn",
-                    "--bind",
-                    f"{args.host}:{args.port}",
-                    "--worker-class",
-                    "gthread",
-                    "--threads",
-                    "8",
-                    "--workers",
-                    str(args.workers),
-                    "--no-control-socket",
-                    "--access-logfile",
-                    "-",
-                    "storefront:create_app()",
-                ],
-                env=env,
-            )
+            subprocess.Popen(shop_command(args.host, args.port, args.workers), env=env)
         )
         wait_healthy(f"{shop_url}/healthz", processes[-1])
         print(f"\n  Shop:      {shop_url}", flush=True)
@@ -101,14 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 0
     finally:
-        for process in processes:
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-        for process in processes:
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
+        stop(processes)
 
 
 if __name__ == "__main__":

@@ -285,3 +285,12 @@ class KlevuClient:
             headers=headers,
             timeout=timeout,
         )
+
+
+def mask_api_key(text: str, api_key: str) -> str:
+    """``text`` with the api key shortened to its start and last four characters: what the
+    inspector and ``klevu check`` show of URLs, bodies and errors."""
+    if not api_key or len(api_key) < 8:
+        return text.replace(api_key, "••••") if api_key else text
+    head = api_key.split("-", 1)[0] + "-" if "-" in api_key[:-4] else api_key[:2]
+    return text.replace(api_key, f"{head}…{api_key[-4:]}")

@@ -66,10 +66,10 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, TimeoutError as FutureTimeout
 from dataclasses import dataclass, replace
 
-from flask import Blueprint, current_app, g, jsonify, request
+from flask import Blueprint, Flask, current_app, g, jsonify, request
 
 from ...extensions import cache
-from .. import klevu, trace
+from .. import klevu, klevu_client, trace
 from ..budget import page_due
 from ..client import KlevuClient, KlevuError, SessionAnswer
 from ..visitor import Visitor
@@ -452,15 +452,19 @@ class SegmentResolver:
 bp = Blueprint("segments", __name__)
 
 
-def _resolver() -> SegmentResolver:
-    return current_app.extensions["segment_resolver"]
+RESOLVER = "klevu.segments"  # app.extensions key, read through ``segment_resolver()``
 
 
-def init_app(app) -> None:
+def segment_resolver(app: Flask | None = None) -> SegmentResolver:
+    """The app's step-1 resolver (``current_app``'s by default)."""
+    return (app or current_app).extensions[RESOLVER]
+
+
+def init_app(app: Flask) -> None:
     with app.app_context():
         store = cache.cache  # the backend itself, usable from the pool's threads
-    app.extensions["segment_resolver"] = SegmentResolver(
-        app.extensions["klevu_client"], store, deadline=app.config["KLEVU_PAGE_BUDGET_MS"] / 1000
+    app.extensions[RESOLVER] = SegmentResolver(
+        klevu_client(app), store, deadline=app.config["KLEVU_PAGE_BUDGET_MS"] / 1000
     )
 
 
@@ -507,7 +511,7 @@ def _kept(visitor: Visitor, session_id: str | None) -> Resolution | None:
 
 def _resolved(visitor: Visitor, session_id: str | None) -> Resolution:
     try:
-        return _resolver().resolve(
+        return segment_resolver().resolve(
             session_id, visitor.exchange_id, browser_id=visitor.browser_id, due=page_due()
         )
     except Exception:
@@ -526,7 +530,7 @@ def forget_segments(visitor: Visitor) -> None:
     g.pop("segments_visitor", None)
     g.segments_forgotten = True  # the browser's copy goes too (``keep_session_cookies``)
     try:
-        resolver = _resolver()
+        resolver = segment_resolver()
         resolver.forget(session_cookie(), visitor.browser_id)
         if resolved and resolved.session_id and resolved.session_id != session_cookie():
             resolver.forget(resolved.session_id)
