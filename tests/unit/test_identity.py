@@ -50,7 +50,8 @@ PAGE = """{% extends "base.html" %}{% block content %}<p>page</p>{% endblock %}"
 def make_app(**overrides) -> Flask:
     """The identity and persona blueprints in a bare app with the repo's templates.
 
-    Two stub shop pages stand for "any page"; other links in ``base.html`` (cart, segments JSON, ...) build as placeholders.
+    Two stub shop pages stand for "any page"; other links in ``base.html`` (cart, segments
+    JSON, ...) build as placeholders.
     """
     app = Flask(
         "storefront", template_folder=str(ROOT / "templates"), static_folder=str(ROOT / "static")
