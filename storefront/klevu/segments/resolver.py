@@ -1,57 +1,21 @@
 """Step 1: each visitor's Klevu session id and Klaviyo segments (docs/klevu-wire-format.md §1).
 
-Resolved once and shared through Flask-Caching (in-process, or Redis with ``CACHE_REDIS_URL``
-so every worker and host sees the same answers). Keys, after Flask-Caching's prefix:
+Promises: one visitor-service call per visitor at a time, across workers and hosts sharing the
+cache; never a wait past the page's Klevu budget (``budget.py``: a late answer is stored for
+the next page); the last known segments while the service fails, until ``STALE_LIMIT`` past
+their ttl, then anonymous. Values say themselves when they stop being fresh (wall clock, so
+hosts agree); the keys and their lifetimes are in docs/operations.md, "Segments cache".
 
-====================================  =====================================  ======================
-cache key                             value                                  the cache drops it
-====================================  =====================================  ======================
-``klevu:session:<sid>``               ``{"id", "expires"}``: the session a   session ttl +
-                                      cookie names, the id it has now (the   ``STALE_LIMIT``
-                                      same, or the one Klevu gave instead),
-                                      and when ``id`` must be re-posted
-                                      (``SESSION_REFRESH_AT`` of its ttl)
-``klevu:visitor:<cid hash>``          the same, for a browser that has a     session ttl +
-                                      Klaviyo ``cid`` but no session cookie  ``STALE_LIMIT``
-                                      yet, so its concurrent first requests
-                                      share one session
-``klevu:segments:<sid>``              ``{"session", "x": exchange-id hash,   segments' ttl +
-                                      "segments", "expires"}``               ``STALE_LIMIT``
-``klevu:flight:<one of the above>``   when a worker claimed the one call     ``FLIGHT_SECONDS``
-                                      that fills that key
-====================================  =====================================  ======================
+Why it is shaped so: a session is refreshed by re-posting its id before its ttl ends, and a
+new id Klevu gives is followed from the old one, so requests with the old cookie keep their
+segments. An identified visitor's first call carries the connector info and opens the session
+too: one call, not two. A call writes segments before the session keys that lead to them
+(``_keep_answer``), so no reader meets a session without its segments. Segments are asked for
+only with an exchange id and consent; a changed exchange id (its hash) asks again at once.
 
-Each value says itself when it stops being fresh (``expires``, wall-clock seconds, so every
-host agrees); the cache keeps it ``STALE_LIMIT`` longer, because an expired value is still
-worth having when Klevu is down.
-
-Rules: a session is refreshed by re-posting the same id before its ttl ends; a new id is used
-only when Klevu answers with one, and the old id's key then points at it, so requests still
-carrying the old cookie follow. Segments are fetched with the Klaviyo connector only for
-visitors with an exchange id and consent, kept for their own ``ttl``, and fetched again at once
-when the exchange id changes (the hash no longer matches). When the visitor service fails, the
-last known segments serve until ``STALE_LIMIT`` past their ttl, then the visitor is anonymous.
-
-One upstream call per visitor at a time: the first request claims the ``flight`` key
-(``cache.add``: Redis ``SETNX``; cachelib's ``SimpleCache`` takes a lock), looks once more in
-case another worker filled the key meanwhile, and makes the call; the others poll the key the
-call will fill. If the call fails they share the failure rather than repeat it. A call
-writes in the order readers follow: segments before any session key that leads to them
-(``_keep_answer``). The call runs on a small pool, so the page waits for it only until the
-page's Klevu budget ends (``KLEVU_PAGE_BUDGET_MS``, ``budget.py``); a late answer is still
-stored, for the next page.
-
-One call, not two: a visitor with an exchange id and no live session gets session and
-segments from one call carrying the connector info (klevu-wire-format.md §1); a live session
-whose segments ran out re-posts its id with the connector info, again one call.
-
-The ``cid`` is Klaviyo's, so ``klevu:visitor`` keys exist only for visitors whose consent lets
-the shop use Klaviyo's cookie.
-
-In the browser too: an answer read fresh from the cache carries ``until`` (when its segments
-or its session run out, whichever is first), and the glue keeps it in the visitor's signed
-``klevu_segments`` cookie till then (``cookie.py``), so the pages after it skip the
-cache round trip, as Klevu's own JavaScript keeps segments in the browser.
+A fresh answer read from the cache is also kept in the visitor's signed ``klevu_segments``
+cookie (``cookie.py``) until it runs out, as Klevu's JavaScript keeps segments in the browser.
+``SegmentResolver`` has no Flask in it; the Flask glue is at the end of the module.
 """
 
 from __future__ import annotations
