@@ -18,7 +18,7 @@ from storefront.klevu.single_flight import (
     claim_name,
     takeover_name,
 )
-from tests.helpers import FakeClock
+from tests.helpers import FakeClock, run_together
 
 KEY = "klevu:answer:config:abc"
 CLAIM = "klevu:flight:answer:config:abc"
@@ -26,22 +26,6 @@ CLAIM = "klevu:flight:answer:config:abc"
 
 def soon() -> float:
     return time.monotonic() + 2
-
-
-def run_together(n: int, work) -> list:
-    barrier = threading.Barrier(n)
-    results: list = [None] * n
-
-    def run(i: int) -> None:
-        barrier.wait()
-        results[i] = work()
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(10)
-    return results
 
 
 class Interleaving:
