@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING
 from flask import Flask, current_app
 
 from ..extensions import cache
-from .client import KlevuClient
+from . import trace
+from .client import Call, KlevuClient
 from .visitor import ANONYMOUS_VISITOR, Visitor
 
 if TYPE_CHECKING:
@@ -57,6 +58,7 @@ class Klevu:
             breaker_failures=app.config["KLEVU_BREAKER_FAILURES"],
             breaker_cooldown=app.config["KLEVU_BREAKER_COOLDOWN"],
             shared=shared,
+            on_call=[_trace_call],
         )
         resolver.init_app(app)  # step 1: session + segments over the shared cache
         placement.init_app(app)  # steps 2-3: answers cache, template renderer, banner pool
@@ -92,6 +94,17 @@ class Klevu:
         if self._sample_page is None:
             return PageContext(page_type=page_type)
         return self._sample_page(page_type, product_id)
+
+
+def _trace_call(call: Call) -> None:
+    """The client's calls in the request's trace (``trace.py``), for the page inspector."""
+    facts = {"status": call.status, "ms": call.ms, "error": call.error}
+    trace.note(
+        "http",
+        method=call.method,
+        url=call.url,
+        **{k: v for k, v in facts.items() if v is not None},
+    )
 
 
 klevu = Klevu()

@@ -33,7 +33,7 @@ from storefront.klevu.segments.resolver import (
     forget_segments,
     segment_resolver,
 )
-from tests.helpers import exchange_id, wait_until
+from tests.helpers import exchange_id, run_together, wait_until
 
 COMPANY = "DemoCo"
 PERSONAS = {p["key"]: p for p in load_personas()["personas"]}
@@ -103,23 +103,6 @@ def resolver_for(klevu, clock, **kwargs) -> SegmentResolver:
 @pytest.fixture
 def resolver(klevu, clock):
     return resolver_for(klevu, clock)
-
-
-def run_together(n: int, work) -> list:
-    """``work()`` in ``n`` threads released at the same moment; their results in order."""
-    barrier = threading.Barrier(n)
-    results: list = [None] * n
-
-    def run(i):
-        barrier.wait()
-        results[i] = work()
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(10)
-    return results
 
 
 # -- ttl ---------------------------------------------------------------------------------------

@@ -1,10 +1,11 @@
 """Step 1: each visitor's Klevu session id and Klaviyo segments (docs/klevu-wire-format.md §1).
 
 Promises: one visitor-service call per visitor at a time, across workers and hosts sharing the
-cache; never a wait past the page's Klevu budget (``budget.py``: a late answer is stored for
-the next page); the last known segments while the service fails, until ``STALE_LIMIT`` past
-their ttl, then anonymous. Values say themselves when they stop being fresh (wall clock, so
-hosts agree); the keys and their lifetimes are in docs/operations.md, "Segments cache".
+cache (``single_flight.py``); never a wait past the page's Klevu budget (``budget.py``: a late
+answer is stored for the next page); the last known segments while the service fails, until
+``STALE_LIMIT`` past their ttl, then anonymous. Values say themselves when they stop being
+fresh (wall clock, so hosts agree); the keys and their lifetimes are in docs/operations.md,
+"Segments cache".
 
 Why it is shaped so: a session is refreshed by re-posting its id before its ttl ends, and a
 new id Klevu gives is followed from the old one, so requests with the old cookie keep their
@@ -36,6 +37,7 @@ from ...extensions import cache
 from .. import klevu, klevu_client, trace
 from ..budget import page_due
 from ..client import KlevuClient, KlevuError, SessionAnswer
+from ..single_flight import SingleFlight
 from ..visitor import Visitor
 from . import cookie
 
@@ -51,11 +53,6 @@ STALE_LIMIT = 15 * 60  # serve last known segments this long past their ttl
 # and re-posting a forgotten id gets a new one, so waiting for the end would break continuity.
 SESSION_REFRESH_AT = 0.9
 DEFAULT_DEADLINE = 0.8  # seconds, when the caller gives no page budget
-# Longer than one call can take (the client's (1 s connect, 2 s read) timeouts). A claim older
-# than this is abandoned: its worker died, perhaps between Redis's SETNX and EXPIRE (cachelib's
-# RedisCache.add sends two commands), which would leave a claim that never expires.
-FLIGHT_SECONDS = 5
-POLL_SECONDS = 0.01
 # Upstream calls in progress at once, per process. A call never queues (it would start after
 # its page and its claim are long gone): with every slot busy, Klevu is too slow to wait for.
 MAX_WORKERS = 8
@@ -135,6 +132,7 @@ class SegmentResolver:
         self.stale_limit = stale_limit
         self._pool = ThreadPoolExecutor(MAX_WORKERS, thread_name_prefix="segments")
         self._slots = threading.BoundedSemaphore(MAX_WORKERS)
+        self._flights = SingleFlight(store, clock=clock)
 
     # -- public ------------------------------------------------------------------------------
     def resolve(
@@ -352,31 +350,10 @@ class SegmentResolver:
         """
         if name is None:  # nothing to meet on: a first visit with no cookie at all
             return self._lead(call, None, due)
-        claim = f"klevu:flight:{name.removeprefix('klevu:')}"
-        while True:
-            if self.store.add(claim, self.clock(), timeout=FLIGHT_SECONDS):
-                # Another worker may have finished the same call between our first look and
-                # this claim; a call stores before it releases, so one more look settles it.
-                seen = settled()
-                if seen is not None:
-                    self.store.delete(claim)
-                    return seen, "cache"
-                return self._lead(call, claim, due)
-            while True:
-                claimed_at = self.store.get(claim)  # read before settled(): the call stores,
-                seen = settled()  # then releases its claim
-                if seen is not None:
-                    return seen, "cache"
-                if claimed_at is None:
-                    return None, "none"
-                if not _number(claimed_at) or claimed_at + FLIGHT_SECONDS < self.clock():
-                    log.warning("taking over an abandoned visitor-service call (%s)", claim)
-                    self.store.delete(claim)
-                    break
-                left = due - time.monotonic()
-                if left <= 0:
-                    return None, "none"
-                time.sleep(min(POLL_SECONDS, left))
+        joined = self._flights.join(name, settled, due)
+        if joined.lead:
+            return self._lead(call, name, due)
+        return (joined.value, "cache") if joined.value is not None else (None, "none")
 
     def _lead(self, call, claim: str | None, due: float):
         if not self._slots.acquire(blocking=False):
@@ -384,7 +361,7 @@ class SegmentResolver:
                 "visitor service: %d calls already in progress, not adding another", MAX_WORKERS
             )
             if claim:
-                self.store.delete(claim)
+                self._flights.release(claim)
             return None, "none"
         future = self._pool.submit(self._call_and_release, call, claim)
         try:
@@ -408,7 +385,7 @@ class SegmentResolver:
         finally:
             self._slots.release()
             if claim:
-                self.store.delete(claim)
+                self._flights.release(claim)
         return None
 
 
