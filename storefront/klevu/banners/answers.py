@@ -1,42 +1,20 @@
 """Klevu's config and search answers, kept between pages (steps 2 and 3).
 
-Every banner needs a config and a search answer, and both are the same for every visitor with
-the same segments on the same page: Klevu's config is a CDN object (klevu-wire-format.md §2),
-and a search answer depends only on its request body (§3). Asking again on every page view
-made a banner page ten times slower than a plain one, and as slow as Klevu on a bad day.
+Why: both answers are the same for every visitor with the same segments on the same page (the
+config is a CDN object keyed by its query, klevu-wire-format.md §2; a search answer depends only
+on its body, §3), and asking again on every page view made a banner page ten times slower than
+a plain one, and as slow as Klevu on a bad day.
 
-Keys, after Flask-Caching's prefix (in-process, or Redis with ``CACHE_REDIS_URL``, so every
-worker and host shares them):
+Promises (the keys and settings are in docs/operations.md, "Klevu answers"):
 
-==========================================  ================================================
-``klevu:answer:config:<hash of the request>``  the config answer for that recs key and query
-                                             parameters, so every parameter (``sids``,
-                                             ``cp``, ``pid``, ``gpid``) tells answers apart
-``klevu:answer:search:<hash of URL+body>``   the search answer for that exact request body
-``klevu:flight:answer:<service>:<hash>``     a worker's claim on the one call that fills it
-==========================================  ================================================
-
-Rules:
-
-* **Fresh** for Klevu's ``Cache-Control: max-age`` when it sends one, otherwise for
-  ``KLEVU_CONFIG_TTL`` / ``KLEVU_SEARCH_TTL``; a TTL of 0 turns that cache off (every page
-  asks Klevu, nothing is kept, not even for failures).
-* **Stale while revalidate**: past freshness, the cached answer is served at once and one
-  refresh runs in the background; one per key across every worker sharing the cache (the
-  claim is ``cache.add``: Redis ``SETNX``).
-* **Stale if error**: a cached answer is kept until ``KLEVU_STALE_LIMIT`` seconds after it was
-  stored (or its freshness, if longer), so while Klevu fails, times out or has its circuit open,
-  the banner still shows.
-* **In-process copy**: a fresh entry read from the shared cache is also kept in the worker
-  (``LOCAL_ENTRIES``) until its freshness ends, so a warm page neither asks Redis nor unpickles
-  the same answer again; anything past freshness is always read from the shared cache, where
-  another worker's refresh lands.
-* **Breaker open**: a page reads an answer missing from this worker at most once a second
-  (``OPEN_READ_SECONDS``) while that service's breaker is open; no call can fill it then.
-* **Single flight on a miss** (``single_flight.py``): the first request claims the key and
-  calls; the others poll the key until the page's budget ends rather than pile identical
-  calls on Klevu. A call that outlives the page's budget still stores its answer, for the
-  next page.
+* fresh for Klevu's ``max-age``, else ``KLEVU_CONFIG_TTL`` / ``KLEVU_SEARCH_TTL`` (0: off);
+* past freshness, the stale answer at once and one background refresh per key across workers;
+* while Klevu fails, is slow or has its breaker open, answers up to ``KLEVU_STALE_LIMIT`` old;
+* on a miss, one call per key across workers (``single_flight.py``); a call that outlives the
+  page's budget still stores its answer for the next page;
+* a fresh answer is also kept in the worker (``LOCAL_ENTRIES``), so a warm page neither asks
+  Redis nor unpickles; with a breaker open, a missing answer is read from the shared cache at
+  most once a second (``OPEN_READ_SECONDS``).
 """
 
 from __future__ import annotations
