@@ -30,6 +30,7 @@ run: install
 ## Debian's Chromium for Playwright (its own browser download cannot work here), and Redis.
 system-test-deps:
 	@command -v chromium >/dev/null && command -v redis-server >/dev/null || { \
+	  echo "make system-test-deps: installing Debian's chromium and redis-server with apt-get"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium redis-server >/dev/null; }
 
 ## ruff (lint and format) and mypy; settings and the reasons for the rule set in pyproject.toml.
@@ -38,7 +39,7 @@ lint: install-test
 	$(VENV)/bin/ruff format --check storefront bench tests
 	$(VENV)/bin/mypy
 
-test: lint system-test-deps
+test: system-test-deps lint
 	$(PY) -m pytest
 
 ## Redo the README's screenshots of the inspector and the demo console from the running shop.
@@ -48,8 +49,8 @@ screenshots: install-test system-test-deps
 ## One table: banner pages vs plain pages, Klevu slow/hung/down, the beacon (~2 min).
 ## Banner rendering (V8 vs QuickJS, sandbox probes; ~20 s), then pages under Klevu latency.
 bench: install-test
-	$(PY) bench/bench_render.py
-	$(PY) bench/bench_pages.py
+	$(PY) -m bench.bench_render
+	$(PY) -m bench.bench_pages
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache

@@ -33,6 +33,45 @@ def wait_healthy(url: str, process: subprocess.Popen, seconds: float = 20.0) -> 
     raise SystemExit(f"{url} did not answer within {seconds:.0f} s")
 
 
+def shop_command(host: str, port: int, workers: int) -> list[str]:
+    """The production server, as docs/operations.md runs it."""
+    return [
+        *(sys.executable, "-m", "gunicorn", "--bind", f"{host}:{port}"),
+        *("--worker-class", "gthread", "--threads", "8", "--workers", str(workers)),
+        *("--no-control-socket", "--access-logfile", "-", "storefront:create_app()"),
+    ]
+
+
+def start_simulator(port: int, env: dict[str, str]) -> tuple[subprocess.Popen, dict[str, str]]:
+    """The simulator on ``port``, and the shop's environment pointed at it."""
+    simulator_url = f"http://127.0.0.1:{port}"
+    # The shop learns the simulator's URL, api key and recs keys from its settings, as it
+    # would a live account's; anything set in the environment wins.
+    env = {**shop_environment(simulator_url), **env}
+    # The demo merchant registers a euro sign, as a shop does in its Klevu JavaScript, so
+    # banner prices read like the shop's own; unset, Klevu prints "EUR 850.00".
+    env.setdefault("KLEVU_CURRENCY_FORMATS", '{"EUR": {"string": "€"}}')
+    # The console's scenario packs change the banners Klevu serves: with config answers kept
+    # 5 s, not 5 minutes, the audience sees the change seconds later (an old answer is still
+    # served once while it is refreshed behind the page).
+    env.setdefault("KLEVU_CONFIG_TTL", "5")
+    command = [sys.executable, "-m", "storefront.simulator", "--host", "127.0.0.1"]
+    process = subprocess.Popen([*command, "--port", str(port)], env=env)
+    wait_healthy(f"{simulator_url}/healthz", process)
+    return process, env
+
+
+def stop(processes: list[subprocess.Popen]) -> None:
+    for process in processes:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+    for process in processes:
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
 def pack_environment(pack: str) -> dict[str, str]:
     """The simulator starts in the pack; a recorded account's pack also gives the shop that
     account's api key and recs keys."""
@@ -62,55 +101,13 @@ def main(argv: list[str] | None = None) -> int:
     offline = not env.get("KLEVU_API_KEY")
     try:
         if offline:
-            simulator_url = f"http://127.0.0.1:{args.simulator_port}"
-            # The shop learns the simulator's URL, api key and recs keys from its settings,
-            # as it would a live account's; anything set in the environment wins.
-            env = {**shop_environment(simulator_url), **env}
-            # The demo merchant registers a euro sign, as a shop does in its Klevu JavaScript,
-            # so banner prices read like the shop's own; unset, Klevu prints "EUR 850.00".
-            env.setdefault("KLEVU_CURRENCY_FORMATS", '{"EUR": {"string": "€"}}')
-            # The console's scenario packs change the banners Klevu serves: with config
-            # answers kept 5 s, not 5 minutes, the audience sees the change seconds later
-            # (an old answer is still served once while it is refreshed behind the page).
-            env.setdefault("KLEVU_CONFIG_TTL", "5")
-            env.update(pack_environment(args.pack))
-            processes.append(
-                subprocess.Popen(
-                    [
-                        sys.executable,
-                        "-m",
-                        "storefront.simulator",
-                        "--host",
-                        "127.0.0.1",
-                        "--port",
-                        str(args.simulator_port),
-                    ],
-                    env=env,
-                )
+            simulator, env = start_simulator(
+                args.simulator_port, {**env, **pack_environment(args.pack)}
             )
-            wait_healthy(f"{simulator_url}/healthz", processes[-1])
+            processes.append(simulator)
         shop_url = f"http://{args.host}:{args.port}"
         processes.append(
-            subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "gunicorn",
-                    "--bind",
-                    f"{args.host}:{args.port}",
-                    "--worker-class",
-                    "gthread",
-                    "--threads",
-                    "8",
-                    "--workers",
-                    str(args.workers),
-                    "--no-control-socket",
-                    "--access-logfile",
-                    "-",
-                    "storefront:create_app()",
-                ],
-                env=env,
-            )
+            subprocess.Popen(shop_command(args.host, args.port, args.workers), env=env)
         )
         wait_healthy(f"{shop_url}/healthz", processes[-1])
         print(f"\n  Shop:      {shop_url}", flush=True)
@@ -123,14 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 0
     finally:
-        for process in processes:
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-        for process in processes:
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
+        stop(processes)
 
 
 if __name__ == "__main__":

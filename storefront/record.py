@@ -19,11 +19,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import click
-from flask import current_app
 from flask.cli import with_appcontext
 
 from .identity import load_personas
-from .klevu import klevu
+from .klevu import klevu, klevu_client
 from .klevu.banners import queries, rules
 from .klevu.banners.placement import config_params
 from .klevu.check import TIMEOUT, klevu_cli
@@ -86,7 +85,7 @@ def record_account(client: KlevuClient) -> dict:
 @with_appcontext
 def record_command(out: Path, title: str) -> None:
     """Record the configured Klevu account into a scenario pack, for `make run PACK=...`."""
-    client: KlevuClient = current_app.extensions["klevu_client"]
+    client = klevu_client()
     try:
         recorded = record_account(client)
     except (KlevuError, queries.QueryError) as exc:

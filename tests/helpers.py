@@ -70,6 +70,23 @@ def wait_until(
         time.sleep(interval)
 
 
+def run_together(n: int, work: Callable[[], Any]) -> list[Any]:
+    """``work()`` in ``n`` threads released at the same moment; their results in order."""
+    barrier = threading.Barrier(n)
+    results: list[Any] = [None] * n
+
+    def run(i: int) -> None:
+        barrier.wait()
+        results[i] = work()
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    return results
+
+
 # Attacks on the banner engine's sandbox: each must end within the render limits and leave the
 # engine usable (tests/unit/test_render.py); bench/bench_render.py times them per engine.
 SANDBOX_PROBES = {

@@ -22,6 +22,7 @@ from flask import url_for
 from storefront import create_app
 from storefront.catalog import load_catalog
 from storefront.klevu.analytics import tokens
+from storefront.klevu.analytics.delivery import outbox
 from storefront.klevu.analytics.events import SELECT, VIEW, BannerItem, BannerView
 from storefront.klevu.analytics.routes import MAX_BODY, RATE_LIMIT
 from tests.helpers import app_config, free_port
@@ -102,7 +103,7 @@ def click(client, **args):
 
 def queued(app) -> list[tuple[str, dict]]:
     """``(event_id, payload)`` of every queued event, oldest first, read from the store."""
-    with closing(sqlite3.connect(app.extensions["outbox"].path)) as db:
+    with closing(sqlite3.connect(outbox(app).path)) as db:
         return [
             (event_id, json.loads(payload))
             for event_id, payload in db.execute("SELECT event_id, payload FROM outbox ORDER BY seq")
@@ -392,7 +393,7 @@ def test_a_full_outbox_refuses_new_beacon_events_with_503_but_not_shoppers(tmp_p
     assert (retried.status_code, retried.json["duplicate"]) == (202, True)
     link = click(client, t=token(app), id=IN_BANNER)
     assert (link.status_code, link.headers["Location"]) == (302, f"/p/{IN_BANNER}")
-    stats = app.extensions["outbox"].stats()
+    stats = outbox(app).stats()
     assert (stats["depth"], stats["drops"]["full"]) == (1, 2)
     assert [event_id for event_id, _ in queued(app)] == [
         tokens.impression_id("pv-1", BANNER.recs_key)

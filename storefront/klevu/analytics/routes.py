@@ -28,7 +28,7 @@ from ...extensions import cache
 from ...security import same_origin
 from .. import klevu
 from ..segments.resolver import session_cookie
-from . import events, tokens
+from . import delivery, events, tokens
 from .outbox import OutboxError
 from .recently_viewed import remember_click
 
@@ -37,7 +37,6 @@ log = logging.getLogger(__name__)
 bp = Blueprint("analytics", __name__, url_prefix="/klevu")
 
 MAX_BODY = 8 * 1024
-TOKEN_MAX_AGE = 24 * 3600
 RATE_WINDOW = 10  # seconds
 RATE_LIMIT = 60  # beacon posts per visitor per window (a page has a few banners)
 
@@ -99,7 +98,7 @@ def _read(token: object) -> tuple[str, events.BannerView]:
     if not isinstance(token, str):
         raise Rejected(400, "token missing")
     try:
-        return tokens.read_token(current_app.config["SECRET_KEY"], token, TOKEN_MAX_AGE)
+        return tokens.read_token(current_app.config["SECRET_KEY"], token, tokens.TOKEN_MAX_AGE)
     except tokens.BadToken:
         raise Rejected(400, "malformed or unknown token") from None
 
@@ -107,7 +106,7 @@ def _read(token: object) -> tuple[str, events.BannerView]:
 def _accept(event_id: str, payload: dict) -> bool:
     """Durably queue the event; True when it was new (False: a duplicate, already queued)."""
     try:
-        return current_app.extensions["outbox"].put([(event_id, payload)]) > 0
+        return delivery.outbox().put([(event_id, payload)]) > 0
     except OutboxError:
         raise Rejected(503, "analytics queue full, try later") from None
 
