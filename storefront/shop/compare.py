@@ -11,7 +11,8 @@ tells it. Each persona keeps one Klaviyo ``cid`` (derived from its key), so its
 Klevu session is reused from one comparison to the next.
 
 The viewer's own cookies and Klevu session are left alone. The banners carry no analytics
-token, so the page sends no impression on a persona's behalf.
+token, so the page sends no impression on a persona's behalf; their links still go through
+the click route, so a product clicked here is recorded as the viewer's click.
 """
 
 from __future__ import annotations
