@@ -12,7 +12,9 @@
  *
  * Clicks count as in JSv2: only on a .kuRECSItemClick element, the product id taken from its
  * data-id, else from the closest .kuRECSItem's data-id; other links in a banner are plain
- * links. In a static-content banner, a link to its content counts. A chosen product is put at
+ * links. In a static-content banner, a link to its content counts, and both the view and the
+ * click name the images the visitor's screen shows (a banner often holds a desktop and a phone
+ * image and lets the stylesheet pick): Klevu reports which one was seen. A chosen product is put at
  * the front of the klevu_recent_clicks cookie (Klevu's "recently viewed",
  * storefront/klevu/analytics/recently_viewed.py has the format). Clicks go with navigator.sendBeacon
  * (string body: it survives the navigation and never delays it). Without JavaScript, banner
@@ -50,8 +52,20 @@
     observer.observe(banner);
   }
 
+  /* The images under root that take up room on this screen (not display:none at its width). */
+  function shownImages(root) {
+    var shown = [], images = root.querySelectorAll("img[src]");
+    for (var i = 0; i < images.length && shown.length < 20; i++) {
+      if (images[i].getClientRects().length) shown.push(images[i].getAttribute("src"));
+    }
+    return shown;
+  }
+
   function watchImpression(banner, token) {
-    var report = function () { send({type: "view", token: token}); };
+    var isStatic = banner.hasAttribute("data-klevu-static");
+    var report = function () {
+      send(isStatic ? {type: "view", token: token, shown: shownImages(banner)} : {type: "view", token: token});
+    };
     if (VIEW_RULE === "visible") reportWhenVisible(banner, report);
     else report();
   }
@@ -73,18 +87,23 @@
     return holder && banner.contains(holder) ? holder.getAttribute("data-id") : null;
   }
 
-  function staticItem(target, banner) {
+  function staticLink(target, banner) {
     var link = target.closest("a[data-klevu-item]");
-    return link && banner.contains(link) ? link.getAttribute("data-klevu-item") : null;
+    return link && banner.contains(link) ? link : null;
   }
 
   function watchClicks(banner, token) {
     var isStatic = banner.hasAttribute("data-klevu-static");
     function onSelect(event) {
       if (event.type === "auxclick" && event.button !== 1) return;
-      var id = isStatic ? staticItem(event.target, banner) : productId(event.target, banner);
+      if (isStatic) {
+        var link = staticLink(event.target, banner);
+        if (link) send({type: "select", token: token, item: link.getAttribute("data-klevu-item"), shown: shownImages(link)});
+        return;
+      }
+      var id = productId(event.target, banner);
       if (!id) return;
-      if (!isStatic) rememberClick(id);
+      rememberClick(id);
       send({type: "select", token: token, item: id});
     }
     banner.addEventListener("click", onSelect);      /* mouse, touch and Enter on a link */

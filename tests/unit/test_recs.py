@@ -187,8 +187,8 @@ def test_segments_and_page_context_go_into_the_config_request(fetch):
     )
     query = config_call.calls[0].request.params
     assert query == {"sids": "seg_a,seg_b", "pid": "7", "gpid": "g7"}
-    # as @klevu/core writes it: separators raw, so a CDN sees one key per segment set
-    assert config_call.calls[0].request.url.endswith("?sids=seg_a,seg_b&pid=7&gpid=g7")
+    # as @klevu/core writes it (its order, separators raw): one CDN key per segment set
+    assert config_call.calls[0].request.url.endswith("?pid=7&gpid=g7&sids=seg_a,seg_b")
 
 
 @pytest.mark.parametrize(

@@ -88,15 +88,16 @@ _placements: Memo[tuple[str, str, str], Fetched] = Memo()
 
 
 def config_params(context: queries.PageContext, segments: tuple[str, ...]) -> dict[str, str]:
-    """Query parameters of the config request, only what the page has.
+    """Query parameters of the config request, only what the page has, in ``@klevu/core``'s
+    order (a CDN keys its cache on the whole query: every client asking alike shares it).
 
     docs/klevu-wire-format.md §2.
     """
     params = {
-        "sids": ",".join(segments),
         "cp": ";".join(context.category_path) if context.page_type == "CATEGORY" else "",
         "pid": context.product_id or "",
         "gpid": context.item_group_id or "",
+        "sids": ",".join(segments),
     }
     return {k: v for k, v in params.items() if v}
 
