@@ -222,10 +222,18 @@ def test_click_on_a_product_not_in_the_banner_is_refused():
         click(banner(), "a7c0...", "99999")
 
 
-@pytest.mark.parametrize("items", [(), (BannerItem(""),), (BannerItem("1"), BannerItem(""))])
-def test_a_rendered_banner_has_products_with_ids(items):
-    with pytest.raises(ValueError, match="at least one product"):
+@pytest.mark.parametrize("items", [(BannerItem(""),), (BannerItem("1"), BannerItem(""))])
+def test_a_rendered_banners_products_have_ids(items):
+    with pytest.raises(ValueError, match="has an id"):
         BannerView("klevu-123", "k-home-1", "HOME", "Title", "TRENDING", items=items)
+
+
+def test_a_banner_whose_search_found_nothing_reports_a_view_without_items():
+    """JSv2 renders such a banner (the threshold is checked only for a non-empty list)."""
+    empty = BannerView("klevu-123", "k-home-1", "HOME", "Title", "TRENDING")
+    assert "items" not in impression(empty, "s")["event_data"]
+    with pytest.raises(UnknownItem):
+        click(empty, "s", "1")
 
 
 def test_banner_view_keeps_only_what_events_need():

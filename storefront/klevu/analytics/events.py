@@ -70,11 +70,9 @@ class BannerItem:
 class BannerView:
     """One banner as rendered: the config metadata §5 reports, and its products in order.
 
-    A product banner with no products is never rendered (§2 hides it below
-    ``productThreshold``) and JSv2 sends no view for an empty list, so ``items`` may not be
-    empty, unless the banner is static content: then ``static_content`` holds the config's
-    ``staticContent`` as compact JSON text (the token carries only strings) and ``action``
-    says so.
+    ``items`` may be empty: JSv2 renders (and reports) a banner whose search found nothing.
+    A static banner has no products: ``static_content`` holds the config's ``staticContent``
+    as compact JSON text (the token carries only strings) and ``action`` says so.
     """
 
     api_key: str
@@ -94,8 +92,8 @@ class BannerView:
         if self.static_content:
             if self.items or not isinstance(self.contents(), list) or not self.contents():
                 raise ValueError("a static banner shows a list of static content, no products")
-        elif not self.items or not all(item.id for item in self.items):
-            raise ValueError("a rendered banner has at least one product, each with an id")
+        elif not all(item.id for item in self.items):
+            raise ValueError("each product of a rendered banner has an id")
 
     def contents(self) -> object:
         """The static content entries, parsed (empty for a banner of products)."""

@@ -2,14 +2,16 @@
 
 For every recs key configured for the page type, in order:
 config with ``sids`` (+ ``cp``/``pid``/``gpid``) → the config's rules (``rules.py``) →
-the page's query edits (``queries.py``) → search → threshold and ``maxProducts`` → the base
-template rendered with its CSS (``render.py``). Config and search answers come through the
+the page's query edits (``queries.py``) → search → the threshold (as JSv2: only when search
+found something; every record found is rendered) → the base template rendered with its CSS
+(``render.py``). Config and search answers come through the
 answers cache (``answers.py``), and a banner is rendered once per answer (``render_once.py``);
 only the analytics token and the click links are made per page view. A page's banners are
-fetched in parallel within the page's one Klevu budget (``budget.py``); a banner that fails, is
-late, or lacks an input is left out and logged, and the page renders without it. A template
-that fails falls back to the shop's own banner markup. What each banner's answers came from
-("cache", "fresh", "stale") and why one is missing go to the page's trace (``trace.py``).
+fetched in parallel within the page's one Klevu budget (``budget.py``); a banner that fails or
+is late is left out and logged, and the page renders without it. A template that fails falls
+back to the shop's own banner markup, which reports no Klevu events. What each banner's answers
+came from ("cache", "fresh", "stale") and why one is missing go to the page's trace
+(``trace.py``).
 """
 
 from __future__ import annotations
@@ -160,7 +162,8 @@ def fetch_placement(
     )
     records = result.get("records")
     if not isinstance(records, list):
-        records = []
+        log.warning("banner %s not shown: the search answer has no records list", recs_key)
+        return None
     records = [r for r in records if isinstance(r, dict) and r.get("id")]
     limits = queries.RecsMetadata.from_config(metadata)
     trace.note(
@@ -170,15 +173,13 @@ def fetch_placement(
         threshold=limits.product_threshold,
         source=found.source,
     )
-    if len(records) < limits.product_threshold:
-        return None
+    if records and len(records) < limits.product_threshold:
+        return None  # JSv2 checks the threshold only when search found something
     known = (recs_key, answer.version, found.version)
     done = _placements.get(known) if answer.version and found.version else None
     if done is None:
         meta = result.get("meta")
-        fetched = Fetched(
-            recs_key, config, records[: limits.max_products], meta if isinstance(meta, dict) else {}
-        )
+        fetched = Fetched(recs_key, config, records, meta if isinstance(meta, dict) else {})
         done = _rendered(
             renderer,
             fetched,
@@ -380,7 +381,7 @@ def _banner_view(fetched: Fetched) -> BannerView:
             api_key,
             fetched.recs_key,
             fetched.metadata,
-            rules.action(fetched.config) or rules.STATIC_ACTION,
+            rules.STATIC_ACTION,
             fetched.config["staticContent"],
         )
     return BannerView.from_config(api_key, fetched.recs_key, fetched.metadata, fetched.records)
@@ -445,14 +446,15 @@ def _banner(fetched: Fetched) -> Banner:
     """Page-ready banner: the per-answer parts, plus this page view's analytics token and
     click route."""
     title = str(fetched.metadata.get("title") or "")
-    if fetched.html is None:  # the shop's own markup, for a template that failed
-        token = issue_token(current_app.config["SECRET_KEY"], page_view_id(), _banner_view(fetched))
-        click = _click_route(token)
+    if fetched.html is None:
+        # The shop's own markup, for a template that failed. Klevu did not render this list,
+        # so no Klevu events are reported for it (no token), and its links go straight to
+        # the shop's own product pages.
         html = render_template(
             "partials/fallback_banner.html",
             title=title,
             records=fetched.records,
-            click_urls={url: route for url, (route, _) in _click_targets(fetched, click).items()},
+            product_urls={r["id"]: klevu_ext.product_url(r["id"]) for r in fetched.records},
         )
         # Our autoescaped template.
         return Banner(
@@ -460,7 +462,7 @@ def _banner(fetched: Fetched) -> Banner:
             title,
             Markup(html),  # noqa: S704 (autoescaped template)
             Markup(""),
-            token,
+            "",
             fallback=True,
             static=fetched.static,
         )
