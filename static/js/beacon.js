@@ -11,7 +11,8 @@
  * Either way once per banner per page view (the server also deduplicates).
  *
  * Clicks count as in JSv2: only on a .kuRECSItemClick element, the product id taken from its
- * data-id, else from the closest .kuRECSItem's data-id; other links in a banner are plain
+ * data-id, else (none or empty) from the closest .kuRECSItem's or .kcResultItem's; other links
+ * in a banner are plain
  * links. In a static-content banner, a link to its content counts, and both the view and the
  * click name the images the visitor's screen shows (a banner often holds a desktop and a phone
  * image and lets the stylesheet pick): Klevu reports which one was seen. A chosen product is put at
@@ -25,7 +26,7 @@
   "use strict";
   var ENDPOINT = "/klevu/events";
   var SEEN_RATIO = 0.5, SEEN_MS = 1000;
-  var RECENT_COOKIE = "klevu_recent_clicks", RECENT_MAX = 20, RECENT_DAYS = 30;
+  var RECENT_COOKIE = "klevu_recent_clicks", RECENT_MAX = 20, RECENT_DAYS = 365;
   var ID_RE = /^[A-Za-z0-9_-]{1,64}$/;
   var script = document.currentScript;
   var VIEW_RULE = (script && script.getAttribute("data-view-rule")) || "rendered";
@@ -80,11 +81,17 @@
       RECENT_DAYS * 86400 + "; samesite=lax" + (location.protocol === "https:" ? "; secure" : "");
   }
 
+  /* JSv2: the clicked .kuRECSItemClick's data-id, or, when it has none (or an empty one), its
+     closest .kuRECSItem's or .kcResultItem's. */
   function productId(target, banner) {
     var clickable = target.closest(".kuRECSItemClick");
     if (!clickable || !banner.contains(clickable)) return null;
-    var holder = clickable.hasAttribute("data-id") ? clickable : clickable.closest(".kuRECSItem");
-    return holder && banner.contains(holder) ? holder.getAttribute("data-id") : null;
+    var id = clickable.getAttribute("data-id");
+    if (!id) {
+      var holder = clickable.closest(".kuRECSItem,.kcResultItem");
+      id = holder && banner.contains(holder) ? holder.getAttribute("data-id") : null;
+    }
+    return id || null;
   }
 
   function staticLink(target, banner) {

@@ -207,3 +207,20 @@ def test_a_static_banner_reports_the_image_the_screen_shows(
     )
     assert select["event_data"]["static_content"] == [expected]
     assert select["event_data"]["action"] == "STATIC_CONTENT"
+
+
+def test_a_click_whose_link_has_an_empty_id_reports_its_kcresultitem(
+    product_page, shopper, page: Page, received
+):
+    """JSv2 falls back from an empty data-id to the closest .kuRECSItem or .kcResultItem."""
+    item = shopper.items(BANNER).nth(1)
+    product_id = item.get_attribute("data-id")
+    link = item.get_by_role("link").first.element_handle()  # the element, not the n-th match
+    link.evaluate(
+        "a => { a.setAttribute('data-id', '');"
+        " a.closest('.kuRECSItem').className = 'kcResultItem'; }"
+    )
+    with page.expect_navigation():
+        link.click()
+    [select] = wait_until(lambda: received("select_recs_list", list_id=product_page["recsKey"]))
+    assert [i["item_id"] for i in select["event_data"]["items"]] == [product_id]

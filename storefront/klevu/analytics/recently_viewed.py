@@ -25,7 +25,7 @@ from collections.abc import Iterable
 from flask import after_this_request, request
 
 COOKIE_NAME = "klevu_recent_clicks"
-COOKIE_MAX_AGE = 30 * 24 * 3600
+COOKIE_MAX_AGE = 365 * 24 * 3600  # as long as JSv2 keeps its klevu_rcp cookie
 MAX_KEPT = 20
 SEPARATOR = "."
 _ID_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
