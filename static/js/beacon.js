@@ -27,7 +27,7 @@
   var ENDPOINT = "/klevu/events";
   var SEEN_RATIO = 0.5, SEEN_MS = 1000;
   var RECENT_COOKIE = "klevu_recent_clicks", RECENT_MAX = 20, RECENT_DAYS = 365;
-  var ID_RE = /^[A-Za-z0-9_-]{1,64}$/;
+  var ID_RE = /^[^\x00-\x1f\x7f-\x9f]{1,64}$/, PART_RE = /^[A-Za-z0-9_-]{2,344}$/;
   var script = document.currentScript;
   var VIEW_RULE = (script && script.getAttribute("data-view-rule")) || "rendered";
 
@@ -71,12 +71,20 @@
     else report();
   }
 
+  /* The id as the cookie holds it: the unpadded base64url of its UTF-8 (recently_viewed.py). */
+  function encodeId(id) {
+    var bytes = new TextEncoder().encode(id), text = "";
+    for (var i = 0; i < bytes.length; i++) text += String.fromCharCode(bytes[i]);
+    return btoa(text).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+  }
+
   function rememberClick(id) {
     if (!ID_RE.test(id)) return;
     var match = document.cookie.match(new RegExp("(?:^|;\\s*)" + RECENT_COOKIE + "=([^;]*)"));
     var ids = match && match[1] ? match[1].split(".") : [];
-    if (!ids.every(function (i) { return ID_RE.test(i); })) ids = [];
-    ids = [id].concat(ids.filter(function (i) { return i !== id; })).slice(0, RECENT_MAX);
+    if (!ids.every(function (i) { return PART_RE.test(i); })) ids = [];
+    var encoded = encodeId(id);
+    ids = [encoded].concat(ids.filter(function (i) { return i !== encoded; })).slice(0, RECENT_MAX);
     document.cookie = RECENT_COOKIE + "=" + ids.join(".") + "; path=/; max-age=" +
       RECENT_DAYS * 86400 + "; samesite=lax" + (location.protocol === "https:" ? "; secure" : "");
   }

@@ -16,6 +16,7 @@ import re
 import pytest
 from playwright.sync_api import Page, Request, expect
 
+from storefront.klevu.analytics.recently_viewed import format_ids, parse
 from tests.e2e.conftest import PRODUCTS, Shopper
 from tests.helpers import persona_segments, wait_until
 
@@ -161,7 +162,8 @@ def test_a_click_on_another_link_in_a_banner_sends_nothing(
     page.goto("/")
     shopper.accepts_consent()
     clicked = next(iter(PRODUCTS))
-    context.add_cookies([{"name": "klevu_recent_clicks", "value": clicked, "url": base_url}])
+    value = format_ids([clicked])
+    context.add_cookies([{"name": "klevu_recent_clicks", "value": value, "url": base_url}])
     page.goto("/")
     banner = shopper.banner("k-home-recent")
     expect(shopper.items("k-home-recent")).to_have_count(1)
@@ -224,3 +226,13 @@ def test_a_click_whose_link_has_an_empty_id_reports_its_kcresultitem(
         link.click()
     [select] = wait_until(lambda: received("select_recs_list", list_id=product_page["recsKey"]))
     assert [i["item_id"] for i in select["event_data"]["items"]] == [product_id]
+
+
+def test_the_beacon_remembers_an_id_of_any_catalogue(product_page, shopper, page: Page):
+    """Ids with ".", "/", ":", spaces or quotes are kept, as the server reads them back."""
+    odd = 'sku.10/blue: "large" é'
+    link = shopper.items(BANNER).nth(0).get_by_role("link").first.element_handle()
+    link.evaluate("(a, id) => a.setAttribute('data-id', id)", odd)
+    with page.expect_navigation():
+        link.click()
+    assert parse(shopper.cookie("klevu_recent_clicks"))[0] == odd

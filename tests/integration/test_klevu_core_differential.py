@@ -33,6 +33,7 @@ import requests
 from storefront import create_app
 from storefront.catalog import load_catalog
 from storefront.klaviyo import encode_kla_id, new_cid
+from storefront.klevu.analytics.recently_viewed import format_ids
 from storefront.simulator import account
 from tests.helpers import LiveServer, RecordingProxy, app_config, exchange_id, wait_until
 
@@ -205,7 +206,7 @@ def traffic_of_the_shop(proxy: RecordingProxy, tmp_path: Path, scenario: Scenari
         visitor = requests.Session()
         visitor.cookies.set("shop_consent", "granted")
         if scenario.clicked:
-            visitor.cookies.set("klevu_recent_clicks", ".".join(scenario.clicked))
+            visitor.cookies.set("klevu_recent_clicks", format_ids(scenario.clicked))
         for product_id in scenario.cart:
             added = visitor.post(
                 f"{server.url}/cart/add",
