@@ -30,6 +30,8 @@
   var ID_RE = /^[^\x00-\x1f\x7f-\x9f]{1,64}$/, PART_RE = /^[A-Za-z0-9_-]{2,344}$/;
   var script = document.currentScript;
   var VIEW_RULE = (script && script.getAttribute("data-view-rule")) || "rendered";
+  /* Like JSv2, "recently viewed" is kept only with the visitor's consent (the shop decides). */
+  var REMEMBER = script && script.getAttribute("data-remember-clicks") === "yes";
 
   function send(body) {
     var text = JSON.stringify(body);
@@ -79,7 +81,7 @@
   }
 
   function rememberClick(id) {
-    if (!ID_RE.test(id)) return;
+    if (!REMEMBER || !ID_RE.test(id)) return;
     var match = document.cookie.match(new RegExp("(?:^|;\\s*)" + RECENT_COOKIE + "=([^;]*)"));
     var ids = match && match[1] ? match[1].split(".") : [];
     if (!ids.every(function (i) { return PART_RE.test(i); })) ids = [];

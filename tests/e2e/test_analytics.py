@@ -236,3 +236,16 @@ def test_the_beacon_remembers_an_id_of_any_catalogue(product_page, shopper, page
     with page.expect_navigation():
         link.click()
     assert parse(shopper.cookie("klevu_recent_clicks"))[0] == odd
+
+
+def test_without_consent_a_click_is_not_remembered(shopper: Shopper, page: Page, klevu_config):
+    """JSv2 writes its "recently viewed" cookie only with the visitor's consent."""
+    page.goto("/")
+    shopper.declines_consent()
+    page.goto(f"/p/{PRODUCT['id']}")
+    link = shopper.items(BANNER).first.get_by_role("link").first
+    with page.expect_navigation():
+        link.click()
+    assert shopper.cookie("klevu_recent_clicks") is None
+    page.goto("/")
+    expect(shopper.banner("k-home-recent")).to_have_count(0)

@@ -23,7 +23,7 @@ from storefront import create_app
 from storefront.catalog import load_catalog
 from storefront.klevu.analytics import tokens
 from storefront.klevu.analytics.events import SELECT, VIEW, BannerItem, BannerView
-from storefront.klevu.analytics.recently_viewed import format_ids
+from storefront.klevu.analytics.recently_viewed import clicked_ids, format_ids
 from storefront.klevu.analytics.routes import MAX_BODY, RATE_LIMIT
 from tests.helpers import app_config, free_port
 
@@ -388,10 +388,26 @@ def test_a_static_link_to_nowhere_safe_goes_home_unrecorded(app, client, item):
 
 
 def test_a_product_click_link_remembers_the_product_as_recently_viewed(app, client):
+    client.set_cookie("shop_consent", "granted")
     click(client, t=token(app), id=IN_BANNER)
     answer = click(client, t=token(app), id=ALSO_IN_BANNER)
     stored = format_ids([ALSO_IN_BANNER, IN_BANNER])
     assert f"klevu_recent_clicks={stored}" in answer.headers["Set-Cookie"]
+
+
+@pytest.mark.parametrize("consent", [None, "denied"])
+def test_without_consent_nothing_is_remembered_or_read(app, client, consent):
+    """JSv2 neither writes nor reads its "recently viewed" cookie without consent."""
+    if consent:
+        client.set_cookie("shop_consent", consent)
+    client.set_cookie("klevu_recent_clicks", format_ids([IN_BANNER]))
+    answer = click(client, t=token(app), id=ALSO_IN_BANNER)
+    assert answer.status_code == 302
+    assert "klevu_recent_clicks" not in answer.headers.get("Set-Cookie", "")
+    with app.test_request_context(
+        headers={"Cookie": f"klevu_recent_clicks={format_ids([IN_BANNER])}"}
+    ):
+        assert clicked_ids() == ()
 
 
 # -- a full queue -----------------------------------------------------------------------------

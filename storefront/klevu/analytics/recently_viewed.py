@@ -29,6 +29,8 @@ from typing import TypeGuard
 
 from flask import after_this_request, request
 
+from .. import klevu
+
 COOKIE_NAME = "klevu_recent_clicks"
 COOKIE_MAX_AGE = 365 * 24 * 3600  # as long as JSv2 keeps its klevu_rcp cookie
 MAX_KEPT = 20
@@ -68,12 +70,17 @@ def format_ids(ids: Iterable[str]) -> str:
 
 
 def clicked_ids() -> tuple[str, ...]:
-    """The current visitor's banner clicks, newest first."""
+    """The current visitor's banner clicks, newest first (none without their consent)."""
+    if not klevu.visitor().remembers_clicks:
+        return ()
     return parse(request.cookies.get(COOKIE_NAME))
 
 
 def remember_click(product_id: str) -> None:
-    """Push a product chosen in a banner; the cookie is written when the response goes out."""
+    """Push a product chosen in a banner; the cookie is written when the response goes out.
+    Nothing is written for a visitor who has not consented."""
+    if not klevu.visitor().remembers_clicks:
+        return
     ids = push(clicked_ids(), product_id)
 
     @after_this_request
