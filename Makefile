@@ -19,7 +19,13 @@ $(VENV)/.installed-test: $(VENV)/.installed
 	touch $@
 
 install: $(VENV)/.installed
-install-test: $(VENV)/.installed-test
+## Klevu's own SDK, the reference tests/integration/test_klevu_core_differential.py runs
+## (the version pinned in package.json, exactly as package-lock.json resolves it).
+node_modules/.installed: package.json package-lock.json | system-test-deps
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+install-test: $(VENV)/.installed-test node_modules/.installed
 
 ## Start the Klevu simulator and the shop; Ctrl-C stops both. PACK=<scenario pack name or file>
 ## starts the simulator in that scenario pack (a recorded one too: `flask klevu record`).
@@ -27,11 +33,12 @@ run: install
 	$(PY) -m storefront --host $(HOST) --port $(PORT) --simulator-port $(SIMULATOR_PORT) \
 	  $(if $(PACK),--pack $(PACK))
 
-## Debian's Chromium for Playwright (its own browser download cannot work here), and Redis.
+## Debian's Chromium for Playwright (its own browser download cannot work here), Redis, and
+## Node.js with npm (Klevu's SDK runs in it).
 system-test-deps:
-	@command -v chromium >/dev/null && command -v redis-server >/dev/null || { \
-	  echo "make system-test-deps: installing Debian's chromium and redis-server with apt-get"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium redis-server >/dev/null; }
+	@command -v chromium >/dev/null && command -v redis-server >/dev/null && command -v npm >/dev/null || { \
+	  echo "make system-test-deps: installing Debian's chromium, redis-server and npm with apt-get"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium redis-server nodejs npm >/dev/null; }
 
 ## ruff (lint and format) and mypy; settings and the reasons for the rule set in pyproject.toml.
 lint: install-test
@@ -53,4 +60,4 @@ bench: install-test
 	$(PY) -m bench.bench_pages
 
 clean:
-	rm -rf $(VENV) instance .pytest_cache
+	rm -rf $(VENV) instance .pytest_cache node_modules

@@ -225,6 +225,14 @@ class Checker:
             yield Result(f"search {name}", False, str(exc), _hint(exc, "KLEVU_SEARCH_URL"))
             return
         shown = shown_records(config, answer)
+        if shown is None:
+            yield Result(
+                f"search {name}",
+                False,
+                "the answer has no records list for the recommendations query",
+                "compare the answer with docs/klevu-wire-format.md §3",
+            )
+            return
         threshold = shown.limits.product_threshold
         if shown.hidden:
             yield Result(

@@ -58,6 +58,10 @@ class Reply:
     max_age: int | None = None
 
 
+# An answer without a ttl: JSv2 keeps the session for its ``user.sessionRefresh`` default.
+DEFAULT_SESSION_TTL = 300
+
+
 @dataclass(frozen=True)
 class Call:
     """One HTTP call as the ``on_call`` hooks see it: ``status`` and ``ms`` when Klevu
@@ -116,11 +120,11 @@ def parse_session_answer(body: object) -> SessionAnswer:
         raise KlevuError("visitor service answered without a sessionId")
     info = body.get("segmentInfo") or {}
     segments = info.get("segments") if isinstance(info, dict) else None
-    ttl = info.get("ttl") if isinstance(info, dict) else None
+    ttl = info.get("ttl", DEFAULT_SESSION_TTL) if isinstance(info, dict) else DEFAULT_SESSION_TTL
     if not isinstance(segments, list):
         segments = []
     if not isinstance(ttl, (int, float)) or isinstance(ttl, bool) or ttl < 0:
-        ttl = 0
+        ttl = 0  # present but unreadable: as JSv2, ask again on the next page
     return SessionAnswer(
         session_id=body["sessionId"],
         segments=tuple(s for s in segments if isinstance(s, str) and s),
@@ -237,10 +241,9 @@ class KlevuClient:
         body: dict[str, Any] = {"apiKey": self.settings.api_key}
         if session_id:
             body["sessionId"] = session_id
-        if exchange_id:
-            body["sessionInfo"] = {
-                "connectorInfo": [{"connectorType": "klaviyo", "exchangeId": exchange_id}]
-            }
+        # Both Klevu libraries always send the connector list, empty without an exchange id.
+        klaviyo = {"connectorType": "klaviyo", "exchangeId": exchange_id}
+        body["sessionInfo"] = {"connectorInfo": [klaviyo] if exchange_id else []}
         answer, _ = self._json(
             "POST", self._session_url(), service="visitor", json=body, timeout=timeout
         )

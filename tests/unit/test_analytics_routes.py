@@ -24,6 +24,7 @@ from storefront.catalog import load_catalog
 from storefront.klevu.analytics import tokens
 from storefront.klevu.analytics.delivery import outbox
 from storefront.klevu.analytics.events import SELECT, VIEW, BannerItem, BannerView
+from storefront.klevu.analytics.recently_viewed import clicked_ids, format_ids
 from storefront.klevu.analytics.routes import MAX_BODY, RATE_LIMIT
 from tests.helpers import app_config, free_port
 
@@ -328,30 +329,47 @@ def test_a_click_link_never_leaves_the_shop(app, client, item):
     assert queued(app) == []
 
 
-# -- static-content banners (JSv2's staticView / staticClick) ----------------------------------
+# -- static-content banners --------------------------------------------------------------------
+SALE_IMAGES = [
+    {"resolution": "desktop", "url": "/img/sale-wide.svg", "altTag": "Sale"},
+    {"resolution": "mobile", "url": "/img/sale-tall.svg", "altTag": "Sale!"},
+]
 STATIC_BANNER = BannerView.from_static(
     "klevu-simulator",
     "k-checkout-together",
     {"title": "Sale", "pageType": "CHECKOUT", "logic": "BOUGHT_TOGETHER"},
     "STATIC_CONTENT",
     [
-        {"targetUrl": "http://shop.test/sale", "contentType": "image", "image": []},
+        {"targetUrl": "http://shop.test/sale", "contentType": "image", "image": SALE_IMAGES},
         {"targetUrl": "javascript:alert(1)", "contentType": "image", "image": []},
     ],
 )
 
 
-def test_a_static_banners_view_and_click_are_queued_with_its_content(app, client):
-    assert beacon(client, view(app, banner=STATIC_BANNER)).status_code == 202
+def test_a_static_banners_view_and_click_are_queued_with_the_image_shown(app, client):
+    shown = ["/img/sale-tall.svg"]
+    assert beacon(client, {**view(app, banner=STATIC_BANNER), "shown": shown}).status_code == 202
     chosen = {"type": "select", "token": token(app, banner=STATIC_BANNER), "item": "0"}
-    assert beacon(client, chosen).status_code == 202
+    assert beacon(client, {**chosen, "shown": shown}).status_code == 202
     (_, seen), (click_id, selected) = queued(app)
-    assert seen["event_data"]["static_content"][0]["targetUrl"] == "http://shop.test/sale"
-    assert selected["event_data"]["static_content"] == [
-        {"targetUrl": "http://shop.test/sale", "contentType": "image"}
-    ]
+    phone = {
+        "content_type": "image",
+        "resolution": "mobile",
+        "index": 1,
+        "banner_image_url": "/img/sale-tall.svg",
+        "banner_alt_tag": "Sale!",
+    }
+    assert seen["event_data"]["static_content"] == [phone, {"content_type": "image", "index": 2}]
+    assert selected["event_data"]["static_content"] == [phone]
     assert selected["event_data"]["action"] == "STATIC_CONTENT"
     assert click_id == tokens.click_id("pv-1", STATIC_BANNER.recs_key, "0")
+
+
+@pytest.mark.parametrize("shown", ["/img/sale-tall.svg", [1], ["x" * 2049], ["/a.svg"] * 21])
+def test_a_beacon_naming_images_wrongly_is_refused(app, client, shown):
+    answer = beacon(client, {**view(app, banner=STATIC_BANNER), "shown": shown})
+    assert answer.status_code == 400
+    assert queued(app) == []
 
 
 def test_a_static_banners_image_link_records_and_goes_to_its_target(app, client):
@@ -371,9 +389,26 @@ def test_a_static_link_to_nowhere_safe_goes_home_unrecorded(app, client, item):
 
 
 def test_a_product_click_link_remembers_the_product_as_recently_viewed(app, client):
+    client.set_cookie("shop_consent", "granted")
     click(client, t=token(app), id=IN_BANNER)
     answer = click(client, t=token(app), id=ALSO_IN_BANNER)
-    assert f"klevu_recent_clicks={ALSO_IN_BANNER}.{IN_BANNER}" in answer.headers["Set-Cookie"]
+    stored = format_ids([ALSO_IN_BANNER, IN_BANNER])
+    assert f"klevu_recent_clicks={stored}" in answer.headers["Set-Cookie"]
+
+
+@pytest.mark.parametrize("consent", [None, "denied"])
+def test_without_consent_nothing_is_remembered_or_read(app, client, consent):
+    """JSv2 neither writes nor reads its "recently viewed" cookie without consent."""
+    if consent:
+        client.set_cookie("shop_consent", consent)
+    client.set_cookie("klevu_recent_clicks", format_ids([IN_BANNER]))
+    answer = click(client, t=token(app), id=ALSO_IN_BANNER)
+    assert answer.status_code == 302
+    assert "klevu_recent_clicks" not in answer.headers.get("Set-Cookie", "")
+    with app.test_request_context(
+        headers={"Cookie": f"klevu_recent_clicks={format_ids([IN_BANNER])}"}
+    ):
+        assert clicked_ids() == ()
 
 
 # -- a full queue -----------------------------------------------------------------------------

@@ -260,8 +260,9 @@ def test_https_brings_hsts_and_secure_cookies(tmp_path, settings, headers, https
     cookies = {
         **set_cookies(page),
         **set_cookies(client.get("/?_kx=abc.DemoCo", headers=headers)),
-        **set_cookies(client.get(banner_click(app), headers=headers)),
     }
+    client.set_cookie("shop_consent", "granted")  # "recently viewed" is kept only with consent
+    cookies.update(set_cookies(client.get(banner_click(app), headers=headers)))
     assert {"session", "shop_pending_kx", "klevu_recent_clicks"} <= cookies.keys()
     assert all(("secure" in attributes) is https for attributes in cookies.values())
 
@@ -412,8 +413,8 @@ def test_every_cookie_the_shop_sets_has_deliberate_flags(app):
     seen: dict[str, dict[str, str]] = {}
     for response in (
         client.get("/?_kx=abc.DemoCo"),  # before consent: waits in a cookie
-        client.get(banner_click(app)),
-        client.post("/demo/persona", data={"persona": "maya"}),
+        client.post("/demo/persona", data={"persona": "maya"}),  # consents
+        client.get(banner_click(app)),  # "recently viewed": kept with consent only
     ):
         seen.update(
             (name, attributes)

@@ -5,7 +5,8 @@ it rendered the banner, and the server builds the event from what it actually re
 (``events.py``), then writes it to the durable outbox before answering. The relay delivers it.
 
 ``POST /klevu/events`` — the beacon (``static/js/beacon.js``): ``{"type": "view"|"select",
-"token": ..., "item": <product id, for select>}`` as a string body.
+"token": ..., "item": <product id, for select>, "shown": [<image URL>, ...]}`` as a string
+body; ``shown`` (static-content banners) names the images the visitor's screen showed.
 ``GET /klevu/click?t=...`` — banner links without JavaScript: record, then redirect to the
 shop's own product page (the shop's ``klevu.product_url_loader`` names it, never the URL), or
 for a static-content banner to the ``targetUrl`` the signed token carries.
@@ -39,6 +40,7 @@ bp = Blueprint("analytics", __name__, url_prefix="/klevu")
 MAX_BODY = 8 * 1024
 RATE_WINDOW = 10  # seconds
 RATE_LIMIT = 60  # beacon posts per visitor per window (a page has a few banners)
+MAX_SHOWN, MAX_URL = 20, 2048  # a static banner's images the beacon may name, and their size
 
 
 class Rejected(Exception):
@@ -103,6 +105,17 @@ def _read(token: object) -> tuple[str, events.BannerView]:
         raise Rejected(400, "malformed or unknown token") from None
 
 
+def _shown(value: object) -> frozenset[str]:
+    """The image URLs a beacon says it showed (only compared with the token's own)."""
+    if (
+        not isinstance(value, list)
+        or len(value) > MAX_SHOWN
+        or not all(isinstance(url, str) and len(url) <= MAX_URL for url in value)
+    ):
+        raise Rejected(400, f"shown must be a list of at most {MAX_SHOWN} image URLs")
+    return frozenset(value)
+
+
 def _accept(event_id: str, payload: dict) -> bool:
     """Durably queue the event; True when it was new (False: a duplicate, already queued)."""
     try:
@@ -118,15 +131,16 @@ def beacon():
     _check_rate()
     page_view, view = _read(body.get("token"))
     kind = body.get("type")
+    shown = _shown(body.get("shown", []))
     if kind == "view":
-        payload = events.impression(view, session_cookie())
+        payload = events.impression(view, session_cookie(), shown)
         event_id = tokens.impression_id(page_view, view.recs_key)
     elif kind == "select":
         item = body.get("item")
         if not isinstance(item, str):
             raise Rejected(400, "select needs an item id")
         try:
-            payload = events.click(view, session_cookie(), item)
+            payload = events.click(view, session_cookie(), item, shown)
         except events.UnknownItem:
             raise Rejected(400, "item not in this banner") from None
         event_id = tokens.click_id(page_view, view.recs_key, item)

@@ -1,15 +1,14 @@
-"""Steps 2 and 3 of the guide: each placement's config (with ``sids``), search, and banner.
+"""Steps 2 and 3 of the guide for one page: each placement's config, search and banner.
 
-For every recs key configured for the page type, in order:
-config with ``sids`` (+ ``cp``/``pid``/``gpid``) → the config's rules (``rules.py``) →
-the page's query edits (``queries.py``) → search → threshold and ``maxProducts`` → the base
-template rendered with its CSS (``render.py``). Config and search answers come through the
-answers cache (``answers.py``), and a banner is rendered once per answer (``render_once.py``);
-only the analytics token and the click links are made per page view. A page's banners are
-fetched in parallel within the page's one Klevu budget (``budget.py``); a banner that fails, is
-late, or lacks an input is left out and logged, and the page renders without it. A template
-that fails falls back to the shop's own banner markup. What each banner's answers came from
-("cache", "fresh", "stale") and why one is missing go to the page's trace (``trace.py``).
+For every recs key configured for the page type, in order: config with ``sids`` (+ ``cp``,
+``pid``, ``gpid``) → plan (``rules.py``'s verdict, ``queries.py``'s edits) → search → records
+(the threshold, as JSv2, only when search found something; every record found is rendered) →
+the base template rendered with its CSS (``render/``). Answers come through ``answers.py`` and
+a banner is rendered once per answer; only the analytics token and click links are made per
+page view. A page's banners are fetched in parallel within its one Klevu budget
+(``budget.py``); a banner that fails or is late is left out and logged, and the page renders
+without it. A template that fails falls back to the shop's own markup, which reports no Klevu
+events: Klevu did not render that list. Each banner's story goes to the page's trace.
 """
 
 from __future__ import annotations
@@ -134,15 +133,16 @@ class BannerServices:
 
 
 def config_params(context: queries.PageContext, segments: tuple[str, ...]) -> dict[str, str]:
-    """Query parameters of the config request, only what the page has.
+    """Query parameters of the config request, only what the page has, in ``@klevu/core``'s
+    order (a CDN keys its cache on the whole query: every client asking alike shares it).
 
     docs/klevu-wire-format.md §2.
     """
     params = {
-        "sids": ",".join(segments),
         "cp": ";".join(context.category_path) if context.page_type == "CATEGORY" else "",
         "pid": context.product_id or "",
         "gpid": context.item_group_id or "",
+        "sids": ",".join(segments),
     }
     return {k: v for k, v in params.items() if v}
 
@@ -181,6 +181,9 @@ def fetch_placement(
     found = answers.search(plan.base_path, body, due, fresh_only=fresh_only)
     sources["search"] = found.source
     shown = shown_records(answer.body, found.body)
+    if shown is None:
+        log.warning("banner %s not shown: the search answer has no records list", recs_key)
+        return None
     trace.note(
         "search",
         body=body,
@@ -203,8 +206,9 @@ def fetch_placement(
 
 @dataclass(frozen=True)
 class Shown:
-    """What a search answer gives the banner: the records shown (cut to ``maxProducts``), the
-    result's ``meta``, and whether the banner hides for having fewer than the threshold."""
+    """What a search answer gives the banner: the records shown (all that search found, as
+    JSv2 renders them), the result's ``meta``, and whether the banner hides for having fewer
+    than the threshold (checked, as JSv2 does, only when search found something)."""
 
     records: list[dict]
     meta: dict
@@ -213,12 +217,12 @@ class Shown:
 
     @property
     def hidden(self) -> bool:
-        return self.found < self.limits.product_threshold
+        return 0 < self.found < self.limits.product_threshold
 
 
-def shown_records(config: dict, search_answer: dict) -> Shown:
+def shown_records(config: dict, search_answer: dict) -> Shown | None:
     """The recs query's result in a search answer, read as the page and ``klevu check`` read
-    it: records without an id are not products."""
+    it: records without an id are not products. None: the answer has no records list."""
     result = next(
         (
             r
@@ -228,16 +232,12 @@ def shown_records(config: dict, search_answer: dict) -> Shown:
         {},
     )
     records = result.get("records")
-    records = (
-        [r for r in records if isinstance(r, dict) and r.get("id")]
-        if isinstance(records, list)
-        else []
-    )
+    if not isinstance(records, list):
+        return None
+    records = [r for r in records if isinstance(r, dict) and r.get("id")]
     meta = result.get("meta")
     limits = queries.RecsMetadata.from_config(config["metadata"])
-    return Shown(
-        records[: limits.max_products], meta if isinstance(meta, dict) else {}, len(records), limits
-    )
+    return Shown(records, meta if isinstance(meta, dict) else {}, len(records), limits)
 
 
 def _plan(
@@ -405,7 +405,7 @@ def _banner_view(fetched: Fetched) -> BannerView:
             api_key,
             fetched.recs_key,
             fetched.metadata,
-            rules.action(fetched.config) or rules.STATIC_ACTION,
+            rules.STATIC_ACTION,
             fetched.config["staticContent"],
         )
     return BannerView.from_config(api_key, fetched.recs_key, fetched.metadata, fetched.records)
@@ -458,14 +458,15 @@ def _banner(banners: BannerServices, fetched: Fetched) -> Banner:
     """Page-ready banner: the per-answer parts, plus this page view's analytics token and
     click route."""
     title = str(fetched.metadata.get("title") or "")
-    if fetched.html is None:  # the shop's own markup, for a template that failed
-        token = issue_token(current_app.config["SECRET_KEY"], page_view_id(), _banner_view(fetched))
-        click = _click_route(token)
+    if fetched.html is None:
+        # The shop's own markup, for a template that failed. Klevu did not render this list,
+        # so no Klevu events are reported for it (no token), and its links go straight to
+        # the shop's own product pages.
         html = render_template(
             "partials/fallback_banner.html",
             title=title,
             records=fetched.records,
-            click_urls={url: route for url, (route, _) in _click_targets(fetched, click).items()},
+            product_urls={r["id"]: klevu_ext.product_url(r["id"]) for r in fetched.records},
         )
         # Our autoescaped template.
         return Banner(
@@ -473,7 +474,7 @@ def _banner(banners: BannerServices, fetched: Fetched) -> Banner:
             title,
             Markup(html),  # noqa: S704 (autoescaped template)
             Markup(""),
-            token,
+            "",
             fallback=True,
             static=fetched.static,
         )
