@@ -254,6 +254,12 @@ def from_env(env: dict | None = None) -> dict:
         # is how many reverse proxies' X-Forwarded-* headers to trust (ProxyFix).
         "PREFERRED_URL_SCHEME": scheme,
         "STOREFRONT_PROXY_HOPS": _int(env, "STOREFRONT_PROXY_HOPS", 0, low=0, high=5),
+        # The largest request body any route takes (Flask's own key): a bigger declared body
+        # is refused with 413 before anything reads or parses it. The shop's forms are a few
+        # hundred bytes and the beacon's limit is its own (8 KB).
+        "MAX_CONTENT_LENGTH": _int(
+            env, "MAX_CONTENT_LENGTH", 64 * 1024, low=1024, high=100 * 1024 * 1024
+        ),
         "KLEVU_IMAGE_HOSTS": _image_hosts(env),
         # Flask's session cookie holds the cart and the form token: never for JavaScript.
         "SESSION_COOKIE_HTTPONLY": True,

@@ -26,6 +26,8 @@ from .routes import collect, control, dashboard, recs_settings, search, visitor
 from .routes.guards import Rejected, rejected
 from .state import DemoData, install
 
+LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
+
 DEFAULTS = {
     "SIMULATOR_API_KEY": API_KEY,
     "SIMULATOR_SHOP_URL": "",  # "" keeps the shop's root-relative links
@@ -33,6 +35,9 @@ DEFAULTS = {
     "SIMULATOR_SESSION_TTL": 3600,  # seconds a visitor session lives
     "SIMULATOR_JOURNAL_SIZE": 50,  # recent calls kept for /_sim/state and the dashboard
     "KLEVU_IMAGE_HOSTS": (),  # the dashboard's CSP: no image from another host
+    # The host names its control routes and dashboard answer to (against DNS rebinding);
+    # ``--host`` and SIMULATOR_ALLOWED_HOSTS add theirs.
+    "SIMULATOR_HOSTS": LOOPBACK_NAMES,
 }
 
 

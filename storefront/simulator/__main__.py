@@ -16,7 +16,7 @@ import os
 import shlex
 from collections.abc import Mapping
 
-from . import create_app
+from . import LOOPBACK_NAMES, create_app
 from .account import DEFAULT_PORT, shop_environment
 
 
@@ -33,6 +33,11 @@ def parse_args(
         "--shop-url",
         default=env.get("SIMULATOR_SHOP_URL", ""),
         help="prefix for product and image links (default: root-relative)",
+    )
+    parser.add_argument(
+        "--allowed-hosts",
+        default=env.get("SIMULATOR_ALLOWED_HOSTS", ""),
+        help="comma-separated host names it answers to besides loopback and --host",
     )
     parser.add_argument(
         "--print-env",
@@ -64,7 +69,9 @@ def main(argv: list[str] | None = None) -> None:
             "(/_sim/ has no authentication); keep it on 127.0.0.1 unless that is intended",
             args.host,
         )
-    app = create_app({"SIMULATOR_SHOP_URL": args.shop_url})
+    hosts = {*LOOPBACK_NAMES, args.host.lower()} - {"0.0.0.0", "::"}  # noqa: S104
+    hosts |= {h.strip().lower() for h in args.allowed_hosts.split(",") if h.strip()}
+    app = create_app({"SIMULATOR_SHOP_URL": args.shop_url, "SIMULATOR_HOSTS": tuple(hosts)})
     app.run(host=args.host, port=args.port, threaded=True, debug=False, use_reloader=False)
 
 
