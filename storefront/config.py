@@ -246,6 +246,9 @@ def from_env(env: dict | None = None) -> dict:
         "OUTBOX_MAX_EVENTS": _int(env, "OUTBOX_MAX_EVENTS", 100_000, low=1, high=10_000_000),
         "OUTBOX_MAX_ATTEMPTS": _int(env, "OUTBOX_MAX_ATTEMPTS", 20, low=1, high=1000),
         "OUTBOX_MAX_AGE": _int(env, "OUTBOX_MAX_AGE", 24 * 3600, low=60, high=30 * 86_400),
+        # The percentage of OUTBOX_MAX_EVENTS one client address may hold queued (at least 100
+        # events), so a flood from one client during an outage leaves room for everyone else.
+        "OUTBOX_CLIENT_SHARE": _int(env, "OUTBOX_CLIENT_SHARE", 5, low=1, high=100),
         "KLEVU_CURRENCY_FORMATS": currency_formats(env),
         # When the beacon reports an impression: "rendered" (JSv2: once the banner is in the
         # loaded page) or "visible" (half of it in view for a second).

@@ -148,7 +148,13 @@ def test_stats_report_what_an_operator_watches(store, clock):
         "in_flight": 0,
         "delivered": 0,
         "dead_letters": 0,
-        "drops": {"full": 0, "dead_letter_attempts": 0, "dead_letter_age": 0, "rejected_4xx": 0},
+        "drops": {
+            "full": 0,
+            "client_share": 0,
+            "dead_letter_attempts": 0,
+            "dead_letter_age": 0,
+            "rejected_4xx": 0,
+        },
         "last_delivery_at": None,
         "last_error": None,
     }
