@@ -278,8 +278,6 @@ def test_dead_letters_are_pruned_after_a_week(store, clock):
 
 
 def test_a_database_from_before_client_shares_is_upgraded(tmp_path):
-    import sqlite3
-
     with sqlite3.connect(tmp_path / "outbox.sqlite3") as db:
         db.execute(
             "CREATE TABLE outbox (seq INTEGER PRIMARY KEY, event_id TEXT NOT NULL UNIQUE, "
@@ -287,7 +285,8 @@ def test_a_database_from_before_client_shares_is_upgraded(tmp_path):
             "DEFAULT 0, next_attempt_at REAL NOT NULL, lease_until REAL, last_error TEXT)"
         )
         db.execute(
-            "INSERT INTO outbox (event_id, payload, created_at, next_attempt_at) VALUES ('old', '{}', 1, 1)"
+            "INSERT INTO outbox (event_id, payload, created_at, next_attempt_at) "
+            "VALUES ('old', '{}', unixepoch(), unixepoch())"
         )
     store = OutboxStore(str(tmp_path))
     assert store.put(events(1), client="10.0.0.1") == 1
