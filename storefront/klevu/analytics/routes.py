@@ -121,7 +121,12 @@ def _read(token: object) -> tuple[str, events.BannerView]:
         raise Rejected(400, "token missing")
     max_age = min(TOKEN_MAX_AGE, current_app.config["OUTBOX_MAX_AGE"])
     try:
-        return tokens.read_token(current_app.config["SECRET_KEY"], token, max_age)
+        return tokens.read_token(
+            current_app.config["SECRET_KEY"],
+            token,
+            max_age,
+            api_key=current_app.config["KLEVU"].api_key,
+        )
     except tokens.BadToken:
         raise Rejected(400, "malformed or unknown token") from None
 

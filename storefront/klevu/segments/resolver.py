@@ -71,7 +71,7 @@ from flask import Blueprint, current_app, g, jsonify, request
 from ...extensions import cache
 from .. import klevu, trace
 from ..budget import page_due
-from ..client import KlevuClient, KlevuError, SessionAnswer
+from ..client import BreakerOpen, KlevuClient, KlevuError, SessionAnswer
 from ..visitor import Visitor
 from . import cookie
 
@@ -437,6 +437,8 @@ class SegmentResolver:
         its errors, so they are logged here and the page falls back to stale or anonymous."""
         try:
             return call()
+        except BreakerOpen:
+            pass  # counted by the breaker (/healthz), logged once when it opened
         except KlevuError as exc:
             log.warning("visitor service failed: %s", exc)
         except Exception:
