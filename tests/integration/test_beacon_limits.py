@@ -81,7 +81,9 @@ def test_a_new_session_cookie_per_post_does_not_escape_the_limit(shop):
 
 
 def test_a_full_page_cache_does_not_drop_the_counters(shop, monkeypatch):
-    monkeypatch.setattr(shop.app.extensions["beacon_limits"], "window", 3600)  # one window
+    limits = shop.app.extensions.get("beacon_limits")
+    if limits is not None:  # one window for the whole test: a turn would reset the counts
+        monkeypatch.setattr(limits, "window", 3600)
     view = a_view(shop)
     statuses = [post(shop, view)[0] for _ in range(61)]
     with shop.app.app_context():
