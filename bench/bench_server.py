@@ -17,7 +17,6 @@ import argparse
 import contextlib
 import os
 import re
-import signal
 import socket
 import statistics
 import subprocess
@@ -33,7 +32,7 @@ sys.path.insert(0, str(ROOT))
 
 from storefront.__main__ import THREADS, serve_command
 from storefront.simulator.account import shop_environment
-from tests.helpers import PERSONAS, browser_session, free_port, start_simulator, wait_for
+from tests.helpers import PERSONAS, browser_session, free_port, serving, start_simulator
 
 
 def gunicorn_command(host: str, port: int) -> list[str]:
@@ -50,19 +49,6 @@ SERVERS = {
     "gunicorn gthread": gunicorn_command,
     "granian": lambda host, port: serve_command(host, port, 1),
 }
-
-
-def start(command: list[str], env: dict[str, str], url: str) -> subprocess.Popen:
-    process = subprocess.Popen(
-        command,
-        env=env,
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    wait_for(f"{url}/healthz", 60)
-    return process
 
 
 def warm_cookie(url: str) -> str:
@@ -125,27 +111,25 @@ def main() -> None:
     sim.faults(visitor=plan, config=plan, search=plan)
     shops = {}
     try:
-        for name, command in SERVERS.items():
-            port = free_port()
-            url = f"http://127.0.0.1:{port}"
-            env = {
-                **os.environ,
-                **shop_environment(sim.url),
-                "STOREFRONT_DATA_DIR": tempfile.mkdtemp(prefix="bench-server-"),
+        with contextlib.ExitStack() as running:
+            for name, command in SERVERS.items():
+                port = free_port()
+                env = {
+                    **os.environ,
+                    **shop_environment(sim.url),
+                    "STOREFRONT_DATA_DIR": tempfile.mkdtemp(prefix="bench-server-"),
+                }
+                running.enter_context(serving(command("127.0.0.1", port), env, port))
+                shops[name] = (port, f"http://127.0.0.1:{port}")
+            cookies = {name: warm_cookie(url) for name, (_, url) in shops.items()}
+            rates: dict[str, list[float]] = {name: [] for name in shops}
+            for _ in range(args.rounds):
+                for name, (_, url) in shops.items():
+                    rates[name].append(wrk_rate(url, cookies[name], args.seconds))
+            slowest = {
+                name: slow_clients(port, url, args.slow) for name, (port, url) in shops.items()
             }
-            shops[name] = (start(command("127.0.0.1", port), env, url), port, url)
-        cookies = {name: warm_cookie(url) for name, (_, _, url) in shops.items()}
-        rates: dict[str, list[float]] = {name: [] for name in shops}
-        for _ in range(args.rounds):
-            for name, (_, _, url) in shops.items():
-                rates[name].append(wrk_rate(url, cookies[name], args.seconds))
-        slowest = {
-            name: slow_clients(port, url, args.slow) for name, (_, port, url) in shops.items()
-        }
     finally:
-        for process, _, _ in shops.values():
-            os.killpg(process.pid, signal.SIGTERM)
-            process.wait(30)
         sim.process.terminate()
     before = statistics.median(rates["gunicorn gthread"])
     print(f"\nbanner home page, wrk -t2 -c8 -d{args.seconds}s, {args.rounds} rounds, medians:")

@@ -10,7 +10,6 @@ with sixteen concurrent first requests for banner pages.
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -19,7 +18,7 @@ import requests
 
 from storefront.__main__ import serve_command
 from storefront.simulator.account import shop_environment
-from tests.helpers import PERSONAS, browser_session, free_port, wait_for
+from tests.helpers import PERSONAS, browser_session, free_port, serving
 
 RACE = """
 import threading
@@ -61,16 +60,8 @@ def test_the_shop_started_cold_answers_every_concurrent_first_request(simulator,
             "STOREFRONT_DATA_DIR": str(tmp_path / f"start-{start}"),
             "KLEVU_PAGE_BUDGET_MS": "5000",
         }
-        process = subprocess.Popen(
-            serve_command("127.0.0.1", port, workers=2),
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        try:
+        with serving(serve_command("127.0.0.1", port, workers=2), env, port) as process:
             url = f"http://127.0.0.1:{port}"
-            wait_for(f"{url}/healthz", 60)
 
             def first_page(n: int, url: str = url) -> tuple[int, bool]:
                 page = requests.get(f"{url}/", cookies=cookies[n % 4], timeout=30)
@@ -80,6 +71,3 @@ def test_the_shop_started_cold_answers_every_concurrent_first_request(simulator,
                 answers = list(pool.map(first_page, range(16)))
             assert answers == [(200, True)] * 16, f"start {start}: {answers}"
             assert process.poll() is None
-        finally:
-            os.killpg(process.pid, signal.SIGTERM)
-            process.wait(30)

@@ -9,44 +9,24 @@ told to trust, bodies too large to read, and a rebound host name at the simulato
 from __future__ import annotations
 
 import os
-import signal
 import socket
-import subprocess
 import sys
 import time
 
 import pytest
 import requests
 
-from tests.helpers import free_port, wait_for
+from tests.helpers import free_port, serving
 
 
 @pytest.fixture(scope="module")
 def launched(tmp_path_factory):
     port, sim_port = free_port(), free_port()
+    command = [sys.executable, "-m", "storefront", "--port", str(port)]
     env = {**os.environ, "STOREFRONT_DATA_DIR": str(tmp_path_factory.mktemp("public"))}
-    env.pop("KLEVU_API_KEY", None)
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "storefront",
-            "--port",
-            str(port),
-            "--simulator-port",
-            str(sim_port),
-        ],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    try:
-        wait_for(f"http://127.0.0.1:{port}/healthz", 60)
+    env.pop("KLEVU_API_KEY", None)  # offline: the launcher starts the simulator
+    with serving([*command, "--simulator-port", str(sim_port)], env, port):
         yield port, sim_port
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(30)
 
 
 def raw(port: int, head: bytes, timeout: float = 5.0) -> bytes:
@@ -108,30 +88,12 @@ def test_forwarded_scheme_is_ignored_under_gunicorn_too(tmp_path):
         **shop_environment("http://127.0.0.1:1"),
         "STOREFRONT_DATA_DIR": str(tmp_path),
     }
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--no-control-socket",
-            "storefront:create_app()",
-        ],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    try:
-        wait_for(f"http://127.0.0.1:{port}/healthz", 60)
+    command = [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}"]
+    with serving([*command, "--no-control-socket", "storefront:create_app()"], env, port):
         answer = requests.get(
             f"http://127.0.0.1:{port}/healthz", headers={"X-Forwarded-Proto": "https"}, timeout=10
         )
         assert "Strict-Transport-Security" not in answer.headers
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(30)
 
 
 @pytest.mark.parametrize(
