@@ -1,8 +1,8 @@
 """``make run``: the Klevu simulator and the shop, each in its own process; Ctrl-C stops both.
 
-The shop runs under gunicorn with ``gthread`` workers (sync workers collapse under upstream
-latency, see docs/operations.md). With no Klevu keys in the environment the shop talks to the
-simulator started here; with keys, only the shop starts and talks to Klevu itself.
+The shop runs under Granian (``serve_command``; docs/operations.md says why). With no Klevu
+keys in the environment the shop talks to the simulator started here; with keys, only the shop
+starts and talks to Klevu itself.
 """
 
 from __future__ import annotations
@@ -17,6 +17,9 @@ import urllib.request
 
 from .simulator.account import DEFAULT_PORT, shop_environment
 from .simulator.scenarios import BadPack, load as load_pack
+
+THREADS = 8  # Python threads per worker process
+HEADER_TIMEOUT_MS = 10_000  # a client that has not sent its headers by then is dropped
 
 
 def wait_healthy(url: str, process: subprocess.Popen, seconds: float = 20.0) -> None:
@@ -33,12 +36,35 @@ def wait_healthy(url: str, process: subprocess.Popen, seconds: float = 20.0) -> 
     raise SystemExit(f"{url} did not answer within {seconds:.0f} s")
 
 
-def shop_command(host: str, port: int, workers: int) -> list[str]:
-    """The production server, as docs/operations.md runs it."""
+def serve_command(host: str, port: int, workers: int = 1) -> list[str]:
+    """The shop under Granian, as ``make run`` and docs/operations.md serve it.
+
+    Granian's Rust side reads each request (headers, with a deadline) before a Python thread
+    sees it, so clients that send slowly hold sockets, not the shop's threads. It applies no
+    ``X-Forwarded-*`` header itself: the app trusts those as ``STOREFRONT_PROXY_HOPS`` says.
+    """
     return [
-        *(sys.executable, "-m", "gunicorn", "--bind", f"{host}:{port}"),
-        *("--worker-class", "gthread", "--threads", "8", "--workers", str(workers)),
-        *("--no-control-socket", "--access-logfile", "-", "storefront:create_app()"),
+        sys.executable,
+        "-m",
+        "granian",
+        "--interface",
+        "wsgi",
+        "--factory",
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+        # A page waits on Klevu (segments, config, search): threads keep serving meanwhile.
+        "--blocking-threads",
+        str(THREADS),
+        "--http1-header-read-timeout",
+        str(HEADER_TIMEOUT_MS),
+        "--no-ws",
+        "--respawn-failed-workers",
+        "--access-log",
+        "storefront:create_app",
     ]
 
 
@@ -107,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
             processes.append(simulator)
         shop_url = f"http://{args.host}:{args.port}"
         processes.append(
-            subprocess.Popen(shop_command(args.host, args.port, args.workers), env=env)
+            subprocess.Popen(serve_command(args.host, args.port, args.workers), env=env)
         )
         wait_healthy(f"{shop_url}/healthz", processes[-1])
         print(f"\n  Shop:      {shop_url}", flush=True)

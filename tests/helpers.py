@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -267,6 +268,26 @@ def shop_processes(
             process.terminate()
         for process in processes:
             process.wait(timeout=10)
+
+
+@contextmanager
+def serving(command: list[str], env: dict[str, str], port: int) -> Iterator[subprocess.Popen]:
+    """A server process (and its children, in a process group of their own) started with
+    ``command`` and the environment ``env``, once ``/healthz`` on ``port`` answers; all of it
+    stopped afterwards."""
+    process = subprocess.Popen(
+        command,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        wait_for(f"http://127.0.0.1:{port}/healthz", 60)
+        yield process
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(30)
 
 
 def start_redis() -> tuple[subprocess.Popen, str]:

@@ -46,7 +46,7 @@ class Klevu:
         self._visitor: VisitorLoader | None = None
 
     def init_app(self, app: Flask) -> None:
-        from .analytics import delivery
+        from .analytics import delivery, routes as analytics
         from .banners import placement
         from .check import klevu_cli
         from .segments import resolver
@@ -63,6 +63,7 @@ class Klevu:
         resolver.init_app(app)  # step 1: session + segments over the shared cache
         placement.init_app(app)  # steps 2-3: answers cache, template renderer, banner pool
         delivery.init_app(app)  # step 4: durable queue, its relay, `flask relay`
+        analytics.init_app(app)  # step 4: the beacon's rate limits
         app.cli.add_command(klevu_cli)
 
     def product_url_loader(self, loader: ProductUrl) -> ProductUrl:

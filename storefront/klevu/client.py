@@ -179,8 +179,10 @@ class KlevuClient:
     ) -> requests.Response:
         """One HTTP call; ``service`` names the breaker that guards it (None: unguarded)."""
         breaker = self.breakers.get(service) if service else None
+        # What errors say of the call: logs must not carry the api key (it is in the path).
+        shown = mask_api_key(url, self.settings.api_key)
         if breaker is not None and not breaker.allow():
-            raise BreakerOpen(f"{method} {url}: {service} circuit open")
+            raise BreakerOpen(f"{method} {shown}: {service} circuit open")
         try:
             response = self.http.request(method, url, timeout=timeout or self.timeout, **kwargs)
             self._called(
@@ -196,7 +198,7 @@ class KlevuClient:
             self._called(Call(method, url_sent, error=type(exc).__name__))
             if breaker is not None:
                 breaker.failed()
-            raise KlevuError(f"{method} {url}: {type(exc).__name__}") from exc
+            raise KlevuError(f"{method} {shown}: {type(exc).__name__}") from exc
         if breaker is not None:
             if response.status_code == 429 or response.status_code >= 500:
                 breaker.failed()
@@ -204,7 +206,7 @@ class KlevuClient:
                 breaker.succeeded()
         if not 200 <= response.status_code < 300:
             raise KlevuError(
-                f"{method} {url}: HTTP {response.status_code}",
+                f"{method} {shown}: HTTP {response.status_code}",
                 status=response.status_code,
                 retry_after=parse_retry_after(response.headers.get("Retry-After")),
             )
@@ -222,7 +224,8 @@ class KlevuClient:
         try:
             return response.json(), response
         except ValueError as exc:
-            raise KlevuError(f"{method} {url}: answer is not JSON") from exc
+            shown = mask_api_key(url, self.settings.api_key)
+            raise KlevuError(f"{method} {shown}: answer is not JSON") from exc
 
     # -- step 1: visitor session and segments (docs/klevu-wire-format.md §1) -----------------------
     def _session_url(self) -> str:

@@ -27,6 +27,8 @@ from .routes.guards import Rejected, rejected
 from .scenarios import Pack, catalogue, load as load_pack
 from .state import DemoData, install
 
+LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
+
 DEFAULTS = {
     "SIMULATOR_API_KEY": API_KEY,
     "SIMULATOR_SHOP_URL": "",  # "" keeps the shop's root-relative links
@@ -35,6 +37,9 @@ DEFAULTS = {
     "SIMULATOR_JOURNAL_SIZE": 50,  # recent calls kept for /_sim/state and the dashboard
     "KLEVU_IMAGE_HOSTS": (),  # the dashboard's CSP: no image from another host
     "SIMULATOR_SCENARIO": "",  # a scenario pack to start in: a shipped pack's name, or a path
+    # The host names its control routes and dashboard answer to (against DNS rebinding);
+    # ``--host`` and SIMULATOR_ALLOWED_HOSTS add theirs.
+    "SIMULATOR_HOSTS": LOOPBACK_NAMES,
 }
 
 

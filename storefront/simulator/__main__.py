@@ -17,7 +17,7 @@ import os
 import shlex
 from collections.abc import Mapping
 
-from . import create_app
+from . import LOOPBACK_NAMES, create_app
 from .account import DEFAULT_PORT, shop_environment
 from .scenarios import BadPack, catalogue
 
@@ -43,6 +43,11 @@ def parse_args(
     )
     parser.add_argument(
         "--list-scenarios", action="store_true", help="print the shipped scenario packs, and exit"
+    )
+    parser.add_argument(
+        "--allowed-hosts",
+        default=env.get("SIMULATOR_ALLOWED_HOSTS", ""),
+        help="comma-separated host names it answers to besides loopback and --host",
     )
     parser.add_argument(
         "--print-env",
@@ -78,8 +83,16 @@ def main(argv: list[str] | None = None) -> None:
             "(/_sim/ has no authentication); keep it on 127.0.0.1 unless that is intended",
             args.host,
         )
+    hosts = {*LOOPBACK_NAMES, args.host.lower()} - {"0.0.0.0", "::"}  # noqa: S104
+    hosts |= {h.strip().lower() for h in args.allowed_hosts.split(",") if h.strip()}
     try:
-        app = create_app({"SIMULATOR_SHOP_URL": args.shop_url, "SIMULATOR_SCENARIO": args.scenario})
+        app = create_app(
+            {
+                "SIMULATOR_SHOP_URL": args.shop_url,
+                "SIMULATOR_SCENARIO": args.scenario,
+                "SIMULATOR_HOSTS": tuple(hosts),
+            }
+        )
     except BadPack as exc:
         raise SystemExit(str(exc)) from None
     app.run(host=args.host, port=args.port, threaded=True, debug=False, use_reloader=False)

@@ -30,7 +30,9 @@ OUTBOX, RELAY = "klevu.outbox", "klevu.relay"  # app.extensions keys, read throu
 
 def init_app(app: Flask) -> None:
     store = OutboxStore(
-        app.config["STOREFRONT_DATA_DIR"], max_events=app.config["OUTBOX_MAX_EVENTS"]
+        app.config["STOREFRONT_DATA_DIR"],
+        max_events=app.config["OUTBOX_MAX_EVENTS"],
+        client_share=app.config["OUTBOX_CLIENT_SHARE"] / 100,
     )
 
     def send(events: list[dict], event_ids: list[str]) -> None:

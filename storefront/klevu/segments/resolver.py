@@ -36,7 +36,7 @@ from flask import Blueprint, Flask, current_app, g, jsonify, request
 from ...extensions import cache
 from .. import klevu, klevu_client, trace
 from ..budget import page_due
-from ..client import KlevuClient, KlevuError, SessionAnswer
+from ..client import BreakerOpen, KlevuClient, KlevuError, SessionAnswer
 from ..single_flight import SingleFlight
 from ..visitor import Visitor
 from . import cookie
@@ -378,6 +378,8 @@ class SegmentResolver:
         its errors, so they are logged here and the page falls back to stale or anonymous."""
         try:
             return call()
+        except BreakerOpen:
+            pass  # counted by the breaker (/healthz), logged once when it opened
         except KlevuError as exc:
             log.warning("visitor service failed: %s", exc)
         except Exception:

@@ -12,8 +12,10 @@ from flask import Blueprint, render_template
 
 from ..faults import SERVICES
 from ..state import demo, packs, state
+from .guards import refuse_foreign_host
 
 bp = Blueprint("dashboard", __name__, url_prefix="/_sim")
+bp.before_request(refuse_foreign_host)
 # The page shows the newest events only; /_sim/events has them all.
 EVENTS_SHOWN = 40
 SERVICE_NAMES = {

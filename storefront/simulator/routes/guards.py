@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from urllib.parse import urlsplit
 
-from flask import Response, jsonify, request
+from flask import Response, current_app, jsonify, request
 
 from ...security.origin import CROSS, request_site
 from ..state import demo, state
@@ -73,3 +74,18 @@ def refuse_cross_site(*, any_method: bool = False) -> None:
         request.host_url.rstrip("/"),
     ) == CROSS:
         raise Rejected(403, "cross-site request to a simulator control route")
+
+
+def refuse_foreign_host() -> None:
+    """Answer only to the names the simulator is served as (``SIMULATOR_HOSTS``).
+
+    DNS rebinding: a page on an attacker's name, re-pointed at 127.0.0.1, posts to the
+    control routes same-origin (its ``Origin`` and ``Host`` are the attacker's name, so the
+    cross-site check passes). The ``Host`` header is what gives it away.
+    """
+    try:
+        name = urlsplit(f"//{request.host}").hostname or ""
+    except ValueError:
+        name = ""
+    if name.lower() not in current_app.config["SIMULATOR_HOSTS"]:
+        raise Rejected(421, f"this simulator is not served as {name or 'that host'!r}")
