@@ -221,7 +221,7 @@ class Checker:
         )
         records = [r for r in result.get("records") or [] if isinstance(r, dict) and r.get("id")]
         limits = queries.RecsMetadata.from_config(config["metadata"])
-        if len(records) < limits.product_threshold:
+        if records and len(records) < limits.product_threshold:
             yield Result(
                 f"search {name}",
                 False,
@@ -235,7 +235,7 @@ class Checker:
             f"search {name}", True, f"{len(records)} records (threshold {limits.product_threshold})"
         )
         meta: dict = result["meta"] if isinstance(result.get("meta"), dict) else {}
-        fetched = Fetched(recs_key, config, records[: limits.max_products], meta)
+        fetched = Fetched(recs_key, config, records, meta)
         self.shown.append(fetched)
         yield from self.looks(
             name,

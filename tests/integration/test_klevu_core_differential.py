@@ -84,33 +84,23 @@ SCENARIOS = [
         "k-product-similar",
         options={"currentProductId": TENT.id, "itemGroupId": TENT.item_group_id},
     ),
-    Scenario(
-        "checkout",
-        "/checkout",
-        "CHECKOUT",
-        "k-checkout-together",
-        cart=(TENT.id,),
-        options={"cartProductIds": [TENT.id]},
-    ),
-    Scenario(
-        "static banner, desktop",
-        "/checkout",
-        "CHECKOUT",
-        "k-checkout-together",
-        persona="sam",
-        cart=(TENT.id,),
-        options={"cartProductIds": [TENT.id]},
-        resolution="desktop",
-    ),
-    Scenario(
-        "static banner, phone",
-        "/checkout",
-        "CHECKOUT",
-        "k-checkout-together",
-        persona="sam",
-        cart=(TENT.id,),
-        options={"cartProductIds": [TENT.id]},
-        resolution="mobile",
+    *(
+        # sam (bargain hunter) sees a static sale image at checkout, at each screen width
+        Scenario(
+            name,
+            "/checkout",
+            "CHECKOUT",
+            "k-checkout-together",
+            persona=persona,
+            cart=(TENT.id,),
+            options={"cartProductIds": [TENT.id]},
+            resolution=resolution,
+        )
+        for name, persona, resolution in (
+            ("checkout", None, ""),
+            ("static banner, desktop", "sam", "desktop"),
+            ("static banner, phone", "sam", "mobile"),
+        )
     ),
 ]
 
