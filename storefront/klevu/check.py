@@ -234,13 +234,12 @@ class Checker:
         yield Result(
             f"search {name}", True, f"{len(records)} records (threshold {limits.product_threshold})"
         )
-        meta: dict = result["meta"] if isinstance(result.get("meta"), dict) else {}
-        fetched = Fetched(recs_key, config, records, meta)
+        fetched = Fetched(recs_key, config, records)
         self.shown.append(fetched)
         yield from self.looks(
             name,
             fetched,
-            template_data.product_banner_data(config, fetched.records, fetched.meta, body),
+            template_data.product_banner_data(config, records, answer["queryResults"], body),
         )
 
     def looks(self, name: str, fetched: Fetched, data: dict) -> Iterator[Result]:

@@ -66,7 +66,6 @@ class Fetched:
     recs_key: str
     config: dict
     records: list[dict] = field(default_factory=list)
-    meta: dict = field(default_factory=dict)
     html: str | None = None  # rendered by Klevu's template; None → shop fallback
     static: bool = False  # a STATIC_CONTENT banner: staticContent, no records
     sources: dict[str, str] = field(default_factory=dict)  # service → answers.Answer.source
@@ -178,12 +177,11 @@ def fetch_placement(
     known = (recs_key, answer.version, found.version)
     done = _placements.get(known) if answer.version and found.version else None
     if done is None:
-        meta = result.get("meta")
-        fetched = Fetched(recs_key, config, records, meta if isinstance(meta, dict) else {})
+        fetched = Fetched(recs_key, config, records)
         done = _rendered(
             renderer,
             fetched,
-            template_data.product_banner_data(config, fetched.records, fetched.meta, body),
+            template_data.product_banner_data(config, records, found.body["queryResults"], body),
         )
         if answer.version and found.version:
             _placements.put(known, done)
