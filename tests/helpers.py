@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -69,6 +70,23 @@ def wait_until(
         if time.monotonic() > deadline:
             raise AssertionError(message or f"still false after {seconds} s: {check!r}")
         time.sleep(interval)
+
+
+def run_together(n: int, work: Callable[[], Any]) -> list[Any]:
+    """``work()`` in ``n`` threads released at the same moment; their results in order."""
+    barrier = threading.Barrier(n)
+    results: list[Any] = [None] * n
+
+    def run(i: int) -> None:
+        barrier.wait()
+        results[i] = work()
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    return results
 
 
 # Attacks on the banner engine's sandbox: each must end within the render limits and leave the
@@ -148,6 +166,12 @@ class Simulator:
 
     def settings(self, **settings) -> None:
         requests.post(f"{self.url}/_sim/settings", json=settings, timeout=5).raise_for_status()
+
+    def scenario(self, name: str | None) -> dict:
+        """Apply a scenario pack (on a fresh state), or with ``None`` end it; the pack."""
+        answer = requests.post(f"{self.url}/_sim/scenario", json={"name": name}, timeout=5)
+        answer.raise_for_status()
+        return answer.json()["active"]
 
 
 def start_simulator(port: int | None = None) -> Simulator:
@@ -244,6 +268,26 @@ def shop_processes(
             process.terminate()
         for process in processes:
             process.wait(timeout=10)
+
+
+@contextmanager
+def serving(command: list[str], env: dict[str, str], port: int) -> Iterator[subprocess.Popen]:
+    """A server process (and its children, in a process group of their own) started with
+    ``command`` and the environment ``env``, once ``/healthz`` on ``port`` answers; all of it
+    stopped afterwards."""
+    process = subprocess.Popen(
+        command,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        wait_for(f"http://127.0.0.1:{port}/healthz", 60)
+        yield process
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(30)
 
 
 def start_redis() -> tuple[subprocess.Popen, str]:

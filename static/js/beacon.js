@@ -19,12 +19,12 @@
  * the front of the klevu_recent_clicks cookie (Klevu's "recently viewed",
  * storefront/klevu/analytics/recently_viewed.py has the format). Clicks go with navigator.sendBeacon
  * (string body: it survives the navigation and never delays it). Without JavaScript, banner
- * links already go through the server's click route; with it, links point straight at the
- * target again.
+ * links already go through the server's click route; with it, the links the server routed
+ * point straight at the target again (http and https targets only).
  */
 (function () {
   "use strict";
-  var ENDPOINT = "/klevu/events";
+  var ENDPOINT = "/klevu/events", CLICK_ROUTE = "/klevu/click";
   var SEEN_RATIO = 0.5, SEEN_MS = 1000;
   var RECENT_COOKIE = "klevu_recent_clicks", RECENT_MAX = 20, RECENT_DAYS = 365;
   var ID_RE = /^[^\x00-\x1f\x7f-\x9f]{1,64}$/, PART_RE = /^[A-Za-z0-9_-]{2,344}$/;
@@ -127,12 +127,24 @@
     banner.addEventListener("auxclick", onSelect);   /* middle click: opened in a new tab */
   }
 
+  /* Only a link the server routed through its click route gets its target back, and only an
+   * http(s) one: the server writes data-klevu-href (the sanitizer drops a template's own). */
+  function restoreLink(link) {
+    try {
+      var routed = new URL(link.getAttribute("href"), location.href);
+      var target = new URL(link.getAttribute("data-klevu-href"), location.href);
+    } catch (e) { return; }
+    if (routed.origin !== location.origin || routed.pathname !== CLICK_ROUTE) return;
+    if (target.protocol !== "http:" && target.protocol !== "https:") return;
+    link.setAttribute("href", target.href);
+  }
+
   function init() {
     var banners = document.querySelectorAll("[data-klevu-token]");
     for (var i = 0; i < banners.length; i++) {
       var banner = banners[i], token = banner.getAttribute("data-klevu-token");
       var links = banner.querySelectorAll("a[data-klevu-href]");
-      for (var j = 0; j < links.length; j++) links[j].setAttribute("href", links[j].getAttribute("data-klevu-href"));
+      for (var j = 0; j < links.length; j++) restoreLink(links[j]);
       watchImpression(banner, token);
       watchClicks(banner, token);
     }

@@ -21,10 +21,12 @@ from flask import url_for
 
 from storefront import create_app
 from storefront.catalog import load_catalog
-from storefront.klevu.analytics import tokens
+from storefront.extensions import cache
+from storefront.klevu.analytics import routes, tokens
+from storefront.klevu.analytics.delivery import outbox
 from storefront.klevu.analytics.events import SELECT, VIEW, BannerItem, BannerView
 from storefront.klevu.analytics.recently_viewed import clicked_ids, format_ids
-from storefront.klevu.analytics.routes import MAX_BODY, RATE_LIMIT
+from storefront.klevu.analytics.routes import MAX_BODY, PAGE_VIEW_LIMIT
 from tests.helpers import app_config, free_port
 
 PRODUCTS = load_catalog().products
@@ -103,7 +105,7 @@ def click(client, **args):
 
 def queued(app) -> list[tuple[str, dict]]:
     """``(event_id, payload)`` of every queued event, oldest first, read from the store."""
-    with closing(sqlite3.connect(app.extensions["outbox"].path)) as db:
+    with closing(sqlite3.connect(outbox(app).path)) as db:
         return [
             (event_id, json.loads(payload))
             for event_id, payload in db.execute("SELECT event_id, payload FROM outbox ORDER BY seq")
@@ -237,19 +239,53 @@ def test_posts_from_our_own_pages_are_accepted(app, client, headers):
     assert beacon(client, view(app), headers=headers).status_code == 202
 
 
-def test_a_flood_from_one_visitor_is_429_and_other_visitors_still_get_through(app):
-    """Posts of distinct events, so only the rate limit can refuse them. They span at most two
-    of the limit's windows, so the first ``RATE_LIMIT`` pass and some of the rest cannot."""
-    flooder, shopper = app.test_client(), app.test_client()
-    flooder.set_cookie("klevu_session", "flooding-visitor")
-    shopper.set_cookie("klevu_session", "another-visitor")
-    answers = [beacon(flooder, view(app, page_view=f"pv-{n}")) for n in range(2 * RATE_LIMIT + 1)]
+def client_at(app, address: str):
+    client = app.test_client()
+    client.environ_base["REMOTE_ADDR"] = address
+    return client
+
+
+def test_a_flood_from_one_page_view_is_429_with_retry_after_and_its_next_page_view_passes(app):
+    """The same token again and again: duplicates, so only the page view's limit refuses.
+    They span at most two windows, so the first ``PAGE_VIEW_LIMIT`` pass and some cannot."""
+    flooder = client_at(app, "10.0.0.1")
+    answers = [
+        beacon(flooder, view(app, page_view="pv-flood")) for _ in range(2 * PAGE_VIEW_LIMIT + 1)
+    ]
     statuses = [answer.status_code for answer in answers]
-    assert set(statuses[:RATE_LIMIT]) == {202}
+    assert set(statuses[:PAGE_VIEW_LIMIT]) == {202}
     assert set(statuses) == {202, 429}
-    assert refused(answers[statuses.index(429)], 429)
+    first_refusal = answers[statuses.index(429)]
+    assert refused(first_refusal, 429)
+    assert 1 <= int(first_refusal.headers["Retry-After"]) <= 10
+    assert beacon(flooder, view(app, page_view="pv-next")).status_code == 202
+
+
+def test_new_cookies_do_not_escape_the_client_limit_and_other_clients_get_through(app, monkeypatch):
+    """A new ``klevu_session`` cookie per post changes nothing: the address is counted."""
+    monkeypatch.setattr(routes, "CLIENT_LIMIT", 20)
+    flooder, shopper = client_at(app, "10.0.0.1"), client_at(app, "10.0.0.2")
+    answers = []
+    for n in range(41):
+        flooder.set_cookie("klevu_session", f"rotating-{n}")
+        answers.append(beacon(flooder, view(app, page_view=f"pv-{n}")))
+    statuses = [answer.status_code for answer in answers]
+    assert set(statuses[:20]) == {202}
+    assert set(statuses) == {202, 429}
     assert beacon(shopper, view(app, page_view="pv-shopper")).status_code == 202
     assert len(queued(app)) == statuses.count(202) + 1
+
+
+def test_filling_the_page_cache_does_not_lift_the_limit(app, monkeypatch):
+    """The counters are not in the cache that pages fill (SimpleCache evicted them first)."""
+    monkeypatch.setattr(routes, "CLIENT_LIMIT", 20)
+    monkeypatch.setattr(routes.beacon_limits(app), "window", 3600)  # one window
+    flooder = client_at(app, "10.0.0.1")
+    statuses = [beacon(flooder, view(app, page_view=f"pv-{n}")).status_code for n in range(20)]
+    for n in range(12_000):
+        cache.set(f"filler-{n}", n, timeout=3600)
+    statuses.append(beacon(flooder, view(app, page_view="pv-after")).status_code)
+    assert statuses == [202] * 20 + [429]
 
 
 # -- once each --------------------------------------------------------------------------------
@@ -427,7 +463,7 @@ def test_a_full_outbox_refuses_new_beacon_events_with_503_but_not_shoppers(tmp_p
     assert (retried.status_code, retried.json["duplicate"]) == (202, True)
     link = click(client, t=token(app), id=IN_BANNER)
     assert (link.status_code, link.headers["Location"]) == (302, f"/p/{IN_BANNER}")
-    stats = app.extensions["outbox"].stats()
+    stats = outbox(app).stats()
     assert (stats["depth"], stats["drops"]["full"]) == (1, 2)
     assert [event_id for event_id, _ in queued(app)] == [
         tokens.impression_id("pv-1", BANNER.recs_key)

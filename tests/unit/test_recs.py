@@ -15,11 +15,15 @@ from cachelib import SimpleCache
 
 from storefront.config import klevu_settings
 from storefront.klevu.banners.answers import KlevuAnswers
-from storefront.klevu.banners.placement import config_params, fetch_placement
+from storefront.klevu.banners.placement import (
+    BannerServices,
+    banner_services,
+    config_params,
+    fetch_placement,
+)
 from storefront.klevu.banners.queries import PageContext
 from storefront.klevu.client import KlevuClient, config_query
 from storefront.klevu.render.engine import QUARANTINE_AFTER, TemplateRenderer
-from storefront.klevu.render.once import RenderOnce
 from storefront.simulator.account import shop_environment
 
 SIM = "http://klevu.test"
@@ -104,11 +108,11 @@ def search_answer(n: int) -> dict:
 def fetch():
     # Caches off: each test's stubbed answers are the ones asked for (tests/unit/test_answers.py
     # covers the cache).
-    client = KlevuAnswers(KlevuClient(SETTINGS), SimpleCache(), config_ttl=0, search_ttl=0)
-    renderer = RenderOnce(TemplateRenderer())
+    answers = KlevuAnswers(KlevuClient(SETTINGS), SimpleCache(), config_ttl=0, search_ttl=0)
+    banners = BannerServices(answers, TemplateRenderer())
 
     def run(page=HOME, segments=()):
-        return fetch_placement(client, renderer, "k-test", page, segments, time.monotonic() + 2)
+        return fetch_placement(banners, "k-test", page, segments, time.monotonic() + 2)
 
     return run
 
@@ -258,7 +262,7 @@ def test_placements_run_in_parallel_and_a_late_one_is_left_out(tmp_path):
         )
     responses.post(SEARCH_URL, json=search_answer(6))
     # A process's first engine loads V8 from disk (docs/performance.md): not what is timed here.
-    app.extensions["banner_renderer"].renderer.warm_up()
+    banner_services(app).engine.warm_up()
     with app.test_request_context("/"):
         started = time.monotonic()
         banners = banners_for(HOME)
@@ -376,7 +380,7 @@ def test_the_shops_fallback_banner_reports_nothing_to_klevu(tmp_path):
     answer["templates"]["base"] = "<% throw new Error('broken') %>"
     responses.get(CONFIG_URL, json=answer)
     responses.post(SEARCH_URL, json=search_answer(6))
-    app.extensions["banner_renderer"].renderer.warm_up()  # V8's first load: not in the budget
+    banner_services(app).engine.warm_up()  # V8's first load: not in the budget
     with app.test_request_context("/"):
         [banner] = banners_for(HOME)
     assert banner.fallback and banner.token == ""

@@ -20,7 +20,9 @@ from storefront.catalog import load_catalog
 from storefront.config import ConfigError, from_env
 from storefront.identity import CONSENT_COOKIE
 from storefront.klevu.analytics import tokens
+from storefront.klevu.analytics.delivery import outbox
 from storefront.klevu.analytics.events import BannerItem, BannerView
+from storefront.klevu.banners.placement import banner_services
 from storefront.security.headers import content_security_policy
 from storefront.security.origin import CROSS, SAME, UNKNOWN, request_site
 from tests.helpers import DEMO_ENV, app_config, free_port
@@ -68,7 +70,7 @@ def set_cookies(response) -> dict[str, dict[str, str]]:
 
 
 def queued(app) -> int:
-    with closing(sqlite3.connect(app.extensions["outbox"].path)) as db:
+    with closing(sqlite3.connect(outbox(app).path)) as db:
         return db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0]
 
 
@@ -150,7 +152,7 @@ def test_the_sanitizer_can_be_switched_off_only_in_tests(tmp_path):
         STOREFRONT_UNSAFE_NO_SANITIZE="true",
         OUTBOX_RELAY_IN_APP=False,
     )
-    assert create_app(config).extensions["banner_renderer"].renderer.sanitize is False
+    assert banner_services(create_app(config)).engine.sanitize is False
     with pytest.raises(ConfigError, match="STOREFRONT_UNSAFE_NO_SANITIZE"):
         create_app({**config, "TESTING": False})
 
