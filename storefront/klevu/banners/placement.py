@@ -63,7 +63,6 @@ class Fetched:
     recs_key: str
     config: dict
     records: list[dict] = field(default_factory=list)
-    meta: dict = field(default_factory=dict)
     html: str | None = None  # rendered by Klevu's template; None → shop fallback
     static: bool = False  # a STATIC_CONTENT banner: staticContent, no records
     sources: dict[str, str] = field(default_factory=dict)  # service → answers.Answer.source
@@ -196,8 +195,8 @@ def fetch_placement(
     known = (recs_key, answer.version, found.version)
     done = banners.placements.get(known) if answer.version and found.version else None
     if done is None:
-        fetched = Fetched(recs_key, answer.body, shown.records, shown.meta)
-        data = template_data.product_banner_data(answer.body, shown.records, shown.meta, body)
+        fetched = Fetched(recs_key, answer.body, shown.records)
+        data = template_data.product_banner_data(answer.body, shown.records, shown.answers, body)
         done = _rendered(banners.renderer, fetched, data)
         if answer.version and found.version:
             banners.placements.put(known, done)
@@ -207,11 +206,12 @@ def fetch_placement(
 @dataclass(frozen=True)
 class Shown:
     """What a search answer gives the banner: the records shown (all that search found, as
-    JSv2 renders them), the result's ``meta``, and whether the banner hides for having fewer
-    than the threshold (checked, as JSv2 does, only when search found something)."""
+    JSv2 renders them), every query's answer (the template sees them all), and whether the
+    banner hides for having fewer than the threshold (checked, as JSv2 does, only when search
+    found something)."""
 
     records: list[dict]
-    meta: dict
+    answers: list
     found: int
     limits: queries.RecsMetadata
 
@@ -235,9 +235,8 @@ def shown_records(config: dict, search_answer: dict) -> Shown | None:
     if not isinstance(records, list):
         return None
     records = [r for r in records if isinstance(r, dict) and r.get("id")]
-    meta = result.get("meta")
     limits = queries.RecsMetadata.from_config(config["metadata"])
-    return Shown(records, meta if isinstance(meta, dict) else {}, len(records), limits)
+    return Shown(records, search_answer.get("queryResults") or [], len(records), limits)
 
 
 def _plan(
