@@ -7,7 +7,7 @@ gunicorn (gthread, 2 workers x 8 threads) on loopback with a shared Redis, as de
 shoppers (the page inspector off; ``--inspector`` measures the demo's pages, panel included); 16
 shoppers load the home page in a closed loop. docs/performance.md says what each row measures.
 
-    .venv/bin/python bench/bench_pages.py [--latency-ms 50] [--seconds 3] [--shoppers 16]
+    .venv/bin/python -m bench.bench_pages [--latency-ms 50] [--seconds 3] [--shoppers 16]
                                           [--inspector]
 """
 
@@ -31,9 +31,6 @@ from pathlib import Path
 
 import requests
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
 from storefront.klevu.analytics.outbox import OutboxStore
 from storefront.klevu.analytics.relay import Relay
 from storefront.klevu.client import DEFAULT_TIMEOUT
@@ -50,6 +47,8 @@ from tests.helpers import (
     wait_for,
     wait_until,
 )
+
+ROOT = Path(__file__).resolve().parent.parent
 
 BUDGET_MS = 800
 KLEVU_KINDS = ("session_new", "session_refresh", "connector", "config", "search")

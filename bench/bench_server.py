@@ -8,7 +8,7 @@ opens ``--slow`` connections that send their request headers one line a second a
 finish them, then times pages of other visitors while they hang on. docs/performance.md,
 "HTTP server", has the figures.
 
-    .venv/bin/python bench/bench_server.py [--rounds 3] [--seconds 10] [--slow 50]
+    .venv/bin/python -m bench.bench_server [--rounds 3] [--seconds 10] [--slow 50]
 """
 
 from __future__ import annotations
@@ -27,12 +27,11 @@ from pathlib import Path
 
 import requests
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
 from storefront.__main__ import THREADS, serve_command
 from storefront.simulator.account import shop_environment
 from tests.helpers import PERSONAS, browser_session, free_port, serving, start_simulator
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def gunicorn_command(host: str, port: int) -> list[str]:

@@ -16,6 +16,7 @@ import time
 import urllib.request
 
 from .simulator.account import DEFAULT_PORT, shop_environment
+from .simulator.scenarios import BadPack, load as load_pack
 
 THREADS = 8  # Python threads per worker process
 HEADER_TIMEOUT_MS = 10_000  # a client that has not sent its headers by then is dropped
@@ -67,12 +68,58 @@ def serve_command(host: str, port: int, workers: int = 1) -> list[str]:
     ]
 
 
+def start_simulator(port: int, env: dict[str, str]) -> tuple[subprocess.Popen, dict[str, str]]:
+    """The simulator on ``port``, and the shop's environment pointed at it."""
+    simulator_url = f"http://127.0.0.1:{port}"
+    # The shop learns the simulator's URL, api key and recs keys from its settings, as it
+    # would a live account's; anything set in the environment wins.
+    env = {**shop_environment(simulator_url), **env}
+    # The demo merchant registers a euro sign, as a shop does in its Klevu JavaScript, so
+    # banner prices read like the shop's own; unset, Klevu prints "EUR 850.00".
+    env.setdefault("KLEVU_CURRENCY_FORMATS", '{"EUR": {"string": "€"}}')
+    # The console's scenario packs change the banners Klevu serves: with config answers kept
+    # 5 s, not 5 minutes, the audience sees the change seconds later (an old answer is still
+    # served once while it is refreshed behind the page).
+    env.setdefault("KLEVU_CONFIG_TTL", "5")
+    command = [sys.executable, "-m", "storefront.simulator", "--host", "127.0.0.1"]
+    process = subprocess.Popen([*command, "--port", str(port)], env=env)
+    wait_healthy(f"{simulator_url}/healthz", process)
+    return process, env
+
+
+def stop(processes: list[subprocess.Popen]) -> None:
+    for process in processes:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+    for process in processes:
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def pack_environment(pack: str) -> dict[str, str]:
+    """The simulator starts in the pack; a recorded account's pack also gives the shop that
+    account's api key and recs keys."""
+    if not pack:
+        return {}
+    try:
+        loaded = load_pack(pack)
+    except BadPack as exc:
+        raise SystemExit(str(exc)) from None
+    recorded = loaded.recorded.shop_settings() if loaded.recorded else {}
+    return {"SIMULATOR_SCENARIO": pack, **recorded}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=5000)
     parser.add_argument("--simulator-port", type=int, default=DEFAULT_PORT)
     parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument(
+        "--pack", default="", help="start the simulator in this scenario pack (name or file)"
+    )
     args = parser.parse_args(argv)
 
     env = dict(os.environ)
@@ -80,28 +127,10 @@ def main(argv: list[str] | None = None) -> int:
     offline = not env.get("KLEVU_API_KEY")
     try:
         if offline:
-            simulator_url = f"http://127.0.0.1:{args.simulator_port}"
-            # The shop learns the simulator's URL, api key and recs keys from its settings,
-            # as it would a live account's; anything set in the environment wins.
-            env = {**shop_environment(simulator_url), **env}
-            # The demo merchant registers a euro sign, as a shop does in its Klevu JavaScript,
-            # so banner prices read like the shop's own; unset, Klevu prints "EUR 850.00".
-            env.setdefault("KLEVU_CURRENCY_FORMATS", '{"EUR": {"string": "€"}}')
-            processes.append(
-                subprocess.Popen(
-                    [
-                        sys.executable,
-                        "-m",
-                        "storefront.simulator",
-                        "--host",
-                        "127.0.0.1",
-                        "--port",
-                        str(args.simulator_port),
-                    ],
-                    env=env,
-                )
+            simulator, env = start_simulator(
+                args.simulator_port, {**env, **pack_environment(args.pack)}
             )
-            wait_healthy(f"{simulator_url}/healthz", processes[-1])
+            processes.append(simulator)
         shop_url = f"http://{args.host}:{args.port}"
         processes.append(
             subprocess.Popen(serve_command(args.host, args.port, args.workers), env=env)
@@ -117,14 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 0
     finally:
-        for process in processes:
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-        for process in processes:
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
+        stop(processes)
 
 
 if __name__ == "__main__":

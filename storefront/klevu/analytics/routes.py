@@ -5,7 +5,8 @@ it rendered the banner, and the server builds the event from what it actually re
 (``events.py``), then writes it to the durable outbox before answering. The relay delivers it.
 
 ``POST /klevu/events`` — the beacon (``static/js/beacon.js``): ``{"type": "view"|"select",
-"token": ..., "item": <product id, for select>}`` as a string body.
+"token": ..., "item": <product id, for select>, "shown": [<image URL>, ...]}`` as a string
+body; ``shown`` (static-content banners) names the images the visitor's screen showed.
 ``GET /klevu/click?t=...`` — banner links without JavaScript: record, then redirect to the
 shop's own product page (the shop's ``klevu.product_url_loader`` names it, never the URL), or
 for a static-content banner to the ``targetUrl`` the signed token carries.
@@ -22,13 +23,13 @@ import math
 from urllib.parse import urlsplit
 
 import redis
-from flask import Blueprint, current_app, jsonify, redirect, render_template, request
+from flask import Blueprint, Flask, current_app, jsonify, redirect, render_template, request
 from werkzeug.exceptions import BadRequest, RequestEntityTooLarge
 
 from ...security import same_origin
 from .. import klevu
 from ..segments.resolver import session_cookie
-from . import events, tokens
+from . import delivery, events, tokens
 from .limits import WindowCounter, client_key
 from .outbox import ClientShareFull, OutboxError
 from .recently_viewed import remember_click
@@ -38,8 +39,8 @@ log = logging.getLogger(__name__)
 bp = Blueprint("analytics", __name__, url_prefix="/klevu")
 
 MAX_BODY = 8 * 1024
-TOKEN_MAX_AGE = 24 * 3600
 RATE_WINDOW = 10  # seconds
+MAX_SHOWN, MAX_URL = 20, 2048  # a static banner's images the beacon may name, and their size
 # Beacon posts per window: per page view (a view and a few clicks per banner), and per client
 # address, which a household or an office behind one NAT shares.
 PAGE_VIEW_LIMIT = 60
@@ -62,22 +63,28 @@ def rejected(exc: Rejected):
     return answer, exc.status
 
 
-@bp.record_once
-def _set_up_limits(state) -> None:
+LIMITS = "klevu.beacon_limits"  # app.extensions key, read through ``beacon_limits()``
+
+
+def init_app(app: Flask) -> None:
     """The beacon's counters: in Redis when the shop has one, else in this process."""
-    app = state.app
     url = app.config.get("CACHE_REDIS_URL")
     shared = (
         redis.Redis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5) if url else None
     )
     prefix = f"{app.config.get('CACHE_KEY_PREFIX', '')}beacon-rate:"
-    app.extensions["beacon_limits"] = WindowCounter(RATE_WINDOW, redis=shared, prefix=prefix)
+    app.extensions[LIMITS] = WindowCounter(RATE_WINDOW, redis=shared, prefix=prefix)
+
+
+def beacon_limits(app: Flask | None = None) -> WindowCounter:
+    """The app's beacon counters (``current_app``'s by default)."""
+    return (app or current_app).extensions[LIMITS]
 
 
 def _check_rate(key: str, limit: int) -> None:
     """One more post counted against ``key``; 429 with ``Retry-After`` once over ``limit``."""
     try:
-        count, left = current_app.extensions["beacon_limits"].hit(key)
+        count, left = beacon_limits().hit(key)
     except redis.RedisError:  # Redis is down: losing events would be worse than a flood
         log.warning("rate limit unavailable: Redis error", exc_info=True)
         return
@@ -119,7 +126,7 @@ def _read(token: object) -> tuple[str, events.BannerView]:
     event ids (``OUTBOX_MAX_AGE``): a replay after that would be a new event to the queue."""
     if not isinstance(token, str):
         raise Rejected(400, "token missing")
-    max_age = min(TOKEN_MAX_AGE, current_app.config["OUTBOX_MAX_AGE"])
+    max_age = min(tokens.TOKEN_MAX_AGE, current_app.config["OUTBOX_MAX_AGE"])
     try:
         return tokens.read_token(
             current_app.config["SECRET_KEY"],
@@ -131,10 +138,21 @@ def _read(token: object) -> tuple[str, events.BannerView]:
         raise Rejected(400, "malformed or unknown token") from None
 
 
+def _shown(value: object) -> frozenset[str]:
+    """The image URLs a beacon says it showed (only compared with the token's own)."""
+    if (
+        not isinstance(value, list)
+        or len(value) > MAX_SHOWN
+        or not all(isinstance(url, str) and len(url) <= MAX_URL for url in value)
+    ):
+        raise Rejected(400, f"shown must be a list of at most {MAX_SHOWN} image URLs")
+    return frozenset(value)
+
+
 def _accept(event_id: str, payload: dict) -> bool:
     """Durably queue the event; True when it was new (False: a duplicate, already queued)."""
     try:
-        return current_app.extensions["outbox"].put([(event_id, payload)], client=_client()) > 0
+        return delivery.outbox().put([(event_id, payload)], client=_client()) > 0
     except ClientShareFull:
         raise Rejected(
             429, "this client's share of the queue is full", retry_after=RETRY_FULL
@@ -151,15 +169,16 @@ def beacon():
     page_view, view = _read(body.get("token"))
     _check_rate(f"view:{page_view}", PAGE_VIEW_LIMIT)
     kind = body.get("type")
+    shown = _shown(body.get("shown", []))
     if kind == "view":
-        payload = events.impression(view, session_cookie())
+        payload = events.impression(view, session_cookie(), shown)
         event_id = tokens.impression_id(page_view, view.recs_key)
     elif kind == "select":
         item = body.get("item")
         if not isinstance(item, str):
             raise Rejected(400, "select needs an item id")
         try:
-            payload = events.click(view, session_cookie(), item)
+            payload = events.click(view, session_cookie(), item, shown)
         except events.UnknownItem:
             raise Rejected(400, "item not in this banner") from None
         event_id = tokens.click_id(page_view, view.recs_key, item)

@@ -50,6 +50,7 @@ from .events import BannerItem, BannerView
 
 SALT = "storefront.klevu.banner-token.v4"  # bump when the payload layout changes
 MAX_TOKEN_CHARS = 8192
+TOKEN_MAX_AGE = 24 * 3600  # seconds a page's banner token is honoured (a tab left open a day)
 # itsdangerous' URL-safe output: base64url, "." separators (and a leading "." when compressed).
 _TOKEN_RE = re.compile(r"[A-Za-z0-9_\-.]+")
 # Not the api key: the server has it, and a token is in every page's HTML.

@@ -1,25 +1,20 @@
 """Klevu's ``templates.base`` rendered on the server with the semantics of Klevu's browser library.
 
-Klevu templates are JavaScript (an Underscore-style dialect, see ``js/template.js``) written
-for and tested in browsers, so they run in V8, the engine of Chromium, with its ICU: ``Intl``,
-``toLocaleString`` and ``localeCompare`` format as in a visitor's browser set to the shop's
-locale (``js/locale.js``), and a Chromium test holds the two to the same output. V8 (through
-mini-racer) replaced QuickJS by measurement: docs/performance.md, "Banner rendering", has the
-figures and the command that produced them.
+Klevu templates are JavaScript (an Underscore-style dialect, ``js/template.js``) written for
+browsers, so they run in V8, Chromium's engine, with its ICU: ``Intl``, ``toLocaleString`` and
+``localeCompare`` format as a visitor's browser set to the shop's locale would
+(``js/locale.js``); a Chromium test holds the two to the same output. Why V8 and not QuickJS:
+docs/performance.md, "Banner rendering".
 
-Sandbox: the engine has no host objects at all (no I/O, no network, no timers, no Python
-callbacks), only ECMAScript built-ins, the template's helpers and the data passed in, as JSON.
-Each call into the engine has a time limit, after which V8 stops the template wherever it is
-(loops, recursion, a backtracking regular expression), and each engine a memory limit; built-ins
-are frozen so a template cannot change what the next one sees. Every failure (syntax error,
-exception, time or memory limit, size limits) is one ``RenderError``, on which the caller shows
-the shop's own banner. A template version stopped by a limit ``QUARANTINE_AFTER`` times is
-quarantined: later renders of it fail at once, and the quarantine is logged once.
+Sandbox: no host objects (no I/O, network, timers or Python callbacks), only ECMAScript
+built-ins, the helpers and the data, as JSON. Each call has a time limit after which V8 stops
+the template wherever it is (a backtracking regular expression too), each engine a memory
+limit, and built-ins are frozen so one template cannot change what the next sees. Every
+failure is one ``RenderError``, on which the caller shows the shop's own banner; a template
+stopped by a limit ``QUARANTINE_AFTER`` times fails at once from then on (logged once).
 
-Threads: engines are pooled, each with its own cache of compiled templates. A render takes an
-idle engine (or starts one) and gives it back, so there are as many engines as renders at the
-same moment, and renders on different threads run in parallel (each V8 isolate runs on a thread
-of its own; unlike QuickJS, an isolate may serve any thread).
+Threads: engines are pooled, each with its own compiled templates; a render takes an idle
+engine (or starts one), so renders on different threads run in parallel.
 """
 
 from __future__ import annotations

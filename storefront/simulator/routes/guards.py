@@ -62,20 +62,17 @@ def simulate_faults(service: str) -> Callable[[], tuple[Response, int] | None]:
     return before_request
 
 
-def refuse_cross_site() -> None:
+def refuse_cross_site(*, any_method: bool = False) -> None:
     """The control routes change what the simulator does (reset, faults, ttls): a page on
     another site must not be able to post to them from a visitor's browser. Posts from the
     simulator's own dashboard (same origin) pass, and so do clients that are not browsers
-    (tests, curl), which send neither ``Sec-Fetch-Site`` nor ``Origin``."""
-    if (
-        request.method == "POST"
-        and request_site(
-            request.headers.get("Sec-Fetch-Site"),
-            request.headers.get("Origin"),
-            request.host_url.rstrip("/"),
-        )
-        == CROSS
-    ):
+    (tests, curl), which send neither ``Sec-Fetch-Site`` nor ``Origin``. ``any_method``: GETs
+    too, for a route that changes state on a GET (an address typed or bookmarked passes)."""
+    if (any_method or request.method == "POST") and request_site(
+        request.headers.get("Sec-Fetch-Site"),
+        request.headers.get("Origin"),
+        request.host_url.rstrip("/"),
+    ) == CROSS:
         raise Rejected(403, "cross-site request to a simulator control route")
 
 
