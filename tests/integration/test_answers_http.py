@@ -168,7 +168,6 @@ def test_the_breaker_opens_serves_without_waiting_probes_and_closes(start_shop, 
         closed = wait_until(page_with_banner, 10, "the breaker never closed")
     assert "k-home-picks" in banners(closed)
     health = requests.get(f"{shop.url}/healthz", timeout=5).json()
-    assert health["breakers"]["search"].pop("refused") >= 1  # counted while open, not logged
     assert health["breakers"]["search"] == {
         "state": "closed",
         "opened_elsewhere": False,

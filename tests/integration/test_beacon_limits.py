@@ -151,7 +151,7 @@ def test_with_redis_two_processes_count_against_one_limit(tmp_path, redis_url, m
     ]
     try:
         for shop in shops:  # one window for the whole test
-            monkeypatch.setattr(shop.app.extensions["beacon_limits"], "window", 3600)
+            monkeypatch.setattr(beacon_limits(shop.app), "window", 3600)
         view = a_view(shops[0])
         statuses = [post(shops[n % 2], view)[0] for n in range(70)]
     finally:
