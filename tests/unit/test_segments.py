@@ -54,8 +54,12 @@ class FakeKlevu:
         self.down = False
         self.delay = 0.0
         self.gates: dict[str, threading.Event] = {}  # kind -> held until set
+        self.gave_up: list[float] = []  # deadlines of the pages that stopped waiting
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
+
+    def overdue(self, due: float) -> None:
+        self.gave_up.append(due)
 
     def count(self, kind: str) -> int:
         return sum(1 for call in self.calls if call[0] == kind)
@@ -76,7 +80,9 @@ class FakeKlevu:
             self.sessions[session_id] = self.clock() + self.session_ttl
             return session_id
 
-    def start_session(self, session_id=None, exchange_id=None, *, timeout=None) -> SessionAnswer:
+    def start_session(
+        self, session_id=None, exchange_id=None, *, timeout=None, due=None
+    ) -> SessionAnswer:
         if exchange_id is None:
             self._called("session", session_id)
             return SessionAnswer(self._open(session_id), (), self.session_ttl)
@@ -278,6 +284,7 @@ def test_a_slow_service_costs_the_page_its_deadline_and_the_late_answer_is_kept(
     assert first == second == ANONYMOUS
     assert 0.4 <= elapsed < 0.7
     assert klevu.calls == [("connector", None, MAYA_XID)]
+    assert len(klevu.gave_up) == 1  # the page that made the call: a slow call from now on
     klevu.gates["connector"].set()
     wait_until(lambda: resolver.store.get("klevu:session:session-0001") is not None, 2)
     resolved = resolver.resolve(None, MAYA_XID, browser_id=CID)

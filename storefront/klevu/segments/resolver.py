@@ -247,7 +247,7 @@ class SegmentResolver:
         known = entry["id"] if entry else session_id  # re-post what we have: continuity
 
         def call() -> str:
-            answer = self.client.start_session(known)
+            answer = self.client.start_session(known, due=due)
             self._keep_session(answer.session_id, answer.ttl, lookup)
             return answer.session_id
 
@@ -279,7 +279,7 @@ class SegmentResolver:
         xhash = _digest(exchange_id)
 
         def call() -> dict:
-            answer = self.client.start_session(known, exchange_id)
+            answer = self.client.start_session(known, exchange_id, due=due)
             fresh = self._segments_value(answer, xhash)
             # The answer's ttl is the segments'; the session lives at least as long, and is
             # re-posted together with the connector info (one call) when the segments run out.
@@ -353,7 +353,7 @@ class SegmentResolver:
             return replace(self._resolution(entry, "cache"), until=until)
 
         def call() -> dict:
-            answer = self.client.start_session(session_id, exchange_id)
+            answer = self.client.start_session(session_id, exchange_id, due=due)
             fresh = self._segments_value(answer, xhash)
             if answer.session_id != session_id:
                 # Klevu had let the session expire and opened another. Its own ttl is not in
@@ -429,6 +429,7 @@ class SegmentResolver:
             log.warning(
                 "visitor service missed the page deadline; its answer is kept for the next page"
             )
+            self.client.overdue(due)  # a slow call: a failure for the breaker from now on
             return None, "none"
         return (value, "klevu") if value is not None else (None, "none")
 
