@@ -94,11 +94,13 @@ def register_extensions(app: Flask) -> None:
 def register_blueprints(app: Flask) -> None:
     from . import health, identity, inspector
     from .klevu.analytics import routes as analytics
+    from .klevu.banners import styles
     from .klevu.segments import resolver as segments
     from .shop import bp as shop
 
     # The inspector first: its trace must begin before identity may answer with a redirect.
-    for blueprint in (inspector.bp, identity.bp, segments.bp, analytics.bp, shop, health.bp):
+    blueprints = (inspector.bp, identity.bp, segments.bp, styles.bp, analytics.bp, shop, health.bp)
+    for blueprint in blueprints:
         app.register_blueprint(blueprint)
 
 

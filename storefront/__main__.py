@@ -18,6 +18,27 @@ import urllib.request
 from .simulator.account import DEFAULT_PORT, shop_environment
 
 
+def server_command(bind: str, workers: int, *, access_log: bool = True) -> list[str]:
+    """How the shop is served: for ``make run`` and for ``make bench``, which measures the
+    shop as it runs here (``access_log=False``: the bench's pages are not logged)."""
+    return [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "--bind",
+        bind,
+        "--worker-class",
+        "gthread",
+        "--threads",
+        "8",
+        "--workers",
+        str(workers),
+        "--no-control-socket",
+        *(["--access-logfile", "-"] if access_log else []),
+        "storefront:create_app()",
+    ]
+
+
 def wait_healthy(url: str, process: subprocess.Popen, seconds: float = 20.0) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
@@ -69,26 +90,7 @@ def main(argv: list[str] | None = None) -> int:
             wait_healthy(f"{simulator_url}/healthz", processes[-1])
         shop_url = f"http://{args.host}:{args.port}"
         processes.append(
-            subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "gunicorn",
-                    "--bind",
-                    f"{args.host}:{args.port}",
-                    "--worker-class",
-                    "gthread",
-                    "--threads",
-                    "8",
-                    "--workers",
-                    str(args.workers),
-                    "--no-control-socket",
-                    "--access-logfile",
-                    "-",
-                    "storefront:create_app()",
-                ],
-                env=env,
-            )
+            subprocess.Popen(server_command(f"{args.host}:{args.port}", args.workers), env=env)
         )
         wait_healthy(f"{shop_url}/healthz", processes[-1])
         print(f"\n  Shop:      {shop_url}", flush=True)

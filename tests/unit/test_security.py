@@ -163,6 +163,7 @@ def every_get_url(app: Flask) -> list[str]:
         "slug": CATEGORY.slug,
         "filename": "js/beacon.js",
         "name": "sale-desktop",
+        "digest": "0" * 32,  # no such stylesheet: its 404 page has the headers too
     }
     urls = []
     for rule in app.url_map.iter_rules():

@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import replace
+from email.utils import parsedate_to_datetime
 
 import pytest
 import redis
@@ -534,7 +535,8 @@ def test_a_returning_visitor_s_segments_then_come_from_their_signed_cookie(wall_
 
     assert kept.startswith(f"{segments_cookie.COOKIE}=")
     assert "HttpOnly" in kept and "SameSite=Lax" in kept
-    assert 0 < int(kept.split("Max-Age=")[1].split(";")[0]) <= 60
+    expires = parsedate_to_datetime(kept.split("Expires=")[1].split(";")[0]).timestamp()
+    assert 0 < expires - time.time() <= 60
     assert from_cookie.json == {
         "segments": ["seg_outdoor"],
         "seconds_left": cached.json["seconds_left"],

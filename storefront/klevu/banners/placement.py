@@ -15,6 +15,7 @@ that fails falls back to the shop's own banner markup. What each banner's answer
 from __future__ import annotations
 
 import logging
+import re
 import time
 import uuid
 from concurrent.futures import Future, ThreadPoolExecutor, wait
@@ -38,6 +39,7 @@ from ..render.once import Memo, RenderOnce
 from ..segments.resolver import current_segments
 from . import links, queries, rules, template_data
 from .answers import Answer, KlevuAnswers, LateAnswer, NotFresh
+from .styles import stylesheet_url
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +53,7 @@ class Banner:
     recs_key: str
     title: str
     html: Markup
-    css: Markup  # scoped and cleaned: safe inside <style>
+    stylesheet: str  # the URL of its scoped and cleaned CSS ("": none), ``styles.py``
     token: str
     fallback: bool = False
     static: bool = False  # static content: the beacon counts clicks on its content links
@@ -408,11 +410,24 @@ def _click_targets(fetched: Fetched, prefix: str) -> dict[str, tuple[str, str]]:
 class _Parts:
     """What a banner's answers give every page view alike, so it is built once per answer:
     the analytics view, the HTML with each counted link pointing at ``CLICK_PREFIX`` + its
-    item, and the scoped CSS (the config's and the template's lifted inline styles)."""
+    item, and the stylesheet of its scoped CSS (the config's and the template's lifted inline
+    styles)."""
 
     view: BannerView
     html: str
-    css: str
+    stylesheet: str
+
+
+_LINE_BREAKS = re.compile(r"[ \t\r\f]*\n\s*")
+_PREFORMATTED = re.compile(r"<(?:pre|textarea)\b", re.IGNORECASE)
+
+
+def tight(html: str) -> str:
+    """The banner without a template's indentation and blank lines (1.1 KB of the 6.5 KB of
+    the simulator's demo banner): every run of whitespace with a line break becomes one line
+    break, which a browser renders as the run itself, one space, except in ``<pre>`` and
+    ``<textarea>``, so a banner with either is left as it is."""
+    return html if _PREFORMATTED.search(html) else _LINE_BREAKS.sub("\n", html)
 
 
 CLICK_PREFIX = f"klevu-click-{uuid.uuid4().hex}-"  # stands for a page view's click route
@@ -435,7 +450,7 @@ def _parts(fetched: Fetched, rendered: str) -> _Parts:
         if not raw:
             scope = f'[data-klevu-banner="{fetched.recs_key}"]'
             css = "\n".join(filter(None, (scope_css(css, scope), scope_css(inline_css, scope))))
-        parts = _Parts(_banner_view(fetched), html, css)
+        parts = _Parts(_banner_view(fetched), tight(html), stylesheet_url(css) if css else "")
         if fetched.version:
             _parts_memo.put(key, parts)
     return parts
@@ -459,7 +474,7 @@ def _banner(fetched: Fetched) -> Banner:
             fetched.recs_key,
             title,
             Markup(html),  # noqa: S704 (autoescaped template)
-            Markup(""),
+            "",
             token,
             fallback=True,
             static=fetched.static,
@@ -468,12 +483,12 @@ def _banner(fetched: Fetched) -> Banner:
     token = issue_token(current_app.config["SECRET_KEY"], page_view_id(), parts.view)
     click = _click_route(token)
     html = parts.html.replace(CLICK_PREFIX, escape(click, quote=True))
-    # html: sanitized by the renderer, links routed; css: scoped and cleaned.
+    # html: sanitized by the renderer, links routed.
     return Banner(
         fetched.recs_key,
         title,
         Markup(html),  # noqa: S704 (sanitized, links routed)
-        Markup(parts.css),  # noqa: S704 (scoped and cleaned)
+        parts.stylesheet,
         token,
         static=fetched.static,
     )

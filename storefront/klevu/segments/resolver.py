@@ -559,12 +559,8 @@ def keep_session_cookies(response):
         kept = cookie.KeptSegments(
             resolved.session_id, _digest(exchange_id), resolved.segments, resolved.until
         )
-        response.set_cookie(
-            cookie.COOKIE,
-            cookie.seal(current_app.config["SECRET_KEY"], kept),
-            max_age=kept.seconds_left(now),
-            httponly=True,
-            samesite="Lax",
+        response.headers.add(
+            "Set-Cookie", cookie.set_cookie_header(current_app.config["SECRET_KEY"], kept)
         )
     return response
 
