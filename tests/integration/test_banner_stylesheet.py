@@ -27,11 +27,13 @@ class ConfigCDN:
     def __init__(self, simulator_url: str):
         self.simulator_url = simulator_url
         self.css = ".kuRECS-title { color: rgb(1, 2, 3); }"
-        self.server = make_server("127.0.0.1", 0, self.answer, threaded=True)
+        self.server = make_server("127.0.0.1", 0, self.wsgi, threaded=True)
         self.url = f"http://127.0.0.1:{self.server.server_port}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
-    @Request.application
+    def wsgi(self, environ, start_response):
+        return self.answer(Request(environ))(environ, start_response)
+
     def answer(self, request: Request) -> Response:
         upstream = requests.get(
             f"{self.simulator_url}{request.full_path}", timeout=5
