@@ -625,3 +625,29 @@ def test_an_identity_change_mid_request_is_resolved_again_in_the_same_session(wa
         ("connector", None, MAYA_XID),
         ("connector", "session-0001", OLIVER_XID),
     ]
+
+
+def test_a_browser_without_the_cookie_is_served_from_the_worker_while_its_answer_is_fresh(
+    resolver, klevu, clock
+):
+    """Its first pages, or a refused cookie: the answer read fresh from the cache is kept in
+    the worker until it runs out, not asked of the cache on every page."""
+    sid = resolver.resolve(None, MAYA_XID).session_id
+    read = resolver.resolve(sid, MAYA_XID)
+    cache = resolver.store
+    resolver.store = BrokenStore()
+
+    kept = resolver.resolve(sid, MAYA_XID)
+    with pytest.raises(redis.ConnectionError):  # another exchange id is not served from it
+        resolver.resolve(sid, OLIVER_XID)
+    clock.advance(61)  # its segments ran out: the cache is asked again
+    with pytest.raises(redis.ConnectionError):
+        resolver.resolve(sid, MAYA_XID)
+
+    assert read.source == kept.source == "cache" and kept.segments == read.segments
+    resolver.store = cache
+    resolver.resolve(sid, MAYA_XID)
+    resolver.forget(sid)  # "forget me": the worker's copy goes too
+    before = klevu.count("connector")
+    assert resolver.resolve(sid, MAYA_XID).source == "klevu"
+    assert klevu.count("connector") == before + 1

@@ -26,7 +26,7 @@ from werkzeug.exceptions import BadRequest, RequestEntityTooLarge
 
 from ...extensions import cache
 from ...security import same_origin
-from .. import klevu
+from .. import klevu, shown
 from ..segments.resolver import session_cookie
 from . import events, tokens
 from .outbox import OutboxError
@@ -145,12 +145,19 @@ def click():
     token (not the JSON the beacon gets), and the product even when the queue refuses the
     click, because losing one click is better than a shopper stuck on an error page.
     """
+    token = request.args.get("t", "")
     try:
-        page_view, view = _read(request.args.get("t"))
-    except Rejected:
+        page_view, key = tokens.read_link_token(
+            current_app.config["SECRET_KEY"], token, TOKEN_MAX_AGE
+        )
+    except tokens.BadToken:
         error = BadRequest("This link has expired. Please go back and try again.")
         return render_template("errors/error.html", error=error), error.code
     item_id = request.args.get("id", "")
+    view = shown.recall(key)
+    if view is None:  # shown too long ago, or the shared cache lost it: the product, unrecorded
+        log.warning("banner click on %s not recorded: its banner is no longer known", item_id)
+        return redirect(klevu.product_url(item_id) or _home())
     if view.is_static:
         return _static_click(page_view, view, item_id)
     product_url = klevu.product_url(item_id)

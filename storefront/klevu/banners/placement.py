@@ -28,9 +28,9 @@ from flask import current_app, g, render_template, url_for
 from markupsafe import Markup
 
 from ...extensions import cache
-from .. import klevu as klevu_ext, trace
+from .. import klevu as klevu_ext, shown, trace
 from ..analytics.events import BannerView
-from ..analytics.tokens import issue_token
+from ..analytics.tokens import issue_link_token, issue_token
 from ..budget import page_due
 from ..client import BreakerOpen, KlevuError
 from ..render.engine import RenderError, TemplateQuarantined, TemplateRenderer, scope_css
@@ -365,9 +365,12 @@ def page_view_id() -> str:
     return g.page_view_id
 
 
-def _click_route(token: str) -> str:
-    """``url_for("analytics.click", t=token, id="")``, with one ``url_for`` per page view:
-    a token is URL-safe as it is (base64url and dots)."""
+def _click_route(view: BannerView) -> str:
+    """``url_for("analytics.click", t=token, id="")`` for a banner of this page view, with
+    one ``url_for`` per page view (a token is URL-safe as it is). The token is the short one
+    of click links, naming the banner, which is remembered for the click route (``shown``)."""
+    shown.remember(view)
+    token = issue_link_token(current_app.config["SECRET_KEY"], page_view_id(), view)
     if "klevu_click_route" not in g:
         g.klevu_click_route = url_for("analytics.click")
     return f"{g.klevu_click_route}?t={token}&id="
@@ -461,8 +464,9 @@ def _banner(fetched: Fetched) -> Banner:
     click route."""
     title = str(fetched.metadata.get("title") or "")
     if fetched.html is None:  # the shop's own markup, for a template that failed
-        token = issue_token(current_app.config["SECRET_KEY"], page_view_id(), _banner_view(fetched))
-        click = _click_route(token)
+        view = _banner_view(fetched)
+        token = issue_token(current_app.config["SECRET_KEY"], page_view_id(), view)
+        click = _click_route(view)
         html = render_template(
             "partials/fallback_banner.html",
             title=title,
@@ -481,7 +485,7 @@ def _banner(fetched: Fetched) -> Banner:
         )
     parts = _parts(fetched, fetched.html)
     token = issue_token(current_app.config["SECRET_KEY"], page_view_id(), parts.view)
-    click = _click_route(token)
+    click = _click_route(parts.view)
     html = parts.html.replace(CLICK_PREFIX, escape(click, quote=True))
     # html: sanitized by the renderer, links routed.
     return Banner(
