@@ -83,6 +83,7 @@ class Answer:
     body: dict
     source: str
     version: str = ""
+    fresh_until: float = 0.0  # wall clock; 0: not a fresh cached answer
 
 
 def _entry(value: object) -> dict | None:
@@ -208,13 +209,13 @@ class KlevuAnswers:
         key = self._key(service, request)
         entry = self._in_process(key) if self.ttls[service] else None
         if entry is not None:  # a warm page: no cache round trip, not even the breaker's
-            return Answer(entry["body"], "cache", entry["v"])
+            return Answer(entry["body"], "cache", entry["v"], entry["fresh_until"])
         breaker_open = self.client.breakers[service].is_open()
         if self.ttls[service]:
             entry = self._held(key) if breaker_open else self._read(key)
         now = self.clock()
         if entry is not None and entry["fresh_until"] > now:
-            return Answer(entry["body"], "cache", entry["v"])
+            return Answer(entry["body"], "cache", entry["v"], entry["fresh_until"])
         if not breaker_open:
             raise NotFresh(service)
         if entry is not None and entry["usable_until"] > now:
