@@ -388,7 +388,8 @@ def main() -> None:
             turns = in_turn(f"{hung_shop.url}/", [persona(i) for i in range(8)])
             waited = sum(t >= BUDGET_MS * 0.9 / 1000 for t in turns)
             after = max(turns[waited:], default=0.0) * 1000
-            most_waited, slowest_after = max(most_waited, waited), max(slowest_after, after)
+            if len(hung) == 1:  # the target is per service; all hung at once: shown only
+                most_waited, slowest_after = max(most_waited, waited), max(slowest_after, after)
             in_turn_cases.append(f"{'+'.join(hung)} {waited}, {after:.0f} ms")
             firsts = turns + first_pages(f"{hung_shop.url}/", [persona(i) for i in range(n)], 4)
             p95 = percentile(firsts, 95) * 1000
@@ -426,8 +427,8 @@ def main() -> None:
             hung_shop.stop()
             shops.remove(hung_shop)
         row(
-            "each Klevu service hung in turn, then all: new identified visitors one after "
-            "another, pages that waited the budget; the slowest page after them",
+            "each Klevu service hung in turn (then all, not judged): new identified visitors one "
+            "after another, pages that waited the budget; the slowest page after them",
             f"{most_waited}; {slowest_after:.0f} ms ({'; '.join(in_turn_cases)})",
             "<= 3; < 100 ms",
             most_waited <= 3 and slowest_after < 100,
