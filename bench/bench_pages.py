@@ -490,7 +490,14 @@ def main() -> None:
     for name, value, target, ok in rows:
         print(f"| {name:{width}} | {value:{value_width}} | {target} | {'yes' if ok else 'NO'} |")
     print(
-        json.dumps({"rows": [{"row": r[0], "measured": r[1], "met": r[3]} for r in rows]}),
+        json.dumps(
+            {
+                "load": os.getloadavg()[0],
+                "rows": [
+                    {"row": r[0], "measured": r[1], "target": r[2], "met": r[3]} for r in rows
+                ],
+            }
+        ),
         file=sys.stderr,
     )
 
