@@ -1,6 +1,6 @@
 """CPU per warm home page, with and without banners: docs/performance.md, "Where the time goes".
 
-    .venv/bin/python bench/bench_page_cpu.py [--pages 300] [--blocks 5] [--banners 1]
+    .venv/bin/python -m bench.bench_page_cpu [--pages 300] [--blocks 5] [--banners 1]
 
 `make bench` measures pages over HTTP, where gunicorn, HTTP parsing and the load generator
 dilute what the shop itself spends on a banner. This isolates it: two apps in this process
@@ -16,16 +16,10 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import tempfile
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from bench_pages import A_PRODUCT, THREE  # the same shop and placements as `make bench`
-
+from bench.bench_pages import A_PRODUCT, THREE  # the same shop and placements as `make bench`
 from storefront import create_app
 from tests.helpers import (
     app_config,

@@ -3,14 +3,15 @@
 Every figure is a ratio or a bound measured side by side in the same run, because this machine
 is shared and absolute rates move from run to run. The simulator adds ``--latency-ms`` to every
 visitor, config and search call (a realistic round trip to Klevu); each shop runs as ``make
-run`` serves it (``storefront.__main__.server_command``; 2 workers) on loopback with a shared
+run`` serves it (``storefront.__main__.serve_command``; 2 workers) on loopback with a shared
 Redis, configured for shoppers (the page inspector off; ``--inspector`` measures the demo's
 pages, panel included). ``wrk`` (``bench/load.py``) loads the home page from 16 connections,
 each request with the next warm visitor's cookies; the primary figure of a banner-vs-plain row
 is pages per CPU second of the shop's processes, pages/s beside it, and the client's share of
 the CPU. docs/performance.md says what each row measures.
 
-    .venv/bin/python bench/bench_pages.py [--latency-ms 50] [--shoppers 16] [--inspector]
+    .venv/bin/python -m bench.bench_pages [--latency-ms 50] [--shoppers 16] [--seconds 3]
+                                          [--inspector]
 """
 
 from __future__ import annotations
@@ -32,12 +33,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import requests
-from load import Block, wrk
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from storefront.__main__ import server_command
+from bench.load import Block, wrk
+from storefront.__main__ import serve_command
 from storefront.klevu.analytics.outbox import OutboxStore
 from storefront.klevu.analytics.relay import Relay
 from storefront.klevu.client import DEFAULT_TIMEOUT
@@ -55,6 +53,8 @@ from tests.helpers import (
     wait_for,
     wait_until,
 )
+
+ROOT = Path(__file__).resolve().parent.parent
 
 BUDGET_MS = 800
 KLEVU_KINDS = ("session_new", "session_refresh", "connector", "config", "search")
@@ -92,7 +92,7 @@ def start_shop(sim: Simulator, redis_url: str, **env: str) -> Shop:
         **env,
     }
     process = subprocess.Popen(
-        server_command(f"127.0.0.1:{port}", 2, access_log=False),
+        serve_command("127.0.0.1", port, workers=2),
         env=environment,
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
@@ -480,7 +480,7 @@ def main() -> None:
 
     print(
         f"\nmake bench: Klevu latency {latency} ms per call, page budget {BUDGET_MS} ms, "
-        f"{n} shoppers, wrk -c16, {' '.join(server_command('…', 2, access_log=False)[1:])} "
+        f"{n} shoppers, wrk -c16, {' '.join(serve_command('127.0.0.1', 0, workers=2)[1:])} "
         f"+ Redis, {time.monotonic() - started:.0f} s, load average {os.getloadavg()[0]:.2f}\n"
     )
     width = max(len(r[0]) for r in rows)

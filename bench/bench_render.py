@@ -1,6 +1,6 @@
 """Banner rendering: the figures behind docs/performance.md, "Banner rendering".
 
-    .venv/bin/python bench/bench_render.py            # 30-50 s on 2 shared cores
+    .venv/bin/python -m bench.bench_render            # 30-50 s on 2 shared cores
 
 The shop renders banners in V8 (mini-racer); it used QuickJS before. Both engines run here in
 the same run, on the same template and data, and every figure is printed as a ratio to QuickJS
@@ -26,9 +26,6 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
 # The engine layer below TemplateRenderer is measured too, so the bench reaches past the
 # public interface.
 from storefront.klevu.render.engine import (
@@ -39,6 +36,7 @@ from storefront.klevu.render.engine import (
 )
 from tests.helpers import SANDBOX_PROBES, sandbox_probe_template
 
+ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT / "tests" / "unit" / "template_corpus"
 TEMPLATE = (CORPUS / "klevu_reference.tmpl").read_text(encoding="utf-8")  # 12 products
 DATA = json.loads((CORPUS / "banner.json").read_text(encoding="utf-8"))["data"]
@@ -242,7 +240,6 @@ def cost_figures() -> None:
 # would block.
 PROBE_RUN = """
 import os, sys, time
-sys.path.insert(0, {root!r})
 from bench.bench_render import {engine} as Engine
 render, usable = Engine.probe_callables({template!r})
 started = time.perf_counter()
@@ -283,10 +280,14 @@ class V8Probe:
 
 
 def probe(engine: str, code: str) -> str:
-    source = PROBE_RUN.format(root=str(ROOT), engine=engine, template=sandbox_probe_template(code))
+    source = PROBE_RUN.format(engine=engine, template=sandbox_probe_template(code))
     try:
         done = subprocess.run(
-            [sys.executable, "-c", source], capture_output=True, text=True, timeout=PROBE_TIMEOUT_S
+            [sys.executable, "-c", source],
+            cwd=ROOT,  # where `bench` is a package
+            capture_output=True,
+            text=True,
+            timeout=PROBE_TIMEOUT_S,
         )
         output = done.stdout or done.stderr.strip().splitlines()[-1]
     except subprocess.TimeoutExpired as expired:

@@ -28,6 +28,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     register_extensions(app)
     register_blueprints(app)
     register_errorhandlers(app)
+    register_commands()
     return app
 
 
@@ -79,28 +80,30 @@ def register_extensions(app: Flask) -> None:
     """Shared services, in the order a page view uses them."""
     from . import security
     from .klevu import klevu
-    from .klevu.analytics import delivery
-    from .klevu.banners import placement as recs
-    from .klevu.segments import resolver as segments
 
     security.init_app(app)  # headers, CSP nonce and same-origin POSTs, for every response
     cache.init_app(app)
-    klevu.init_app(app)  # the one HTTP client to Klevu's four services
-    segments.init_app(app)  # step 1: session + segments resolver over the cache
-    recs.init_app(app)  # steps 2-3: template renderer and the banners' thread pool
-    delivery.delivery.init_app(app)  # step 4: durable queue, its relay, `flask relay`
+    klevu.init_app(app)  # the client to Klevu's four services, then steps 1 to 4 in order
 
 
 def register_blueprints(app: Flask) -> None:
-    from . import health, identity, inspector
+    from . import health, identity, inspector, personas
     from .klevu.analytics import routes as analytics
     from .klevu.banners import styles
-    from .klevu.segments import resolver as segments
+    from .klevu.segments import resolver
     from .shop import bp as shop
 
     # The inspector first: its trace must begin before identity may answer with a redirect.
-    blueprints = (inspector.bp, identity.bp, segments.bp, styles.bp, analytics.bp, shop, health.bp)
-    for blueprint in blueprints:
+    for blueprint in (
+        inspector.bp,
+        identity.bp,
+        personas.bp,
+        resolver.bp,
+        styles.bp,
+        analytics.bp,
+        shop,
+        health.bp,
+    ):
         app.register_blueprint(blueprint)
 
 
@@ -108,3 +111,8 @@ def register_errorhandlers(app: Flask) -> None:
     from .errors import register
 
     register(app)
+
+
+def register_commands() -> None:
+    """``flask klevu record`` joins the Klevu package's ``flask klevu`` group (``check``)."""
+    from . import record  # noqa: F401  (the command registers on import)

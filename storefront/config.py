@@ -247,6 +247,9 @@ def from_env(env: dict | None = None) -> dict:
         "OUTBOX_MAX_EVENTS": _int(env, "OUTBOX_MAX_EVENTS", 100_000, low=1, high=10_000_000),
         "OUTBOX_MAX_ATTEMPTS": _int(env, "OUTBOX_MAX_ATTEMPTS", 20, low=1, high=1000),
         "OUTBOX_MAX_AGE": _int(env, "OUTBOX_MAX_AGE", 24 * 3600, low=60, high=30 * 86_400),
+        # The percentage of OUTBOX_MAX_EVENTS one client address may hold queued (at least 100
+        # events), so a flood from one client during an outage leaves room for everyone else.
+        "OUTBOX_CLIENT_SHARE": _int(env, "OUTBOX_CLIENT_SHARE", 5, low=1, high=100),
         "KLEVU_CURRENCY_FORMATS": currency_formats(env),
         # When the beacon reports an impression: "rendered" (JSv2: once the banner is in the
         # loaded page) or "visible" (half of it in view for a second).
@@ -255,6 +258,12 @@ def from_env(env: dict | None = None) -> dict:
         # is how many reverse proxies' X-Forwarded-* headers to trust (ProxyFix).
         "PREFERRED_URL_SCHEME": scheme,
         "STOREFRONT_PROXY_HOPS": _int(env, "STOREFRONT_PROXY_HOPS", 0, low=0, high=5),
+        # The largest request body any route takes (Flask's own key): a bigger declared body
+        # is refused with 413 before anything reads or parses it. The shop's forms are a few
+        # hundred bytes and the beacon's limit is its own (8 KB).
+        "MAX_CONTENT_LENGTH": _int(
+            env, "MAX_CONTENT_LENGTH", 64 * 1024, low=1024, high=100 * 1024 * 1024
+        ),
         "KLEVU_IMAGE_HOSTS": _image_hosts(env),
         # Flask's session cookie holds the cart and the form token: never for JavaScript.
         "SESSION_COOKIE_HTTPONLY": True,

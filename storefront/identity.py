@@ -14,8 +14,8 @@ The ``identity`` blueprint owns, for each request:
   if they accept;
 - **live Klaviyo** (``KLAVIYO_ONSITE``): Klaviyo's onsite script is loaded after consent and
   handles ``_kx`` and the cookie itself; the shop then only reads the cookie;
-- **the demo persona switcher** (``/demo/personas``), which writes ``__kla_id`` exactly as
-  Klaviyo would for each persona, and "forget me".
+- **who may be identified**: ``identify`` and ``forget_visitor`` write and expire the
+  cookies; the demo's persona switcher (``storefront/personas.py``) uses them too.
 
 Whatever the browser sends, none of this raises: a cookie we cannot read is an anonymous visitor.
 """
@@ -38,7 +38,6 @@ from flask import (
     flash,
     g,
     redirect,
-    render_template,
     request,
     url_for,
 )
@@ -178,7 +177,7 @@ class CookieUpdate:
         return g.identity
 
 
-def _remember_consent(update: CookieUpdate, choice: str) -> None:
+def remember_consent(update: CookieUpdate, choice: str) -> None:
     update.set(
         CONSENT_COOKIE, choice, max_age=CONSENT_MAX_AGE, path="/", httponly=True, samesite="Lax"
     )
@@ -188,7 +187,7 @@ def klevu_visitor(identity: Identity) -> Visitor:
     """Step 0's answer for step 1: the exchange id and Klaviyo's ``cid`` (which keys a cache
     entry), each only when the visitor allows personalisation."""
     allowed = identity.personalisation_allowed
-    return Visitor(identity.exchange_id, identity.cid if allowed else None)
+    return Visitor(identity.exchange_id, identity.cid if allowed else None, identity.consent_given)
 
 
 @klevu.visitor_loader
@@ -196,7 +195,7 @@ def current_visitor() -> Visitor:
     return klevu_visitor(current_identity())
 
 
-def _identify(update: CookieUpdate, exchange_id: str) -> None:
+def identify(update: CookieUpdate, exchange_id: str) -> None:
     """Write ``__kla_id`` as Klaviyo does (keeping its ``cid``) and resolve segments now.
 
     Like Klaviyo's script, write nothing for a visitor who turned tracking off (``__kla_off``).
@@ -207,7 +206,7 @@ def _identify(update: CookieUpdate, exchange_id: str) -> None:
     current_segments(klevu_visitor(update.apply()))
 
 
-def _forget_visitor(update: CookieUpdate) -> None:
+def forget_visitor(update: CookieUpdate) -> None:
     """Anonymous again: Klaviyo's cookie expired, a waiting email link and the segments dropped.
 
     Segments are forgotten first, while the request still sees the visitor being forgotten.
@@ -218,7 +217,7 @@ def _forget_visitor(update: CookieUpdate) -> None:
     update.apply()
 
 
-def _onsite_live() -> bool:
+def onsite_live() -> bool:
     return bool(current_app.config["KLAVIYO_ONSITE"] and current_app.config["KLAVIYO_COMPANY_ID"])
 
 
@@ -255,7 +254,7 @@ def capture_kx():
     so that shared or bookmarked URLs never carry an identity. With live Klaviyo the parameter
     is left for Klaviyo's script, which identifies the visitor against the real account.
     """
-    if request.method != "GET" or klaviyo.KX_PARAM not in request.args or _onsite_live():
+    if request.method != "GET" or klaviyo.KX_PARAM not in request.args or onsite_live():
         return None
     update = CookieUpdate(redirect(_here(_without_kx(request.query_string))))
     identity = current_identity()
@@ -266,7 +265,7 @@ def capture_kx():
         log.info("ignored a _kx link parameter (malformed, another account's, or tracking off)")
     elif identity.consent_given:
         trace.note("identity", via="_kx email link")
-        _identify(update, exchange_id)
+        identify(update, exchange_id)
     elif identity.consent is None:
         update.set(
             PENDING_KX_COOKIE,
@@ -284,7 +283,7 @@ def identity_globals() -> dict:
     identity = current_identity()
     company_id = current_app.config["KLAVIYO_COMPANY_ID"]
     onsite_url = None
-    if _onsite_live() and identity.personalisation_allowed:
+    if onsite_live() and identity.personalisation_allowed:
         onsite_url = klaviyo.onsite_script_url(company_id)
         allow_script_from(onsite_url)  # the page's CSP lets this one foreign script in
     return {
@@ -302,73 +301,19 @@ def consent():
         abort(400)
     update = CookieUpdate(redirect(safe_next(request.form.get("next"), url_for("shop.home"))))
     if choice == "accept":
-        _remember_consent(update, GRANTED)
+        remember_consent(update, GRANTED)
         pending = klaviyo.parse_kx(
             request.cookies.get(PENDING_KX_COOKIE), current_app.config["KLAVIYO_COMPANY_ID"]
         )
         update.expire(PENDING_KX_COOKIE)
         if pending:
             trace.note("identity", via="_kx email link")
-            _identify(update, pending)
+            identify(update, pending)
         else:
             update.apply()
         flash("Thanks! Recommendations can now follow what Klaviyo knows about you.")
     else:
-        _remember_consent(update, DENIED)
-        _forget_visitor(update)
+        remember_consent(update, DENIED)
+        forget_visitor(update)
         flash("Understood: no Klaviyo identity is used, and what we knew has been forgotten.")
-    return update.response
-
-
-@bp.get("/demo/personas")
-def personas():
-    data = load_personas()
-    company_id = current_app.config["KLAVIYO_COMPANY_ID"]
-    cards = [
-        (
-            persona,
-            klaviyo.persona_exchange_id(persona["identifier"], company_id) if company_id else None,
-        )
-        for persona in data["personas"]
-    ]
-    return render_template(
-        "demo/personas.html",
-        cards=cards,
-        segment_names=data["segments"],
-        company_id=company_id,
-        onsite_live=_onsite_live(),
-    )
-
-
-@bp.post("/demo/persona")
-def choose_persona():
-    """Stand in for a click on a Klaviyo email link by this persona (counts as consent)."""
-    company_id = current_app.config["KLAVIYO_COMPANY_ID"]
-    key = request.form.get("persona")
-    persona = next((p for p in load_personas()["personas"] if p["key"] == key), None)
-    if persona is None or not company_id:
-        abort(400)
-    update = CookieUpdate(
-        redirect(safe_next(request.form.get("next"), url_for("identity.personas")))
-    )
-    if not current_identity().consent_given:
-        _remember_consent(update, GRANTED)
-    update.expire(PENDING_KX_COOKIE)
-    trace.note("identity", via="demo persona switcher")
-    _identify(update, klaviyo.persona_exchange_id(persona["identifier"], company_id))
-    flash(
-        f"You are now browsing as {persona['name']}."
-        if current_identity().persona
-        else "Klaviyo tracking is off in this browser (__kla_off=true), so you stay anonymous."
-    )
-    return update.response
-
-
-@bp.post("/demo/forget")
-def forget_me():
-    update = CookieUpdate(
-        redirect(safe_next(request.form.get("next"), url_for("identity.personas")))
-    )
-    _forget_visitor(update)
-    flash("Forgotten: you are an anonymous visitor again.")
     return update.response

@@ -30,9 +30,8 @@ from ..extensions import cache
 from ..identity import current_identity, load_personas
 from ..klaviyo import KLA_ID_COOKIE
 from ..klevu import trace
-from ..klevu.analytics import tokens
-from ..klevu.analytics.routes import TOKEN_MAX_AGE
-from ..klevu.banners.placement import page_view_id
+from ..klevu.analytics import delivery, tokens
+from ..klevu.budget import page_view_id
 from .story import Story, build_story, identity_step
 
 log = logging.getLogger(__name__)
@@ -132,7 +131,10 @@ def _banner_items(current: trace.Trace) -> list[dict]:
             continue
         try:
             _, view = tokens.read_token(
-                current_app.config["SECRET_KEY"], shown.facts["token"], TOKEN_MAX_AGE
+                current_app.config["SECRET_KEY"],
+                shown.facts["token"],
+                tokens.TOKEN_MAX_AGE,
+                api_key="",
             )
         except tokens.BadToken:
             continue
@@ -196,7 +198,7 @@ def events():
     if index is None:
         abort(404)
     shown = [views[index], *reversed(views[max(0, index - EARLIER_SHOWN) : index])]
-    outbox = current_app.extensions["outbox"]
+    outbox = delivery.outbox()
     answer = []
     for view in shown:
         wanted_ids = _event_ids(view)

@@ -14,7 +14,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from ..klevu.trace import Note, mask_api_key as mask
+from ..klevu.client import mask_api_key as mask
+from ..klevu.trace import Note
 
 # What a banner's answer was, in the words of the panel. Sources other code may report
 # (an answers cache, a circuit breaker) read the same way.

@@ -1,19 +1,29 @@
-"""Klevu integration: the one HTTP client, bound per app; the steps live in the modules
-beside it."""
+"""The Klevu extension: ``klevu.init_app(app)`` binds the one HTTP client and each step of the
+guide to an app, in the order a page view uses them.
+
+Every per-app service is bound the same way, as flaskr binds its database: a module-level
+``init_app(app)`` in the step that owns it, with a typed accessor beside it
+(``klevu_client()`` here, ``segments.resolver.segment_resolver()``,
+``banners.placement.banner_services()``, ``analytics.delivery.outbox()``), so nothing else
+reads ``app.extensions`` by key.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from flask import Flask
+from flask import Flask, current_app
 
 from ..extensions import cache
-from .client import KlevuClient
+from . import trace
+from .client import Call, KlevuClient
 from .visitor import ANONYMOUS_VISITOR, Visitor
 
 if TYPE_CHECKING:
     from .banners.queries import PageContext
+
+CLIENT = "klevu.client"  # app.extensions key; read through ``klevu_client()``
 
 ProductUrl = Callable[[str], "str | None"]
 SamplePage = Callable[[str, "str | None"], "PageContext | None"]
@@ -36,16 +46,24 @@ class Klevu:
         self._visitor: VisitorLoader | None = None
 
     def init_app(self, app: Flask) -> None:
+        from .analytics import delivery, routes as analytics
+        from .banners import placement
         from .check import klevu_cli
+        from .segments import resolver
 
         with app.app_context():
             shared = cache.cache  # the backend itself, usable from any thread
-        app.extensions["klevu_client"] = KlevuClient(
+        app.extensions[CLIENT] = KlevuClient(
             app.config["KLEVU"],
             breaker_failures=app.config["KLEVU_BREAKER_FAILURES"],
             breaker_cooldown=app.config["KLEVU_BREAKER_COOLDOWN"],
             shared=shared,
+            on_call=[_trace_call],
         )
+        resolver.init_app(app)  # step 1: session + segments over the shared cache
+        placement.init_app(app)  # steps 2-3: answers cache, template renderer, banner pool
+        delivery.init_app(app)  # step 4: durable queue, its relay, `flask relay`
+        analytics.init_app(app)  # step 4: the beacon's rate limits
         app.cli.add_command(klevu_cli)
 
     def product_url_loader(self, loader: ProductUrl) -> ProductUrl:
@@ -79,4 +97,20 @@ class Klevu:
         return self._sample_page(page_type, product_id)
 
 
+def _trace_call(call: Call) -> None:
+    """The client's calls in the request's trace (``trace.py``), for the page inspector."""
+    facts = {"status": call.status, "ms": call.ms, "error": call.error}
+    trace.note(
+        "http",
+        method=call.method,
+        url=call.url,
+        **{k: v for k, v in facts.items() if v is not None},
+    )
+
+
 klevu = Klevu()
+
+
+def klevu_client(app: Flask | None = None) -> KlevuClient:
+    """The app's one client to Klevu's four services (``current_app``'s by default)."""
+    return (app or current_app).extensions[CLIENT]

@@ -63,6 +63,7 @@ class CircuitBreaker:
         self._opened_at = 0.0
         self._probing = False
         self._opened = 0  # times opened since start, for /healthz
+        self._refused = 0  # calls refused since start, for /healthz
         self._elsewhere_until = 0.0  # another worker's opening, taken as given until then
         self._in_flight: dict[object, float] = {}  # a page's call → that page's deadline
         self._counted: set[object] = set()  # calls counted as slow, still in flight
@@ -106,8 +107,16 @@ class CircuitBreaker:
 
     # -- state ------------------------------------------------------------------------------
     def allow(self) -> bool:
-        """May a call go out now? In half-open state only the one probe may."""
+        """May a call go out now? In half-open state only the one probe may. Refusals are
+        counted (``/healthz``), not logged: an open breaker refuses once per page."""
         self.overdue()
+        if self._allow():
+            return True
+        with self._lock:
+            self._refused += 1
+        return False
+
+    def _allow(self) -> bool:
         with self._lock:
             closed = self._state == CLOSED
             if not closed:
@@ -220,4 +229,5 @@ class CircuitBreaker:
                 "opened_elsewhere": elsewhere,
                 "failures_in_a_row": self._failures,
                 "times_opened": self._opened,
+                "refused": self._refused,
             }

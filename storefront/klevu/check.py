@@ -16,17 +16,23 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 
 import click
-from flask import current_app
 from flask.cli import with_appcontext
 
 from ..config import PAGE_TYPES, KlevuSettings
-from . import klevu
+from . import klevu, klevu_client
 from .analytics import events
+from .analytics.relay import rejects_events
 from .banners import queries, rules, template_data
-from .banners.placement import Fetched, config_params
-from .client import KlevuClient, KlevuError
+from .banners.placement import (
+    Fetched,
+    banner_services,
+    base_template,
+    config_params,
+    css_scope,
+    shown_records,
+)
+from .client import KlevuClient, KlevuError, mask_api_key
 from .render.engine import RenderError, TemplateRenderer, helper_names, scope_css, template_line
-from .trace import mask_api_key
 
 TIMEOUT = (3.0, 10.0)  # a diagnostic may wait longer than a page would
 
@@ -177,6 +183,7 @@ class Checker:
     def search(
         self, name: str, recs_key: str, config: dict, search: dict, page: queries.PageContext
     ) -> Iterator[Result]:
+        """The payload builds, the base path makes a URL, search answers with enough records."""
         payload, base_path = search.get("payload"), search.get("basePath", "")
         try:
             payload = payload if isinstance(payload, str) else ""
@@ -206,47 +213,47 @@ class Checker:
         if body is None:
             yield Result(f"search {name}", True, "not needed on this page (nothing viewed yet)")
             return
+        yield from self.records(name, recs_key, config, url, body)
+
+    def records(
+        self, name: str, recs_key: str, config: dict, url: str, body: dict
+    ) -> Iterator[Result]:
+        """Search answers, with as many records as the page needs to show the banner."""
         try:
             answer = self.client.search(url, self.client.search_body(body), timeout=TIMEOUT).body
         except KlevuError as exc:
             yield Result(f"search {name}", False, str(exc), _hint(exc, "KLEVU_SEARCH_URL"))
             return
-        result = next(
-            (
-                r
-                for r in answer["queryResults"]
-                if isinstance(r, dict) and r.get("id") == queries.RECS_QUERY_ID
-            ),
-            {},
-        )
-        records = [r for r in result.get("records") or [] if isinstance(r, dict) and r.get("id")]
-        limits = queries.RecsMetadata.from_config(config["metadata"])
-        if len(records) < limits.product_threshold:
+        shown = shown_records(config, answer)
+        if shown is None:
             yield Result(
                 f"search {name}",
                 False,
-                f"{len(records)} records, fewer than productThreshold "
-                f"{limits.product_threshold}: the banner would be hidden",
+                "the answer has no records list for the recommendations query",
+                "compare the answer with docs/klevu-wire-format.md §3",
+            )
+            return
+        threshold = shown.limits.product_threshold
+        if shown.hidden:
+            yield Result(
+                f"search {name}",
+                False,
+                f"{shown.found} records, fewer than productThreshold {threshold}: "
+                "the banner would be hidden",
                 "check the logic's data in Klevu (enough products, synced catalog), "
                 "or lower productThreshold",
             )
             return
-        yield Result(
-            f"search {name}", True, f"{len(records)} records (threshold {limits.product_threshold})"
-        )
-        meta: dict = result["meta"] if isinstance(result.get("meta"), dict) else {}
-        fetched = Fetched(recs_key, config, records[: limits.max_products], meta)
+        yield Result(f"search {name}", True, f"{shown.found} records (threshold {threshold})")
+        fetched = Fetched(recs_key, config, shown.records, shown.meta)
         self.shown.append(fetched)
-        yield from self.looks(
-            name,
-            fetched,
-            template_data.product_banner_data(config, fetched.records, fetched.meta, body),
-        )
+        data = template_data.product_banner_data(config, shown.records, shown.meta, body)
+        yield from self.looks(name, fetched, data)
 
     def looks(self, name: str, fetched: Fetched, data: dict) -> Iterator[Result]:
         """The template renders with the shop's engine; the CSS survives the shop's cleaner."""
-        template = (fetched.config.get("templates") or {}).get("base")
-        if not isinstance(template, str) or not template.strip():
+        template = base_template(fetched.config)
+        if template is None:
             yield Result(f"template {name}", True, "none: the shop's own banner markup is used")
         else:
             yield self.template(name, template, data)
@@ -254,7 +261,7 @@ class Checker:
         if not isinstance(css, str):
             yield Result(f"CSS {name}", False, "styles.base is not text", "")
             return
-        cleaned = scope_css(css, f'[data-klevu-banner="{fetched.recs_key}"]')
+        cleaned = scope_css(css, css_scope(fetched.recs_key))
         if css.strip() and not cleaned.strip():
             yield Result(
                 f"CSS {name}",
@@ -294,11 +301,7 @@ class Checker:
         try:
             self.client.collect([], timeout=TIMEOUT)
         except KlevuError as exc:
-            if (
-                exc.status is not None
-                and 400 <= exc.status < 500
-                and exc.status not in (401, 403, 404, 405, 429)
-            ):
+            if rejects_events(exc):  # the relay's reading: an empty batch is a bad batch
                 yield Result(
                     "collector",
                     True,
@@ -380,8 +383,8 @@ def check_command(
             )
         pages[page_type] = page
     checker = Checker(
-        current_app.extensions["klevu_client"],
-        current_app.extensions["banner_renderer"].renderer,
+        klevu_client(),
+        banner_services().engine,
         pages.__getitem__,
         exchange_id=exchange_id,
         send_test_event=send_test_event,

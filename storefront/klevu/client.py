@@ -4,6 +4,8 @@ One ``requests.Session`` (connection pooling), a timeout on every call, and ever
 connection refused, timeout, non-2xx, an answer that is not the JSON we expect — turned into a
 single ``KlevuError``, so callers handle one exception type and never see a traceback page.
 The same code serves live Klevu and the offline simulator: only the base URLs differ.
+Framework-free: whoever builds the client sees its calls through ``on_call`` hooks (as
+httpx's ``event_hooks``), so the client can be used, and tested, without Flask.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -20,7 +23,6 @@ from urllib.parse import quote
 import requests
 
 from ..config import KlevuSettings
-from . import trace
 from .breaker import CircuitBreaker
 
 log = logging.getLogger(__name__)
@@ -54,6 +56,25 @@ class Reply:
 
     body: dict[str, Any]
     max_age: int | None = None
+
+
+# An answer without a ttl: JSv2 keeps the session for its ``user.sessionRefresh`` default.
+DEFAULT_SESSION_TTL = 300
+
+
+@dataclass(frozen=True)
+class Call:
+    """One HTTP call as the ``on_call`` hooks see it: ``status`` and ``ms`` when Klevu
+    answered, ``error`` (the exception's name) when it did not."""
+
+    method: str
+    url: str
+    status: int | None = None
+    ms: float | None = None
+    error: str | None = None
+
+
+OnCall = Callable[[Call], None]
 
 
 @dataclass(frozen=True)
@@ -99,11 +120,11 @@ def parse_session_answer(body: object) -> SessionAnswer:
         raise KlevuError("visitor service answered without a sessionId")
     info = body.get("segmentInfo") or {}
     segments = info.get("segments") if isinstance(info, dict) else None
-    ttl = info.get("ttl") if isinstance(info, dict) else None
+    ttl = info.get("ttl", DEFAULT_SESSION_TTL) if isinstance(info, dict) else DEFAULT_SESSION_TTL
     if not isinstance(segments, list):
         segments = []
     if not isinstance(ttl, (int, float)) or isinstance(ttl, bool) or ttl < 0:
-        ttl = 0
+        ttl = 0  # present but unreadable: as JSv2, ask again on the next page
     return SessionAnswer(
         session_id=body["sessionId"],
         segments=tuple(s for s in segments if isinstance(s, str) and s),
@@ -130,9 +151,12 @@ class KlevuClient:
         breaker_failures: int = 3,
         breaker_cooldown: float = 10.0,
         shared: Any = None,
+        on_call: Iterable[OnCall] = (),
     ) -> None:
-        """``shared``: a cachelib-style store where breakers tell other workers they opened."""
+        """``shared``: a cachelib-style store where breakers tell other workers they opened;
+        ``on_call``: called after every HTTP call, answered or not, in the caller's thread."""
         self.settings = settings
+        self.on_call = tuple(on_call)
         self.timeout = timeout
         self.http = session or requests.Session()
         self.http.headers["User-Agent"] = "klevu-klaviyo-storefront/0.1"
@@ -158,44 +182,51 @@ class KlevuClient:
         ``due`` (``time.monotonic``): when the page waiting for it stops waiting, after which
         the breaker counts it as failed (``CircuitBreaker.overdue``)."""
         breaker = self.breakers.get(service) if service else None
+        # What errors say of the call: logs must not carry the api key (it is in the path).
+        shown = mask_api_key(url, self.settings.api_key)
         if breaker is not None and not breaker.allow():
-            raise BreakerOpen(f"{method} {url}: {service} circuit open")
+            raise BreakerOpen(f"{method} {shown}: {service} circuit open")
         call = breaker.started(due) if breaker is not None else None
         try:
             response = self.http.request(method, url, timeout=timeout or self.timeout, **kwargs)
-            trace.note(
-                "http",
-                method=method,
-                url=response.url,
-                status=response.status_code,
-                ms=round(response.elapsed.total_seconds() * 1000, 1),
+            self._called(
+                Call(
+                    method,
+                    response.url,
+                    status=response.status_code,
+                    ms=round(response.elapsed.total_seconds() * 1000, 1),
+                )
             )
         except requests.RequestException as exc:
-            trace.note(
-                "http",
-                method=method,
-                url=getattr(exc.request, "url", None) or url,
-                error=type(exc).__name__,
-            )
+            url_sent = getattr(exc.request, "url", None) or url
+            self._called(Call(method, url_sent, error=type(exc).__name__))
             if breaker is not None:
                 breaker.ended(call, ok=False)
-            raise KlevuError(f"{method} {url}: {type(exc).__name__}") from exc
+            raise KlevuError(f"{method} {shown}: {type(exc).__name__}") from exc
         if breaker is not None:
             breaker.ended(call, ok=response.status_code != 429 and response.status_code < 500)
         if not 200 <= response.status_code < 300:
             raise KlevuError(
-                f"{method} {url}: HTTP {response.status_code}",
+                f"{method} {shown}: HTTP {response.status_code}",
                 status=response.status_code,
                 retry_after=parse_retry_after(response.headers.get("Retry-After")),
             )
         return response
+
+    def _called(self, call: Call) -> None:
+        for hook in self.on_call:
+            try:
+                hook(call)
+            except Exception:  # an observer's fault must not fail the call it observes
+                log.exception("on_call hook %r failed", hook)
 
     def _json(self, method: str, url: str, **kwargs: Any) -> tuple[object, requests.Response]:
         response = self._call(method, url, **kwargs)
         try:
             return response.json(), response
         except ValueError as exc:
-            raise KlevuError(f"{method} {url}: answer is not JSON") from exc
+            shown = mask_api_key(url, self.settings.api_key)
+            raise KlevuError(f"{method} {shown}: answer is not JSON") from exc
 
     # -- step 1: visitor session and segments (docs/klevu-wire-format.md §1) -----------------------
     def _session_url(self) -> str:
@@ -215,10 +246,9 @@ class KlevuClient:
         body: dict[str, Any] = {"apiKey": self.settings.api_key}
         if session_id:
             body["sessionId"] = session_id
-        if exchange_id:
-            body["sessionInfo"] = {
-                "connectorInfo": [{"connectorType": "klaviyo", "exchangeId": exchange_id}]
-            }
+        # Both Klevu libraries always send the connector list, empty without an exchange id.
+        klaviyo = {"connectorType": "klaviyo", "exchangeId": exchange_id}
+        body["sessionInfo"] = {"connectorInfo": [klaviyo] if exchange_id else []}
         answer, _ = self._json(
             "POST", self._session_url(), service="visitor", json=body, timeout=timeout, due=due
         )
@@ -300,3 +330,12 @@ class KlevuClient:
             headers=headers,
             timeout=timeout,
         )
+
+
+def mask_api_key(text: str, api_key: str) -> str:
+    """``text`` with the api key shortened to its start and last four characters: what the
+    inspector and ``klevu check`` show of URLs, bodies and errors."""
+    if not api_key or len(api_key) < 8:
+        return text.replace(api_key, "••••") if api_key else text
+    head = api_key.split("-", 1)[0] + "-" if "-" in api_key[:-4] else api_key[:2]
+    return text.replace(api_key, f"{head}…{api_key[-4:]}")

@@ -23,7 +23,7 @@ from .render.once import Memo
 
 log = logging.getLogger(__name__)
 
-SHARED_SECONDS = 3 * 24 * 3600  # longer than a token is accepted (``routes.TOKEN_MAX_AGE``)
+SHARED_SECONDS = 3 * 24 * 3600  # longer than a token is accepted (``tokens.TOKEN_MAX_AGE``)
 RESHARE_SECONDS = 12 * 3600
 
 _known: Memo[str, tuple[BannerView, float]] = Memo()

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from contextvars import ContextVar, copy_context
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -24,6 +25,10 @@ T = TypeVar("T")
 
 # Facts every note made in this context carries (e.g. which banner a pool thread works on).
 _scope: ContextVar[dict[str, Any] | None] = ContextVar("storefront_trace_scope", default=None)
+# Notes held back by ``tentative`` until its block is done.
+_held: ContextVar[list[tuple[str, dict[str, Any]]] | None] = ContextVar(
+    "storefront_trace_held", default=None
+)
 
 
 @dataclass(frozen=True)
@@ -66,8 +71,31 @@ def current() -> Trace | None:
 def note(step: str, **facts: Any) -> None:
     """Record what ``step`` saw, if this request is traced; never raises into the caller."""
     trace = current()
+    if trace is None:
+        return
+    facts = {**(_scope.get() or {}), **facts}
+    held = _held.get()
+    if held is None:
+        trace.add(step, facts)
+    else:
+        held.append((step, facts))
+
+
+@contextmanager
+def tentative() -> Iterator[None]:
+    """Notes made inside count only if the block ends without an exception: a try that is
+    given up and redone elsewhere (a warm page's cache-only try at a banner) must not tell
+    the story twice."""
+    held: list[tuple[str, dict[str, Any]]] = []
+    token = _held.set(held)
+    try:
+        yield
+    finally:
+        _held.reset(token)
+    trace = current()
     if trace is not None:
-        trace.add(step, {**(_scope.get() or {}), **facts})
+        for step, facts in held:
+            trace.add(step, facts)
 
 
 def carry(fn: Callable[..., T], **scope: Any) -> Callable[..., T]:
@@ -83,12 +111,3 @@ def carry(fn: Callable[..., T], **scope: Any) -> Callable[..., T]:
         return fn(*args, **kwargs)
 
     return lambda *args, **kwargs: context.run(scoped, *args, **kwargs)
-
-
-def mask_api_key(text: str, api_key: str) -> str:
-    """``text`` with the api key shortened to its start and last four characters: what the
-    inspector and ``klevu check`` show of URLs, bodies and errors."""
-    if not api_key or len(api_key) < 8:
-        return text.replace(api_key, "••••") if api_key else text
-    head = api_key.split("-", 1)[0] + "-" if "-" in api_key[:-4] else api_key[:2]
-    return text.replace(api_key, f"{head}…{api_key[-4:]}")

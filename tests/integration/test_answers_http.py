@@ -173,6 +173,7 @@ def test_the_breaker_opens_serves_without_waiting_probes_and_closes(start_shop, 
         "opened_elsewhere": False,
         "failures_in_a_row": 0,
         "times_opened": 1,
+        "refused": 3,  # the three pages while it was open: counted, not logged
     }
     lines = [r.getMessage() for r in caplog.records if r.name == "storefront.klevu.breaker"]
     assert len(lines) == 2 and "open" in lines[0] and "closed" in lines[1]

@@ -264,6 +264,7 @@ def test_every_accepted_event_arrives_through_faults_and_kill_9(tmp_path):
     assert stats["depth"] == 0
     assert stats["drops"] == {
         "full": 0,
+        "client_share": 0,
         "dead_letter_attempts": 0,
         "dead_letter_age": 0,
         "rejected_4xx": len(poison),
@@ -279,7 +280,9 @@ def worker_main(data_dir: str, collector_url: str) -> None:
     from flask import Flask, request
 
     from storefront.config import KlevuSettings, from_env
-    from storefront.klevu.analytics.delivery import Delivery
+    from storefront.klevu import CLIENT
+    from storefront.klevu.analytics import delivery
+    from storefront.klevu.analytics.delivery import outbox
     from storefront.klevu.analytics.outbox import OutboxError
     from storefront.klevu.client import KlevuClient
     from storefront.simulator.account import shop_environment
@@ -289,7 +292,7 @@ def worker_main(data_dir: str, collector_url: str) -> None:
     app.config.update(
         from_env({**shop_environment(collector_url), "STOREFRONT_DATA_DIR": data_dir})
     )
-    app.extensions["klevu_client"] = KlevuClient(
+    app.extensions[CLIENT] = KlevuClient(
         KlevuSettings(
             api_key="klevu-test",
             visitor_url=collector_url,
@@ -298,12 +301,12 @@ def worker_main(data_dir: str, collector_url: str) -> None:
             stats_url=f"{collector_url}/analytics/collect",
         )
     )
-    Delivery().init_app(app)
+    delivery.init_app(app)
 
     @app.post("/events")
     def events():
         try:
-            new = app.extensions["outbox"].put([(i, p) for i, p in request.get_json()])
+            new = outbox(app).put([(i, p) for i, p in request.get_json()])
         except OutboxError as exc:
             return {"error": str(exc)}, 503
         return {"new": new}, 202

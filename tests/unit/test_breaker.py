@@ -85,6 +85,7 @@ def test_opening_and_closing_are_logged_once_each(caplog):
         "opened_elsewhere": False,
         "failures_in_a_row": 0,
         "times_opened": 1,
+        "refused": 9,  # counted, not logged: the 9 calls while it was open
     }
 
 

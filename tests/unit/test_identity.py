@@ -16,7 +16,13 @@ from flask import Blueprint, Flask, render_template, render_template_string
 from hypothesis import HealthCheck, given, settings, strategies as st
 from markupsafe import escape
 
-from storefront import config as storefront_config, identity as identity_module, klaviyo, security
+from storefront import (
+    config as storefront_config,
+    identity as identity_module,
+    klaviyo,
+    personas,
+    security,
+)
 from storefront.identity import (
     CONSENT_COOKIE,
     PENDING_KX_COOKIE,
@@ -42,10 +48,10 @@ PAGE = """{% extends "base.html" %}{% block content %}<p>page</p>{% endblock %}"
 
 
 def make_app(**overrides) -> Flask:
-    """The identity blueprint in a bare app with the repo's templates.
+    """The identity and persona blueprints in a bare app with the repo's templates.
 
-    ``create_app`` does not register this blueprint yet. Two stub shop pages stand for "any
-    page"; other links in ``base.html`` (cart, segments JSON, ...) build as placeholders.
+    Two stub shop pages stand for "any page"; other links in ``base.html`` (cart, segments
+    JSON, ...) build as placeholders.
     """
     app = Flask(
         "storefront", template_folder=str(ROOT / "templates"), static_folder=str(ROOT / "static")
@@ -54,6 +60,7 @@ def make_app(**overrides) -> Flask:
     app.config.update(TESTING=True, SECRET_KEY="test", **overrides)
     security.init_app(app)
     app.register_blueprint(identity_module.bp)
+    app.register_blueprint(personas.bp)
     shop = Blueprint("shop", __name__)
     shop.add_url_rule("/", "home", lambda: render_template_string(PAGE))
     shop.add_url_rule("/c/<slug>", "category", lambda slug: render_template_string(PAGE))

@@ -21,7 +21,9 @@ from storefront.config import ConfigError, from_env
 from storefront.identity import CONSENT_COOKIE
 from storefront.klevu import shown
 from storefront.klevu.analytics import tokens
+from storefront.klevu.analytics.delivery import outbox
 from storefront.klevu.analytics.events import BannerItem, BannerView
+from storefront.klevu.banners.placement import banner_services
 from storefront.security.headers import content_security_policy
 from storefront.security.origin import CROSS, SAME, UNKNOWN, request_site
 from tests.helpers import DEMO_ENV, app_config, free_port
@@ -69,7 +71,7 @@ def set_cookies(response) -> dict[str, dict[str, str]]:
 
 
 def queued(app) -> int:
-    with closing(sqlite3.connect(app.extensions["outbox"].path)) as db:
+    with closing(sqlite3.connect(outbox(app).path)) as db:
         return db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0]
 
 
@@ -151,7 +153,7 @@ def test_the_sanitizer_can_be_switched_off_only_in_tests(tmp_path):
         STOREFRONT_UNSAFE_NO_SANITIZE="true",
         OUTBOX_RELAY_IN_APP=False,
     )
-    assert create_app(config).extensions["banner_renderer"].renderer.sanitize is False
+    assert banner_services(create_app(config)).engine.sanitize is False
     with pytest.raises(ConfigError, match="STOREFRONT_UNSAFE_NO_SANITIZE"):
         create_app({**config, "TESTING": False})
 
@@ -260,8 +262,9 @@ def test_https_brings_hsts_and_secure_cookies(tmp_path, settings, headers, https
     cookies = {
         **set_cookies(page),
         **set_cookies(client.get("/?_kx=abc.DemoCo", headers=headers)),
-        **set_cookies(client.get(banner_click(app), headers=headers)),
     }
+    client.set_cookie("shop_consent", "granted")  # "recently viewed" is kept only with consent
+    cookies.update(set_cookies(client.get(banner_click(app), headers=headers)))
     assert {"session", "shop_pending_kx", "klevu_recent_clicks"} <= cookies.keys()
     assert all(("secure" in attributes) is https for attributes in cookies.values())
 
@@ -281,7 +284,8 @@ def banner_token(app) -> str:
 
 def link_token(app) -> str:
     """The token of the same banner's no-JavaScript click links, the banner shown."""
-    view = tokens.read_token(app.config["SECRET_KEY"], banner_token(app), 60)[1]
+    api_key = app.config["KLEVU"].api_key
+    view = tokens.read_token(app.config["SECRET_KEY"], banner_token(app), 60, api_key=api_key)[1]
     with app.test_request_context():
         shown.remember(view)
     return tokens.issue_link_token(app.config["SECRET_KEY"], "pv-1", view)
@@ -420,8 +424,8 @@ def test_every_cookie_the_shop_sets_has_deliberate_flags(app):
     seen: dict[str, dict[str, str]] = {}
     for response in (
         client.get("/?_kx=abc.DemoCo"),  # before consent: waits in a cookie
-        client.get(banner_click(app)),
-        client.post("/demo/persona", data={"persona": "maya"}),
+        client.post("/demo/persona", data={"persona": "maya"}),  # consents
+        client.get(banner_click(app)),  # "recently viewed": kept with consent only
     ):
         seen.update(
             (name, attributes)

@@ -22,6 +22,7 @@ from flask_caching.backends import SimpleCache
 from storefront.extensions import cache
 from storefront.identity import current_identity, current_visitor, load_personas
 from storefront.klaviyo import KLA_ID_COOKIE, encode_kla_id
+from storefront.klevu import CLIENT
 from storefront.klevu.client import KlevuError, SessionAnswer
 from storefront.klevu.segments import cookie as segments_cookie, resolver as segments
 from storefront.klevu.segments.resolver import (
@@ -31,8 +32,9 @@ from storefront.klevu.segments.resolver import (
     SegmentResolver,
     current_segments,
     forget_segments,
+    segment_resolver,
 )
-from tests.helpers import exchange_id, wait_until
+from tests.helpers import exchange_id, run_together, wait_until
 
 COMPANY = "DemoCo"
 PERSONAS = {p["key"]: p for p in load_personas()["personas"]}
@@ -108,23 +110,6 @@ def resolver_for(klevu, clock, **kwargs) -> SegmentResolver:
 @pytest.fixture
 def resolver(klevu, clock):
     return resolver_for(klevu, clock)
-
-
-def run_together(n: int, work) -> list:
-    """``work()`` in ``n`` threads released at the same moment; their results in order."""
-    barrier = threading.Barrier(n)
-    results: list = [None] * n
-
-    def run(i):
-        barrier.wait()
-        results[i] = work()
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(10)
-    return results
 
 
 # -- ttl ---------------------------------------------------------------------------------------
@@ -464,7 +449,7 @@ def glue_app(klevu) -> Flask:
         KLEVU_PAGE_BUDGET_MS=800,
     )
     cache.init_app(app)
-    app.extensions["klevu_client"] = klevu
+    app.extensions[CLIENT] = klevu
     segments.init_app(app)
     app.register_blueprint(segments.bp)
 
@@ -530,7 +515,7 @@ def test_a_returning_visitor_s_segments_then_come_from_their_signed_cookie(wall_
 
     cached = browser.get("/klevu/segments")
     kept = cached.headers["Set-Cookie"]
-    app.extensions["segment_resolver"].store = BrokenStore()
+    segment_resolver(app).store = BrokenStore()
     from_cookie = browser.get("/klevu/segments")
 
     assert kept.startswith(f"{segments_cookie.COOKIE}=")
@@ -594,7 +579,7 @@ def test_without_consent_the_exchange_id_never_reaches_klevu(wall_klevu):
 
 def test_a_cache_outage_leaves_the_page_anonymous_not_broken(wall_klevu, caplog):
     app = glue_app(wall_klevu)
-    app.extensions["segment_resolver"].store = BrokenStore()
+    segment_resolver(app).store = BrokenStore()
 
     with caplog.at_level("ERROR"):
         answer = visitor(app, MAYA_XID).get("/klevu/segments")

@@ -4,12 +4,12 @@ The queue (``outbox.py``) knows nothing of who empties it, and the relay (``rela
 nothing of Flask: this extension binds the two to an app, as sentry-python's transport hands
 its queue to a worker. It registers its own CLI command, as flaskr's database extension does.
 
-The in-app relay (``app.extensions["outbox_relay"]``, a ``RelayRunner``) starts on the
+The in-app relay (``relay_runner()``) starts on the
 process's first request rather than here, because only serving processes should relay: not
 the Werkzeug reloader's watcher, not a gunicorn master that preloads the app, not ``flask
 routes``. Every serving process then competes for the lock, so exactly one relays and a dead
-one is replaced. It sends through ``app.extensions["klevu_client"]``, looked up at each send,
-so registration order does not matter.
+one is replaced. It sends through ``klevu_client(app)``, looked up at each send, so a client
+replaced after start-up (as tests do) is the one used.
 """
 
 from __future__ import annotations
@@ -21,45 +21,53 @@ import click
 from flask import Flask, current_app
 from flask.cli import with_appcontext
 
+from .. import klevu_client
 from .outbox import OutboxStore
 from .relay import Relay, RelayRunner, lock_holder
 
+OUTBOX, RELAY = "klevu.outbox", "klevu.relay"  # app.extensions keys, read through the accessors
 
-class Delivery:
-    """``app.extensions["outbox"]`` is the app's ``OutboxStore``; ``["outbox_relay"]`` its
-    ``RelayRunner``."""
 
-    def init_app(self, app: Flask) -> None:
-        store = OutboxStore(
-            app.config["STOREFRONT_DATA_DIR"], max_events=app.config["OUTBOX_MAX_EVENTS"]
+def init_app(app: Flask) -> None:
+    store = OutboxStore(
+        app.config["STOREFRONT_DATA_DIR"],
+        max_events=app.config["OUTBOX_MAX_EVENTS"],
+        client_share=app.config["OUTBOX_CLIENT_SHARE"] / 100,
+    )
+
+    def send(events: list[dict], event_ids: list[str]) -> None:
+        klevu_client(app).collect(events, event_ids)
+
+    runner = RelayRunner(
+        Relay(
+            store,
+            send,
+            max_attempts=app.config["OUTBOX_MAX_ATTEMPTS"],
+            max_age=app.config["OUTBOX_MAX_AGE"],
         )
+    )
+    app.extensions[OUTBOX] = store
+    app.extensions[RELAY] = runner
+    if app.config["OUTBOX_RELAY_IN_APP"]:
+        app.before_request(runner.start)
+    app.cli.add_command(relay_command)
 
-        def send(events: list[dict], event_ids: list[str]) -> None:
-            app.extensions["klevu_client"].collect(events, event_ids)
 
-        runner = RelayRunner(
-            Relay(
-                store,
-                send,
-                max_attempts=app.config["OUTBOX_MAX_ATTEMPTS"],
-                max_age=app.config["OUTBOX_MAX_AGE"],
-            )
-        )
-        app.extensions["outbox"] = store
-        app.extensions["outbox_relay"] = runner
-        if app.config["OUTBOX_RELAY_IN_APP"]:
-            app.before_request(runner.start)
-        app.cli.add_command(relay_command)
+def outbox(app: Flask | None = None) -> OutboxStore:
+    """The app's durable event queue (``current_app``'s by default)."""
+    return (app or current_app).extensions[OUTBOX]
+
+
+def relay_runner(app: Flask | None = None) -> RelayRunner:
+    """The app's relay, started on a serving process's first request."""
+    return (app or current_app).extensions[RELAY]
 
 
 def health() -> dict:
     """The outbox's numbers and which process relays it, for ``/healthz``."""
-    store: OutboxStore = current_app.extensions["outbox"]
+    store = outbox()
     pid = lock_holder(store.lock_path)
     return {**store.stats(), "relay": {"running": pid is not None, "pid": pid or None}}
-
-
-delivery = Delivery()
 
 
 @click.command("relay")
@@ -69,7 +77,7 @@ def relay_command() -> None:
 
     Waits as a standby while another process (an app worker) holds the relay lock.
     """
-    runner: RelayRunner = current_app.extensions["outbox_relay"]
+    runner = relay_runner()
     previous = signal.signal(signal.SIGTERM, lambda *_: runner.stop())
     click.echo(f"relaying {runner.relay.store.path} (pid {os.getpid()}); Ctrl-C stops")
     try:

@@ -4,7 +4,8 @@ Each rendered banner carries an opaque token. It binds the page view id to the `
 the server rendered (metadata and products), signed with the app's secret key, so the beacon
 and click routes build every §5 event from what the server showed: a client can replay a token
 but cannot forge products, prices or lists, nor move a token to another banner or page view.
-The token is signed, not encrypted: it holds only what the page already shows.
+The token is signed, not encrypted: it holds only what the page already shows (not the api
+key, which the reader supplies).
 
 Format: itsdangerous ``URLSafeTimedSerializer`` (HMAC-SHA256, a timestamp for expiry, a salt
 for this one purpose) over compact JSON — the banner as positional lists, not objects, and
@@ -51,12 +52,14 @@ from itsdangerous import BadData, TimestampSigner, URLSafeTimedSerializer
 
 from .events import BannerItem, BannerView
 
-SALT = "storefront.klevu.banner-token.v3"  # bump when the payload layout changes
+SALT = "storefront.klevu.banner-token.v4"  # bump when the payload layout changes
 LINK_SALT = "storefront.klevu.click-link.v1"
 MAX_TOKEN_CHARS = 8192
+TOKEN_MAX_AGE = 24 * 3600  # seconds a page's banner token is honoured (a tab left open a day)
 # itsdangerous' URL-safe output: base64url, "." separators (and a leading "." when compressed).
 _TOKEN_RE = re.compile(r"[A-Za-z0-9_\-.]+")
-_BANNER_NAMES = tuple(f.name for f in fields(BannerView) if f.name != "items")
+# Not the api key: the server has it, and a token is in every page's HTML.
+_BANNER_NAMES = tuple(f.name for f in fields(BannerView) if f.name not in ("items", "api_key"))
 _ITEM_NAMES = tuple(f.name for f in fields(BannerItem))
 _BANNER_FIELDS = len(_BANNER_NAMES)  # all but items
 _ITEM_FIELDS = len(_ITEM_NAMES)
@@ -99,11 +102,14 @@ def _compressed_view(banner: BannerView) -> tuple[bytes, int]:
     return deflate.compress(head) + deflate.flush(zlib.Z_SYNC_FLUSH), zlib.adler32(head)
 
 
-def read_token(secret_key: str | bytes, token: str, max_age_s: int) -> tuple[str, BannerView]:
+def read_token(
+    secret_key: str | bytes, token: str, max_age_s: int, *, api_key: str
+) -> tuple[str, BannerView]:
     """``(page_view_id, banner)`` from a token; ``BadToken`` for anything else.
 
     The signature is checked before the payload is decompressed or parsed, so unsigned input
-    never reaches zlib or json. Tokens older than ``max_age_s`` seconds are refused.
+    never reaches zlib or json. Tokens older than ``max_age_s`` seconds are refused. The
+    banner's ``api_key`` is the caller's (the shop's own), never carried in the token.
     """
     if not isinstance(token, str) or len(token) > MAX_TOKEN_CHARS or not _TOKEN_RE.fullmatch(token):
         raise BadToken("not a banner token")
@@ -111,7 +117,7 @@ def read_token(secret_key: str | bytes, token: str, max_age_s: int) -> tuple[str
         data = _serializer(secret_key).loads(token, max_age=max_age_s)
     except BadData as exc:
         raise BadToken(str(exc)) from exc
-    return _decode(data)
+    return _decode(data, api_key)
 
 
 @functools.lru_cache(maxsize=256)
@@ -176,7 +182,7 @@ def _signer(secret_key: str | bytes) -> TimestampSigner:
     return signer
 
 
-def _decode(data: object) -> tuple[str, BannerView]:
+def _decode(data: object, api_key: str) -> tuple[str, BannerView]:
     """A signed payload is ours, but check its shape anyway: a layout change without a salt
     bump must read as a bad token, not as a crash in an event route."""
     if not (
@@ -194,10 +200,11 @@ def _decode(data: object) -> tuple[str, BannerView]:
     ):
         raise BadToken("token payload has an unexpected layout")
     *banner, items, page_view_id = data
-    names = [f.name for f in fields(BannerView)][:_BANNER_FIELDS]  # all but items, in order
     try:
         return page_view_id, BannerView(
-            **dict(zip(names, banner, strict=True)), items=tuple(BannerItem(*i) for i in items)
+            api_key=api_key,
+            **dict(zip(_BANNER_NAMES, banner, strict=True)),
+            items=tuple(BannerItem(*i) for i in items),
         )
     except ValueError as exc:
         raise BadToken(str(exc)) from exc

@@ -1,15 +1,14 @@
-"""Steps 2 and 3 of the guide: each placement's config (with ``sids``), search, and banner.
+"""Steps 2 and 3 of the guide for one page: each placement's config, search and banner.
 
-For every recs key configured for the page type, in order:
-config with ``sids`` (+ ``cp``/``pid``/``gpid``) → the config's rules (``rules.py``) →
-the page's query edits (``queries.py``) → search → threshold and ``maxProducts`` → the base
-template rendered with its CSS (``render.py``). Config and search answers come through the
-answers cache (``answers.py``), and a banner is rendered once per answer (``render_once.py``);
-only the analytics token and the click links are made per page view. A page's banners are
-fetched in parallel within the page's one Klevu budget (``budget.py``); a banner that fails, is
-late, or lacks an input is left out and logged, and the page renders without it. A template
-that fails falls back to the shop's own banner markup. What each banner's answers came from
-("cache", "fresh", "stale") and why one is missing go to the page's trace (``trace.py``).
+For every recs key configured for the page type, in order: config with ``sids`` (+ ``cp``,
+``pid``, ``gpid``) → plan (``rules.py``'s verdict, ``queries.py``'s edits) → search → records
+(the threshold, as JSv2, only when search found something; every record found is rendered) →
+the base template rendered with its CSS (``render/``). Answers come through ``answers.py`` and
+a banner is rendered once per answer; only the analytics token and click links are made per
+page view. A page's banners are fetched in parallel within its one Klevu budget
+(``budget.py``); a banner that fails or is late is left out and logged, and the page renders
+without it. A template that fails falls back to the shop's own markup, which reports no Klevu
+events: Klevu did not render that list. Each banner's story goes to the page's trace.
 """
 
 from __future__ import annotations
@@ -24,19 +23,20 @@ from html import escape
 from typing import Any
 from urllib.parse import quote
 
-from flask import current_app, g, render_template, url_for
+from flask import Flask, current_app, g, render_template, url_for
 from markupsafe import Markup
 
 from ...extensions import cache
-from .. import klevu as klevu_ext, shown, trace
+from .. import klevu as klevu_ext, klevu_client, trace
 from ..analytics.events import BannerView
 from ..analytics.tokens import issue_link_token, issue_token
-from ..budget import page_due
+from ..budget import page_due, page_view_id
 from ..client import BreakerOpen, KlevuError
 from ..render.engine import RenderError, TemplateQuarantined, TemplateRenderer, scope_css
 from ..render.inline_styles import lift_inline_styles
 from ..render.once import Memo, RenderOnce
 from ..segments.resolver import current_segments
+from ..shown import remember as remember_shown
 from . import links, queries, rules, template_data
 from .answers import Answer, KlevuAnswers, LateAnswer, NotFresh
 from .styles import stylesheet_url
@@ -85,112 +85,6 @@ class Fetched:
         return next((s for s in ("stale", "fresh") if s in values), "cache")
 
 
-# The banner a config and a search answer make is the same for every page view that gets these
-# two answers (the search answer is keyed by its request body), so it is kept per answer pair.
-_placements: Memo[tuple[str, str, str], Fetched] = Memo()
-
-
-def config_params(context: queries.PageContext, segments: tuple[str, ...]) -> dict[str, str]:
-    """Query parameters of the config request, only what the page has.
-
-    docs/klevu-wire-format.md §2.
-    """
-    params = {
-        "sids": ",".join(segments),
-        "cp": ";".join(context.category_path) if context.page_type == "CATEGORY" else "",
-        "pid": context.product_id or "",
-        "gpid": context.item_group_id or "",
-    }
-    return {k: v for k, v in params.items() if v}
-
-
-def fetch_placement(
-    klevu: KlevuAnswers,
-    renderer: RenderOnce,
-    recs_key: str,
-    context: queries.PageContext,
-    segments: tuple[str, ...],
-    due: float,
-    fresh_only: bool = False,
-) -> Fetched | None:
-    """Config → rules → query edits → search → render, for one recs key. None: show nothing.
-
-    ``fresh_only``: from fresh cached answers only, else ``NotFresh`` (see ``banners_for``),
-    and then nothing is noted in the page's trace: the pool's run notes it all.
-    """
-    answer = klevu.config(recs_key, config_params(context, segments), due, fresh_only=fresh_only)
-    config, sources = answer.body, {"config": answer.source}
-    metadata = config["metadata"]
-    plan = _plan(recs_key, answer, context, klevu.client.settings.api_key)
-    config_note = {
-        "metadata": metadata,
-        "source": answer.source,
-        "hidden": plan.verdict.reason or None,
-    }
-    if plan.verdict.show is rules.Show.NOTHING:
-        trace.note("config", **config_note)
-        log.info("banner %s not shown: %s", recs_key, plan.verdict.reason)
-        return None
-    if plan.verdict.show is rules.Show.STATIC_CONTENT:
-        trace.note("config", **config_note)
-        return _rendered(
-            renderer,
-            Fetched(recs_key, config, static=True, sources=sources),
-            template_data.static_banner_data(config),
-        )
-    try:
-        body = plan.search_body()
-        found = (
-            None if body is None else klevu.search(plan.base_path, body, due, fresh_only=fresh_only)
-        )
-    except NotFresh:
-        raise
-    except Exception:
-        trace.note("config", **config_note)
-        raise
-    trace.note("config", **config_note)
-    if body is None or found is None:
-        return None  # e.g. RECENTLY_VIEWED with nothing viewed yet: no search at all
-    sources["search"] = found.source
-    result = next(
-        (
-            r
-            for r in found.body["queryResults"]
-            if isinstance(r, dict) and r.get("id") == queries.RECS_QUERY_ID
-        ),
-        {},
-    )
-    records = result.get("records")
-    if not isinstance(records, list):
-        records = []
-    records = [r for r in records if isinstance(r, dict) and r.get("id")]
-    limits = queries.RecsMetadata.from_config(metadata)
-    trace.note(
-        "search",
-        body=body,
-        records=len(records),
-        threshold=limits.product_threshold,
-        source=found.source,
-    )
-    if len(records) < limits.product_threshold:
-        return None
-    known = (recs_key, answer.version, found.version)
-    done = _placements.get(known) if answer.version and found.version else None
-    if done is None:
-        meta = result.get("meta")
-        fetched = Fetched(
-            recs_key, config, records[: limits.max_products], meta if isinstance(meta, dict) else {}
-        )
-        done = _rendered(
-            renderer,
-            fetched,
-            template_data.product_banner_data(config, fetched.records, fetched.meta, body),
-        )
-        if answer.version and found.version:
-            _placements.put(known, done)
-    return replace(done, sources=sources, fresh_until=min(answer.fresh_until, found.fresh_until))
-
-
 @dataclass(frozen=True)
 class _Plan:
     """What a config answer makes of one page context: the verdict, and the search body (or
@@ -208,14 +102,161 @@ class _Plan:
         return self.body
 
 
-# The same config answer and page context make the same verdict and search body on every page
-# view: reading the config's payload and editing its queries is done once per pair.
-_plans: Memo[tuple[str, str, queries.PageContext], _Plan] = Memo()
+@dataclass(frozen=True)
+class _Parts:
+    """What a banner's answers give every page view alike, so it is built once per answer:
+    the analytics view, the HTML with each counted link pointing at ``CLICK_PREFIX`` + its
+    item, and the stylesheet of its scoped CSS (the config's and the template's lifted inline
+    styles)."""
+
+    view: BannerView
+    html: str
+    stylesheet: str
 
 
-def _plan(recs_key: str, answer: Answer, context: queries.PageContext, api_key: str) -> _Plan:
+@dataclass
+class BannerServices:
+    """One app's steps 2-3: its answers cache, its template engine (behind ``renderer``, which
+    renders each answer once), the pool its banners are fetched on, and what the same answers
+    always make (kept per app: two apps never share a banner)."""
+
+    answers: KlevuAnswers
+    engine: TemplateRenderer
+    pool: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(MAX_WORKERS, thread_name_prefix="recs")
+    )
+    renderer: RenderOnce = field(init=False)
+    # (recs key, config version, search version) → the rendered placement
+    placements: Memo[tuple[str, str, str], Fetched] = field(default_factory=Memo)
+    # (recs key, config version, page context) → verdict and search body
+    plans: Memo[tuple[str, str, queries.PageContext], _Plan] = field(default_factory=Memo)
+    # (recs key, render version, config CSS) → the per-answer parts of the page's banner
+    parts: Memo[tuple[str, bytes, str], _Parts] = field(default_factory=Memo)
+    # (recs key, page context, segments) → a warm page's placement, while its answers are
+    # fresh: untraced pages take it as it is, without looking both answers up again (two
+    # request keys hashed, a search body serialized)
+    warm: Memo[tuple[str, queries.PageContext, tuple[str, ...]], Fetched] = field(
+        default_factory=Memo
+    )
+
+    def __post_init__(self) -> None:
+        self.renderer = RenderOnce(self.engine)
+
+
+def config_params(context: queries.PageContext, segments: tuple[str, ...]) -> dict[str, str]:
+    """Query parameters of the config request, only what the page has, in ``@klevu/core``'s
+    order (a CDN keys its cache on the whole query: every client asking alike shares it).
+
+    docs/klevu-wire-format.md §2.
+    """
+    params = {
+        "cp": ";".join(context.category_path) if context.page_type == "CATEGORY" else "",
+        "pid": context.product_id or "",
+        "gpid": context.item_group_id or "",
+        "sids": ",".join(segments),
+    }
+    return {k: v for k, v in params.items() if v}
+
+
+def fetch_placement(
+    banners: BannerServices,
+    recs_key: str,
+    context: queries.PageContext,
+    segments: tuple[str, ...],
+    due: float,
+    fresh_only: bool = False,
+) -> Fetched | None:
+    """Config → plan → search → records → render, for one recs key. None: show nothing.
+
+    ``fresh_only``: from fresh cached answers only, else ``NotFresh`` (see ``banners_for``).
+    """
+    answers = banners.answers
+    answer = answers.config(recs_key, config_params(context, segments), due, fresh_only=fresh_only)
+    plan = _plan(banners, recs_key, answer, context)
+    trace.note(
+        "config",
+        metadata=answer.body["metadata"],
+        source=answer.source,
+        hidden=plan.verdict.reason or None,
+    )
+    sources = {"config": answer.source}
+    if plan.verdict.show is rules.Show.NOTHING:
+        log.info("banner %s not shown: %s", recs_key, plan.verdict.reason)
+        return None
+    if plan.verdict.show is rules.Show.STATIC_CONTENT:
+        fetched = Fetched(recs_key, answer.body, static=True, sources=sources)
+        return _rendered(banners.renderer, fetched, template_data.static_banner_data(answer.body))
+    body = plan.search_body()
+    if body is None:
+        return None  # e.g. RECENTLY_VIEWED with nothing viewed yet: no search at all
+    found = answers.search(plan.base_path, body, due, fresh_only=fresh_only)
+    sources["search"] = found.source
+    shown = shown_records(answer.body, found.body)
+    if shown is None:
+        log.warning("banner %s not shown: the search answer has no records list", recs_key)
+        return None
+    trace.note(
+        "search",
+        body=body,
+        records=shown.found,
+        threshold=shown.limits.product_threshold,
+        source=found.source,
+    )
+    if shown.hidden:
+        return None
+    known = (recs_key, answer.version, found.version)
+    done = banners.placements.get(known) if answer.version and found.version else None
+    if done is None:
+        fetched = Fetched(recs_key, answer.body, shown.records, shown.meta)
+        data = template_data.product_banner_data(answer.body, shown.records, shown.meta, body)
+        done = _rendered(banners.renderer, fetched, data)
+        if answer.version and found.version:
+            banners.placements.put(known, done)
+    return replace(done, sources=sources, fresh_until=min(answer.fresh_until, found.fresh_until))
+
+
+@dataclass(frozen=True)
+class Shown:
+    """What a search answer gives the banner: the records shown (all that search found, as
+    JSv2 renders them), the result's ``meta``, and whether the banner hides for having fewer
+    than the threshold (checked, as JSv2 does, only when search found something)."""
+
+    records: list[dict]
+    meta: dict
+    found: int
+    limits: queries.RecsMetadata
+
+    @property
+    def hidden(self) -> bool:
+        return 0 < self.found < self.limits.product_threshold
+
+
+def shown_records(config: dict, search_answer: dict) -> Shown | None:
+    """The recs query's result in a search answer, read as the page and ``klevu check`` read
+    it: records without an id are not products. None: the answer has no records list."""
+    result = next(
+        (
+            r
+            for r in search_answer.get("queryResults") or []
+            if isinstance(r, dict) and r.get("id") == queries.RECS_QUERY_ID
+        ),
+        {},
+    )
+    records = result.get("records")
+    if not isinstance(records, list):
+        return None
+    records = [r for r in records if isinstance(r, dict) and r.get("id")]
+    meta = result.get("meta")
+    limits = queries.RecsMetadata.from_config(config["metadata"])
+    return Shown(records, meta if isinstance(meta, dict) else {}, len(records), limits)
+
+
+def _plan(
+    banners: BannerServices, recs_key: str, answer: Answer, context: queries.PageContext
+) -> _Plan:
+    """The config's verdict and search body for this page, made once per answer and context."""
     known = (recs_key, answer.version, context)
-    plan = _plans.get(known) if answer.version else None
+    plan = banners.plans.get(known) if answer.version else None
     if plan is not None:
         return plan
     config = answer.body
@@ -227,24 +268,33 @@ def _plan(recs_key: str, answer: Answer, context: queries.PageContext, api_key: 
         if not isinstance(search, dict):
             search = {}
         base_path = search.get("basePath", "")
+        api_key = banners.answers.client.settings.api_key
         try:
-            plan = _Plan(
-                verdict,
-                base_path,
-                queries.build_search(
-                    search.get("payload", ""), config["metadata"], context, api_key
-                ),
+            body = queries.build_search(
+                search.get("payload", ""), config["metadata"], context, api_key
             )
+            plan = _Plan(verdict, base_path, body)
         except Exception as exc:  # reported per page, by ``_outcome``
             plan = _Plan(verdict, base_path, error=exc)
     if answer.version:
-        _plans.put(known, plan)
+        banners.plans.put(known, plan)
     return plan
 
 
+def base_template(config: dict) -> str | None:
+    """The config's base template, or None: the shop's own banner markup is used."""
+    template = (config.get("templates") or {}).get("base")
+    return template if isinstance(template, str) and template.strip() else None
+
+
+def css_scope(recs_key: str) -> str:
+    """The selector a banner's CSS is scoped to: its wrapper in the page."""
+    return f'[data-klevu-banner="{recs_key}"]'
+
+
 def _rendered(renderer: RenderOnce, fetched: Fetched, data: dict[str, Any]) -> Fetched:
-    template = (fetched.config.get("templates") or {}).get("base")
-    if not isinstance(template, str) or not template.strip():
+    template = base_template(fetched.config)
+    if template is None:
         return fetched
     version = renderer.key(template, data)
     try:
@@ -268,78 +318,62 @@ def banners_for(context: queries.PageContext) -> list[Banner]:
     recs_keys = settings.recs.get(context.page_type, ())
     if not recs_keys:
         return []
+    banners = banner_services()  # read here, in the request's thread; the pool gets no app
     # A process's first banner page: V8 loads while this page's Klevu calls run.
-    current_app.extensions["banner_renderer"].renderer.warm_up_soon()
+    banners.engine.warm_up_soon()
     due = page_due()
     visitor = klevu_ext.visitor()
     identified = visitor.exchange_id is not None
     segments = current_segments(visitor).segments if identified else ()
-    app = current_app  # read here, in the request's thread; the workers get no app
-    klevu, renderer = app.extensions["klevu_answers"], app.extensions["banner_renderer"]
-    pool: ThreadPoolExecutor = app.extensions["recs_pool"]
     futures = [
-        _from_cache(klevu, renderer, key, context, segments)
-        or pool.submit(
-            trace.carry(fetch_placement, banner=key), klevu, renderer, key, context, segments, due
+        _from_cache(banners, key, context, segments)
+        or banners.pool.submit(
+            trace.carry(fetch_placement, banner=key), banners, key, context, segments, due
         )
         for key in recs_keys
     ]
     if not identified:
         current_segments(visitor)
     if wait(futures, timeout=max(0.0, due - time.monotonic())).not_done:
-        klevu.client.overdue(due)  # the page stops waiting: slow calls count as failed now
-    banners = []
+        klevu_client().overdue(due)  # the page stops waiting: slow calls count as failed now
+    shown = []
     for key, future in zip(recs_keys, futures, strict=True):
         fetched = _outcome(key, future)
         if fetched is not None and (fetched.records or fetched.html is not None):
-            banners.append(_banner(fetched))
+            shown.append(_banner(banners, fetched))
             trace.note(
-                "outcome",
-                banner=key,
-                result="shown",
-                token=banners[-1].token,
-                source=fetched.source,
+                "outcome", banner=key, result="shown", token=shown[-1].token, source=fetched.source
             )
-    return banners
-
-
-# A warm page's placement while its answers stay fresh: the same answers, page context and
-# segments make the same banner, so untraced pages (the inspector off) take it as it is,
-# without looking both answers up again (two request keys hashed, a search body serialized).
-# Keyed by the app's answers too: every app in a process (tests start several) has its own.
-_warm: Memo[tuple[KlevuAnswers, str, queries.PageContext, tuple[str, ...]], Fetched] = Memo()
+    return shown
 
 
 def _from_cache(
-    klevu: KlevuAnswers,
-    renderer: RenderOnce,
-    recs_key: str,
-    context: queries.PageContext,
-    segments: tuple[str, ...],
+    banners: BannerServices, recs_key: str, context: queries.PageContext, segments: tuple[str, ...]
 ) -> Future | None:
     """A placement whose answers are all fresh in the cache (or whose service's breaker is
     open), done right here: a warm page does not hand its banners to the pool and wait for
-    them. None: the pool must do it."""
+    them. None: the pool must do it (and tells the trace what this try saw)."""
     future: Future = Future()
-    key = (klevu, recs_key, context, segments)
-    warm = _warm.get(key) if trace.current() is None else None
-    if warm is not None and warm.fresh_until > klevu.clock():
-        klevu.served(warm.sources)
+    key = (recs_key, context, segments)
+    warm = banners.warm.get(key) if trace.current() is None else None
+    if warm is not None and warm.fresh_until > banners.answers.clock():
+        banners.answers.served(warm.sources)
         future.set_result(warm)
         return future
     try:
-        fetched = trace.carry(fetch_placement, banner=recs_key)(
-            klevu, renderer, recs_key, context, segments, 0.0, True
-        )
+        with trace.tentative():
+            fetched = trace.carry(fetch_placement, banner=recs_key)(
+                banners, recs_key, context, segments, 0.0, True
+            )
     except NotFresh:
         return None
     except Exception as exc:  # reported like the pool's failures, by ``_outcome``
         future.set_exception(exc)
         return future
     if fetched is not None:
-        klevu.served(fetched.sources)
-        if fetched.fresh_until > klevu.clock():
-            _warm.put(key, fetched)
+        banners.answers.served(fetched.sources)
+        if fetched.fresh_until > banners.answers.clock():
+            banners.warm.put(key, fetched)
     future.set_result(fetched)
     return future
 
@@ -374,18 +408,11 @@ def _outcome(key: str, future: Future) -> Fetched | None:
     return None
 
 
-def page_view_id() -> str:
-    """One id per rendered page: impressions are counted once per banner per page view."""
-    if "page_view_id" not in g:
-        g.page_view_id = uuid.uuid4().hex
-    return g.page_view_id
-
-
 def _click_route(view: BannerView) -> str:
     """``url_for("analytics.click", t=token, id="")`` for a banner of this page view, with
     one ``url_for`` per page view (a token is URL-safe as it is). The token is the short one
     of click links, naming the banner, which is remembered for the click route (``shown``)."""
-    shown.remember(view)
+    remember_shown(view)
     token = issue_link_token(current_app.config["SECRET_KEY"], page_view_id(), view)
     if "klevu_click_route" not in g:
         g.klevu_click_route = url_for("analytics.click")
@@ -401,7 +428,7 @@ def _banner_view(fetched: Fetched) -> BannerView:
             api_key,
             fetched.recs_key,
             fetched.metadata,
-            rules.action(fetched.config) or rules.STATIC_ACTION,
+            rules.STATIC_ACTION,
             fetched.config["staticContent"],
         )
     return BannerView.from_config(api_key, fetched.recs_key, fetched.metadata, fetched.records)
@@ -425,18 +452,6 @@ def _click_targets(fetched: Fetched, prefix: str) -> dict[str, tuple[str, str]]:
     }
 
 
-@dataclass(frozen=True)
-class _Parts:
-    """What a banner's answers give every page view alike, so it is built once per answer:
-    the analytics view, the HTML with each counted link pointing at ``CLICK_PREFIX`` + its
-    item, and the stylesheet of its scoped CSS (the config's and the template's lifted inline
-    styles)."""
-
-    view: BannerView
-    html: str
-    stylesheet: str
-
-
 _LINE_BREAKS = re.compile(r"[ \t\r\f]*\n\s*")
 _PREFORMATTED = re.compile(r"<(?:pre|textarea)\b", re.IGNORECASE)
 
@@ -450,14 +465,13 @@ def tight(html: str) -> str:
 
 
 CLICK_PREFIX = f"klevu-click-{uuid.uuid4().hex}-"  # stands for a page view's click route
-_parts_memo: Memo[tuple[str, bytes, str, bool], _Parts] = Memo()
 
 
-def _parts(fetched: Fetched, rendered: str) -> _Parts:
+def _parts(banners: BannerServices, fetched: Fetched, rendered: str) -> _Parts:
     css = (fetched.config.get("styles") or {}).get("base") or ""
     raw = current_app.config["STOREFRONT_UNSAFE_NO_SANITIZE"]
-    key = (fetched.recs_key, fetched.version, css, raw)
-    parts = _parts_memo.get(key) if fetched.version else None
+    key = (fetched.recs_key, fetched.version, css)
+    parts = banners.parts.get(key) if fetched.version else None
     if parts is None:
         html, inline_css = lift_inline_styles(
             links.route_clicks(
@@ -467,27 +481,27 @@ def _parts(fetched: Fetched, rendered: str) -> _Parts:
             )
         )
         if not raw:
-            scope = f'[data-klevu-banner="{fetched.recs_key}"]'
+            scope = css_scope(fetched.recs_key)
             css = "\n".join(filter(None, (scope_css(css, scope), scope_css(inline_css, scope))))
         parts = _Parts(_banner_view(fetched), tight(html), stylesheet_url(css) if css else "")
         if fetched.version:
-            _parts_memo.put(key, parts)
+            banners.parts.put(key, parts)
     return parts
 
 
-def _banner(fetched: Fetched) -> Banner:
+def _banner(banners: BannerServices, fetched: Fetched) -> Banner:
     """Page-ready banner: the per-answer parts, plus this page view's analytics token and
     click route."""
     title = str(fetched.metadata.get("title") or "")
-    if fetched.html is None:  # the shop's own markup, for a template that failed
-        view = _banner_view(fetched)
-        token = issue_token(current_app.config["SECRET_KEY"], page_view_id(), view)
-        click = _click_route(view)
+    if fetched.html is None:
+        # The shop's own markup, for a template that failed. Klevu did not render this list,
+        # so no Klevu events are reported for it (no token), and its links go straight to
+        # the shop's own product pages.
         html = render_template(
             "partials/fallback_banner.html",
             title=title,
             records=fetched.records,
-            click_urls={url: route for url, (route, _) in _click_targets(fetched, click).items()},
+            product_urls={r["id"]: klevu_ext.product_url(r["id"]) for r in fetched.records},
         )
         # Our autoescaped template.
         return Banner(
@@ -495,11 +509,11 @@ def _banner(fetched: Fetched) -> Banner:
             title,
             Markup(html),  # noqa: S704 (autoescaped template)
             "",
-            token,
+            "",
             fallback=True,
             static=fetched.static,
         )
-    parts = _parts(fetched, fetched.html)
+    parts = _parts(banners, fetched, fetched.html)
     token = issue_token(current_app.config["SECRET_KEY"], page_view_id(), parts.view)
     click = _click_route(parts.view)
     html = parts.html.replace(CLICK_PREFIX, escape(click, quote=True))
@@ -514,23 +528,29 @@ def _banner(fetched: Fetched) -> Banner:
     )
 
 
-def init_app(app) -> None:
+BANNERS = "klevu.banners"  # app.extensions key, read through ``banner_services()``
+
+
+def banner_services(app: Flask | None = None) -> BannerServices:
+    """The app's steps 2-3 (``current_app``'s by default)."""
+    return (app or current_app).extensions[BANNERS]
+
+
+def init_app(app: Flask) -> None:
     with app.app_context():
         store = cache.cache  # the backend itself, usable from the pool's threads
-    app.extensions["klevu_answers"] = KlevuAnswers(
-        app.extensions["klevu_client"],
+    answers = KlevuAnswers(
+        klevu_client(app),
         store,
         config_ttl=app.config["KLEVU_CONFIG_TTL"],
         search_ttl=app.config["KLEVU_SEARCH_TTL"],
         stale_limit=app.config["KLEVU_STALE_LIMIT"],
     )
-    app.extensions["banner_renderer"] = RenderOnce(
-        TemplateRenderer(
-            time_limit_ms=app.config["BANNER_RENDER_TIME_LIMIT_MS"],
-            memory_limit_bytes=app.config["BANNER_RENDER_MEMORY_LIMIT_MB"] << 20,
-            locale=app.config["STOREFRONT_LOCALE"],
-            currencies=app.config["KLEVU_CURRENCY_FORMATS"],
-            sanitize=not app.config["STOREFRONT_UNSAFE_NO_SANITIZE"],
-        )
+    renderer = TemplateRenderer(
+        time_limit_ms=app.config["BANNER_RENDER_TIME_LIMIT_MS"],
+        memory_limit_bytes=app.config["BANNER_RENDER_MEMORY_LIMIT_MB"] << 20,
+        locale=app.config["STOREFRONT_LOCALE"],
+        currencies=app.config["KLEVU_CURRENCY_FORMATS"],
+        sanitize=not app.config["STOREFRONT_UNSAFE_NO_SANITIZE"],
     )
-    app.extensions["recs_pool"] = ThreadPoolExecutor(MAX_WORKERS, thread_name_prefix="recs")
+    app.extensions[BANNERS] = BannerServices(answers, renderer)

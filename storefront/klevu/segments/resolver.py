@@ -1,57 +1,22 @@
 """Step 1: each visitor's Klevu session id and Klaviyo segments (docs/klevu-wire-format.md §1).
 
-Resolved once and shared through Flask-Caching (in-process, or Redis with ``CACHE_REDIS_URL``
-so every worker and host sees the same answers). Keys, after Flask-Caching's prefix:
+Promises: one visitor-service call per visitor at a time, across workers and hosts sharing the
+cache (``single_flight.py``); never a wait past the page's Klevu budget (``budget.py``: a late
+answer is stored for the next page); the last known segments while the service fails, until
+``STALE_LIMIT`` past their ttl, then anonymous. Values say themselves when they stop being
+fresh (wall clock, so hosts agree); the keys and their lifetimes are in docs/operations.md,
+"Segments cache".
 
-====================================  =====================================  ======================
-cache key                             value                                  the cache drops it
-====================================  =====================================  ======================
-``klevu:session:<sid>``               ``{"id", "expires"}``: the session a   session ttl +
-                                      cookie names, the id it has now (the   ``STALE_LIMIT``
-                                      same, or the one Klevu gave instead),
-                                      and when ``id`` must be re-posted
-                                      (``SESSION_REFRESH_AT`` of its ttl)
-``klevu:visitor:<cid hash>``          the same, for a browser that has a     session ttl +
-                                      Klaviyo ``cid`` but no session cookie  ``STALE_LIMIT``
-                                      yet, so its concurrent first requests
-                                      share one session
-``klevu:segments:<sid>``              ``{"session", "x": exchange-id hash,   segments' ttl +
-                                      "segments", "expires"}``               ``STALE_LIMIT``
-``klevu:flight:<one of the above>``   when a worker claimed the one call     ``FLIGHT_SECONDS``
-                                      that fills that key
-====================================  =====================================  ======================
+Why it is shaped so: a session is refreshed by re-posting its id before its ttl ends, and a
+new id Klevu gives is followed from the old one, so requests with the old cookie keep their
+segments. An identified visitor's first call carries the connector info and opens the session
+too: one call, not two. A call writes segments before the session keys that lead to them
+(``_keep_answer``), so no reader meets a session without its segments. Segments are asked for
+only with an exchange id and consent; a changed exchange id (its hash) asks again at once.
 
-Each value says itself when it stops being fresh (``expires``, wall-clock seconds, so every
-host agrees); the cache keeps it ``STALE_LIMIT`` longer, because an expired value is still
-worth having when Klevu is down.
-
-Rules: a session is refreshed by re-posting the same id before its ttl ends; a new id is used
-only when Klevu answers with one, and the old id's key then points at it, so requests still
-carrying the old cookie follow. Segments are fetched with the Klaviyo connector only for
-visitors with an exchange id and consent, kept for their own ``ttl``, and fetched again at once
-when the exchange id changes (the hash no longer matches). When the visitor service fails, the
-last known segments serve until ``STALE_LIMIT`` past their ttl, then the visitor is anonymous.
-
-One upstream call per visitor at a time: the first request claims the ``flight`` key
-(``cache.add``: Redis ``SETNX``; cachelib's ``SimpleCache`` takes a lock), looks once more in
-case another worker filled the key meanwhile, and makes the call; the others poll the key the
-call will fill. If the call fails they share the failure rather than repeat it. A call
-writes in the order readers follow: segments before any session key that leads to them
-(``_keep_answer``). The call runs on a small pool, so the page waits for it only until the
-page's Klevu budget ends (``KLEVU_PAGE_BUDGET_MS``, ``budget.py``); a late answer is still
-stored, for the next page.
-
-One call, not two: a visitor with an exchange id and no live session gets session and
-segments from one call carrying the connector info (klevu-wire-format.md §1); a live session
-whose segments ran out re-posts its id with the connector info, again one call.
-
-The ``cid`` is Klaviyo's, so ``klevu:visitor`` keys exist only for visitors whose consent lets
-the shop use Klaviyo's cookie.
-
-In the browser too: an answer read fresh from the cache carries ``until`` (when its segments
-or its session run out, whichever is first), and the glue keeps it in the visitor's signed
-``klevu_segments`` cookie till then (``cookie.py``), so the pages after it skip the
-cache round trip, as Klevu's own JavaScript keeps segments in the browser.
+A fresh answer read from the cache is also kept in the visitor's signed ``klevu_segments``
+cookie (``cookie.py``) until it runs out, as Klevu's JavaScript keeps segments in the browser.
+``SegmentResolver`` has no Flask in it; the Flask glue is at the end of the module.
 """
 
 from __future__ import annotations
@@ -67,12 +32,13 @@ from concurrent.futures import ThreadPoolExecutor, TimeoutError as FutureTimeout
 from dataclasses import dataclass, replace
 
 from cachelib import SimpleCache
-from flask import Blueprint, current_app, g, jsonify, request
+from flask import Blueprint, Flask, current_app, g, jsonify, request
 
 from ...extensions import cache
-from .. import klevu, trace
+from .. import klevu, klevu_client, trace
 from ..budget import page_due
-from ..client import KlevuClient, KlevuError, SessionAnswer
+from ..client import BreakerOpen, KlevuClient, KlevuError, SessionAnswer
+from ..single_flight import SingleFlight
 from ..visitor import Visitor
 from . import cookie
 
@@ -88,11 +54,6 @@ STALE_LIMIT = 15 * 60  # serve last known segments this long past their ttl
 # and re-posting a forgotten id gets a new one, so waiting for the end would break continuity.
 SESSION_REFRESH_AT = 0.9
 DEFAULT_DEADLINE = 0.8  # seconds, when the caller gives no page budget
-# Longer than one call can take (the client's (1 s connect, 2 s read) timeouts). A claim older
-# than this is abandoned: its worker died, perhaps between Redis's SETNX and EXPIRE (cachelib's
-# RedisCache.add sends two commands), which would leave a claim that never expires.
-FLIGHT_SECONDS = 5
-POLL_SECONDS = 0.01
 # Upstream calls in progress at once, per process. A call never queues (it would start after
 # its page and its claim are long gone): with every slot busy, Klevu is too slow to wait for.
 MAX_WORKERS = 8
@@ -173,6 +134,7 @@ class SegmentResolver:
         self.stale_limit = stale_limit
         self._pool = ThreadPoolExecutor(MAX_WORKERS, thread_name_prefix="segments")
         self._slots = threading.BoundedSemaphore(MAX_WORKERS)
+        self._flights = SingleFlight(store, clock=clock)
         self._local = SimpleCache(threshold=LOCAL_ENTRIES)
 
     # -- public ------------------------------------------------------------------------------
@@ -416,31 +378,10 @@ class SegmentResolver:
         """
         if name is None:  # nothing to meet on: a first visit with no cookie at all
             return self._lead(call, None, due)
-        claim = f"klevu:flight:{name.removeprefix('klevu:')}"
-        while True:
-            if self.store.add(claim, self.clock(), timeout=FLIGHT_SECONDS):
-                # Another worker may have finished the same call between our first look and
-                # this claim; a call stores before it releases, so one more look settles it.
-                seen = settled()
-                if seen is not None:
-                    self.store.delete(claim)
-                    return seen, "cache"
-                return self._lead(call, claim, due)
-            while True:
-                claimed_at = self.store.get(claim)  # read before settled(): the call stores,
-                seen = settled()  # then releases its claim
-                if seen is not None:
-                    return seen, "cache"
-                if claimed_at is None:
-                    return None, "none"
-                if not _number(claimed_at) or claimed_at + FLIGHT_SECONDS < self.clock():
-                    log.warning("taking over an abandoned visitor-service call (%s)", claim)
-                    self.store.delete(claim)
-                    break
-                left = due - time.monotonic()
-                if left <= 0:
-                    return None, "none"
-                time.sleep(min(POLL_SECONDS, left))
+        joined = self._flights.join(name, settled, due)
+        if joined.lead:
+            return self._lead(call, name, due)
+        return (joined.value, "cache") if joined.value is not None else (None, "none")
 
     def _lead(self, call, claim: str | None, due: float):
         if not self._slots.acquire(blocking=False):
@@ -448,7 +389,7 @@ class SegmentResolver:
                 "visitor service: %d calls already in progress, not adding another", MAX_WORKERS
             )
             if claim:
-                self.store.delete(claim)
+                self._flights.release(claim)
             return None, "none"
         future = self._pool.submit(self._call_and_release, call, claim)
         try:
@@ -466,6 +407,8 @@ class SegmentResolver:
         its errors, so they are logged here and the page falls back to stale or anonymous."""
         try:
             return call()
+        except BreakerOpen:
+            pass  # counted by the breaker (/healthz), logged once when it opened
         except KlevuError as exc:
             log.warning("visitor service failed: %s", exc)
         except Exception:
@@ -473,7 +416,7 @@ class SegmentResolver:
         finally:
             self._slots.release()
             if claim:
-                self.store.delete(claim)
+                self._flights.release(claim)
         return None
 
 
@@ -481,15 +424,19 @@ class SegmentResolver:
 bp = Blueprint("segments", __name__)
 
 
-def _resolver() -> SegmentResolver:
-    return current_app.extensions["segment_resolver"]
+RESOLVER = "klevu.segments"  # app.extensions key, read through ``segment_resolver()``
 
 
-def init_app(app) -> None:
+def segment_resolver(app: Flask | None = None) -> SegmentResolver:
+    """The app's step-1 resolver (``current_app``'s by default)."""
+    return (app or current_app).extensions[RESOLVER]
+
+
+def init_app(app: Flask) -> None:
     with app.app_context():
         store = cache.cache  # the backend itself, usable from the pool's threads
-    app.extensions["segment_resolver"] = SegmentResolver(
-        app.extensions["klevu_client"], store, deadline=app.config["KLEVU_PAGE_BUDGET_MS"] / 1000
+    app.extensions[RESOLVER] = SegmentResolver(
+        klevu_client(app), store, deadline=app.config["KLEVU_PAGE_BUDGET_MS"] / 1000
     )
 
 
@@ -536,7 +483,7 @@ def _kept(visitor: Visitor, session_id: str | None) -> Resolution | None:
 
 def _resolved(visitor: Visitor, session_id: str | None) -> Resolution:
     try:
-        return _resolver().resolve(
+        return segment_resolver().resolve(
             session_id, visitor.exchange_id, browser_id=visitor.browser_id, due=page_due()
         )
     except Exception:
@@ -555,7 +502,7 @@ def forget_segments(visitor: Visitor) -> None:
     g.pop("segments_visitor", None)
     g.segments_forgotten = True  # the browser's copy goes too (``keep_session_cookies``)
     try:
-        resolver = _resolver()
+        resolver = segment_resolver()
         resolver.forget(session_cookie(), visitor.browser_id)
         if resolved and resolved.session_id and resolved.session_id != session_cookie():
             resolver.forget(resolved.session_id)
