@@ -142,7 +142,7 @@ class Checker:
             f"loads: “{metadata.get('title')}”, {variant}, {metadata.get('logic')}",
         )
         verdict = rules.banner_verdict(config)
-        if verdict.show is rules.Show.NOTHING and verdict.reason != "action HIDE_RECOMMENDATION":
+        if verdict.show is rules.Show.NOTHING and not verdict.hidden_on_purpose:
             yield Result(
                 f"shown {name}",
                 False,

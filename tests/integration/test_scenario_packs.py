@@ -111,9 +111,12 @@ def test_a_segment_hides_the_banner(sim, shop):
     maya = home(shop, browser_session("maya"))
     assert "k-home-picks" not in banners(maya)
     assert (
-        inspector_reason(maya, "k-home-picks") == "the config's rules: action HIDE_RECOMMENDATION"
+        inspector_reason(maya, "k-home-picks")
+        == "the config's rules: metadata.action HIDE_RECOMMENDATION"
     )
-    assert "“the config's rules: action HIDE_RECOMMENDATION”" in description("segment-hides-banner")
+    assert "“the config's rules: metadata.action HIDE_RECOMMENDATION”" in description(
+        "segment-hides-banner"
+    )
     oliver = home(shop, browser_session("oliver"))
     assert title(oliver, "k-home-picks") == "The premium edit, for our VIPs"
 

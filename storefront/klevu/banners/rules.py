@@ -34,6 +34,11 @@ class Verdict:
     show: Show
     reason: str = ""  # why nothing is shown, for the log
 
+    @property
+    def hidden_on_purpose(self) -> bool:
+        """Hidden by the merchant's ``HIDE_RECOMMENDATION`` (for these segments), not a fault."""
+        return self.show is Show.NOTHING and self.reason.endswith(HIDE_ACTION)
+
 
 def banner_verdict(config: Mapping) -> Verdict:
     """What the config answer asks for; any malformed part hides the banner, never raises."""
