@@ -6,7 +6,7 @@ HOST   ?= 127.0.0.1
 PORT   ?= 5000
 SIMULATOR_PORT ?= 5001
 
-.PHONY: run test lint install install-test system-test-deps bench clean screenshots
+.PHONY: run test lint install install-test system-test-deps system-bench-deps bench clean screenshots
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,11 @@ system-test-deps:
 	  echo "make system-test-deps: installing Debian's chromium, redis-server and npm with apt-get"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium redis-server nodejs npm >/dev/null; }
 
+## wrk, the load generator of `make bench` (C: it costs the shared cores little next to the shop).
+system-bench-deps:
+	@command -v wrk >/dev/null || { \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
+
 ## ruff (lint and format) and mypy; settings and the reasons for the rule set in pyproject.toml.
 lint: install-test
 	$(VENV)/bin/ruff check storefront bench tests
@@ -55,7 +60,7 @@ screenshots: install-test system-test-deps
 
 ## One table: banner pages vs plain pages, Klevu slow/hung/down, the beacon (~2 min).
 ## Banner rendering (V8 vs QuickJS, sandbox probes; ~20 s), then pages under Klevu latency.
-bench: install-test
+bench: install-test system-bench-deps
 	$(PY) -m bench.bench_render
 	$(PY) -m bench.bench_pages
 

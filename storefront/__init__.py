@@ -89,6 +89,7 @@ def register_extensions(app: Flask) -> None:
 def register_blueprints(app: Flask) -> None:
     from . import health, identity, inspector, personas
     from .klevu.analytics import routes as analytics
+    from .klevu.banners import styles
     from .klevu.segments import resolver
     from .shop import bp as shop
 
@@ -98,6 +99,7 @@ def register_blueprints(app: Flask) -> None:
         identity.bp,
         personas.bp,
         resolver.bp,
+        styles.bp,
         analytics.bp,
         shop,
         health.bp,

@@ -234,9 +234,10 @@ def from_env(env: dict | None = None) -> dict:
         "KLEVU_SEARCH_TTL": _int(env, "KLEVU_SEARCH_TTL", 60, low=0, high=86_400),
         "KLEVU_STALE_LIMIT": _int(env, "KLEVU_STALE_LIMIT", 3600, low=0, high=7 * 86_400),
         "KLEVU_PAGE_BUDGET_MS": _int(env, "KLEVU_PAGE_BUDGET_MS", 800, low=1, high=60_000),
-        # Circuit breaker per Klevu service: failures in a row that open it, seconds it stays
-        # open before one probe call decides.
-        "KLEVU_BREAKER_FAILURES": _int(env, "KLEVU_BREAKER_FAILURES", 5, low=1, high=1000),
+        # Circuit breaker per Klevu service: failures in a row that open it (across workers; a
+        # call its page stopped waiting for is one), seconds it stays open before one probe
+        # call decides. 3: with a service hung, at most three pages wait the whole budget.
+        "KLEVU_BREAKER_FAILURES": _int(env, "KLEVU_BREAKER_FAILURES", 3, low=1, high=1000),
         "KLEVU_BREAKER_COOLDOWN": _int(env, "KLEVU_BREAKER_COOLDOWN", 10, low=1, high=3600),
         # Run the analytics relay inside the app (one per data dir); off when it runs alone
         # under `flask --app storefront relay`.

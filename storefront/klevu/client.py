@@ -148,7 +148,7 @@ class KlevuClient:
         *,
         timeout: Timeout = DEFAULT_TIMEOUT,
         session: requests.Session | None = None,
-        breaker_failures: int = 5,
+        breaker_failures: int = 3,
         breaker_cooldown: float = 10.0,
         shared: Any = None,
         on_call: Iterable[OnCall] = (),
@@ -175,14 +175,18 @@ class KlevuClient:
         *,
         service: str | None = None,
         timeout: Timeout | None = None,
+        due: float | None = None,
         **kwargs: Any,
     ) -> requests.Response:
-        """One HTTP call; ``service`` names the breaker that guards it (None: unguarded)."""
+        """One HTTP call; ``service`` names the breaker that guards it (None: unguarded);
+        ``due`` (``time.monotonic``): when the page waiting for it stops waiting, after which
+        the breaker counts it as failed (``CircuitBreaker.overdue``)."""
         breaker = self.breakers.get(service) if service else None
         # What errors say of the call: logs must not carry the api key (it is in the path).
         shown = mask_api_key(url, self.settings.api_key)
         if breaker is not None and not breaker.allow():
             raise BreakerOpen(f"{method} {shown}: {service} circuit open")
+        call = breaker.started(due) if breaker is not None else None
         try:
             response = self.http.request(method, url, timeout=timeout or self.timeout, **kwargs)
             self._called(
@@ -197,13 +201,10 @@ class KlevuClient:
             url_sent = getattr(exc.request, "url", None) or url
             self._called(Call(method, url_sent, error=type(exc).__name__))
             if breaker is not None:
-                breaker.failed()
+                breaker.ended(call, ok=False)
             raise KlevuError(f"{method} {shown}: {type(exc).__name__}") from exc
         if breaker is not None:
-            if response.status_code == 429 or response.status_code >= 500:
-                breaker.failed()
-            else:
-                breaker.succeeded()
+            breaker.ended(call, ok=response.status_code != 429 and response.status_code < 500)
         if not 200 <= response.status_code < 300:
             raise KlevuError(
                 f"{method} {shown}: HTTP {response.status_code}",
@@ -237,6 +238,7 @@ class KlevuClient:
         exchange_id: str | None = None,
         *,
         timeout: Timeout | None = None,
+        due: float | None = None,
     ) -> SessionAnswer:
         """Open a session, or refresh one by re-posting its id (continuity); with the
         Klaviyo exchange id, the same one call also answers the visitor's segments
@@ -248,13 +250,18 @@ class KlevuClient:
         klaviyo = {"connectorType": "klaviyo", "exchangeId": exchange_id}
         body["sessionInfo"] = {"connectorInfo": [klaviyo] if exchange_id else []}
         answer, _ = self._json(
-            "POST", self._session_url(), service="visitor", json=body, timeout=timeout
+            "POST", self._session_url(), service="visitor", json=body, timeout=timeout, due=due
         )
         return parse_session_answer(answer)
 
     # -- step 2: recommendation settings (docs/klevu-wire-format.md §2) ----------------------------
     def recs_config(
-        self, recs_key: str, params: dict[str, str], *, timeout: Timeout | None = None
+        self,
+        recs_key: str,
+        params: dict[str, str],
+        *,
+        timeout: Timeout | None = None,
+        due: float | None = None,
     ) -> Reply:
         url = (
             f"{self.settings.config_url}/recommendations/"
@@ -262,7 +269,7 @@ class KlevuClient:
         )
         if params:
             url = f"{url}?{config_query(params)}"
-        body, response = self._json("GET", url, service="config", timeout=timeout)
+        body, response = self._json("GET", url, service="config", timeout=timeout, due=due)
         if not isinstance(body, dict) or not isinstance(body.get("metadata"), dict):
             raise KlevuError(f"config for {recs_key} has no metadata")
         return Reply(body, parse_max_age(response.headers.get("Cache-Control")))
@@ -281,7 +288,9 @@ class KlevuClient:
         """The exact request body: also the search answer's key in the answers cache."""
         return json.dumps(payload, separators=(",", ":"), sort_keys=True)
 
-    def search(self, url: str, body: str, *, timeout: Timeout | None = None) -> Reply:
+    def search(
+        self, url: str, body: str, *, timeout: Timeout | None = None, due: float | None = None
+    ) -> Reply:
         """``url`` from ``search_url``, ``body`` from ``search_body``."""
         answer, response = self._json(
             "POST",
@@ -290,10 +299,16 @@ class KlevuClient:
             data=body,
             headers={"Content-Type": "application/json"},
             timeout=timeout,
+            due=due,
         )
         if not isinstance(answer, dict) or not isinstance(answer.get("queryResults"), list):
             raise KlevuError("search answered without queryResults")
         return Reply(answer, parse_max_age(response.headers.get("Cache-Control")))
+
+    def overdue(self, due: float) -> None:
+        """A page stops waiting at ``due``: its calls still in flight count as failed."""
+        for breaker in self.breakers.values():
+            breaker.overdue(due)
 
     # -- step 4: analytics (docs/klevu-wire-format.md §5) ------------------------------------------
     def collect(

@@ -179,8 +179,8 @@ def compare():
             "demo/compare.html", error=str(exc), columns=[], chosen=[], label="", **form
         ), 400
     columns = [column(key, page_type, page_args) for key in keys]
-    # The banners' scoped CSS goes in the page's head once per banner (base.html).
-    css = {b.recs_key: b for c in columns for b in c.banners if b.css}
+    # The banners' stylesheets are linked from the page's head once per banner (base.html).
+    css = {b.recs_key: b for c in columns for b in c.banners if b.stylesheet}
     return render_template(
         "demo/compare.html",
         error=None,

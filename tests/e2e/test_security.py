@@ -352,7 +352,8 @@ def test_a_hostile_config_runs_nothing_loads_nothing_foreign_and_moves_nothing(
     served = requests.get(f"{shop_url}/", timeout=10).text
     if not sanitize:  # the hostile scripts really are in the page: only the CSP stands
         assert "<script>window.top.__pwned='script'" in served
-        assert "<style data-klevu-css" in served and "</style><script>window.top" in served
+        # The CSS is a stylesheet of its own now: its "</style>" cannot end anything.
+        assert "data-klevu-css" in served and "</style><script>window.top" not in served
     expect(page.locator("[data-klevu-banner]").first).to_be_attached()
     page.locator("[data-klevu-banner]").first.scroll_into_view_if_needed()
     link = page.get_by_text("javascript link").first
@@ -370,7 +371,7 @@ def test_a_hostile_config_runs_nothing_loads_nothing_foreign_and_moves_nothing(
         return h.contains(document.elementFromPoint(r.left + 20, r.top + r.height / 2)); }""")
     assert on_top, "something covers the page"
     screenshot(page, f"security-hostile-{'sanitized' if sanitize else 'sanitizer-off'}")
-    if sanitize:  # a safe inline style keeps working: it moved into the nonce'd stylesheet
+    if sanitize:  # a safe inline style keeps working: it moved into the banner's stylesheet
         expect(page.locator(".inline-styled")).to_have_css("color", "rgb(1, 2, 3)")
         assert "style-src-attr" not in {v.get("directive") for v in violations}, violations
     if not sanitize:

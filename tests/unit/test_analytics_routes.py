@@ -22,11 +22,13 @@ from flask import url_for
 from storefront import create_app
 from storefront.catalog import load_catalog
 from storefront.extensions import cache
+from storefront.klevu import shown
 from storefront.klevu.analytics import routes, tokens
 from storefront.klevu.analytics.delivery import outbox
 from storefront.klevu.analytics.events import SELECT, VIEW, BannerItem, BannerView
 from storefront.klevu.analytics.recently_viewed import clicked_ids, format_ids
 from storefront.klevu.analytics.routes import MAX_BODY, PAGE_VIEW_LIMIT
+from storefront.klevu.render.once import Memo
 from tests.helpers import app_config, free_port
 
 PRODUCTS = load_catalog().products
@@ -52,6 +54,13 @@ OTHER_KEY = "not-the-shops-key"
 # -- tokens and requests ----------------------------------------------------------------------
 def token(app, page_view: str = "pv-1", banner: BannerView = BANNER) -> str:
     return tokens.issue_token(app.config["SECRET_KEY"], page_view, banner)
+
+
+def link(app, page_view: str = "pv-1", banner: BannerView = BANNER) -> str:
+    """The token of a banner's no-JavaScript click links, its banner shown by a page."""
+    with app.test_request_context():
+        shown.remember(banner)
+    return tokens.issue_link_token(app.config["SECRET_KEY"], page_view, banner)
 
 
 def forged(signed: str) -> str:
@@ -293,7 +302,7 @@ def test_the_same_click_is_one_event_however_it_arrives(app, client):
     first, again = beacon(client, select(app, IN_BANNER)), beacon(client, select(app, IN_BANNER))
     assert (first.status_code, first.json["duplicate"]) == (202, False)
     assert (again.status_code, again.json["duplicate"]) == (202, True)
-    assert click(client, t=token(app), id=IN_BANNER).status_code == 302  # no-JS link too
+    assert click(client, t=link(app), id=IN_BANNER).status_code == 302  # no-JS link too
     assert beacon(client, select(app, ALSO_IN_BANNER)).json["duplicate"] is False
     assert [event_id for event_id, _ in queued(app)] == [
         tokens.click_id("pv-1", BANNER.recs_key, item) for item in (IN_BANNER, ALSO_IN_BANNER)
@@ -318,7 +327,7 @@ def test_one_impression_per_banner_per_page_view(app, client):
 
 # -- the no-JavaScript click route ------------------------------------------------------------
 def test_a_click_link_records_and_goes_to_the_product(app, client):
-    answer = click(client, t=token(app), id=ALSO_IN_BANNER)
+    answer = click(client, t=link(app), id=ALSO_IN_BANNER)
     assert answer.status_code == 302
     assert answer.headers["Location"] == f"/p/{ALSO_IN_BANNER}"
     [(event_id, event)] = queued(app)
@@ -326,9 +335,47 @@ def test_a_click_link_records_and_goes_to_the_product(app, client):
     assert [i["item_id"] for i in event["event_data"]["items"]] == [ALSO_IN_BANNER]
 
 
+def test_a_click_link_carries_a_short_token_naming_the_banner_not_its_products(app):
+    full, short = token(app), link(app)
+    assert len(short) < 110 < len(full)
+    assert tokens.read_link_token(app.config["SECRET_KEY"], short, 60) == (
+        "pv-1",
+        tokens.view_key(BANNER),
+    )
+    with pytest.raises(tokens.BadToken):  # the beacon's token is not a click link's
+        tokens.read_link_token(app.config["SECRET_KEY"], full, 60)
+    with pytest.raises(tokens.BadToken):  # nor the reverse
+        tokens.read_token(app.config["SECRET_KEY"], short, 60, api_key=BANNER.api_key)
+
+
+def test_a_click_link_served_by_another_worker_finds_its_banner_in_the_shared_cache(
+    app, client, monkeypatch
+):
+    monkeypatch.setattr(shown, "_known", Memo())  # the worker that shows the banner
+    followed = link(app)
+    monkeypatch.setattr(shown, "_known", Memo())  # one that never showed it
+
+    answer = click(client, t=followed, id=ALSO_IN_BANNER)
+
+    assert answer.headers["Location"] == f"/p/{ALSO_IN_BANNER}"
+    [(event_id, _)] = queued(app)
+    assert event_id == tokens.click_id("pv-1", BANNER.recs_key, ALSO_IN_BANNER)
+
+
+def test_a_click_link_whose_banner_is_no_longer_known_still_leads_to_the_product(app, client):
+    other = BannerView(**{**BANNER.__dict__, "title": "Shown long ago"})  # never remembered
+    answer = click(
+        client,
+        t=tokens.issue_link_token(app.config["SECRET_KEY"], "pv-1", other),
+        id=ALSO_IN_BANNER,
+    )
+    assert (answer.status_code, answer.headers["Location"]) == (302, f"/p/{ALSO_IN_BANNER}")
+    assert queued(app) == []  # unrecorded: nothing says what the banner showed
+
+
 @pytest.mark.parametrize("make_token", [*BAD_TOKENS, pytest.param(lambda good: None, id="missing")])
 def test_a_click_link_with_a_bad_token_is_a_400_page(app, client, make_token):
-    bad = make_token(token(app))
+    bad = make_token(link(app))
     answer = click(client, id=IN_BANNER, **({} if bad is None else {"t": bad}))
     assert answer.status_code == 400
     assert answer.mimetype == "text/html"
@@ -357,7 +404,7 @@ def test_a_click_link_with_a_bad_token_is_a_400_page(app, client, make_token):
 def test_a_click_link_never_leaves_the_shop(app, client, item):
     """Only a product both in the banner and in the catalog leads anywhere but home; the
     banner's record ``//evil.example`` is in the token, so the token alone cannot be trusted."""
-    answer = click(client, t=token(app), **({} if item is None else {"id": item}))
+    answer = click(client, t=link(app), **({} if item is None else {"id": item}))
     assert answer.status_code == 302
     with app.test_request_context():
         assert answer.headers["Location"] == url_for("shop.home")
@@ -408,7 +455,7 @@ def test_a_beacon_naming_images_wrongly_is_refused(app, client, shown):
 
 
 def test_a_static_banners_image_link_records_and_goes_to_its_target(app, client):
-    answer = click(client, t=token(app, banner=STATIC_BANNER), id="0")
+    answer = click(client, t=link(app, banner=STATIC_BANNER), id="0")
     assert (answer.status_code, answer.headers["Location"]) == (302, "http://shop.test/sale")
     [(_, event)] = queued(app)
     assert event["event"] == SELECT and event["event_data"]["static_content"]
@@ -417,7 +464,7 @@ def test_a_static_banners_image_link_records_and_goes_to_its_target(app, client)
 
 @pytest.mark.parametrize("item", ["1", "2", "x", ""])
 def test_a_static_link_to_nowhere_safe_goes_home_unrecorded(app, client, item):
-    answer = click(client, t=token(app, banner=STATIC_BANNER), id=item)
+    answer = click(client, t=link(app, banner=STATIC_BANNER), id=item)
     with app.test_request_context():
         assert answer.headers["Location"] == url_for("shop.home")
     assert queued(app) == []
@@ -425,8 +472,8 @@ def test_a_static_link_to_nowhere_safe_goes_home_unrecorded(app, client, item):
 
 def test_a_product_click_link_remembers_the_product_as_recently_viewed(app, client):
     client.set_cookie("shop_consent", "granted")
-    click(client, t=token(app), id=IN_BANNER)
-    answer = click(client, t=token(app), id=ALSO_IN_BANNER)
+    click(client, t=link(app), id=IN_BANNER)
+    answer = click(client, t=link(app), id=ALSO_IN_BANNER)
     stored = format_ids([ALSO_IN_BANNER, IN_BANNER])
     assert f"klevu_recent_clicks={stored}" in answer.headers["Set-Cookie"]
 
@@ -437,7 +484,7 @@ def test_without_consent_nothing_is_remembered_or_read(app, client, consent):
     if consent:
         client.set_cookie("shop_consent", consent)
     client.set_cookie("klevu_recent_clicks", format_ids([IN_BANNER]))
-    answer = click(client, t=token(app), id=ALSO_IN_BANNER)
+    answer = click(client, t=link(app), id=ALSO_IN_BANNER)
     assert answer.status_code == 302
     assert "klevu_recent_clicks" not in answer.headers.get("Set-Cookie", "")
     with app.test_request_context(
@@ -461,8 +508,8 @@ def test_a_full_outbox_refuses_new_beacon_events_with_503_but_not_shoppers(tmp_p
     assert refused(beacon(client, view(app, page_view="pv-2")), 503)
     retried = beacon(client, view(app))  # already queued: a retry is no new event
     assert (retried.status_code, retried.json["duplicate"]) == (202, True)
-    link = click(client, t=token(app), id=IN_BANNER)
-    assert (link.status_code, link.headers["Location"]) == (302, f"/p/{IN_BANNER}")
+    followed = click(client, t=link(app), id=IN_BANNER)
+    assert (followed.status_code, followed.headers["Location"]) == (302, f"/p/{IN_BANNER}")
     stats = outbox(app).stats()
     assert (stats["depth"], stats["drops"]["full"]) == (1, 2)
     assert [event_id for event_id, _ in queued(app)] == [

@@ -27,7 +27,7 @@ from flask import Blueprint, Flask, current_app, jsonify, redirect, render_templ
 from werkzeug.exceptions import BadRequest, RequestEntityTooLarge
 
 from ...security import same_origin
-from .. import klevu
+from .. import klevu, shown
 from ..segments.resolver import session_cookie
 from . import delivery, events, tokens
 from .limits import WindowCounter, client_key
@@ -196,12 +196,21 @@ def click():
     token (not the JSON the beacon gets), and the product even when the queue refuses the
     click, because losing one click is better than a shopper stuck on an error page.
     """
+    token = request.args.get("t", "")
     try:
-        page_view, view = _read(request.args.get("t"))
-    except Rejected:
+        page_view, key = tokens.read_link_token(
+            current_app.config["SECRET_KEY"],
+            token,
+            min(tokens.TOKEN_MAX_AGE, current_app.config["OUTBOX_MAX_AGE"]),
+        )
+    except tokens.BadToken:
         error = BadRequest("This link has expired. Please go back and try again.")
         return render_template("errors/error.html", error=error), error.code
     item_id = request.args.get("id", "")
+    view = shown.recall(key)
+    if view is None:  # shown too long ago, or the shared cache lost it: the product, unrecorded
+        log.warning("banner click on %s not recorded: its banner is no longer known", item_id)
+        return redirect(klevu.product_url(item_id) or _home())
     if view.is_static:
         return _static_click(page_view, view, item_id)
     product_url = klevu.product_url(item_id)

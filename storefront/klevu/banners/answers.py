@@ -40,6 +40,8 @@ REFRESH_WORKERS = 4
 LOCAL_ENTRIES = 512
 OPEN_READ_SECONDS = 1.0  # see ``_held``
 COUNTS = ("hit", "miss", "stale", "refreshed", "failed")
+# A Klevu call, given when the page that waits for it stops waiting (None: nobody waits).
+Call = Callable[[float | None], Reply]
 
 
 class NotFresh(Exception):
@@ -59,6 +61,7 @@ class Answer:
     body: dict
     source: str
     version: str = ""
+    fresh_until: float = 0.0  # wall clock; 0: not a fresh cached answer
 
 
 def _entry(value: object) -> dict | None:
@@ -112,7 +115,11 @@ class KlevuAnswers:
         (not counted: the caller counts what it served with ``served``)."""
         request = json.dumps([recs_key, sorted(params.items())])  # every parameter counts
         return self._get(
-            "config", request, lambda: self.client.recs_config(recs_key, params), due, fresh_only
+            "config",
+            request,
+            lambda by: self.client.recs_config(recs_key, params, due=by),
+            due,
+            fresh_only,
         )
 
     def search(
@@ -121,7 +128,11 @@ class KlevuAnswers:
         url = self.client.search_url(base_path)
         body = self.client.search_body(payload)
         return self._get(
-            "search", f"{url}\n{body}", lambda: self.client.search(url, body), due, fresh_only
+            "search",
+            f"{url}\n{body}",
+            lambda by: self.client.search(url, body, due=by),
+            due,
+            fresh_only,
         )
 
     def served(self, sources: dict[str, str]) -> None:
@@ -147,7 +158,7 @@ class KlevuAnswers:
         self,
         service: str,
         request: str,
-        call: Callable[[], Reply],
+        call: Call,
         due: float,
         fresh_only: bool = False,
     ) -> Answer:
@@ -155,7 +166,7 @@ class KlevuAnswers:
             return self._fresh(service, request)
         if not self.ttls[service]:
             self._count(service, "miss")
-            return Answer(self._called(service, call).body, "fresh", uuid.uuid4().hex)
+            return Answer(self._called(service, call, due).body, "fresh", uuid.uuid4().hex)
         key = self._key(service, request)
         entry = self._read(key)
         now = self.clock()
@@ -177,13 +188,13 @@ class KlevuAnswers:
         key = self._key(service, request)
         entry = self._in_process(key) if self.ttls[service] else None
         if entry is not None:  # a warm page: no cache round trip, not even the breaker's
-            return Answer(entry["body"], "cache", entry["v"])
+            return Answer(entry["body"], "cache", entry["v"], entry["fresh_until"])
         breaker_open = self.client.breakers[service].is_open()
         if self.ttls[service]:
             entry = self._held(key) if breaker_open else self._read(key)
         now = self.clock()
         if entry is not None and entry["fresh_until"] > now:
-            return Answer(entry["body"], "cache", entry["v"])
+            return Answer(entry["body"], "cache", entry["v"], entry["fresh_until"])
         if not breaker_open:
             raise NotFresh(service)
         if entry is not None and entry["usable_until"] > now:
@@ -221,9 +232,9 @@ class KlevuAnswers:
             self._local.put(key, entry)
         return entry
 
-    def _called(self, service: str, call: Callable[[], Reply]) -> Reply:
+    def _called(self, service: str, call: Call, due: float | None) -> Reply:
         try:
-            return call()
+            return call(due)
         except KlevuError:
             self._count(service, "failed")
             raise
@@ -246,7 +257,7 @@ class KlevuAnswers:
             log.warning("answers cache unwritable for %s", key, exc_info=True)
         return entry
 
-    def _fetch(self, service: str, key: str, call: Callable[[], Reply], due: float) -> Answer:
+    def _fetch(self, service: str, key: str, call: Call, due: float) -> Answer:
         """A miss: make the one call, or wait for the worker that makes it."""
         breaker = self.client.breakers[service]
         if breaker.is_open():  # no call would go out: do not even claim one
@@ -265,7 +276,7 @@ class KlevuAnswers:
             return Answer(joined.value["body"], "cache", joined.value["v"])
         if joined.lead:
             try:
-                entry = self._keep(service, key, self._called(service, call))
+                entry = self._keep(service, key, self._called(service, call, due))
                 return Answer(entry["body"], "fresh", entry["v"])
             finally:
                 self._flights.release(key)
@@ -278,7 +289,7 @@ class KlevuAnswers:
         breaker.failed()
         raise LateAnswer(f"{service}: another worker's call missed the page's budget")
 
-    def _refresh(self, service: str, key: str, call: Callable[[], Reply]) -> None:
+    def _refresh(self, service: str, key: str, call: Call) -> None:
         """One background refresh per key across workers; a busy pool skips it (the next
         page that sees the stale answer tries again)."""
         if not self._refresh_slots.acquire(blocking=False):
@@ -294,7 +305,7 @@ class KlevuAnswers:
 
         def refresh() -> None:
             try:
-                self._keep(service, key, self._called(service, call))
+                self._keep(service, key, self._called(service, call, None))
                 self._count(service, "refreshed")
             except BreakerOpen:
                 pass  # the breaker logged when it opened; the stale answer serves on

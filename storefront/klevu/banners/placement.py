@@ -14,6 +14,7 @@ events: Klevu did not render that list. Each banner's story goes to the page's t
 from __future__ import annotations
 
 import logging
+import re
 import time
 import uuid
 from concurrent.futures import Future, ThreadPoolExecutor, wait
@@ -28,15 +29,17 @@ from markupsafe import Markup
 from ...extensions import cache
 from .. import klevu as klevu_ext, klevu_client, trace
 from ..analytics.events import BannerView
-from ..analytics.tokens import issue_token
+from ..analytics.tokens import issue_link_token, issue_token
 from ..budget import page_due, page_view_id
 from ..client import BreakerOpen, KlevuError
 from ..render.engine import RenderError, TemplateQuarantined, TemplateRenderer, scope_css
 from ..render.inline_styles import lift_inline_styles
 from ..render.once import Memo, RenderOnce
 from ..segments.resolver import current_segments
+from ..shown import remember as remember_shown
 from . import links, queries, rules, template_data
 from .answers import Answer, KlevuAnswers, LateAnswer, NotFresh
+from .styles import stylesheet_url
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +53,7 @@ class Banner:
     recs_key: str
     title: str
     html: Markup
-    css: Markup  # scoped and cleaned: safe inside <style>
+    stylesheet: str  # the URL of its scoped and cleaned CSS ("": none), ``styles.py``
     token: str
     fallback: bool = False
     static: bool = False  # static content: the beacon counts clicks on its content links
@@ -67,6 +70,7 @@ class Fetched:
     static: bool = False  # a STATIC_CONTENT banner: staticContent, no records
     sources: dict[str, str] = field(default_factory=dict)  # service → answers.Answer.source
     version: bytes = b""  # RenderOnce.key of the render: same answers, same version
+    fresh_until: float = 0.0  # wall clock: while both answers are fresh (0: one is not)
 
     @property
     def metadata(self) -> dict:
@@ -101,11 +105,12 @@ class _Plan:
 class _Parts:
     """What a banner's answers give every page view alike, so it is built once per answer:
     the analytics view, the HTML with each counted link pointing at ``CLICK_PREFIX`` + its
-    item, and the scoped CSS (the config's and the template's lifted inline styles)."""
+    item, and the stylesheet of its scoped CSS (the config's and the template's lifted inline
+    styles)."""
 
     view: BannerView
     html: str
-    css: str
+    stylesheet: str
 
 
 @dataclass
@@ -126,6 +131,12 @@ class BannerServices:
     plans: Memo[tuple[str, str, queries.PageContext], _Plan] = field(default_factory=Memo)
     # (recs key, render version, config CSS) → the per-answer parts of the page's banner
     parts: Memo[tuple[str, bytes, str], _Parts] = field(default_factory=Memo)
+    # (recs key, page context, segments) → a warm page's placement, while its answers are
+    # fresh: untraced pages take it as it is, without looking both answers up again (two
+    # request keys hashed, a search body serialized)
+    warm: Memo[tuple[str, queries.PageContext, tuple[str, ...]], Fetched] = field(
+        default_factory=Memo
+    )
 
     def __post_init__(self) -> None:
         self.renderer = RenderOnce(self.engine)
@@ -200,7 +211,7 @@ def fetch_placement(
         done = _rendered(banners.renderer, fetched, data)
         if answer.version and found.version:
             banners.placements.put(known, done)
-    return replace(done, sources=sources)
+    return replace(done, sources=sources, fresh_until=min(answer.fresh_until, found.fresh_until))
 
 
 @dataclass(frozen=True)
@@ -322,7 +333,8 @@ def banners_for(context: queries.PageContext) -> list[Banner]:
     ]
     if not identified:
         current_segments(visitor)
-    wait(futures, timeout=max(0.0, due - time.monotonic()))
+    if wait(futures, timeout=max(0.0, due - time.monotonic())).not_done:
+        klevu_client().overdue(due)  # the page stops waiting: slow calls count as failed now
     shown = []
     for key, future in zip(recs_keys, futures, strict=True):
         fetched = _outcome(key, future)
@@ -341,6 +353,12 @@ def _from_cache(
     open), done right here: a warm page does not hand its banners to the pool and wait for
     them. None: the pool must do it (and tells the trace what this try saw)."""
     future: Future = Future()
+    key = (recs_key, context, segments)
+    warm = banners.warm.get(key) if trace.current() is None else None
+    if warm is not None and warm.fresh_until > banners.answers.clock():
+        banners.answers.served(warm.sources)
+        future.set_result(warm)
+        return future
     try:
         with trace.tentative():
             fetched = trace.carry(fetch_placement, banner=recs_key)(
@@ -353,6 +371,8 @@ def _from_cache(
         return future
     if fetched is not None:
         banners.answers.served(fetched.sources)
+        if fetched.fresh_until > banners.answers.clock():
+            banners.warm.put(key, fetched)
     future.set_result(fetched)
     return future
 
@@ -387,9 +407,12 @@ def _outcome(key: str, future: Future) -> Fetched | None:
     return None
 
 
-def _click_route(token: str) -> str:
-    """``url_for("analytics.click", t=token, id="")``, with one ``url_for`` per page view:
-    a token is URL-safe as it is (base64url and dots)."""
+def _click_route(view: BannerView) -> str:
+    """``url_for("analytics.click", t=token, id="")`` for a banner of this page view, with
+    one ``url_for`` per page view (a token is URL-safe as it is). The token is the short one
+    of click links, naming the banner, which is remembered for the click route (``shown``)."""
+    remember_shown(view)
+    token = issue_link_token(current_app.config["SECRET_KEY"], page_view_id(), view)
     if "klevu_click_route" not in g:
         g.klevu_click_route = url_for("analytics.click")
     return f"{g.klevu_click_route}?t={token}&id="
@@ -428,6 +451,18 @@ def _click_targets(fetched: Fetched, prefix: str) -> dict[str, tuple[str, str]]:
     }
 
 
+_LINE_BREAKS = re.compile(r"[ \t\r\f]*\n\s*")
+_PREFORMATTED = re.compile(r"<(?:pre|textarea)\b", re.IGNORECASE)
+
+
+def tight(html: str) -> str:
+    """The banner without a template's indentation and blank lines (1.1 KB of the 6.5 KB of
+    the simulator's demo banner): every run of whitespace with a line break becomes one line
+    break, which a browser renders as the run itself, one space, except in ``<pre>`` and
+    ``<textarea>``, so a banner with either is left as it is."""
+    return html if _PREFORMATTED.search(html) else _LINE_BREAKS.sub("\n", html)
+
+
 CLICK_PREFIX = f"klevu-click-{uuid.uuid4().hex}-"  # stands for a page view's click route
 
 
@@ -447,7 +482,7 @@ def _parts(banners: BannerServices, fetched: Fetched, rendered: str) -> _Parts:
         if not raw:
             scope = css_scope(fetched.recs_key)
             css = "\n".join(filter(None, (scope_css(css, scope), scope_css(inline_css, scope))))
-        parts = _Parts(_banner_view(fetched), html, css)
+        parts = _Parts(_banner_view(fetched), tight(html), stylesheet_url(css) if css else "")
         if fetched.version:
             banners.parts.put(key, parts)
     return parts
@@ -472,21 +507,21 @@ def _banner(banners: BannerServices, fetched: Fetched) -> Banner:
             fetched.recs_key,
             title,
             Markup(html),  # noqa: S704 (autoescaped template)
-            Markup(""),
+            "",
             "",
             fallback=True,
             static=fetched.static,
         )
     parts = _parts(banners, fetched, fetched.html)
     token = issue_token(current_app.config["SECRET_KEY"], page_view_id(), parts.view)
-    click = _click_route(token)
+    click = _click_route(parts.view)
     html = parts.html.replace(CLICK_PREFIX, escape(click, quote=True))
-    # html: sanitized by the renderer, links routed; css: scoped and cleaned.
+    # html: sanitized by the renderer, links routed.
     return Banner(
         fetched.recs_key,
         title,
         Markup(html),  # noqa: S704 (sanitized, links routed)
-        Markup(parts.css),  # noqa: S704 (scoped and cleaned)
+        parts.stylesheet,
         token,
         static=fetched.static,
     )
