@@ -21,7 +21,7 @@ its id as a stored deflate block, the stream's checksum, and the signature: the 
 reader decompresses, for a fraction of the work. Every token is still signed whole.
 A banner's no-JavaScript click links carry a short token instead (``issue_link_token``: the
 page view id and the banner's ``view_key``, signed), and the click route finds the banner
-by its key (``klevu/shown.py``): the whole token in each of a banner's links was 4.5 KB of
+by its key (``analytics/shown.py``): the whole token in each of a banner's links was 4.5 KB of
 a page.
 
 Event ids (the outbox's idempotency keys) are derived from the token's page view id, never

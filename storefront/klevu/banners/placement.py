@@ -29,6 +29,7 @@ from markupsafe import Markup
 from ...extensions import cache
 from .. import klevu as klevu_ext, klevu_client, trace
 from ..analytics.events import BannerView
+from ..analytics.shown import remember as remember_shown
 from ..analytics.tokens import issue_link_token, issue_token
 from ..budget import page_due, page_view_id
 from ..client import BreakerOpen, KlevuError
@@ -36,7 +37,6 @@ from ..render.engine import RenderError, TemplateQuarantined, TemplateRenderer, 
 from ..render.inline_styles import lift_inline_styles
 from ..render.once import Memo, RenderOnce
 from ..segments.resolver import current_segments
-from ..shown import remember as remember_shown
 from . import links, queries, rules, template_data
 from .answers import Answer, KlevuAnswers, LateAnswer, NotFresh
 from .styles import stylesheet_url
