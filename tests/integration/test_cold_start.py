@@ -25,8 +25,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from storefront.klevu.render.engine import TemplateRenderer
 
-# A limit no busy machine reaches: this is about crashes, not about how long a first render takes.
-renderer = TemplateRenderer(time_limit_ms=30_000)
+renderer = TemplateRenderer()
 start = threading.Barrier(8)
 
 def render(n):
