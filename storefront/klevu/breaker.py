@@ -71,9 +71,10 @@ class CircuitBreaker:
     # -- calls ------------------------------------------------------------------------------
     def started(self, due: float | None = None) -> object:
         """A call goes out; ``due`` (on this breaker's clock): when its page stops waiting
-        for it (None: nobody waits, e.g. a background refresh). Give the result to ``ended``."""
+        for it (None: nobody waits, e.g. a background refresh; a call that starts after its
+        page's deadline has nobody waiting either). Give the result to ``ended``."""
         call = object()
-        if due is not None:
+        if due is not None and due > self.clock():
             with self._lock:
                 self._in_flight[call] = due
         return call

@@ -208,11 +208,14 @@ def test_anyone_asking_the_breaker_counts_the_slow_calls_first():
     breaker.started(due=clock() + 0.8)
     breaker.started(due=clock() + 0.9)
     nobody_waits = breaker.started(due=None)  # a background refresh
+    too_late = breaker.started(due=clock() - 0.1)  # its page had stopped waiting already
     clock.advance(1)
 
     assert breaker.is_open()
     breaker.ended(nobody_waits, ok=False)  # counted when it ends, as before
     assert breaker.stats()["failures_in_a_row"] == 3
+    breaker.ended(too_late, ok=True)  # a success, not a slow call
+    assert breaker.stats()["failures_in_a_row"] == 0
 
 
 def test_failures_in_a_row_add_up_across_workers_and_a_success_ends_them():
