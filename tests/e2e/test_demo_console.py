@@ -75,3 +75,17 @@ def test_collector_down_the_outbox_catches_up(console: Page, shopper: Shopper, p
     console.reload()
     delivered = console.get_by_test_id("received-event").first
     expect(delivered.get_by_test_id("delivery-delay")).to_contain_text("+")
+
+
+def test_the_dashboard_shows_no_console_error(context: BrowserContext, sim):
+    """On stage the browser's console is open: the dashboard asks for nothing it lacks (its
+    favicon included)."""
+    dashboard = context.new_page()
+    errors: list[str] = []
+    dashboard.on(
+        "console", lambda message: errors.append(message.text) if message.type == "error" else None
+    )
+    dashboard.goto(f"{sim.url}/_sim/")
+    expect(dashboard.get_by_test_id("demo-console")).to_be_visible()
+    dashboard.wait_for_load_state("networkidle")
+    assert errors == []
