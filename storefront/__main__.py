@@ -121,6 +121,9 @@ def main(argv: list[str] | None = None) -> int:
         "--pack", default="", help="start the simulator in this scenario pack (name or file)"
     )
     args = parser.parse_args(argv)
+    # A SIGTERM (a supervisor, `kill`) stops both servers too, as Ctrl-C does: without this the
+    # launcher died at once and left the simulator and the shop's server running.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
 
     env = dict(os.environ)
     processes: list[subprocess.Popen] = []
