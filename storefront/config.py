@@ -37,6 +37,7 @@ CURRENCY_FIELDS: dict[str, type] = {
     "thousand": str,
 }
 VIEW_RULES = ("rendered", "visible")
+LOG_FORMATS = ("human", "json")
 # A CSP source for images: an origin (``https://cdn.example.com``, ``https://*.example.com``,
 # a port allowed) or a bare scheme (``https:``). Nothing else, so that no value can smuggle a
 # keyword or another directive into the policy.
@@ -273,6 +274,11 @@ def from_env(env: dict | None = None) -> dict:
         "BANNER_RENDER_MEMORY_LIMIT_MB": _int(
             env, "BANNER_RENDER_MEMORY_LIMIT_MB", 32, low=8, high=1024
         ),
+        # Observability (docs/operations.md, "Watching the shop"): Prometheus counts behind
+        # /metrics, and the log format: "human" lines, or "json", one object per line with
+        # one line per request, each carrying the request's id (also in X-Request-ID).
+        "STOREFRONT_METRICS": _bool(env, "STOREFRONT_METRICS", True),
+        "STOREFRONT_LOG_FORMAT": _choice(env, "STOREFRONT_LOG_FORMAT", LOG_FORMATS),
     }
     if config["CACHE_REDIS_URL"] and urlsplit(config["CACHE_REDIS_URL"]).scheme not in (
         "redis",

@@ -57,6 +57,7 @@ class Klevu:
             breaker_failures=app.config["KLEVU_BREAKER_FAILURES"],
             breaker_cooldown=app.config["KLEVU_BREAKER_COOLDOWN"],
             shared=shared,
+            metrics=app.config["STOREFRONT_METRICS"],
         )
         resolver.init_app(app)  # step 1: session + segments over the shared cache
         placement.init_app(app)  # steps 2-3: answers cache, template renderer, banner pool

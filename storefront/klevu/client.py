@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -20,7 +21,7 @@ from urllib.parse import quote
 import requests
 
 from ..config import KlevuSettings
-from . import trace
+from . import metrics, trace
 from .breaker import CircuitBreaker
 
 log = logging.getLogger(__name__)
@@ -130,9 +131,12 @@ class KlevuClient:
         breaker_failures: int = 5,
         breaker_cooldown: float = 10.0,
         shared: Any = None,
+        metrics: bool = False,
     ) -> None:
-        """``shared``: a cachelib-style store where breakers tell other workers they opened."""
+        """``shared``: a cachelib-style store where breakers tell other workers they opened;
+        ``metrics``: count calls and answers in ``metrics.py``'s Prometheus metrics."""
         self.settings = settings
+        self.metrics = metrics
         self.timeout = timeout
         self.http = session or requests.Session()
         self.http.headers["User-Agent"] = "klevu-klaviyo-storefront/0.1"
@@ -155,8 +159,12 @@ class KlevuClient:
     ) -> requests.Response:
         """One HTTP call; ``service`` names the breaker that guards it (None: unguarded)."""
         breaker = self.breakers.get(service) if service else None
+        name = service or "collect"
         if breaker is not None and not breaker.allow():
+            if self.metrics:
+                metrics.call(name, "breaker_open", None)
             raise BreakerOpen(f"{method} {url}: {service} circuit open")
+        started = time.perf_counter()
         try:
             response = self.http.request(method, url, timeout=timeout or self.timeout, **kwargs)
             trace.note(
@@ -173,9 +181,13 @@ class KlevuClient:
                 url=getattr(exc.request, "url", None) or url,
                 error=type(exc).__name__,
             )
+            if self.metrics:
+                metrics.call(name, "error", time.perf_counter() - started)
             if breaker is not None:
                 breaker.failed()
             raise KlevuError(f"{method} {url}: {type(exc).__name__}") from exc
+        if self.metrics:
+            metrics.call(name, metrics.outcome(response.status_code), time.perf_counter() - started)
         if breaker is not None:
             if response.status_code == 429 or response.status_code >= 500:
                 breaker.failed()

@@ -147,6 +147,7 @@ def test_stats_report_what_an_operator_watches(store, clock):
         "oldest_age_seconds": None,
         "in_flight": 0,
         "delivered": 0,
+        "retried": 0,
         "dead_letters": 0,
         "drops": {"full": 0, "dead_letter_attempts": 0, "dead_letter_age": 0, "rejected_4xx": 0},
         "last_delivery_at": None,
@@ -170,6 +171,8 @@ def test_stats_report_what_an_operator_watches(store, clock):
     }
     store.claim(1, **CLAIM)
     assert store.stats()["in_flight"] == 1
+    store.release(store.claim(1, **CLAIM), [clock.now + 1], "HTTP 503", refund=True)
+    assert store.stats()["retried"] == 1
 
 
 # -- group commit -------------------------------------------------------------------------------

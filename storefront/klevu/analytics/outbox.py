@@ -309,6 +309,7 @@ class OutboxStore:
                 "attempts = attempts - ?, last_error = ? WHERE seq = ?",
                 [(at, int(refund), error, row.seq) for row, at in zip(rows, retry_at, strict=True)],
             )
+            self._count(db, "retried", len(rows))
 
     def dead_letter(self, rows: Sequence[Pending], reason: str, error: str) -> None:
         if not rows:
@@ -443,6 +444,7 @@ class OutboxStore:
             "oldest_age_seconds": None if first is None else round(max(0.0, now - first[0]), 3),
             "in_flight": in_flight,
             "delivered": counters.get("delivered", 0),
+            "retried": counters.get("retried", 0),
             "dead_letters": dead,
             "drops": {reason: counters.get(reason, 0) for reason in DROP_REASONS},
             "last_delivery_at": _iso(status.get("last_delivery", (None, None))[1]),

@@ -1,0 +1,51 @@
+"""Prometheus counters of the Klevu steps: calls to each service and the answers cache.
+
+The metric objects are process-wide (a Prometheus registry holds one of each name); each
+app decides whether to count (``KlevuClient(metrics=True)``, from ``STOREFRONT_METRICS``),
+so an app with metrics off pays one attribute test per call. With
+``PROMETHEUS_MULTIPROC_DIR`` set before this module is imported (``python -m storefront``
+sets it for its workers), each process writes its counts to a file there and ``/metrics``
+sums them: any worker answers for all of them.
+
+What is read at scrape time instead (breaker state, outbox depth and age, delivered and
+dead-lettered events) is the shop's collector's business (``storefront/metrics.py``).
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Histogram
+
+# Latency buckets (seconds) around the page's Klevu budget (800 ms by default) and the
+# client's timeouts (1 s to connect, 2 s to read).
+CALL_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 0.8, 1.0, 2.0, 3.0)
+
+CALLS = Counter(
+    "klevu_calls",
+    "Calls to Klevu's services by outcome: ok, http_4xx, http_5xx, error (no answer, "
+    "timeout) or breaker_open (not made)",
+    ["service", "outcome"],
+)
+CALL_SECONDS = Histogram(
+    "klevu_call_seconds",
+    "Time to Klevu's answer (calls that went out)",
+    ["service"],
+    buckets=CALL_BUCKETS,
+)
+ANSWERS = Counter(
+    "klevu_answers",
+    "Config and search answers through the answers cache: hit, miss, stale (served past "
+    "freshness), refreshed (in the background), failed",
+    ["service", "result"],
+)
+
+
+def call(service: str, outcome: str, seconds: float | None) -> None:
+    CALLS.labels(service, outcome).inc()
+    if seconds is not None:
+        CALL_SECONDS.labels(service).observe(seconds)
+
+
+def outcome(status: int) -> str:
+    if 200 <= status < 300:
+        return "ok"
+    return "http_4xx" if status < 500 else "http_5xx"
