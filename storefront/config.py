@@ -165,6 +165,13 @@ def _image_hosts(env: dict) -> tuple[str, ...]:
     return hosts
 
 
+def _outbox_url(env: dict) -> str | None:
+    value = env.get("OUTBOX_URL", "").strip()
+    if "://" in value and urlsplit(value).scheme not in ("redis", "rediss", "unix"):
+        raise ConfigError(f"OUTBOX_URL must be a directory or a redis:// URL, got {value!r}")
+    return value or None
+
+
 def _scheme(env: dict) -> str:
     scheme = env.get("PREFERRED_URL_SCHEME", "").strip().lower() or "http"
     if scheme not in ("http", "https"):
@@ -247,6 +254,11 @@ def from_env(env: dict | None = None) -> dict:
         "OUTBOX_MAX_EVENTS": _int(env, "OUTBOX_MAX_EVENTS", 100_000, low=1, high=10_000_000),
         "OUTBOX_MAX_ATTEMPTS": _int(env, "OUTBOX_MAX_ATTEMPTS", 20, low=1, high=1000),
         "OUTBOX_MAX_AGE": _int(env, "OUTBOX_MAX_AGE", 24 * 3600, low=60, high=30 * 86_400),
+        # Where the outbox lives: unset, SQLite in the data dir; a directory, SQLite there; a
+        # redis:// URL, one Redis Streams queue for every host (docs/operations.md, "Several
+        # hosts"). A relay's claim lapses after the lease: another host's relay takes it over.
+        "OUTBOX_URL": _outbox_url(env),
+        "OUTBOX_LEASE_SECONDS": _int(env, "OUTBOX_LEASE_SECONDS", 60, low=5, high=3600),
         "KLEVU_CURRENCY_FORMATS": currency_formats(env),
         # When the beacon reports an impression: "rendered" (JSv2: once the banner is in the
         # loaded page) or "visible" (half of it in view for a second).

@@ -34,6 +34,7 @@ from collections.abc import Callable, Iterable, Sequence
 from contextlib import closing, contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from typing import Protocol
 
 BUSY_TIMEOUT = 5.0  # seconds a write waits for another writer before giving up
 SETUP_LOCK = "outbox.setup.lock"  # ``flock``ed while a process creates or upgrades the schema
@@ -85,12 +86,48 @@ class OutboxFull(OutboxError):
 class Pending:
     """A queued event as claimed by the relay; ``attempts`` includes the current one."""
 
-    seq: int
+    seq: int | str  # SQLite's row, or a Redis stream entry (``outbox_redis.py``)
     event_id: str
     payload: dict
     created_at: float
     attempts: int
     last_error: str | None
+
+
+def expired(row: Pending, now: float, *, max_attempts: int, max_age: float) -> str | None:
+    """Why a due event is dead-lettered instead of sent (its drop reason), or None: both
+    backends' ``claim`` ask this, so the rule is one."""
+    if now - row.created_at >= max_age:
+        return "dead_letter_age"
+    return "dead_letter_attempts" if row.attempts >= max_attempts else None
+
+
+class Store(Protocol):
+    """What the beacon, the relay, ``/healthz`` and the inspector use of a queue: the SQLite
+    ``OutboxStore`` below, or ``outbox_redis.RedisOutbox`` shared by every host."""
+
+    path: str  # where the events are, for people
+    lock_path: str  # this host's relay lock (``relay.RelayLock``)
+    max_events: int
+    clock: Callable[[], float]
+    wake: threading.Event
+    failures: tuple[type[Exception], ...]  # what the relay waits out instead of crashing
+
+    def put(self, items: Iterable[tuple[str, dict]]) -> int: ...
+    def claim(
+        self, limit: int, *, lease_seconds: float, max_attempts: int, max_age: float
+    ) -> list[Pending]: ...
+    def ack(self, rows: Sequence[Pending]) -> None: ...
+    def release(
+        self, rows: Sequence[Pending], retry_at: Sequence[float], error: str, *, refund: bool
+    ) -> None: ...
+    def dead_letter(self, rows: Sequence[Pending], reason: str, error: str) -> None: ...
+    def recover(self) -> int: ...
+    def next_due(self) -> float | None: ...
+    def forget_seen(self, before: float) -> None: ...
+    def note_error(self, message: str) -> None: ...
+    def whereabouts(self, event_ids: Sequence[str]) -> dict[str, dict]: ...
+    def stats(self) -> dict: ...
 
 
 def _iso(at: float | None) -> str | None:
@@ -110,6 +147,8 @@ class _Put:
 class OutboxStore:
     """The SQLite queue in one data directory: ``outbox.sqlite3``, the ``relay.lock``, and
     the ``outbox.setup.lock`` that processes opening it at once take in turn."""
+
+    failures: tuple[type[Exception], ...] = (sqlite3.Error,)
 
     def __init__(
         self, data_dir: str, *, max_events: int = 100_000, clock: Callable[[], float] = time.time
@@ -269,13 +308,8 @@ class OutboxStore:
                 spent: list[Pending] = []
                 live: list[Pending] = []
                 for row in due:
-                    (
-                        old
-                        if now - row.created_at >= max_age
-                        else spent
-                        if row.attempts >= max_attempts
-                        else live
-                    ).append(row)
+                    reason = expired(row, now, max_attempts=max_attempts, max_age=max_age)
+                    (old if reason == "dead_letter_age" else spent if reason else live).append(row)
                 self._bury(db, old, "dead_letter_age", None, now)
                 self._bury(db, spent, "dead_letter_attempts", None, now)
                 if live:

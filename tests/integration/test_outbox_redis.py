@@ -1,0 +1,205 @@
+"""The Redis Streams outbox keeps the SQLite outbox's promises, under the one relay policy.
+
+The same scenarios run against both stores (``store`` is parametrized): idempotency, the bound,
+an outage that spends no attempts, a poison event dead-lettered alone, halving, age limits and
+the inspector's states. Then what only Redis does: another host's relay taking over a dead
+relay's entries after the lease (``XAUTOCLAIM``), acknowledged entries trimmed, and events kept
+across a ``kill -9`` of redis-server itself with ``appendfsync always``. A real redis-server.
+"""
+
+from __future__ import annotations
+
+import random
+import signal
+import time
+from typing import Any
+
+import pytest
+import redis
+
+from storefront.klevu.analytics.outbox import OutboxFull, OutboxStore
+from storefront.klevu.analytics.outbox_redis import RedisOutbox
+from storefront.klevu.analytics.relay import Relay
+from storefront.klevu.client import KlevuError
+from tests.helpers import FakeClock, start_redis
+from tests.unit.test_outbox_relay import Collector, drain, events
+
+CLAIM: dict[str, Any] = {"lease_seconds": 60.0, "max_attempts": 20, "max_age": 3600.0}
+pytestmark = pytest.mark.redis
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def store(request, tmp_path, clock):
+    if request.param == "sqlite":
+        return OutboxStore(str(tmp_path), max_events=200, clock=clock)
+    url = request.getfixturevalue("redis_url")
+    return RedisOutbox(url, str(tmp_path), max_events=200, clock=clock)
+
+
+def relay_for(store, collector, **options) -> Relay:
+    return Relay(store, collector, rng=random.Random(7), **options)
+
+
+def attempts(store, n: int, prefix: str = "e") -> set[int]:
+    """The attempts counted against queued events ``e0000``..."""
+    where = store.whereabouts([event_id for event_id, _ in events(n, prefix)])
+    return {state["attempts"] for state in where.values() if "attempts" in state}
+
+
+def test_ids_count_once_until_they_expire_and_a_full_queue_refuses_all(store, clock):
+    assert store.put(events(3)) == 3
+    assert store.put(events(3)) == 0
+    assert store.put([("x", {"a": 1}), ("x", {"a": 2})]) == 1
+    store.ack(store.claim(50, **CLAIM))
+    assert store.put(events(1)) == 0, "delivered, and still remembered"
+    clock.now += 3601
+    store.forget_seen(clock.now - 3600)
+    assert store.put(events(1)) == 1
+    store.put(events(195, prefix="fill"))
+    with pytest.raises(OutboxFull):
+        store.put(events(10, prefix="over"))
+    stats = store.stats()
+    assert stats["depth"] == 196 and stats["drops"]["full"] == 10
+    assert store.whereabouts(["over0000"]) == {}
+
+
+def test_an_outage_spends_no_attempts_and_loses_nothing(store, clock):
+    store.put(events(120))
+    down = True
+    collector = Collector(lambda ids: KlevuError("HTTP 503", status=503) if down else None)
+    relay = relay_for(store, collector, max_attempts=3)
+    for _ in range(100):
+        clock.now += relay.run_once()
+    assert store.stats()["dead_letters"] == 0
+    assert attempts(store, 120) == {0}
+    assert {w["state"] for w in store.whereabouts(["e0000", "e0119"]).values()} == {"retrying"}
+    down = False
+    drain(relay, clock)
+    assert sorted(set(collector.delivered)) == [event_id for event_id, _ in events(120)]
+    stats = store.stats()
+    assert stats["delivered"] == 120 and stats["retried"] >= 100 and stats["depth"] == 0
+    assert stats["last_error"]["message"] == "HTTP 503"
+    assert store.whereabouts(["e0000"]) == {"e0000": {"state": "delivered"}}
+
+
+def test_a_poison_event_is_dead_lettered_alone_after_its_attempts(store, clock):
+    store.put([("poison", {"event": "view_recs_list", "id": "poison"}), *events(49)])
+    collector = Collector(
+        lambda ids: KlevuError("HTTP 500", status=500) if "poison" in ids else None
+    )
+    drain(relay_for(store, collector, max_attempts=5), clock)
+    assert sorted(collector.delivered) == [event_id for event_id, _ in events(49)]
+    assert sum("poison" in ids for ids in collector.requests) == 5
+    assert store.stats()["drops"]["dead_letter_attempts"] == 1
+    assert store.whereabouts(["poison"]) == {
+        "poison": {"state": "dead", "reason": "dead_letter_attempts", "error": "HTTP 500"}
+    }
+
+
+@pytest.mark.parametrize("bad", [{0}, {3, 44}])
+def test_a_rejected_batch_is_halved_until_each_bad_event_stands_alone(store, clock, bad):
+    store.put(events(50))
+    bad_ids = {f"e{i:04d}" for i in bad}
+    collector = Collector(
+        lambda ids: KlevuError("HTTP 400", status=400) if bad_ids & set(ids) else None
+    )
+    drain(relay_for(store, collector), clock)
+    assert sorted(collector.delivered) == sorted(
+        event_id for event_id, _ in events(50) if event_id not in bad_ids
+    )
+    assert len(collector.delivered) == len(set(collector.delivered))
+    assert store.stats()["drops"]["rejected_4xx"] == len(bad)
+
+
+def test_events_older_than_max_age_are_dead_lettered_not_sent(store, clock):
+    store.put(events(3))
+    collector = Collector(lambda ids: KlevuError("connection refused"))
+    relay = relay_for(store, collector, max_age=3600.0)
+    while clock.now < 1_700_000_000.0 + 3600:
+        clock.now += relay.run_once()
+    store.put(events(2, prefix="fresh"))
+    collector.answer = lambda ids: None
+    drain(relay, clock)
+    assert collector.delivered == ["fresh0000", "fresh0001"]
+    assert store.stats()["drops"]["dead_letter_age"] == 3
+
+
+# -- what only the Redis store does -------------------------------------------------------------
+class Killed(BaseException):
+    """The relay process dies mid-send (kill -9): nothing after the send runs."""
+
+
+def die(ids):
+    raise Killed
+
+
+def test_another_hosts_relay_takes_over_a_dead_relays_entries_after_the_lease(
+    redis_url, tmp_path, clock
+):
+    host_a = RedisOutbox(redis_url, str(tmp_path / "a"), clock=clock)
+    host_b = RedisOutbox(redis_url, str(tmp_path / "b"), clock=clock)
+    assert host_a.consumer != host_b.consumer
+    host_a.put(events(60))
+    with pytest.raises(Killed):
+        relay_for(host_a, Collector(die), lease_seconds=0.3).run_once()
+    assert host_b.stats()["in_flight"] == 50
+    collector = Collector()
+    relay_b = relay_for(host_b, collector, lease_seconds=0.3)
+    relay_b.run_once()
+    assert collector.delivered == [f"e{i:04d}" for i in range(50, 60)], "not before the lease"
+    time.sleep(0.4)
+    drain(relay_b, clock)
+    assert sorted(collector.delivered) == [event_id for event_id, _ in events(60)]
+    assert host_b.redis.xlen(host_b.keys["stream"]) == 0, "acknowledged entries are trimmed"
+    assert host_b.stats() | {"last_delivery_at": None} == host_b.stats() | {
+        "depth": 0,
+        "in_flight": 0,
+        "delivered": 60,
+        "last_delivery_at": None,
+    }
+
+
+def test_a_restarted_relay_takes_back_its_own_entries_at_once(redis_url, tmp_path, clock):
+    first = RedisOutbox(redis_url, str(tmp_path), clock=clock)
+    first.put(events(60))
+    with pytest.raises(Killed):
+        relay_for(first, Collector(die)).run_once()
+    restarted = RedisOutbox(redis_url, str(tmp_path), clock=clock)  # same data dir
+    assert restarted.consumer == first.consumer
+    assert restarted.recover() == 50
+    assert attempts(restarted, 50) == {1}, "the fatal attempt still counts"
+    collector = Collector()
+    drain(relay_for(restarted, collector), clock)
+    assert sorted(collector.delivered) == [event_id for event_id, _ in events(60)]
+
+
+def test_accepted_events_survive_kill_9_of_redis_with_appendfsync_always(tmp_path):
+    process, url = start_redis(tmp_path / "redis")
+    try:
+        store = RedisOutbox(url, str(tmp_path))
+        for start in range(0, 300, 10):
+            store.put(events(10, prefix=f"b{start:03d}-"))
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        process, url = start_redis(tmp_path / "redis", port=int(url.rsplit(":", 1)[1][:-2]))
+        assert RedisOutbox(url, str(tmp_path)).stats()["depth"] == 300
+    finally:
+        process.kill()
+        process.wait()
+
+
+def test_redis_down_is_an_outbox_error_so_the_beacon_answers_503(tmp_path):
+    from storefront.klevu.analytics.outbox import OutboxError
+    from tests.helpers import free_port
+
+    store = RedisOutbox(f"redis://127.0.0.1:{free_port()}/0", str(tmp_path))
+    with pytest.raises(OutboxError):
+        store.put(events(1))
+    with pytest.raises(redis.RedisError):
+        store.claim(50, **CLAIM)
+    assert issubclass(redis.ConnectionError, store.failures)
