@@ -144,6 +144,46 @@ class _Put:
     done: bool = False
 
 
+class GroupCommit:
+    """Puts from concurrent threads wait their turn together, and the first to get it commits
+    all of them with ``commit``: one fsync (SQLite) or one script call (Redis) for the group.
+    Each put still returns only once its own events are stored."""
+
+    def __init__(self, commit: Callable[[list[_Put]], None], wake: threading.Event):
+        self.commit = commit
+        self.wake = wake
+        self._queue: list[_Put] = []  # puts waiting for the next group commit
+        self._queue_lock = threading.Lock()
+        self._commit_lock = threading.Lock()  # held by the thread committing a group
+
+    def put(self, items: Iterable[tuple[str, dict]]) -> int:
+        """A store's ``put``: the events of one put, committed with others; how many were new
+        (``wake`` is set when any was)."""
+        rows: dict[str, str] = {}
+        for event_id, payload in items:
+            if not isinstance(event_id, str) or not event_id:
+                raise ValueError(f"event id must be a non-empty string, got {event_id!r}")
+            rows.setdefault(event_id, json.dumps(payload, separators=(",", ":")))
+        if not rows:
+            return 0
+        request = _Put(rows)
+        self._grouped(request)
+        if request.error is not None:
+            raise request.error
+        if request.fresh:
+            self.wake.set()
+        return request.fresh
+
+    def _grouped(self, request: _Put) -> None:
+        with self._queue_lock:
+            self._queue.append(request)
+        with self._commit_lock:
+            if not request.done:
+                with self._queue_lock:
+                    group, self._queue = self._queue, []
+                self.commit(group)
+
+
 class OutboxStore:
     """The SQLite queue in one data directory: ``outbox.sqlite3``, the ``relay.lock``, and
     the ``outbox.setup.lock`` that processes opening it at once take in turn."""
@@ -159,9 +199,7 @@ class OutboxStore:
         self.clock = clock
         self.wake = threading.Event()  # set by put: the relay in this process starts at once
         self._local = threading.local()
-        self._queue: list[_Put] = []  # puts waiting for the next group commit
-        self._queue_lock = threading.Lock()
-        self._commit_lock = threading.Lock()  # held by the thread committing a group
+        self._group_commit = GroupCommit(lambda group: self._commit(group), self.wake)
         os.makedirs(data_dir, exist_ok=True)
         # One process at a time sets the database up: workers start together, and switching a
         # new database to WAL does not wait for another process doing the same, it fails with
@@ -223,26 +261,7 @@ class OutboxStore:
         their turn together and the first to get it commits all of them in one transaction
         (one fsync). Every put still returns only once its own events are on disk.
         """
-        rows: dict[str, str] = {}
-        for event_id, payload in items:
-            if not isinstance(event_id, str) or not event_id:
-                raise ValueError(f"event id must be a non-empty string, got {event_id!r}")
-            rows.setdefault(event_id, json.dumps(payload, separators=(",", ":")))
-        if not rows:
-            return 0
-        request = _Put(rows)
-        with self._queue_lock:
-            self._queue.append(request)
-        with self._commit_lock:
-            if not request.done:
-                with self._queue_lock:
-                    group, self._queue = self._queue, []
-                self._commit(group)
-        if request.error is not None:
-            raise request.error
-        if request.fresh:
-            self.wake.set()
-        return request.fresh
+        return self._group_commit.put(items)
 
     def _commit(self, group: list[_Put]) -> None:
         """One transaction for a group of puts; a database error fails every one of them."""

@@ -31,31 +31,51 @@ from urllib.parse import urlsplit, urlunsplit
 
 import redis
 
-from .outbox import DROP_REASONS, OutboxError, OutboxFull, Pending, _iso, expired
+from .outbox import (
+    DROP_REASONS,
+    GroupCommit,
+    OutboxError,
+    OutboxFull,
+    Pending,
+    _iso,
+    _Put,
+    expired,
+)
 
 GROUP = "relays"
 # One hash tag: a Redis Cluster keeps every key of the queue on one node, as scripts need.
 KEYS = ("stream", "seen", "queued", "delayed", "attempts", "errors", "dead", "counters", "status")
 
+# A group of puts (each: a count, then id/payload pairs), in order: each put's new ids go into
+# the seen set and its events into the stream, or, when they do not fit, none of them (-1).
 PUT = """
 local seen, queued, stream, counters = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local now, max_events = ARGV[1], tonumber(ARGV[2])
-local fresh = {}
-for i = 3, #ARGV, 2 do
-  if not redis.call('ZSCORE', seen, ARGV[i]) then fresh[#fresh + 1] = i end
-end
-if #fresh == 0 then return {0, 0} end
 local depth = redis.call('ZCARD', queued)
-if depth + #fresh > max_events then
-  redis.call('HINCRBY', counters, 'full', #fresh)
-  return {-1, depth}
+local results = {}
+local i = 3
+while i <= #ARGV do
+  local n = tonumber(ARGV[i])
+  local fresh = {}
+  for j = i + 1, i + 2 * n, 2 do
+    if not redis.call('ZSCORE', seen, ARGV[j]) then fresh[#fresh + 1] = j end
+  end
+  if #fresh > 0 and depth + #fresh > max_events then
+    redis.call('HINCRBY', counters, 'full', #fresh)
+    results[#results + 1] = -1
+  else
+    for _, j in ipairs(fresh) do
+      redis.call('ZADD', seen, now, ARGV[j])
+      redis.call('ZADD', queued, now, ARGV[j])
+      redis.call('XADD', stream, '*', 'id', ARGV[j], 'p', ARGV[j + 1], 'c', now)
+    end
+    depth = depth + #fresh
+    results[#results + 1] = #fresh
+  end
+  i = i + 1 + 2 * n
 end
-for _, i in ipairs(fresh) do
-  redis.call('ZADD', seen, now, ARGV[i])
-  redis.call('ZADD', queued, now, ARGV[i])
-  redis.call('XADD', stream, '*', 'id', ARGV[i], 'p', ARGV[i + 1], 'c', now)
-end
-return {#fresh, depth}
+results[#results + 1] = depth
+return results
 """
 
 # Due retries back into the stream, then a dead relay's entries, then new ones; each counted.
@@ -175,6 +195,7 @@ class RedisOutbox:
         self.max_events = max_events
         self.clock = clock
         self.wake = threading.Event()
+        self._group_commit = GroupCommit(lambda group: self._commit(group), self.wake)
         self._lease = 60.0  # seconds, as the relay last claimed with: see ``next_due``
         self.redis = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=2)
         self.keys = {name: f"{prefix}:{{q}}:{name}" for name in KEYS}
@@ -188,33 +209,35 @@ class RedisOutbox:
     def put(self, items: Iterable[tuple[str, dict]]) -> int:
         """As ``OutboxStore.put``: all or nothing, ``OutboxFull`` when they do not fit, any
         Redis failure an ``OutboxError``; returns once Redis has replied (and, with
-        ``appendfsync always``, written the events to its disk)."""
-        rows: dict[str, str] = {}
-        for event_id, payload in items:
-            if not isinstance(event_id, str) or not event_id:
-                raise ValueError(f"event id must be a non-empty string, got {event_id!r}")
-            rows.setdefault(event_id, json.dumps(payload, separators=(",", ":")))
-        if not rows:
-            return 0
+        ``appendfsync always``, written the events to its disk). Concurrent puts share one
+        script call (``GroupCommit``): Redis fsyncs once per call, not once per put."""
+        return self._group_commit.put(items)
+
+    def _commit(self, group: list[_Put]) -> None:
+        """One script call for a group of puts; a Redis error fails every one of them."""
         k = self.keys
+        args: list[str | int] = [repr(self.clock()), self.max_events]
+        for request in group:
+            args.append(len(request.rows))
+            args.extend(x for row in request.rows.items() for x in row)
         try:
-            fresh, depth = self._put(
-                keys=[k["seen"], k["queued"], k["stream"], k["counters"]],
-                args=[
-                    repr(self.clock()),
-                    self.max_events,
-                    *(x for row in rows.items() for x in row),
-                ],
+            *results, depth = self._put(
+                keys=[k["seen"], k["queued"], k["stream"], k["counters"]], args=args
             )
+            for request, fresh in zip(group, results, strict=True):
+                if fresh < 0:
+                    request.error = OutboxFull(
+                        f"outbox holds {depth} of {self.max_events} events; "
+                        f"refused {len(request.rows)}"
+                    )
+                else:
+                    request.fresh = fresh
         except redis.RedisError as exc:
-            raise OutboxError(f"outbox unavailable: {exc}") from exc
-        if fresh < 0:
-            raise OutboxFull(
-                f"outbox holds {depth} of {self.max_events} events; refused {len(rows)}"
-            )
-        if fresh:
-            self.wake.set()
-        return fresh
+            for request in group:
+                request.fresh, request.error = 0, OutboxError(f"outbox unavailable: {exc}")
+        finally:
+            for request in group:
+                request.done = True
 
     # -- the relay's side -------------------------------------------------------------------
     def claim(
