@@ -33,6 +33,7 @@ from prometheus_client.registry import Collector
 from .klevu import klevu_client
 from .klevu.analytics import delivery
 from .klevu.breaker import CLOSED, HALF_OPEN, OPEN
+from .klevu.metrics import child
 
 PAGE_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 DEAD_LETTER_REASONS = ("dead_letter_attempts", "dead_letter_age", "rejected_4xx")
@@ -60,10 +61,10 @@ def _started() -> None:
 def _count(response: Response) -> Response:
     rule = request.url_rule
     route = rule.rule if rule is not None else "unmatched"  # not the path: bounded labels
-    PAGES.labels(route, str(response.status_code)).inc()
+    child(PAGES, route, str(response.status_code)).inc()
     started = g.get("metrics_started")
     if started is not None:
-        PAGE_SECONDS.labels(route).observe(time.perf_counter() - started)
+        child(PAGE_SECONDS, route).observe(time.perf_counter() - started)
     return response
 
 

@@ -13,7 +13,11 @@ dead-lettered events) is the shop's collector's business (``storefront/metrics.p
 
 from __future__ import annotations
 
+from functools import cache
+from typing import Any
+
 from prometheus_client import Counter, Histogram
+from prometheus_client.metrics import MetricWrapperBase
 
 # Latency buckets (seconds) around the page's Klevu budget (800 ms by default) and the
 # client's timeouts (1 s to connect, 2 s to read).
@@ -39,10 +43,21 @@ ANSWERS = Counter(
 )
 
 
+# Each labelled child looked up once: ``labels()`` costs 5-13 µs a call, a cached child's
+# ``inc`` under 1 µs, and a warm banner page counts two answers per banner.
+@cache
+def child(metric: MetricWrapperBase, *labels: str) -> Any:
+    return metric.labels(*labels)
+
+
 def call(service: str, outcome: str, seconds: float | None) -> None:
-    CALLS.labels(service, outcome).inc()
+    child(CALLS, service, outcome).inc()
     if seconds is not None:
-        CALL_SECONDS.labels(service).observe(seconds)
+        child(CALL_SECONDS, service).observe(seconds)
+
+
+def answer(service: str, result: str) -> None:
+    child(ANSWERS, service, result).inc()
 
 
 def outcome(status: int) -> str:

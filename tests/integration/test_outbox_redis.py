@@ -203,3 +203,58 @@ def test_redis_down_is_an_outbox_error_so_the_beacon_answers_503(tmp_path):
     with pytest.raises(redis.RedisError):
         store.claim(50, **CLAIM)
     assert issubclass(redis.ConnectionError, store.failures)
+
+
+# -- the same interface for the rest of the shop --------------------------------------------------
+def test_flask_relay_healthz_and_the_inspector_states_with_the_redis_outbox(
+    sim, redis_url, tmp_path
+):
+    """``flask relay`` (a process of its own) delivers what the app accepted; ``/healthz`` and
+    ``whereabouts`` (the inspector's delivery states) read the shared queue."""
+    import os
+    import subprocess
+    import sys
+
+    from storefront import create_app
+    from storefront.klevu.analytics import delivery
+    from storefront.simulator import account
+    from storefront.simulator.account import shop_environment
+    from tests.helpers import app_config, wait_until
+
+    app = create_app(app_config(sim.url, tmp_path, OUTBOX_URL=redis_url, OUTBOX_RELAY_IN_APP="0"))
+    store = delivery.outbox(app)
+    assert isinstance(store, RedisOutbox)
+    click = {
+        "event": "select_recs_list",
+        "event_apikey": account.API_KEY,
+        "event_version": "1.0.0",
+        "event_data": {"list_id": "k-home-picks", "items": [{"item_id": "10001"}]},
+    }
+    store.put([(event_id, click) for event_id, _ in events(7)])
+    with app.test_client() as client:
+        health = client.get("/healthz").get_json()["outbox"]
+        assert (health["depth"], health["relay"]["running"]) == (7, False)
+        assert client.get("/readyz").status_code == 200
+    assert store.whereabouts(["e0000"])["e0000"]["state"] == "queued"
+    env = {
+        **os.environ,
+        **shop_environment(sim.url),
+        "OUTBOX_URL": redis_url,
+        "STOREFRONT_DATA_DIR": str(tmp_path / "relay-host"),
+    }
+    relay = subprocess.Popen(
+        [sys.executable, "-m", "flask", "--app", "storefront", "relay"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=open(tmp_path / "relay.log", "wb"),  # noqa: SIM115
+    )
+    try:
+        wait_until(lambda: store.stats()["delivered"] == 7, 20, "see relay.log in tmp_path")
+    finally:
+        relay.terminate()
+        said, _ = relay.communicate(timeout=10)
+    assert relay.returncode == 0
+    assert f"relaying redis://{redis_url.split('//')[1]}" in said.decode()
+    assert store.whereabouts(["e0000"]) == {"e0000": {"state": "delivered"}}
+    received = {event["event_id"] for event in sim.events()["events"]}
+    assert received == {event_id for event_id, _ in events(7)}

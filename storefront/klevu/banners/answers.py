@@ -167,7 +167,7 @@ class KlevuAnswers:
         with self._counts_lock:
             self._counts[service][name] += 1
         if self.metrics:
-            metrics.ANSWERS.labels(service, name).inc()
+            metrics.answer(service, name)
 
     def _get(
         self,
