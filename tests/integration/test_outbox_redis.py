@@ -1,10 +1,10 @@
-"""The Redis Streams outbox keeps the SQLite outbox's promises, under the one relay policy.
+"""The Redis Streams outbox keeps the SQLite outbox's promises; a real redis-server.
 
-The same scenarios run against both stores (``store`` is parametrized): idempotency, the bound,
-an outage that spends no attempts, a poison event dead-lettered alone, halving, age limits and
-the inspector's states. Then what only Redis does: another host's relay taking over a dead
-relay's entries after the lease (``XAUTOCLAIM``), acknowledged entries trimmed, and events kept
-across a ``kill -9`` of redis-server itself with ``appendfsync always``. A real redis-server.
+Idempotency and the bound run against both stores here (``store`` is parametrized), as the
+relay's policy does in tests/unit/test_outbox_relay.py. Then what only Redis does: another
+host's relay taking over a dead relay's entries after the lease (``XAUTOCLAIM``), acknowledged
+entries trimmed, events kept across a ``kill -9`` of redis-server itself with ``appendfsync
+always``; and ``flask relay``, ``/healthz`` and the inspector's states on the Redis outbox.
 """
 
 from __future__ import annotations
@@ -17,10 +17,9 @@ from typing import Any
 import pytest
 import redis
 
-from storefront.klevu.analytics.outbox import OutboxFull, OutboxStore
+from storefront.klevu.analytics.outbox import OutboxFull, OutboxStore, _Put
 from storefront.klevu.analytics.outbox_redis import RedisOutbox
 from storefront.klevu.analytics.relay import Relay
-from storefront.klevu.client import KlevuError
 from tests.helpers import FakeClock, start_redis
 from tests.unit.test_outbox_relay import Collector, drain, events
 
@@ -68,65 +67,16 @@ def test_ids_count_once_until_they_expire_and_a_full_queue_refuses_all(store, cl
     assert store.whereabouts(["over0000"]) == {}
 
 
-def test_an_outage_spends_no_attempts_and_loses_nothing(store, clock):
-    store.put(events(120))
-    down = True
-    collector = Collector(lambda ids: KlevuError("HTTP 503", status=503) if down else None)
-    relay = relay_for(store, collector, max_attempts=3)
-    for _ in range(100):
-        clock.now += relay.run_once()
-    assert store.stats()["dead_letters"] == 0
-    assert attempts(store, 120) == {0}
-    assert {w["state"] for w in store.whereabouts(["e0000", "e0119"]).values()} == {"retrying"}
-    down = False
-    drain(relay, clock)
-    assert sorted(set(collector.delivered)) == [event_id for event_id, _ in events(120)]
-    stats = store.stats()
-    assert stats["delivered"] == 120 and stats["retried"] >= 100 and stats["depth"] == 0
-    assert stats["last_error"]["message"] == "HTTP 503"
-    assert store.whereabouts(["e0000"]) == {"e0000": {"state": "delivered"}}
-
-
-def test_a_poison_event_is_dead_lettered_alone_after_its_attempts(store, clock):
-    store.put([("poison", {"event": "view_recs_list", "id": "poison"}), *events(49)])
-    collector = Collector(
-        lambda ids: KlevuError("HTTP 500", status=500) if "poison" in ids else None
-    )
-    drain(relay_for(store, collector, max_attempts=5), clock)
-    assert sorted(collector.delivered) == [event_id for event_id, _ in events(49)]
-    assert sum("poison" in ids for ids in collector.requests) == 5
-    assert store.stats()["drops"]["dead_letter_attempts"] == 1
-    assert store.whereabouts(["poison"]) == {
-        "poison": {"state": "dead", "reason": "dead_letter_attempts", "error": "HTTP 500"}
-    }
-
-
-@pytest.mark.parametrize("bad", [{0}, {3, 44}])
-def test_a_rejected_batch_is_halved_until_each_bad_event_stands_alone(store, clock, bad):
-    store.put(events(50))
-    bad_ids = {f"e{i:04d}" for i in bad}
-    collector = Collector(
-        lambda ids: KlevuError("HTTP 400", status=400) if bad_ids & set(ids) else None
-    )
-    drain(relay_for(store, collector), clock)
-    assert sorted(collector.delivered) == sorted(
-        event_id for event_id, _ in events(50) if event_id not in bad_ids
-    )
-    assert len(collector.delivered) == len(set(collector.delivered))
-    assert store.stats()["drops"]["rejected_4xx"] == len(bad)
-
-
-def test_events_older_than_max_age_are_dead_lettered_not_sent(store, clock):
-    store.put(events(3))
-    collector = Collector(lambda ids: KlevuError("connection refused"))
-    relay = relay_for(store, collector, max_age=3600.0)
-    while clock.now < 1_700_000_000.0 + 3600:
-        clock.now += relay.run_once()
-    store.put(events(2, prefix="fresh"))
-    collector.answer = lambda ids: None
-    drain(relay, clock)
-    assert collector.delivered == ["fresh0000", "fresh0001"]
-    assert store.stats()["drops"]["dead_letter_age"] == 3
+def test_in_one_group_a_put_that_does_not_fit_fails_alone_and_ids_count_once(redis_url, tmp_path):
+    store = RedisOutbox(redis_url, str(tmp_path), max_events=3)
+    first = _Put({"a": "{}", "b": "{}"})
+    too_many = _Put({"c": "{}", "d": "{}"})
+    repeat = _Put({"a": "{}", "e": "{}"})
+    store._commit([first, too_many, repeat])  # one script call
+    assert (first.fresh, first.error) == (2, None)
+    assert too_many.fresh == 0 and isinstance(too_many.error, OutboxFull)
+    assert (repeat.fresh, repeat.error) == (1, None)
+    assert store.stats()["depth"] == 3 and store.stats()["drops"]["full"] == 2
 
 
 # -- what only the Redis store does -------------------------------------------------------------

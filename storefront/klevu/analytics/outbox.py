@@ -149,9 +149,15 @@ class GroupCommit:
     all of them with ``commit``: one fsync (SQLite) or one script call (Redis) for the group.
     Each put still returns only once its own events are stored."""
 
-    def __init__(self, commit: Callable[[list[_Put]], None], wake: threading.Event):
+    def __init__(
+        self,
+        commit: Callable[[list[_Put]], None],
+        wake: threading.Event,
+        failures: tuple[type[Exception], ...],
+    ):
         self.commit = commit
         self.wake = wake
+        self.failures = failures  # errors of the store: they fail every put of the group
         self._queue: list[_Put] = []  # puts waiting for the next group commit
         self._queue_lock = threading.Lock()
         self._commit_lock = threading.Lock()  # held by the thread committing a group
@@ -181,7 +187,14 @@ class GroupCommit:
             if not request.done:
                 with self._queue_lock:
                     group, self._queue = self._queue, []
-                self.commit(group)
+                try:
+                    self.commit(group)
+                except self.failures as exc:
+                    for each in group:
+                        each.fresh, each.error = 0, OutboxError(f"outbox unavailable: {exc}")
+                finally:
+                    for each in group:
+                        each.done = True
 
 
 class OutboxStore:
@@ -199,7 +212,9 @@ class OutboxStore:
         self.clock = clock
         self.wake = threading.Event()  # set by put: the relay in this process starts at once
         self._local = threading.local()
-        self._group_commit = GroupCommit(lambda group: self._commit(group), self.wake)
+        self._group_commit = GroupCommit(
+            lambda group: self._commit(group), self.wake, self.failures
+        )
         os.makedirs(data_dir, exist_ok=True)
         # One process at a time sets the database up: workers start together, and switching a
         # new database to WAL does not wait for another process doing the same, it fails with
@@ -265,17 +280,10 @@ class OutboxStore:
 
     def _commit(self, group: list[_Put]) -> None:
         """One transaction for a group of puts; a database error fails every one of them."""
-        try:
-            with self._write() as db:
-                depth = db.execute("SELECT count(*) FROM outbox").fetchone()[0]
-                for request in group:
-                    depth += self._insert(db, request, depth)
-        except sqlite3.Error as exc:
+        with self._write() as db:
+            depth = db.execute("SELECT count(*) FROM outbox").fetchone()[0]
             for request in group:
-                request.fresh, request.error = 0, OutboxError(f"outbox unavailable: {exc}")
-        finally:
-            for request in group:
-                request.done = True
+                depth += self._insert(db, request, depth)
 
     def _insert(self, db: sqlite3.Connection, request: _Put, depth: int) -> int:
         """Queue one put's new events (all, or none when they do not fit); how many."""

@@ -34,7 +34,6 @@ import redis
 from .outbox import (
     DROP_REASONS,
     GroupCommit,
-    OutboxError,
     OutboxFull,
     Pending,
     _iso,
@@ -195,7 +194,9 @@ class RedisOutbox:
         self.max_events = max_events
         self.clock = clock
         self.wake = threading.Event()
-        self._group_commit = GroupCommit(lambda group: self._commit(group), self.wake)
+        self._group_commit = GroupCommit(
+            lambda group: self._commit(group), self.wake, self.failures
+        )
         self._lease = 60.0  # seconds, as the relay last claimed with: see ``next_due``
         self.redis = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=2)
         self.keys = {name: f"{prefix}:{{q}}:{name}" for name in KEYS}
@@ -214,30 +215,22 @@ class RedisOutbox:
         return self._group_commit.put(items)
 
     def _commit(self, group: list[_Put]) -> None:
-        """One script call for a group of puts; a Redis error fails every one of them."""
+        """One script call for a group of puts (a Redis error fails every one of them)."""
         k = self.keys
         args: list[str | int] = [repr(self.clock()), self.max_events]
         for request in group:
             args.append(len(request.rows))
             args.extend(x for row in request.rows.items() for x in row)
-        try:
-            *results, depth = self._put(
-                keys=[k["seen"], k["queued"], k["stream"], k["counters"]], args=args
-            )
-            for request, fresh in zip(group, results, strict=True):
-                if fresh < 0:
-                    request.error = OutboxFull(
-                        f"outbox holds {depth} of {self.max_events} events; "
-                        f"refused {len(request.rows)}"
-                    )
-                else:
-                    request.fresh = fresh
-        except redis.RedisError as exc:
-            for request in group:
-                request.fresh, request.error = 0, OutboxError(f"outbox unavailable: {exc}")
-        finally:
-            for request in group:
-                request.done = True
+        *results, depth = self._put(
+            keys=[k["seen"], k["queued"], k["stream"], k["counters"]], args=args
+        )
+        for request, fresh in zip(group, results, strict=True):
+            if fresh < 0:
+                request.error = OutboxFull(
+                    f"outbox holds {depth} of {self.max_events} events; refused {len(request.rows)}"
+                )
+            else:
+                request.fresh = fresh
 
     # -- the relay's side -------------------------------------------------------------------
     def claim(
