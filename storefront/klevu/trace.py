@@ -77,10 +77,10 @@ class Timings:
             total[1] += 1
 
     def header(self) -> str:
-        """The ``Server-Timing`` value: ``config;dur=1.2;desc="2 calls", ...``."""
+        """The ``Server-Timing`` value: ``config;dur=1.2;desc="n=2", ...`` (how many times)."""
         with self._lock:
             return ", ".join(
-                f'{step};dur={seconds * 1000:.1f};desc="{count}×"'
+                f'{step};dur={seconds * 1000:.1f};desc="n={count}"'
                 for step, (seconds, count) in self.spent.items()
             )
 

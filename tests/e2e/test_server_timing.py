@@ -28,7 +28,10 @@ def test_the_browser_sees_each_klevu_step_of_a_banner_page(
     # Steps are parts of the page's time (each banner's config and search ran in parallel,
     # so only one banner's share is compared).
     assert timing["segments"]["duration"] <= timing["total"]["duration"]
-    assert timing["config"]["description"].endswith("×")
+    # How many times the step ran: once per configured banner at least (a warm try that
+    # finds the cache stale is timed too).
+    shown = page.locator("[data-klevu-banner]").count()
+    assert int(timing["config"]["description"].removeprefix("n=")) >= shown
     print({name: round(entry["duration"], 1) for name, entry in timing.items()})
     screenshot(page, "server-timing-home")
 
