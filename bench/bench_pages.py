@@ -26,6 +26,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import requests
@@ -204,8 +205,9 @@ def breakers(shop: Shop) -> set[str]:
 def beacon(sim: Simulator, seconds: float, writers: int = 16) -> tuple[float, float]:
     """The SQLite outbox's durable events/s and collector POSTs per 20 events
     (``bench_outbox`` compares it with the Redis outbox)."""
-    store = OutboxStore(tempfile.mkdtemp(prefix="bench-outbox-"))
-    return durable_events(store, sim, seconds, writers)
+    return durable_events(
+        partial(OutboxStore, tempfile.mkdtemp(prefix="bench-outbox-")), sim, seconds, writers
+    )
 
 
 # -- the table ------------------------------------------------------------------------------------
