@@ -114,6 +114,24 @@ def test_another_hosts_relay_takes_over_a_dead_relays_entries_after_the_lease(
     }
 
 
+def test_consumers_of_hosts_gone_are_forgotten_once_they_hold_nothing(redis_url, tmp_path, clock):
+    gone = RedisOutbox(redis_url, str(tmp_path / "gone"), clock=clock)
+    live = RedisOutbox(redis_url, str(tmp_path / "live"), clock=clock)
+    gone.put(events(3))
+    gone.claim(2, **CLAIM)  # holds two
+    live.ack(live.claim(50, **CLAIM))  # took the third, holds nothing
+
+    def consumers() -> set[str]:
+        return {
+            c["name"].decode() for c in live.redis.xinfo_consumers(live.keys["stream"], "relays")
+        }
+
+    assert consumers() == {gone.consumer, live.consumer}
+    time.sleep(0.01)
+    live.forget_seen(clock.now)  # forgets consumers idle longer than 0 ms
+    assert consumers() == {gone.consumer}, "one that holds entries stays until they are taken"
+
+
 def test_a_restarted_relay_takes_back_its_own_entries_at_once(redis_url, tmp_path, clock):
     first = RedisOutbox(redis_url, str(tmp_path), clock=clock)
     first.put(events(60))

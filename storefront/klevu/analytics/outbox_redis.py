@@ -132,14 +132,26 @@ local retry = redis.call('ZRANGE', delayed, 0, 0, 'WITHSCORES')[2]
 return {unread, retry or '', held and tostring(held[3]) or ''}
 """
 
-# Expire idempotency keys older than ARGV[1], except those of events still queued.
+# Expire idempotency keys older than ARGV[1], except those of events still queued; and forget
+# consumers that hold nothing and were idle longer than ARGV[3] ms (hosts replaced long ago: a
+# live relay's next read makes its consumer again).
 FORGET = """
-local seen, queued = KEYS[1], KEYS[2]
+local seen, queued, stream = KEYS[1], KEYS[2], KEYS[3]
 local n = 0
 for _, id in ipairs(redis.call('ZRANGEBYSCORE', seen, '-inf', ARGV[1], 'LIMIT', 0, 10000)) do
   if not redis.call('ZSCORE', queued, id) then
     redis.call('ZREM', seen, id)
     n = n + 1
+  end
+end
+local ok, consumers = pcall(redis.call, 'XINFO', 'CONSUMERS', stream, ARGV[2])
+if ok then
+  for _, c in ipairs(consumers) do
+    local info = {}
+    for j = 1, #c, 2 do info[c[j]] = c[j + 1] end
+    if info.pending == 0 and info.idle > tonumber(ARGV[3]) then
+      redis.call('XGROUP', 'DELCONSUMER', stream, ARGV[2], info.name)
+    end
   end
 end
 return n
@@ -353,7 +365,9 @@ class RedisOutbox:
         return min(due, default=None)
 
     def forget_seen(self, before: float) -> None:
-        self._forget(keys=[self.keys["seen"], self.keys["queued"]], args=[repr(before)])
+        idle_ms = int(max(0.0, self.clock() - before) * 1000)
+        keys = [self.keys["seen"], self.keys["queued"], self.keys["stream"]]
+        self._forget(keys=keys, args=[repr(before), GROUP, idle_ms])
 
     def note_error(self, message: str) -> None:
         status = json.dumps({"message": message, "at": self.clock()})
