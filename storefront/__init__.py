@@ -28,6 +28,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     register_extensions(app)
     register_blueprints(app)
     register_errorhandlers(app)
+    register_commands()
     return app
 
 
@@ -90,6 +91,7 @@ def register_extensions(app: Flask) -> None:
 def register_blueprints(app: Flask) -> None:
     from . import health, identity, inspector, personas
     from .klevu.analytics import routes as analytics
+    from .klevu.banners import styles
     from .klevu.segments import resolver
     from .shop import bp as shop
 
@@ -99,6 +101,7 @@ def register_blueprints(app: Flask) -> None:
         identity.bp,
         personas.bp,
         resolver.bp,
+        styles.bp,
         analytics.bp,
         shop,
         health.bp,
@@ -110,3 +113,8 @@ def register_errorhandlers(app: Flask) -> None:
     from .errors import register
 
     register(app)
+
+
+def register_commands() -> None:
+    """``flask klevu record`` joins the Klevu package's ``flask klevu`` group (``check``)."""
+    from . import record  # noqa: F401  (the command registers on import)

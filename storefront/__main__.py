@@ -1,8 +1,8 @@
 """``make run``: the Klevu simulator and the shop, each in its own process; Ctrl-C stops both.
 
-The shop runs under gunicorn with ``gthread`` workers (sync workers collapse under upstream
-latency, see docs/operations.md). With no Klevu keys in the environment the shop talks to the
-simulator started here; with keys, only the shop starts and talks to Klevu itself.
+The shop runs under Granian (``serve_command``; docs/operations.md says why). With no Klevu
+keys in the environment the shop talks to the simulator started here; with keys, only the shop
+starts and talks to Klevu itself.
 """
 
 from __future__ import annotations
@@ -18,6 +18,10 @@ import time
 import urllib.request
 
 from .simulator.account import DEFAULT_PORT, shop_environment
+from .simulator.scenarios import BadPack, load as load_pack
+
+THREADS = 8  # Python threads per worker process
+HEADER_TIMEOUT_MS = 10_000  # a client that has not sent its headers by then is dropped
 
 
 def wait_healthy(url: str, process: subprocess.Popen, seconds: float = 20.0) -> None:
@@ -34,12 +38,35 @@ def wait_healthy(url: str, process: subprocess.Popen, seconds: float = 20.0) -> 
     raise SystemExit(f"{url} did not answer within {seconds:.0f} s")
 
 
-def shop_command(host: str, port: int, workers: int) -> list[str]:
-    """The production server, as docs/operations.md runs it."""
+def serve_command(host: str, port: int, workers: int = 1) -> list[str]:
+    """The shop under Granian, as ``make run`` and docs/operations.md serve it.
+
+    Granian's Rust side reads each request (headers, with a deadline) before a Python thread
+    sees it, so clients that send slowly hold sockets, not the shop's threads. It applies no
+    ``X-Forwarded-*`` header itself: the app trusts those as ``STOREFRONT_PROXY_HOPS`` says.
+    """
     return [
-        *(sys.executable, "-m", "gunicorn", "--bind", f"{host}:{port}"),
-        *("--worker-class", "gthread", "--threads", "8", "--workers", str(workers)),
-        *("--no-control-socket", "--access-logfile", "-", "storefront:create_app()"),
+        sys.executable,
+        "-m",
+        "granian",
+        "--interface",
+        "wsgi",
+        "--factory",
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+        # A page waits on Klevu (segments, config, search): threads keep serving meanwhile.
+        "--blocking-threads",
+        str(THREADS),
+        "--http1-header-read-timeout",
+        str(HEADER_TIMEOUT_MS),
+        "--no-ws",
+        "--respawn-failed-workers",
+        "--access-log",
+        "storefront:create_app",
     ]
 
 
@@ -52,6 +79,10 @@ def start_simulator(port: int, env: dict[str, str]) -> tuple[subprocess.Popen, d
     # The demo merchant registers a euro sign, as a shop does in its Klevu JavaScript, so
     # banner prices read like the shop's own; unset, Klevu prints "EUR 850.00".
     env.setdefault("KLEVU_CURRENCY_FORMATS", '{"EUR": {"string": "€"}}')
+    # The console's scenario packs change the banners Klevu serves: with config answers kept
+    # 5 s, not 5 minutes, the audience sees the change seconds later (an old answer is still
+    # served once while it is refreshed behind the page).
+    env.setdefault("KLEVU_CONFIG_TTL", "5")
     command = [sys.executable, "-m", "storefront.simulator", "--host", "127.0.0.1"]
     process = subprocess.Popen([*command, "--port", str(port)], env=env)
     wait_healthy(f"{simulator_url}/healthz", process)
@@ -69,12 +100,28 @@ def stop(processes: list[subprocess.Popen]) -> None:
             process.kill()
 
 
+def pack_environment(pack: str) -> dict[str, str]:
+    """The simulator starts in the pack; a recorded account's pack also gives the shop that
+    account's api key and recs keys."""
+    if not pack:
+        return {}
+    try:
+        loaded = load_pack(pack)
+    except BadPack as exc:
+        raise SystemExit(str(exc)) from None
+    recorded = loaded.recorded.shop_settings() if loaded.recorded else {}
+    return {"SIMULATOR_SCENARIO": pack, **recorded}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=5000)
     parser.add_argument("--simulator-port", type=int, default=DEFAULT_PORT)
     parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument(
+        "--pack", default="", help="start the simulator in this scenario pack (name or file)"
+    )
     args = parser.parse_args(argv)
 
     env = dict(os.environ)
@@ -90,11 +137,13 @@ def main(argv: list[str] | None = None) -> int:
         env["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
     try:
         if offline:
-            simulator, env = start_simulator(args.simulator_port, env)
+            simulator, env = start_simulator(
+                args.simulator_port, {**env, **pack_environment(args.pack)}
+            )
             processes.append(simulator)
         shop_url = f"http://{args.host}:{args.port}"
         processes.append(
-            subprocess.Popen(shop_command(args.host, args.port, args.workers), env=env)
+            subprocess.Popen(serve_command(args.host, args.port, args.workers), env=env)
         )
         wait_healthy(f"{shop_url}/healthz", processes[-1])
         print(f"\n  Shop:      {shop_url}", flush=True)

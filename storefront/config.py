@@ -242,9 +242,10 @@ def from_env(env: dict | None = None) -> dict:
         "KLEVU_SEARCH_TTL": _int(env, "KLEVU_SEARCH_TTL", 60, low=0, high=86_400),
         "KLEVU_STALE_LIMIT": _int(env, "KLEVU_STALE_LIMIT", 3600, low=0, high=7 * 86_400),
         "KLEVU_PAGE_BUDGET_MS": _int(env, "KLEVU_PAGE_BUDGET_MS", 800, low=1, high=60_000),
-        # Circuit breaker per Klevu service: failures in a row that open it, seconds it stays
-        # open before one probe call decides.
-        "KLEVU_BREAKER_FAILURES": _int(env, "KLEVU_BREAKER_FAILURES", 5, low=1, high=1000),
+        # Circuit breaker per Klevu service: failures in a row that open it (across workers; a
+        # call its page stopped waiting for is one), seconds it stays open before one probe
+        # call decides. 3: with a service hung, at most three pages wait the whole budget.
+        "KLEVU_BREAKER_FAILURES": _int(env, "KLEVU_BREAKER_FAILURES", 3, low=1, high=1000),
         "KLEVU_BREAKER_COOLDOWN": _int(env, "KLEVU_BREAKER_COOLDOWN", 10, low=1, high=3600),
         # Run the analytics relay inside the app (one per data dir); off when it runs alone
         # under `flask --app storefront relay`.
@@ -259,6 +260,9 @@ def from_env(env: dict | None = None) -> dict:
         # hosts"). A relay's claim lapses after the lease: another host's relay takes it over.
         "OUTBOX_URL": _outbox_url(env),
         "OUTBOX_LEASE_SECONDS": _int(env, "OUTBOX_LEASE_SECONDS", 60, low=5, high=3600),
+        # The percentage of OUTBOX_MAX_EVENTS one client address may hold queued (at least 100
+        # events), so a flood from one client during an outage leaves room for everyone else.
+        "OUTBOX_CLIENT_SHARE": _int(env, "OUTBOX_CLIENT_SHARE", 5, low=1, high=100),
         "KLEVU_CURRENCY_FORMATS": currency_formats(env),
         # When the beacon reports an impression: "rendered" (JSv2: once the banner is in the
         # loaded page) or "visible" (half of it in view for a second).
@@ -267,6 +271,12 @@ def from_env(env: dict | None = None) -> dict:
         # is how many reverse proxies' X-Forwarded-* headers to trust (ProxyFix).
         "PREFERRED_URL_SCHEME": scheme,
         "STOREFRONT_PROXY_HOPS": _int(env, "STOREFRONT_PROXY_HOPS", 0, low=0, high=5),
+        # The largest request body any route takes (Flask's own key): a bigger declared body
+        # is refused with 413 before anything reads or parses it. The shop's forms are a few
+        # hundred bytes and the beacon's limit is its own (8 KB).
+        "MAX_CONTENT_LENGTH": _int(
+            env, "MAX_CONTENT_LENGTH", 64 * 1024, low=1024, high=100 * 1024 * 1024
+        ),
         "KLEVU_IMAGE_HOSTS": _image_hosts(env),
         # Flask's session cookie holds the cart and the form token: never for JavaScript.
         "SESSION_COOKIE_HTTPONLY": True,

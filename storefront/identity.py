@@ -187,7 +187,7 @@ def klevu_visitor(identity: Identity) -> Visitor:
     """Step 0's answer for step 1: the exchange id and Klaviyo's ``cid`` (which keys a cache
     entry), each only when the visitor allows personalisation."""
     allowed = identity.personalisation_allowed
-    return Visitor(identity.exchange_id, identity.cid if allowed else None)
+    return Visitor(identity.exchange_id, identity.cid if allowed else None, identity.consent_given)
 
 
 @klevu.visitor_loader

@@ -97,6 +97,14 @@ class _ServiceState(Collector):
             for state in (CLOSED, HALF_OPEN, OPEN):
                 states.add_metric([service, state], 1.0 if now == state else 0.0)
         yield states
+        refused = CounterMetricFamily(
+            "klevu_breaker_refused",
+            "Calls an open breaker refused (not made), this worker's since start",
+            labels=["service"],
+        )
+        for service, breaker in klevu_client(self.app).breakers.items():
+            refused.add_metric([service], breaker.stats()["refused"])
+        yield refused
         try:
             stats = delivery.outbox(self.app).stats()
         except Exception:  # the queue is unreachable: /readyz says so; no outbox figures

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -16,6 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -68,6 +70,23 @@ def wait_until(
         if time.monotonic() > deadline:
             raise AssertionError(message or f"still false after {seconds} s: {check!r}")
         time.sleep(interval)
+
+
+def run_together(n: int, work: Callable[[], Any]) -> list[Any]:
+    """``work()`` in ``n`` threads released at the same moment; their results in order."""
+    barrier = threading.Barrier(n)
+    results: list[Any] = [None] * n
+
+    def run(i: int) -> None:
+        barrier.wait()
+        results[i] = work()
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    return results
 
 
 # Attacks on the banner engine's sandbox: each must end within the render limits and leave the
@@ -147,6 +166,12 @@ class Simulator:
 
     def settings(self, **settings) -> None:
         requests.post(f"{self.url}/_sim/settings", json=settings, timeout=5).raise_for_status()
+
+    def scenario(self, name: str | None) -> dict:
+        """Apply a scenario pack (on a fresh state), or with ``None`` end it; the pack."""
+        answer = requests.post(f"{self.url}/_sim/scenario", json={"name": name}, timeout=5)
+        answer.raise_for_status()
+        return answer.json()["active"]
 
 
 def start_simulator(port: int | None = None) -> Simulator:
@@ -245,6 +270,26 @@ def shop_processes(
             process.wait(timeout=10)
 
 
+@contextmanager
+def serving(command: list[str], env: dict[str, str], port: int) -> Iterator[subprocess.Popen]:
+    """A server process (and its children, in a process group of their own) started with
+    ``command`` and the environment ``env``, once ``/healthz`` on ``port`` answers; all of it
+    stopped afterwards."""
+    process = subprocess.Popen(
+        command,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        wait_for(f"http://127.0.0.1:{port}/healthz", 60)
+        yield process
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(30)
+
+
 def start_redis(
     directory: Any = None, *, appendfsync: str = "always", port: int | None = None
 ) -> tuple[subprocess.Popen, str]:
@@ -287,3 +332,91 @@ def redis_database(redis_url: str, number: int) -> str:
     """``redis_url`` pointing at database ``number`` (0-15) of the same server: apps with
     other settings must not share answers."""
     return f"{redis_url.rsplit('/', 1)[0]}/{number}"
+
+
+class RecordingProxy:
+    """An HTTP hop in front of the simulator that keeps every request and its answer.
+
+    Two clients pointed at it (the shop, Klevu's own SDK) can be compared on what they sent
+    byte for byte, which the simulator's journal does not keep. Requests go on unchanged,
+    ``Host`` included, so answers that name their own host (the config's ``basePath``) name
+    the proxy, and the search comes back through it too.
+    """
+
+    def __init__(self, target: str):
+        self.target = target.rstrip("/")
+        self.exchanges: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
+        proxy = self
+
+        class Hop(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def forward(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                headers = {
+                    key: value
+                    for key, value in self.headers.items()
+                    if key.lower() not in HOP_HEADERS
+                }
+                answer = requests.request(
+                    self.command, proxy.target + self.path, data=body, headers=headers, timeout=10
+                )
+                proxy.keep(self.command, self.path, body, answer.content)
+                self.send_response(answer.status_code)
+                for key, value in answer.headers.items():
+                    if key.lower() not in HOP_HEADERS:
+                        self.send_header(key, value)
+                self.send_header("Content-Length", str(len(answer.content)))
+                self.end_headers()
+                self.wfile.write(answer.content)
+
+            do_GET = do_POST = forward
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Hop)
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def keep(self, method: str, target: str, body: bytes, answer: bytes) -> None:
+        path, _, query = target.partition("?")
+        with self._lock:
+            self.exchanges.append(
+                {
+                    "method": method,
+                    "path": path,
+                    "query": query,
+                    "body": _json_or_none(body),
+                    "answer": _json_or_none(answer),
+                }
+            )
+
+    def take(self) -> list[dict[str, Any]]:
+        """The exchanges so far, forgetting them."""
+        with self._lock:
+            taken, self.exchanges = self.exchanges, []
+        return taken
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.thread.join(5)
+
+
+HOP_HEADERS = {
+    "connection",
+    "content-length",
+    "transfer-encoding",
+    "content-encoding",
+    "keep-alive",
+    "accept-encoding",
+}
+
+
+def _json_or_none(raw: bytes) -> Any:
+    try:
+        return json.loads(raw) if raw else None
+    except ValueError:
+        return None

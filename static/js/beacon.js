@@ -11,22 +11,27 @@
  * Either way once per banner per page view (the server also deduplicates).
  *
  * Clicks count as in JSv2: only on a .kuRECSItemClick element, the product id taken from its
- * data-id, else from the closest .kuRECSItem's data-id; other links in a banner are plain
- * links. In a static-content banner, a link to its content counts. A chosen product is put at
+ * data-id, else (none or empty) from the closest .kuRECSItem's or .kcResultItem's; other links
+ * in a banner are plain
+ * links. In a static-content banner, a link to its content counts, and both the view and the
+ * click name the images the visitor's screen shows (a banner often holds a desktop and a phone
+ * image and lets the stylesheet pick): Klevu reports which one was seen. A chosen product is put at
  * the front of the klevu_recent_clicks cookie (Klevu's "recently viewed",
  * storefront/klevu/analytics/recently_viewed.py has the format). Clicks go with navigator.sendBeacon
  * (string body: it survives the navigation and never delays it). Without JavaScript, banner
- * links already go through the server's click route; with it, links point straight at the
- * target again.
+ * links already go through the server's click route; with it, the links the server routed
+ * point straight at the target again (http and https targets only).
  */
 (function () {
   "use strict";
-  var ENDPOINT = "/klevu/events";
+  var ENDPOINT = "/klevu/events", CLICK_ROUTE = "/klevu/click";
   var SEEN_RATIO = 0.5, SEEN_MS = 1000;
-  var RECENT_COOKIE = "klevu_recent_clicks", RECENT_MAX = 20, RECENT_DAYS = 30;
-  var ID_RE = /^[A-Za-z0-9_-]{1,64}$/;
+  var RECENT_COOKIE = "klevu_recent_clicks", RECENT_MAX = 20, RECENT_DAYS = 365;
+  var ID_RE = /^[^\x00-\x1f\x7f-\x9f]{1,64}$/, PART_RE = /^[A-Za-z0-9_-]{2,344}$/;
   var script = document.currentScript;
   var VIEW_RULE = (script && script.getAttribute("data-view-rule")) || "rendered";
+  /* Like JSv2, "recently viewed" is kept only with the visitor's consent (the shop decides). */
+  var REMEMBER = script && script.getAttribute("data-remember-clicks") === "yes";
 
   function send(body) {
     var text = JSON.stringify(body);
@@ -50,45 +55,88 @@
     observer.observe(banner);
   }
 
+  /* The images under root that take up room on this screen (not display:none at its width). */
+  function shownImages(root) {
+    var shown = [], images = root.querySelectorAll("img[src]");
+    for (var i = 0; i < images.length && shown.length < 20; i++) {
+      if (images[i].getClientRects().length) shown.push(images[i].getAttribute("src"));
+    }
+    return shown;
+  }
+
   function watchImpression(banner, token) {
-    var report = function () { send({type: "view", token: token}); };
+    var isStatic = banner.hasAttribute("data-klevu-static");
+    var report = function () {
+      send(isStatic ? {type: "view", token: token, shown: shownImages(banner)} : {type: "view", token: token});
+    };
     if (VIEW_RULE === "visible") reportWhenVisible(banner, report);
     else report();
   }
 
+  /* The id as the cookie holds it: the unpadded base64url of its UTF-8 (recently_viewed.py). */
+  function encodeId(id) {
+    var bytes = new TextEncoder().encode(id), text = "";
+    for (var i = 0; i < bytes.length; i++) text += String.fromCharCode(bytes[i]);
+    return btoa(text).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+  }
+
   function rememberClick(id) {
-    if (!ID_RE.test(id)) return;
+    if (!REMEMBER || !ID_RE.test(id)) return;
     var match = document.cookie.match(new RegExp("(?:^|;\\s*)" + RECENT_COOKIE + "=([^;]*)"));
     var ids = match && match[1] ? match[1].split(".") : [];
-    if (!ids.every(function (i) { return ID_RE.test(i); })) ids = [];
-    ids = [id].concat(ids.filter(function (i) { return i !== id; })).slice(0, RECENT_MAX);
+    if (!ids.every(function (i) { return PART_RE.test(i); })) ids = [];
+    var encoded = encodeId(id);
+    ids = [encoded].concat(ids.filter(function (i) { return i !== encoded; })).slice(0, RECENT_MAX);
     document.cookie = RECENT_COOKIE + "=" + ids.join(".") + "; path=/; max-age=" +
       RECENT_DAYS * 86400 + "; samesite=lax" + (location.protocol === "https:" ? "; secure" : "");
   }
 
+  /* JSv2: the clicked .kuRECSItemClick's data-id, or, when it has none (or an empty one), its
+     closest .kuRECSItem's or .kcResultItem's. */
   function productId(target, banner) {
     var clickable = target.closest(".kuRECSItemClick");
     if (!clickable || !banner.contains(clickable)) return null;
-    var holder = clickable.hasAttribute("data-id") ? clickable : clickable.closest(".kuRECSItem");
-    return holder && banner.contains(holder) ? holder.getAttribute("data-id") : null;
+    var id = clickable.getAttribute("data-id");
+    if (!id) {
+      var holder = clickable.closest(".kuRECSItem,.kcResultItem");
+      id = holder && banner.contains(holder) ? holder.getAttribute("data-id") : null;
+    }
+    return id || null;
   }
 
-  function staticItem(target, banner) {
+  function staticLink(target, banner) {
     var link = target.closest("a[data-klevu-item]");
-    return link && banner.contains(link) ? link.getAttribute("data-klevu-item") : null;
+    return link && banner.contains(link) ? link : null;
   }
 
   function watchClicks(banner, token) {
     var isStatic = banner.hasAttribute("data-klevu-static");
     function onSelect(event) {
       if (event.type === "auxclick" && event.button !== 1) return;
-      var id = isStatic ? staticItem(event.target, banner) : productId(event.target, banner);
+      if (isStatic) {
+        var link = staticLink(event.target, banner);
+        if (link) send({type: "select", token: token, item: link.getAttribute("data-klevu-item"), shown: shownImages(link)});
+        return;
+      }
+      var id = productId(event.target, banner);
       if (!id) return;
-      if (!isStatic) rememberClick(id);
+      rememberClick(id);
       send({type: "select", token: token, item: id});
     }
     banner.addEventListener("click", onSelect);      /* mouse, touch and Enter on a link */
     banner.addEventListener("auxclick", onSelect);   /* middle click: opened in a new tab */
+  }
+
+  /* Only a link the server routed through its click route gets its target back, and only an
+   * http(s) one: the server writes data-klevu-href (the sanitizer drops a template's own). */
+  function restoreLink(link) {
+    try {
+      var routed = new URL(link.getAttribute("href"), location.href);
+      var target = new URL(link.getAttribute("data-klevu-href"), location.href);
+    } catch (e) { return; }
+    if (routed.origin !== location.origin || routed.pathname !== CLICK_ROUTE) return;
+    if (target.protocol !== "http:" && target.protocol !== "https:") return;
+    link.setAttribute("href", target.href);
   }
 
   function init() {
@@ -96,7 +144,7 @@
     for (var i = 0; i < banners.length; i++) {
       var banner = banners[i], token = banner.getAttribute("data-klevu-token");
       var links = banner.querySelectorAll("a[data-klevu-href]");
-      for (var j = 0; j < links.length; j++) links[j].setAttribute("href", links[j].getAttribute("data-klevu-href"));
+      for (var j = 0; j < links.length; j++) restoreLink(links[j]);
       watchImpression(banner, token);
       watchClicks(banner, token);
     }

@@ -131,7 +131,10 @@ def _banner_items(current: trace.Trace) -> list[dict]:
             continue
         try:
             _, view = tokens.read_token(
-                current_app.config["SECRET_KEY"], shown.facts["token"], tokens.TOKEN_MAX_AGE
+                current_app.config["SECRET_KEY"],
+                shown.facts["token"],
+                tokens.TOKEN_MAX_AGE,
+                api_key="",
             )
         except tokens.BadToken:
             continue

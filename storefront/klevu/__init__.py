@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING
 from flask import Flask, current_app
 
 from ..extensions import cache
-from .client import KlevuClient
+from . import metrics, trace
+from .client import Call, KlevuClient
 from .visitor import ANONYMOUS_VISITOR, Visitor
 
 if TYPE_CHECKING:
@@ -45,7 +46,7 @@ class Klevu:
         self._visitor: VisitorLoader | None = None
 
     def init_app(self, app: Flask) -> None:
-        from .analytics import delivery
+        from .analytics import delivery, routes as analytics
         from .banners import placement
         from .check import klevu_cli
         from .segments import resolver
@@ -57,11 +58,13 @@ class Klevu:
             breaker_failures=app.config["KLEVU_BREAKER_FAILURES"],
             breaker_cooldown=app.config["KLEVU_BREAKER_COOLDOWN"],
             shared=shared,
-            metrics=app.config["STOREFRONT_METRICS"],
+            # Each call in the page's trace, and counted for /metrics when that is on.
+            on_call=[_trace_call, *([metrics.observe] if app.config["STOREFRONT_METRICS"] else [])],
         )
         resolver.init_app(app)  # step 1: session + segments over the shared cache
         placement.init_app(app)  # steps 2-3: answers cache, template renderer, banner pool
         delivery.init_app(app)  # step 4: durable queue, its relay, `flask relay`
+        analytics.init_app(app)  # step 4: the beacon's rate limits
         app.cli.add_command(klevu_cli)
 
     def product_url_loader(self, loader: ProductUrl) -> ProductUrl:
@@ -93,6 +96,17 @@ class Klevu:
         if self._sample_page is None:
             return PageContext(page_type=page_type)
         return self._sample_page(page_type, product_id)
+
+
+def _trace_call(call: Call) -> None:
+    """The client's calls in the request's trace (``trace.py``), for the page inspector."""
+    facts = {"status": call.status, "ms": call.ms, "error": call.error}
+    trace.note(
+        "http",
+        method=call.method,
+        url=call.url,
+        **{k: v for k, v in facts.items() if v is not None},
+    )
 
 
 klevu = Klevu()

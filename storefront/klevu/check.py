@@ -142,7 +142,7 @@ class Checker:
             f"loads: “{metadata.get('title')}”, {variant}, {metadata.get('logic')}",
         )
         verdict = rules.banner_verdict(config)
-        if verdict.show is rules.Show.NOTHING and verdict.reason != "action HIDE_RECOMMENDATION":
+        if verdict.show is rules.Show.NOTHING and not verdict.hidden_on_purpose:
             yield Result(
                 f"shown {name}",
                 False,
@@ -225,6 +225,14 @@ class Checker:
             yield Result(f"search {name}", False, str(exc), _hint(exc, "KLEVU_SEARCH_URL"))
             return
         shown = shown_records(config, answer)
+        if shown is None:
+            yield Result(
+                f"search {name}",
+                False,
+                "the answer has no records list for the recommendations query",
+                "compare the answer with docs/klevu-wire-format.md §3",
+            )
+            return
         threshold = shown.limits.product_threshold
         if shown.hidden:
             yield Result(
@@ -237,9 +245,9 @@ class Checker:
             )
             return
         yield Result(f"search {name}", True, f"{shown.found} records (threshold {threshold})")
-        fetched = Fetched(recs_key, config, shown.records, shown.meta)
+        fetched = Fetched(recs_key, config, shown.records)
         self.shown.append(fetched)
-        data = template_data.product_banner_data(config, shown.records, shown.meta, body)
+        data = template_data.product_banner_data(config, shown.records, shown.answers, body)
         yield from self.looks(name, fetched, data)
 
     def looks(self, name: str, fetched: Fetched, data: dict) -> Iterator[Result]:

@@ -4,6 +4,8 @@ One ``requests.Session`` (connection pooling), a timeout on every call, and ever
 connection refused, timeout, non-2xx, an answer that is not the JSON we expect — turned into a
 single ``KlevuError``, so callers handle one exception type and never see a traceback page.
 The same code serves live Klevu and the offline simulator: only the base URLs differ.
+Framework-free: whoever builds the client sees its calls through ``on_call`` hooks (as
+httpx's ``event_hooks``), so the client can be used, and tested, without Flask.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import re
-import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -21,7 +23,6 @@ from urllib.parse import quote
 import requests
 
 from ..config import KlevuSettings
-from . import metrics, trace
 from .breaker import CircuitBreaker
 
 log = logging.getLogger(__name__)
@@ -55,6 +56,26 @@ class Reply:
 
     body: dict[str, Any]
     max_age: int | None = None
+
+
+# An answer without a ttl: JSv2 keeps the session for its ``user.sessionRefresh`` default.
+DEFAULT_SESSION_TTL = 300
+
+
+@dataclass(frozen=True)
+class Call:
+    """One HTTP call as the ``on_call`` hooks see it: ``status`` and ``ms`` when Klevu
+    answered, ``error`` (the exception's name) when it did not."""
+
+    method: str
+    url: str
+    status: int | None = None
+    ms: float | None = None
+    error: str | None = None
+    service: str = "collect"  # visitor, config, search, or the collector
+
+
+OnCall = Callable[[Call], None]
 
 
 @dataclass(frozen=True)
@@ -100,11 +121,11 @@ def parse_session_answer(body: object) -> SessionAnswer:
         raise KlevuError("visitor service answered without a sessionId")
     info = body.get("segmentInfo") or {}
     segments = info.get("segments") if isinstance(info, dict) else None
-    ttl = info.get("ttl") if isinstance(info, dict) else None
+    ttl = info.get("ttl", DEFAULT_SESSION_TTL) if isinstance(info, dict) else DEFAULT_SESSION_TTL
     if not isinstance(segments, list):
         segments = []
     if not isinstance(ttl, (int, float)) or isinstance(ttl, bool) or ttl < 0:
-        ttl = 0
+        ttl = 0  # present but unreadable: as JSv2, ask again on the next page
     return SessionAnswer(
         session_id=body["sessionId"],
         segments=tuple(s for s in segments if isinstance(s, str) and s),
@@ -128,15 +149,15 @@ class KlevuClient:
         *,
         timeout: Timeout = DEFAULT_TIMEOUT,
         session: requests.Session | None = None,
-        breaker_failures: int = 5,
+        breaker_failures: int = 3,
         breaker_cooldown: float = 10.0,
         shared: Any = None,
-        metrics: bool = False,
+        on_call: Iterable[OnCall] = (),
     ) -> None:
         """``shared``: a cachelib-style store where breakers tell other workers they opened;
-        ``metrics``: count calls and answers in ``metrics.py``'s Prometheus metrics."""
+        ``on_call``: called after every HTTP call, answered or not, in the caller's thread."""
         self.settings = settings
-        self.metrics = metrics
+        self.on_call = tuple(on_call)
         self.timeout = timeout
         self.http = session or requests.Session()
         self.http.headers["User-Agent"] = "klevu-klaviyo-storefront/0.1"
@@ -155,58 +176,61 @@ class KlevuClient:
         *,
         service: str | None = None,
         timeout: Timeout | None = None,
+        due: float | None = None,
         **kwargs: Any,
     ) -> requests.Response:
-        """One HTTP call; ``service`` names the breaker that guards it (None: unguarded)."""
+        """One HTTP call; ``service`` names the breaker that guards it (None: unguarded);
+        ``due`` (``time.monotonic``): when the page waiting for it stops waiting, after which
+        the breaker counts it as failed (``CircuitBreaker.overdue``)."""
         breaker = self.breakers.get(service) if service else None
-        name = service or "collect"
+        # What errors say of the call: logs must not carry the api key (it is in the path).
+        shown = mask_api_key(url, self.settings.api_key)
         if breaker is not None and not breaker.allow():
-            if self.metrics:
-                metrics.call(name, "breaker_open", None)
-            raise BreakerOpen(f"{method} {url}: {service} circuit open")
-        started = time.perf_counter()
+            raise BreakerOpen(f"{method} {shown}: {service} circuit open")
+        call = breaker.started(due) if breaker is not None else None
         try:
             response = self.http.request(method, url, timeout=timeout or self.timeout, **kwargs)
-            trace.note(
-                "http",
-                method=method,
-                url=response.url,
-                status=response.status_code,
-                ms=round(response.elapsed.total_seconds() * 1000, 1),
+            self._called(
+                Call(
+                    method,
+                    response.url,
+                    status=response.status_code,
+                    ms=round(response.elapsed.total_seconds() * 1000, 1),
+                    service=service or "collect",
+                )
             )
         except requests.RequestException as exc:
-            trace.note(
-                "http",
-                method=method,
-                url=getattr(exc.request, "url", None) or url,
-                error=type(exc).__name__,
+            url_sent = getattr(exc.request, "url", None) or url
+            self._called(
+                Call(method, url_sent, error=type(exc).__name__, service=service or "collect")
             )
-            if self.metrics:
-                metrics.call(name, "error", time.perf_counter() - started)
             if breaker is not None:
-                breaker.failed()
-            raise KlevuError(f"{method} {url}: {type(exc).__name__}") from exc
-        if self.metrics:
-            metrics.call(name, metrics.outcome(response.status_code), time.perf_counter() - started)
+                breaker.ended(call, ok=False)
+            raise KlevuError(f"{method} {shown}: {type(exc).__name__}") from exc
         if breaker is not None:
-            if response.status_code == 429 or response.status_code >= 500:
-                breaker.failed()
-            else:
-                breaker.succeeded()
+            breaker.ended(call, ok=response.status_code != 429 and response.status_code < 500)
         if not 200 <= response.status_code < 300:
             raise KlevuError(
-                f"{method} {url}: HTTP {response.status_code}",
+                f"{method} {shown}: HTTP {response.status_code}",
                 status=response.status_code,
                 retry_after=parse_retry_after(response.headers.get("Retry-After")),
             )
         return response
+
+    def _called(self, call: Call) -> None:
+        for hook in self.on_call:
+            try:
+                hook(call)
+            except Exception:  # an observer's fault must not fail the call it observes
+                log.exception("on_call hook %r failed", hook)
 
     def _json(self, method: str, url: str, **kwargs: Any) -> tuple[object, requests.Response]:
         response = self._call(method, url, **kwargs)
         try:
             return response.json(), response
         except ValueError as exc:
-            raise KlevuError(f"{method} {url}: answer is not JSON") from exc
+            shown = mask_api_key(url, self.settings.api_key)
+            raise KlevuError(f"{method} {shown}: answer is not JSON") from exc
 
     # -- step 1: visitor session and segments (docs/klevu-wire-format.md §1) -----------------------
     def _session_url(self) -> str:
@@ -218,6 +242,7 @@ class KlevuClient:
         exchange_id: str | None = None,
         *,
         timeout: Timeout | None = None,
+        due: float | None = None,
     ) -> SessionAnswer:
         """Open a session, or refresh one by re-posting its id (continuity); with the
         Klaviyo exchange id, the same one call also answers the visitor's segments
@@ -225,18 +250,22 @@ class KlevuClient:
         body: dict[str, Any] = {"apiKey": self.settings.api_key}
         if session_id:
             body["sessionId"] = session_id
-        if exchange_id:
-            body["sessionInfo"] = {
-                "connectorInfo": [{"connectorType": "klaviyo", "exchangeId": exchange_id}]
-            }
+        # Both Klevu libraries always send the connector list, empty without an exchange id.
+        klaviyo = {"connectorType": "klaviyo", "exchangeId": exchange_id}
+        body["sessionInfo"] = {"connectorInfo": [klaviyo] if exchange_id else []}
         answer, _ = self._json(
-            "POST", self._session_url(), service="visitor", json=body, timeout=timeout
+            "POST", self._session_url(), service="visitor", json=body, timeout=timeout, due=due
         )
         return parse_session_answer(answer)
 
     # -- step 2: recommendation settings (docs/klevu-wire-format.md §2) ----------------------------
     def recs_config(
-        self, recs_key: str, params: dict[str, str], *, timeout: Timeout | None = None
+        self,
+        recs_key: str,
+        params: dict[str, str],
+        *,
+        timeout: Timeout | None = None,
+        due: float | None = None,
     ) -> Reply:
         url = (
             f"{self.settings.config_url}/recommendations/"
@@ -244,7 +273,7 @@ class KlevuClient:
         )
         if params:
             url = f"{url}?{config_query(params)}"
-        body, response = self._json("GET", url, service="config", timeout=timeout)
+        body, response = self._json("GET", url, service="config", timeout=timeout, due=due)
         if not isinstance(body, dict) or not isinstance(body.get("metadata"), dict):
             raise KlevuError(f"config for {recs_key} has no metadata")
         return Reply(body, parse_max_age(response.headers.get("Cache-Control")))
@@ -263,7 +292,9 @@ class KlevuClient:
         """The exact request body: also the search answer's key in the answers cache."""
         return json.dumps(payload, separators=(",", ":"), sort_keys=True)
 
-    def search(self, url: str, body: str, *, timeout: Timeout | None = None) -> Reply:
+    def search(
+        self, url: str, body: str, *, timeout: Timeout | None = None, due: float | None = None
+    ) -> Reply:
         """``url`` from ``search_url``, ``body`` from ``search_body``."""
         answer, response = self._json(
             "POST",
@@ -272,10 +303,16 @@ class KlevuClient:
             data=body,
             headers={"Content-Type": "application/json"},
             timeout=timeout,
+            due=due,
         )
         if not isinstance(answer, dict) or not isinstance(answer.get("queryResults"), list):
             raise KlevuError("search answered without queryResults")
         return Reply(answer, parse_max_age(response.headers.get("Cache-Control")))
+
+    def overdue(self, due: float) -> None:
+        """A page stops waiting at ``due``: its calls still in flight count as failed."""
+        for breaker in self.breakers.values():
+            breaker.overdue(due)
 
     # -- step 4: analytics (docs/klevu-wire-format.md §5) ------------------------------------------
     def collect(

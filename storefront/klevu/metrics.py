@@ -1,8 +1,8 @@
 """Prometheus counters of the Klevu steps: calls to each service and the answers cache.
 
 The metric objects are process-wide (a Prometheus registry holds one of each name); each
-app decides whether to count (``KlevuClient(metrics=True)``, from ``STOREFRONT_METRICS``),
-so an app with metrics off pays one attribute test per call. With
+app decides whether to count (``observe`` among the client's ``on_call`` hooks, and
+``KlevuAnswers(metrics=True)``, from ``STOREFRONT_METRICS``). With
 ``PROMETHEUS_MULTIPROC_DIR`` set before this module is imported (``python -m storefront``
 sets it for its workers), each process writes its counts to a file there and ``/metrics``
 sums them: any worker answers for all of them.
@@ -19,19 +19,21 @@ from typing import Any
 from prometheus_client import Counter, Histogram
 from prometheus_client.metrics import MetricWrapperBase
 
+from .client import Call
+
 # Latency buckets (seconds) around the page's Klevu budget (800 ms by default) and the
 # client's timeouts (1 s to connect, 2 s to read).
 CALL_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 0.8, 1.0, 2.0, 3.0)
 
 CALLS = Counter(
     "klevu_calls",
-    "Calls to Klevu's services by outcome: ok, http_4xx, http_5xx, error (no answer, "
-    "timeout) or breaker_open (not made)",
+    "Calls to Klevu's services by outcome: ok, http_4xx, http_5xx, or error (no answer, "
+    "timeout); refusals of an open breaker are klevu_breaker_refused_total",
     ["service", "outcome"],
 )
 CALL_SECONDS = Histogram(
     "klevu_call_seconds",
-    "Time to Klevu's answer (calls that went out)",
+    "Time to Klevu's answer (calls it answered)",
     ["service"],
     buckets=CALL_BUCKETS,
 )
@@ -50,10 +52,14 @@ def child(metric: MetricWrapperBase, *labels: str) -> Any:
     return metric.labels(*labels)
 
 
-def call(service: str, outcome: str, seconds: float | None) -> None:
-    child(CALLS, service, outcome).inc()
-    if seconds is not None:
-        child(CALL_SECONDS, service).observe(seconds)
+def observe(call: Call) -> None:
+    """The client's ``on_call`` hook (``KlevuClient(on_call=...)``)."""
+    if call.status is None:
+        child(CALLS, call.service, "error").inc()
+        return
+    child(CALLS, call.service, outcome(call.status)).inc()
+    if call.ms is not None:
+        child(CALL_SECONDS, call.service).observe(call.ms / 1000)
 
 
 def answer(service: str, result: str) -> None:

@@ -3,6 +3,8 @@
 The Klevu package reads no Klaviyo cookie and knows nothing of consent: the shop decides who
 the visitor is and passes this value in. ``exchange_id`` is set only when consent allows its
 use; ``browser_id`` (Klaviyo's ``cid``, which keys a cache entry) follows the same rule.
+``remembers_clicks``: whether "recently viewed" may be kept and read for the visitor (JSv2
+neither writes nor reads its cookie without consent).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from dataclasses import dataclass
 class Visitor:
     exchange_id: str | None = None
     browser_id: str | None = None
+    remembers_clicks: bool = False
 
 
 ANONYMOUS_VISITOR = Visitor()

@@ -4,4 +4,4 @@ from flask import Blueprint
 
 bp = Blueprint("shop", __name__)
 
-from . import images, views  # noqa: E402,F401  (routes register on import)
+from . import compare, images, views  # noqa: E402,F401  (routes register on import)

@@ -22,9 +22,12 @@ from ..security import headers as security_headers
 from .account import API_KEY
 from .records import build_index
 from .recs_configs import demo_configs
-from .routes import collect, control, dashboard, recs_settings, search, visitor
+from .routes import collect, control, dashboard, recs_settings, scenario, search, visitor
 from .routes.guards import Rejected, rejected
+from .scenarios import Pack, catalogue, load as load_pack
 from .state import DemoData, install
+
+LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
 
 DEFAULTS = {
     "SIMULATOR_API_KEY": API_KEY,
@@ -33,6 +36,10 @@ DEFAULTS = {
     "SIMULATOR_SESSION_TTL": 3600,  # seconds a visitor session lives
     "SIMULATOR_JOURNAL_SIZE": 50,  # recent calls kept for /_sim/state and the dashboard
     "KLEVU_IMAGE_HOSTS": (),  # the dashboard's CSP: no image from another host
+    "SIMULATOR_SCENARIO": "",  # a scenario pack to start in: a shipped pack's name, or a path
+    # The host names its control routes and dashboard answer to (against DNS rebinding);
+    # ``--host`` and SIMULATOR_ALLOWED_HOSTS add theirs.
+    "SIMULATOR_HOSTS": LOOPBACK_NAMES,
 }
 
 
@@ -42,7 +49,10 @@ def create_app(config: dict | None = None) -> Flask:
     app.config.update(config or {})
     assert isinstance(app.json, DefaultJSONProvider)
     app.json.sort_keys = False  # answers read in the order of Klevu's documentation
-    install(app, demo_data(app.config))
+    packs, first = scenario_packs(app.config["SIMULATOR_SCENARIO"])
+    if first is not None and first.recorded is not None:
+        app.config["SIMULATOR_API_KEY"] = first.recorded.api_key  # the recorded account's
+    install(app, demo_data(app.config), packs, first)
     # The shop's security headers and CSP (nonce for the dashboard's own script and style).
     security_headers.init_app(app)
     register_blueprints(app)
@@ -64,8 +74,15 @@ def demo_data(config) -> DemoData:
     )
 
 
+def scenario_packs(start_in: str) -> tuple[dict[str, Pack], Pack | None]:
+    """Every pack the console offers (checked now: a bad one stops the start), and the one
+    to start in; a pack file named by path joins the shipped ones."""
+    first = load_pack(start_in) if start_in else None
+    return catalogue([first] if first else []), first
+
+
 def register_blueprints(app: Flask) -> None:
-    for module in (visitor, recs_settings, search, collect, control, dashboard):
+    for module in (visitor, recs_settings, search, collect, control, dashboard, scenario):
         app.register_blueprint(module.bp)
 
 

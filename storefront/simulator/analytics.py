@@ -3,7 +3,7 @@
 docs/klevu-wire-format.md §5.
 
 The storefront sends the ``klevu-recs.js`` dialect (``event_data`` with ``tags``,
-``user_profile.session_id``); ``@klevu/core`` sends ``event_version: "1.0.0"`` with a camelCase
+``user_profile.session_id``); ``@klevu/core`` writes the same with a camelCase
 ``user_profile.sessionId``; an older flat dialect puts ``event_list_id``, ``event_tags`` and
 ``items`` at the top. All three are checked with the same rules and reduced to one summary,
 so the dashboard and tests read a click the same whichever client sent it.
@@ -20,7 +20,11 @@ class BadEvent(ValueError):
 
 
 def dialect(event: dict) -> str:
-    if "event_version" in event:
+    """Which client wrote the event. Both Klevu libraries' events carry ``event_data`` (and
+    ``event_version``, which the shop sends too, as ``@klevu/core`` does); ``@klevu/core`` alone
+    writes the session id camelCase."""
+    profile = event.get("user_profile")
+    if isinstance(profile, dict) and "sessionId" in profile:
         return "core"
     if "event_data" in event:
         return "storefront"

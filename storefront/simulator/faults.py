@@ -1,8 +1,8 @@
 """Planned failures per simulated service, so the shop's resilience can be shown and tested.
 
-A plan is deterministic — every Nth request fails, or all do while "down" — so a test can say
-"a third of collects fail" and know exactly which ones. Latency applies to every request of
-the service, failed or not, like a slow network would.
+A plan is deterministic — every Nth request fails, the first N do, or all do while "down" —
+so a test can say "a third of collects fail" and know exactly which ones. Latency applies to
+every request of the service, failed or not, like a slow network would.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ class FaultPlan:
     retry_after: int | None = None
     down: bool = False
     latency_ms: int = 0
+    fail_first: int = 0  # the first N requests fail, then the service is back
 
     @classmethod
     def from_json(cls, body: object) -> FaultPlan:
@@ -38,6 +39,7 @@ class FaultPlan:
             "retry_after": plan.retry_after is None or _whole(plan.retry_after),
             "down": isinstance(plan.down, bool),
             "latency_ms": _whole(plan.latency_ms) and plan.latency_ms <= 60_000,
+            "fail_first": _whole(plan.fail_first),
         }
         wrong = [key for key, ok in checks.items() if not ok]
         if wrong:
@@ -45,7 +47,11 @@ class FaultPlan:
         return plan
 
     def fails(self, nth_request: int) -> bool:
-        return self.down or (self.fail_every > 0 and nth_request % self.fail_every == 0)
+        return (
+            self.down
+            or nth_request <= self.fail_first
+            or (self.fail_every > 0 and nth_request % self.fail_every == 0)
+        )
 
 
 def _whole(value: object) -> bool:
@@ -79,6 +85,14 @@ class Faults:
     def describe(self) -> dict:
         with self._lock:
             return {
-                service: {**asdict(plan), "requests": self._requests[service]}
+                service: {**_shown(plan), "requests": self._requests[service]}
                 for service, plan in self._plans.items()
             }
+
+
+def _shown(plan: FaultPlan) -> dict:
+    """The plan's fields; ``fail_first`` only when a plan uses it (scenario packs do)."""
+    fields = asdict(plan)
+    if not plan.fail_first:
+        del fields["fail_first"]
+    return fields

@@ -64,9 +64,14 @@ class Journal:
                 self._first_tried.setdefault(event_id, now)
 
     def collected(
-        self, events: list[dict], summaries: list[dict], event_ids: list[str | None]
+        self,
+        events: list[dict],
+        summaries: list[dict],
+        event_ids: list[str | None],
+        problems: list[list[str]],
     ) -> None:
-        """One accepted collect request and its events, recorded together."""
+        """One accepted collect request and its events (each with what Klevu would miss in
+        it, ``validator.py``), recorded together."""
         with self._lock:
             entry = self._entry(
                 "collect",
@@ -75,7 +80,9 @@ class Journal:
                 {"events": len(events), "ids": [i for i in event_ids if i]},
             )
             now = time.time()
-            for payload, summary, event_id in zip(events, summaries, event_ids, strict=True):
+            for payload, summary, event_id, found in zip(
+                events, summaries, event_ids, problems, strict=True
+            ):
                 duplicate = event_id is not None and event_id in self._seen_ids
                 if event_id is not None:
                     self._seen_ids.add(event_id)
@@ -90,6 +97,7 @@ class Journal:
                         "received_at": entry["at"],
                         "delay_s": round(now - first, 3),
                         "summary": summary,
+                        "problems": found,
                         "payload": payload,
                     }
                 )
@@ -112,4 +120,5 @@ class Journal:
                 "unique": len(events) - duplicates,
                 "duplicates": duplicates,
             },
+            "failing": sum(bool(e["problems"]) for e in events),
         }

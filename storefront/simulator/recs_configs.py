@@ -119,10 +119,14 @@ def parse_configs(raw: dict) -> dict[str, RecsConfig]:
     return configs
 
 
+def demo_configs_raw() -> dict:
+    """``recs_configs.json`` as written: what scenario packs edit before it is parsed."""
+    return json.loads(resources.files(__package__).joinpath("recs_configs.json").read_text("utf-8"))
+
+
 @cache
 def demo_configs() -> dict[str, RecsConfig]:
-    path = resources.files(__package__).joinpath("recs_configs.json")
-    return parse_configs(json.loads(path.read_text("utf-8")))
+    return parse_configs(demo_configs_raw())
 
 
 def search_payload(variant: Variant, api_key: str) -> dict:

@@ -139,7 +139,7 @@ def klevu_config(sim) -> Callable[..., dict]:
 def received(sim, context: BrowserContext) -> Callable[..., list[dict]]:
     """Analytics events the simulator received from *this* browser's Klevu session.
 
-    ``received("view_recs_list", list_id="spot-...")`` → the unique payloads, oldest first.
+    ``received("view_recs_list", list_id="k-...")`` → the unique payloads, oldest first.
     Filtering on the session keeps a late delivery from an earlier test out of the count.
     """
 

@@ -14,6 +14,7 @@ import re
 import pytest
 from playwright.sync_api import ConsoleMessage, Page, Route, expect
 
+from storefront.klevu.analytics.recently_viewed import parse
 from tests.e2e.conftest import CATEGORIES, PRODUCTS, Shopper
 from tests.helpers import persona_segments
 
@@ -238,7 +239,7 @@ def test_recently_viewed_is_the_products_clicked_in_banners_newest_first(
     page.goto("/")
     expect(shopper.items(HOME_RECENT).first).to_have_attribute("data-id", first)
     assert shopper.item_ids(HOME_RECENT) == [first, third, second]
-    assert shopper.cookie("klevu_recent_clicks") == f"{first}.{third}.{second}"
+    assert parse(shopper.cookie("klevu_recent_clicks")) == (first, third, second)
     shopper.banner(HOME_RECENT).scroll_into_view_if_needed()
     screenshot(page, "anonymous-home-recently-viewed")
 

@@ -352,7 +352,8 @@ def test_a_hostile_config_runs_nothing_loads_nothing_foreign_and_moves_nothing(
     served = requests.get(f"{shop_url}/", timeout=10).text
     if not sanitize:  # the hostile scripts really are in the page: only the CSP stands
         assert "<script>window.top.__pwned='script'" in served
-        assert "<style data-klevu-css" in served and "</style><script>window.top" in served
+        # The CSS is a stylesheet of its own now: its "</style>" cannot end anything.
+        assert "data-klevu-css" in served and "</style><script>window.top" not in served
     expect(page.locator("[data-klevu-banner]").first).to_be_attached()
     page.locator("[data-klevu-banner]").first.scroll_into_view_if_needed()
     link = page.get_by_text("javascript link").first
@@ -370,9 +371,64 @@ def test_a_hostile_config_runs_nothing_loads_nothing_foreign_and_moves_nothing(
         return h.contains(document.elementFromPoint(r.left + 20, r.top + r.height / 2)); }""")
     assert on_top, "something covers the page"
     screenshot(page, f"security-hostile-{'sanitized' if sanitize else 'sanitizer-off'}")
-    if sanitize:  # a safe inline style keeps working: it moved into the nonce'd stylesheet
+    if sanitize:  # a safe inline style keeps working: it moved into the banner's stylesheet
         expect(page.locator(".inline-styled")).to_have_css("color", "rgb(1, 2, 3)")
         assert "style-src-attr" not in {v.get("directive") for v in violations}, violations
     if not sanitize:
         blocked = {v.get("directive") for v in violations}
         assert {"script-src-elem", "script-src-attr", "img-src"} <= blocked, violations
+
+
+# -- two payloads that got past the sanitizer, with the CSP off ----------------------------------
+BEACON_HREF = (
+    '<a class="kuRECSItemClick" data-klevu-href="javascript:window.top.__pwned=\'klevu-href\'" '
+    'href="<%= helper.escapeHTML(data.query.klevuRECSItemList.result[0].url) %>">sneaky</a>'
+    '<a data-klevu-href="javascript:window.top.__pwned=\'plain\'" href="/klevu/click?t=x">'
+    "plain</a>"
+)
+COVER_BY_VARIABLE = (
+    ".kuRECS-container { --p: fixed; position: var(--p); inset: 0; z-index: 2147483647 }"
+)
+
+
+@pytest.fixture
+def sneaky_shop(tmp_path, monkeypatch):
+    """A simulator whose banners carry both payloads, and a shop (sanitizer on) using it."""
+    template = looks.template("grid")
+    monkeypatch.setattr(looks, "template", lambda look: BEACON_HREF + template)
+    monkeypatch.setattr(looks, "stylesheet", lambda: COVER_BY_VARIABLE)
+    sim_server = LiveServer(create_simulator())
+    config = app_config(
+        sim_server.url, tmp_path, OUTBOX_RELAY_IN_APP=False, KLEVU_PAGE_BUDGET_MS="5000"
+    )
+    shop = LiveServer(create_app(config))
+    yield shop.url
+    shop.stop()
+    sim_server.stop()
+
+
+def test_template_beacon_attributes_and_css_variables_do_nothing_even_without_the_csp(
+    sneaky_shop, browser: Browser
+):
+    context = browser.new_context(bypass_csp=True)
+    page = context.new_page()
+    try:
+        page.goto(f"{sneaky_shop}/", wait_until="load")
+        expect(page.locator("[data-klevu-banner]").first).to_be_attached()
+        page.wait_for_timeout(300)  # the beacon has run (DOMContentLoaded)
+        hrefs = page.eval_on_selector_all("a", "links => links.map(a => a.href)")
+        assert hrefs and not [h for h in hrefs if h.lower().startswith("javascript:")], hrefs
+        page.get_by_text("sneaky").first.click()
+        page.wait_for_timeout(500)
+        assert page.evaluate("window.__pwned") is None
+        page.goto(f"{sneaky_shop}/", wait_until="load")
+        positions = page.eval_on_selector_all(
+            ".kuRECS-container", "els => els.map(e => getComputedStyle(e).position)"
+        )
+        assert positions and "fixed" not in positions, positions
+        on_top = page.evaluate("""() => { const h = document.querySelector('.site-header');
+            const r = h.getBoundingClientRect();
+            return h.contains(document.elementFromPoint(r.left + 20, r.top + r.height / 2)); }""")
+        assert on_top, "a banner covers the page"
+    finally:
+        context.close()

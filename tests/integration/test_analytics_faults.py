@@ -155,7 +155,7 @@ class Ledger:
 
 def beacon_events(token: str, rng: random.Random):
     """``(beacon body, the event id the shop derives, event name)`` for one rendered banner."""
-    page_view, banner = tokens.read_token(SECRET_KEY, token, 3600)
+    page_view, banner = tokens.read_token(SECRET_KEY, token, 3600, api_key="")
     yield {"type": "view", "token": token}, tokens.impression_id(page_view, banner.recs_key), VIEW
     for item in rng.sample(banner.items, min(CLICKS_PER_BANNER, len(banner.items))):
         yield (

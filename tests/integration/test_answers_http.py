@@ -173,6 +173,7 @@ def test_the_breaker_opens_serves_without_waiting_probes_and_closes(start_shop, 
         "opened_elsewhere": False,
         "failures_in_a_row": 0,
         "times_opened": 1,
+        "refused": 3,  # the three pages while it was open: counted, not logged
     }
     lines = [r.getMessage() for r in caplog.records if r.name == "storefront.klevu.breaker"]
     assert len(lines) == 2 and "open" in lines[0] and "closed" in lines[1]
@@ -191,6 +192,35 @@ def test_with_a_service_hung_a_new_visitors_page_takes_the_budget_not_more(
 
     assert took < 0.6 + 0.6  # generous: this machine is shared
     assert not banners(html)
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_with_a_service_hung_three_pages_wait_and_the_rest_are_served_at_once(
+    start_shop, hung_simulator, service
+):
+    """A call counts as failed when its page stops waiting, not when its socket gives up
+    (2 s later): new visitors one after another, and from the fourth on nobody waits."""
+    hung_simulator.reset()
+    ttl = {} if service == "visitor" else {f"KLEVU_{service.upper()}_TTL": "1"}
+    shop = start_shop(
+        hung_simulator,
+        KLEVU_PAGE_BUDGET_MS="600",
+        KLEVU_STALE_LIMIT="0",
+        KLEVU_BREAKER_COOLDOWN="60",
+        **ttl,
+    )
+    page(browser_session(), shop)  # what an anonymous visitor sees, cached
+    page(browser_session("maya"), shop)  # and what maya's segments see
+    time.sleep(1.1)  # the hung service's answers have expired: pages need it
+    hung_simulator.faults(**{service: {"latency_ms": 5000}})
+
+    took = [page(browser_session("maya"), shop)[1] for _ in range(8)]  # new visitors, in turn
+
+    waited = [t >= 0.6 for t in took]  # the whole budget (two banners: two calls a page)
+    assert 1 <= sum(waited) <= 3 and waited == sorted(waited, reverse=True), took
+    assert all(t < 0.3 for t in took[sum(waited) :]), took  # nobody waits on an open breaker
+    health = requests.get(f"{shop.url}/healthz", timeout=5).json()
+    assert health["breakers"][service]["state"] == "open"
 
 
 def test_an_anonymous_visitors_banners_do_not_wait_for_the_session_call(start_shop, sim):

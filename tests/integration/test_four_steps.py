@@ -6,6 +6,7 @@ import re
 from html import unescape
 
 import pytest
+import requests
 
 from tests.helpers import browser_session, wait_until
 
@@ -29,12 +30,13 @@ def test_home_banner_is_the_segment_variant_in_the_initial_html(sim, live_shop, 
     assert picks["variant"] == (segment or "default")
     assert 'data-klevu-banner="k-home-picks"' in html
     assert unescape(picks["title"]) in unescape(html)
-    # Klevu's CSS, scoped to the banner, is in the head.
-    assert re.search(
-        r'<style data-klevu-css="k-home-picks" nonce="[\w-]+">[^<]*'
-        r'\[data-klevu-banner="k-home-picks"\]',
-        html,
+    # Klevu's CSS, scoped to the banner, is a stylesheet linked from the head.
+    stylesheet = re.search(
+        r'<link rel="stylesheet" href="([^"]+)" data-klevu-css="k-home-picks">', html
     )
+    assert stylesheet
+    css = requests.get(f"{live_shop.url}{stylesheet.group(1)}", timeout=10).text
+    assert '[data-klevu-banner="k-home-picks"]' in css
 
 
 def test_click_without_javascript_records_and_redirects(sim, live_shop):

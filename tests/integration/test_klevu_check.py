@@ -80,7 +80,7 @@ def test_json_output_and_a_real_test_event_on_request(sim, tmp_path):
     assert report["checks"][-1]["name"] == "collector"
     received = sim.events()["events"]
     assert [e["summary"]["event"] for e in received] == ["view_recs_list"]
-    assert received[0]["summary"]["list_id"] == "spot-home-picks"
+    assert received[0]["summary"]["list_id"] == "k-home-picks"
 
 
 def test_the_api_key_is_masked_in_the_output(sim, tmp_path):

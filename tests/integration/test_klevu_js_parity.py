@@ -1,7 +1,7 @@
 """Where the shop behaves like Klevu's JavaScript, over real sockets: shop ↔ simulator.
 
-A static-content banner reports its view and click with ``static_content`` (JSv2's
-staticView / staticClick); a config without ``enabled`` shows nothing; the config request
+A static-content banner reports its view and click with ``static_content`` (the image
+shown, in @klevu/core's fields); a config without ``enabled`` shows nothing; the config request
 keeps ``sids``' comma raw, as ``@klevu/core`` sends it.
 """
 
@@ -66,10 +66,12 @@ def test_a_static_banners_view_and_click_reach_the_collector_with_static_content
         assert event["event_data"]["tags"] == ["recsPageType:CHECKOUT"]
         assert event["event_data"]["segment_id"] == "seg_bargain"
         assert "items" not in event["event_data"]
-    shown = view["event_data"]["static_content"]
-    assert [followed.headers["Location"]] == [c["targetUrl"] for c in shown]
-    assert {i["resolution"] for i in shown[0]["image"]} == {"desktop", "mobile"}
-    assert click["event_data"]["static_content"] == shown
+    # Nobody said which image was shown (no beacon here): the desktop one, as @klevu/core.
+    [shown] = view["event_data"]["static_content"]
+    assert shown["resolution"] == "desktop" and shown["index"] == 1
+    assert shown["banner_image_url"].endswith("-desktop.svg") and shown["banner_alt_tag"]
+    assert followed.headers["Location"] == "/"
+    assert click["event_data"]["static_content"] == [shown]
 
 
 def test_a_banner_whose_config_has_no_enabled_is_hidden(sim, shop):

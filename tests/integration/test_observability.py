@@ -21,6 +21,7 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from storefront import create_app
+from storefront.klevu import klevu_client
 from tests.helpers import (
     LiveServer,
     app_config,
@@ -104,13 +105,15 @@ def test_metrics_count_pages_klevu_calls_answers_and_the_outbox(shop):
 def test_metrics_show_an_open_breaker_and_failed_calls(sim, shop):
     sim.faults(config={"down": True, "status": 503})
     before = scrape(shop.url)
-    for _ in range(8):  # the breaker opens after 5 failures in a row
+    for _ in range(8):  # more than the failures in a row that open the breaker
         assert requests.get(f"{shop.url}/", timeout=10).status_code == 200
     after = scrape(shop.url)
     failed = value(after, "klevu_calls_total", service="config", outcome="http_5xx") - value(
         before, "klevu_calls_total", service="config", outcome="http_5xx"
     )
-    assert failed >= 5
+    assert failed >= shop.app.config["KLEVU_BREAKER_FAILURES"]
+    refused = ("klevu_breaker_refused_total", (("service", "config"),))
+    assert after[refused] == klevu_client(shop.app).breakers["config"].stats()["refused"]
     assert value(after, "klevu_breaker_state", service="config", state="open") == 1
     assert value(after, "klevu_breaker_state", service="config", state="closed") == 0
 

@@ -264,6 +264,7 @@ def test_every_accepted_event_arrives_through_faults_and_kill_9(tmp_path):
     assert stats["depth"] == 0
     assert stats["drops"] == {
         "full": 0,
+        "client_share": 0,
         "dead_letter_attempts": 0,
         "dead_letter_age": 0,
         "rejected_4xx": len(poison),

@@ -84,7 +84,7 @@ def shop_through(host: Host, persona: str | None) -> dict[str, str]:
         page = browser.get(f"{host.url}{path}", timeout=10)
         assert page.status_code == 200
         for token in map(unescape, TOKEN_RE.findall(page.text)):
-            page_view, banner = tokens.read_token(SECRET_KEY, token, 3600)
+            page_view, banner = tokens.read_token(SECRET_KEY, token, 3600, api_key="")
             posts = [({"type": "view", "token": token}, "view", None)] + [
                 ({"type": "select", "token": token, "item": item.id}, "click", item.id)
                 for item in banner.items[:2]

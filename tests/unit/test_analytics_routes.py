@@ -21,10 +21,13 @@ from flask import url_for
 
 from storefront import create_app
 from storefront.catalog import load_catalog
-from storefront.klevu.analytics import tokens
+from storefront.extensions import cache
+from storefront.klevu.analytics import routes, shown, tokens
 from storefront.klevu.analytics.delivery import outbox
 from storefront.klevu.analytics.events import SELECT, VIEW, BannerItem, BannerView
-from storefront.klevu.analytics.routes import MAX_BODY, RATE_LIMIT
+from storefront.klevu.analytics.recently_viewed import clicked_ids, format_ids
+from storefront.klevu.analytics.routes import MAX_BODY, PAGE_VIEW_LIMIT
+from storefront.klevu.render.once import Memo
 from tests.helpers import app_config, free_port
 
 PRODUCTS = load_catalog().products
@@ -50,6 +53,13 @@ OTHER_KEY = "not-the-shops-key"
 # -- tokens and requests ----------------------------------------------------------------------
 def token(app, page_view: str = "pv-1", banner: BannerView = BANNER) -> str:
     return tokens.issue_token(app.config["SECRET_KEY"], page_view, banner)
+
+
+def link(app, page_view: str = "pv-1", banner: BannerView = BANNER) -> str:
+    """The token of a banner's no-JavaScript click links, its banner shown by a page."""
+    with app.test_request_context():
+        shown.remember(banner)
+    return tokens.issue_link_token(app.config["SECRET_KEY"], page_view, banner)
 
 
 def forged(signed: str) -> str:
@@ -237,19 +247,53 @@ def test_posts_from_our_own_pages_are_accepted(app, client, headers):
     assert beacon(client, view(app), headers=headers).status_code == 202
 
 
-def test_a_flood_from_one_visitor_is_429_and_other_visitors_still_get_through(app):
-    """Posts of distinct events, so only the rate limit can refuse them. They span at most two
-    of the limit's windows, so the first ``RATE_LIMIT`` pass and some of the rest cannot."""
-    flooder, shopper = app.test_client(), app.test_client()
-    flooder.set_cookie("klevu_session", "flooding-visitor")
-    shopper.set_cookie("klevu_session", "another-visitor")
-    answers = [beacon(flooder, view(app, page_view=f"pv-{n}")) for n in range(2 * RATE_LIMIT + 1)]
+def client_at(app, address: str):
+    client = app.test_client()
+    client.environ_base["REMOTE_ADDR"] = address
+    return client
+
+
+def test_a_flood_from_one_page_view_is_429_with_retry_after_and_its_next_page_view_passes(app):
+    """The same token again and again: duplicates, so only the page view's limit refuses.
+    They span at most two windows, so the first ``PAGE_VIEW_LIMIT`` pass and some cannot."""
+    flooder = client_at(app, "10.0.0.1")
+    answers = [
+        beacon(flooder, view(app, page_view="pv-flood")) for _ in range(2 * PAGE_VIEW_LIMIT + 1)
+    ]
     statuses = [answer.status_code for answer in answers]
-    assert set(statuses[:RATE_LIMIT]) == {202}
+    assert set(statuses[:PAGE_VIEW_LIMIT]) == {202}
     assert set(statuses) == {202, 429}
-    assert refused(answers[statuses.index(429)], 429)
+    first_refusal = answers[statuses.index(429)]
+    assert refused(first_refusal, 429)
+    assert 1 <= int(first_refusal.headers["Retry-After"]) <= 10
+    assert beacon(flooder, view(app, page_view="pv-next")).status_code == 202
+
+
+def test_new_cookies_do_not_escape_the_client_limit_and_other_clients_get_through(app, monkeypatch):
+    """A new ``klevu_session`` cookie per post changes nothing: the address is counted."""
+    monkeypatch.setattr(routes, "CLIENT_LIMIT", 20)
+    flooder, shopper = client_at(app, "10.0.0.1"), client_at(app, "10.0.0.2")
+    answers = []
+    for n in range(41):
+        flooder.set_cookie("klevu_session", f"rotating-{n}")
+        answers.append(beacon(flooder, view(app, page_view=f"pv-{n}")))
+    statuses = [answer.status_code for answer in answers]
+    assert set(statuses[:20]) == {202}
+    assert set(statuses) == {202, 429}
     assert beacon(shopper, view(app, page_view="pv-shopper")).status_code == 202
     assert len(queued(app)) == statuses.count(202) + 1
+
+
+def test_filling_the_page_cache_does_not_lift_the_limit(app, monkeypatch):
+    """The counters are not in the cache that pages fill (SimpleCache evicted them first)."""
+    monkeypatch.setattr(routes, "CLIENT_LIMIT", 20)
+    monkeypatch.setattr(routes.beacon_limits(app), "window", 3600)  # one window
+    flooder = client_at(app, "10.0.0.1")
+    statuses = [beacon(flooder, view(app, page_view=f"pv-{n}")).status_code for n in range(20)]
+    for n in range(12_000):
+        cache.set(f"filler-{n}", n, timeout=3600)
+    statuses.append(beacon(flooder, view(app, page_view="pv-after")).status_code)
+    assert statuses == [202] * 20 + [429]
 
 
 # -- once each --------------------------------------------------------------------------------
@@ -257,7 +301,7 @@ def test_the_same_click_is_one_event_however_it_arrives(app, client):
     first, again = beacon(client, select(app, IN_BANNER)), beacon(client, select(app, IN_BANNER))
     assert (first.status_code, first.json["duplicate"]) == (202, False)
     assert (again.status_code, again.json["duplicate"]) == (202, True)
-    assert click(client, t=token(app), id=IN_BANNER).status_code == 302  # no-JS link too
+    assert click(client, t=link(app), id=IN_BANNER).status_code == 302  # no-JS link too
     assert beacon(client, select(app, ALSO_IN_BANNER)).json["duplicate"] is False
     assert [event_id for event_id, _ in queued(app)] == [
         tokens.click_id("pv-1", BANNER.recs_key, item) for item in (IN_BANNER, ALSO_IN_BANNER)
@@ -282,7 +326,7 @@ def test_one_impression_per_banner_per_page_view(app, client):
 
 # -- the no-JavaScript click route ------------------------------------------------------------
 def test_a_click_link_records_and_goes_to_the_product(app, client):
-    answer = click(client, t=token(app), id=ALSO_IN_BANNER)
+    answer = click(client, t=link(app), id=ALSO_IN_BANNER)
     assert answer.status_code == 302
     assert answer.headers["Location"] == f"/p/{ALSO_IN_BANNER}"
     [(event_id, event)] = queued(app)
@@ -290,9 +334,47 @@ def test_a_click_link_records_and_goes_to_the_product(app, client):
     assert [i["item_id"] for i in event["event_data"]["items"]] == [ALSO_IN_BANNER]
 
 
+def test_a_click_link_carries_a_short_token_naming_the_banner_not_its_products(app):
+    full, short = token(app), link(app)
+    assert len(short) < 110 < len(full)
+    assert tokens.read_link_token(app.config["SECRET_KEY"], short, 60) == (
+        "pv-1",
+        tokens.view_key(BANNER),
+    )
+    with pytest.raises(tokens.BadToken):  # the beacon's token is not a click link's
+        tokens.read_link_token(app.config["SECRET_KEY"], full, 60)
+    with pytest.raises(tokens.BadToken):  # nor the reverse
+        tokens.read_token(app.config["SECRET_KEY"], short, 60, api_key=BANNER.api_key)
+
+
+def test_a_click_link_served_by_another_worker_finds_its_banner_in_the_shared_cache(
+    app, client, monkeypatch
+):
+    monkeypatch.setattr(shown, "_known", Memo())  # the worker that shows the banner
+    followed = link(app)
+    monkeypatch.setattr(shown, "_known", Memo())  # one that never showed it
+
+    answer = click(client, t=followed, id=ALSO_IN_BANNER)
+
+    assert answer.headers["Location"] == f"/p/{ALSO_IN_BANNER}"
+    [(event_id, _)] = queued(app)
+    assert event_id == tokens.click_id("pv-1", BANNER.recs_key, ALSO_IN_BANNER)
+
+
+def test_a_click_link_whose_banner_is_no_longer_known_still_leads_to_the_product(app, client):
+    other = BannerView(**{**BANNER.__dict__, "title": "Shown long ago"})  # never remembered
+    answer = click(
+        client,
+        t=tokens.issue_link_token(app.config["SECRET_KEY"], "pv-1", other),
+        id=ALSO_IN_BANNER,
+    )
+    assert (answer.status_code, answer.headers["Location"]) == (302, f"/p/{ALSO_IN_BANNER}")
+    assert queued(app) == []  # unrecorded: nothing says what the banner showed
+
+
 @pytest.mark.parametrize("make_token", [*BAD_TOKENS, pytest.param(lambda good: None, id="missing")])
 def test_a_click_link_with_a_bad_token_is_a_400_page(app, client, make_token):
-    bad = make_token(token(app))
+    bad = make_token(link(app))
     answer = click(client, id=IN_BANNER, **({} if bad is None else {"t": bad}))
     assert answer.status_code == 400
     assert answer.mimetype == "text/html"
@@ -321,41 +403,58 @@ def test_a_click_link_with_a_bad_token_is_a_400_page(app, client, make_token):
 def test_a_click_link_never_leaves_the_shop(app, client, item):
     """Only a product both in the banner and in the catalog leads anywhere but home; the
     banner's record ``//evil.example`` is in the token, so the token alone cannot be trusted."""
-    answer = click(client, t=token(app), **({} if item is None else {"id": item}))
+    answer = click(client, t=link(app), **({} if item is None else {"id": item}))
     assert answer.status_code == 302
     with app.test_request_context():
         assert answer.headers["Location"] == url_for("shop.home")
     assert queued(app) == []
 
 
-# -- static-content banners (JSv2's staticView / staticClick) ----------------------------------
+# -- static-content banners --------------------------------------------------------------------
+SALE_IMAGES = [
+    {"resolution": "desktop", "url": "/img/sale-wide.svg", "altTag": "Sale"},
+    {"resolution": "mobile", "url": "/img/sale-tall.svg", "altTag": "Sale!"},
+]
 STATIC_BANNER = BannerView.from_static(
     "klevu-simulator",
     "k-checkout-together",
     {"title": "Sale", "pageType": "CHECKOUT", "logic": "BOUGHT_TOGETHER"},
     "STATIC_CONTENT",
     [
-        {"targetUrl": "http://shop.test/sale", "contentType": "image", "image": []},
+        {"targetUrl": "http://shop.test/sale", "contentType": "image", "image": SALE_IMAGES},
         {"targetUrl": "javascript:alert(1)", "contentType": "image", "image": []},
     ],
 )
 
 
-def test_a_static_banners_view_and_click_are_queued_with_its_content(app, client):
-    assert beacon(client, view(app, banner=STATIC_BANNER)).status_code == 202
+def test_a_static_banners_view_and_click_are_queued_with_the_image_shown(app, client):
+    shown = ["/img/sale-tall.svg"]
+    assert beacon(client, {**view(app, banner=STATIC_BANNER), "shown": shown}).status_code == 202
     chosen = {"type": "select", "token": token(app, banner=STATIC_BANNER), "item": "0"}
-    assert beacon(client, chosen).status_code == 202
+    assert beacon(client, {**chosen, "shown": shown}).status_code == 202
     (_, seen), (click_id, selected) = queued(app)
-    assert seen["event_data"]["static_content"][0]["targetUrl"] == "http://shop.test/sale"
-    assert selected["event_data"]["static_content"] == [
-        {"targetUrl": "http://shop.test/sale", "contentType": "image"}
-    ]
+    phone = {
+        "content_type": "image",
+        "resolution": "mobile",
+        "index": 1,
+        "banner_image_url": "/img/sale-tall.svg",
+        "banner_alt_tag": "Sale!",
+    }
+    assert seen["event_data"]["static_content"] == [phone, {"content_type": "image", "index": 2}]
+    assert selected["event_data"]["static_content"] == [phone]
     assert selected["event_data"]["action"] == "STATIC_CONTENT"
     assert click_id == tokens.click_id("pv-1", STATIC_BANNER.recs_key, "0")
 
 
+@pytest.mark.parametrize("shown", ["/img/sale-tall.svg", [1], ["x" * 2049], ["/a.svg"] * 21])
+def test_a_beacon_naming_images_wrongly_is_refused(app, client, shown):
+    answer = beacon(client, {**view(app, banner=STATIC_BANNER), "shown": shown})
+    assert answer.status_code == 400
+    assert queued(app) == []
+
+
 def test_a_static_banners_image_link_records_and_goes_to_its_target(app, client):
-    answer = click(client, t=token(app, banner=STATIC_BANNER), id="0")
+    answer = click(client, t=link(app, banner=STATIC_BANNER), id="0")
     assert (answer.status_code, answer.headers["Location"]) == (302, "http://shop.test/sale")
     [(_, event)] = queued(app)
     assert event["event"] == SELECT and event["event_data"]["static_content"]
@@ -364,16 +463,33 @@ def test_a_static_banners_image_link_records_and_goes_to_its_target(app, client)
 
 @pytest.mark.parametrize("item", ["1", "2", "x", ""])
 def test_a_static_link_to_nowhere_safe_goes_home_unrecorded(app, client, item):
-    answer = click(client, t=token(app, banner=STATIC_BANNER), id=item)
+    answer = click(client, t=link(app, banner=STATIC_BANNER), id=item)
     with app.test_request_context():
         assert answer.headers["Location"] == url_for("shop.home")
     assert queued(app) == []
 
 
 def test_a_product_click_link_remembers_the_product_as_recently_viewed(app, client):
-    click(client, t=token(app), id=IN_BANNER)
-    answer = click(client, t=token(app), id=ALSO_IN_BANNER)
-    assert f"klevu_recent_clicks={ALSO_IN_BANNER}.{IN_BANNER}" in answer.headers["Set-Cookie"]
+    client.set_cookie("shop_consent", "granted")
+    click(client, t=link(app), id=IN_BANNER)
+    answer = click(client, t=link(app), id=ALSO_IN_BANNER)
+    stored = format_ids([ALSO_IN_BANNER, IN_BANNER])
+    assert f"klevu_recent_clicks={stored}" in answer.headers["Set-Cookie"]
+
+
+@pytest.mark.parametrize("consent", [None, "denied"])
+def test_without_consent_nothing_is_remembered_or_read(app, client, consent):
+    """JSv2 neither writes nor reads its "recently viewed" cookie without consent."""
+    if consent:
+        client.set_cookie("shop_consent", consent)
+    client.set_cookie("klevu_recent_clicks", format_ids([IN_BANNER]))
+    answer = click(client, t=link(app), id=ALSO_IN_BANNER)
+    assert answer.status_code == 302
+    assert "klevu_recent_clicks" not in answer.headers.get("Set-Cookie", "")
+    with app.test_request_context(
+        headers={"Cookie": f"klevu_recent_clicks={format_ids([IN_BANNER])}"}
+    ):
+        assert clicked_ids() == ()
 
 
 # -- a full queue -----------------------------------------------------------------------------
@@ -391,8 +507,8 @@ def test_a_full_outbox_refuses_new_beacon_events_with_503_but_not_shoppers(tmp_p
     assert refused(beacon(client, view(app, page_view="pv-2")), 503)
     retried = beacon(client, view(app))  # already queued: a retry is no new event
     assert (retried.status_code, retried.json["duplicate"]) == (202, True)
-    link = click(client, t=token(app), id=IN_BANNER)
-    assert (link.status_code, link.headers["Location"]) == (302, f"/p/{IN_BANNER}")
+    followed = click(client, t=link(app), id=IN_BANNER)
+    assert (followed.status_code, followed.headers["Location"]) == (302, f"/p/{IN_BANNER}")
     stats = outbox(app).stats()
     assert (stats["depth"], stats["drops"]["full"]) == (1, 2)
     assert [event_id for event_id, _ in queued(app)] == [

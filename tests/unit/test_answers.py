@@ -45,10 +45,10 @@ class FakeClient:
             raise KlevuError(f"{what}: HTTP 503", status=503)
         return Reply({"metadata": {}, "queryResults": [], "call": n}, self.max_age)
 
-    def recs_config(self, recs_key, params, *, timeout=None):
+    def recs_config(self, recs_key, params, *, timeout=None, due=None):
         return self._answer(f"{recs_key} {sorted(params.items())}")
 
-    def search(self, url, body, *, timeout=None):
+    def search(self, url, body, *, timeout=None, due=None):
         return self._answer(body)
 
 

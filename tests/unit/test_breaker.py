@@ -85,6 +85,7 @@ def test_opening_and_closing_are_logged_once_each(caplog):
         "opened_elsewhere": False,
         "failures_in_a_row": 0,
         "times_opened": 1,
+        "refused": 9,  # counted, not logged: the 9 calls while it was open
     }
 
 
@@ -182,3 +183,51 @@ def test_another_workers_opening_is_taken_as_given_for_a_second_not_asked_per_pa
     assert there.is_open()  # taken as given, without asking the cache
     clock.advance(ELSEWHERE_SECONDS)
     assert not there.is_open() and there.allow()
+
+
+def test_a_call_its_page_stopped_waiting_for_fails_then_and_only_then():
+    clock = FakeClock()
+    breaker = CircuitBreaker("visitor", failures=3, cooldown=10, clock=clock)
+    hung = [breaker.started(due=clock() + 0.8) for _ in range(3)]  # three pages' calls
+    clock.advance(0.5)
+    breaker.overdue()
+    assert breaker.stats()["failures_in_a_row"] == 0  # their pages still wait
+
+    clock.advance(0.3)
+    breaker.overdue(clock())  # the pages stop waiting
+
+    assert breaker.state == OPEN and not breaker.allow()
+    for call in hung:  # their sockets time out, or they answer at last: counted already
+        breaker.ended(call, ok=True)
+    assert breaker.state == OPEN and breaker.stats()["failures_in_a_row"] == 3
+
+
+def test_anyone_asking_the_breaker_counts_the_slow_calls_first():
+    clock = FakeClock()
+    breaker = CircuitBreaker("config", failures=2, cooldown=10, clock=clock)
+    breaker.started(due=clock() + 0.8)
+    breaker.started(due=clock() + 0.9)
+    nobody_waits = breaker.started(due=None)  # a background refresh
+    clock.advance(1)
+
+    assert breaker.is_open()
+    breaker.ended(nobody_waits, ok=False)  # counted when it ends, as before
+    assert breaker.stats()["failures_in_a_row"] == 3
+
+
+def test_failures_in_a_row_add_up_across_workers_and_a_success_ends_them():
+    shared = SimpleCache()
+    one, two = (
+        CircuitBreaker("search", failures=3, cooldown=10, clock=FakeClock(), shared=shared)
+        for _ in range(2)
+    )
+    one.failed()
+    two.failed()
+    one.succeeded()  # an answer anywhere: the service is not hung
+    two.failed()
+    one.failed()
+    assert one.state == two.state == CLOSED
+
+    two.failed()  # the third in a row, the second of this worker
+
+    assert two.state == OPEN and one.is_open()  # the other worker sees it through the cache

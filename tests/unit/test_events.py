@@ -52,11 +52,12 @@ SECOND = {
 # docs/klevu-wire-format.md §5, literally (the collector's body is an array of these).
 EXPECTED_VIEW: dict[str, Any] = {
     "event": "view_recs_list",
+    "event_version": "1.0.0",
     "event_apikey": "klevu-123",
     "user_profile": {"session_id": "a7c0..."},
     "event_data": {
         "tags": ["recsPageType:HOME"],
-        "list_id": "spot-home-1",
+        "list_id": "k-home-1",
         "list_name": "Picked for our VIPs",
         "list_logic": "TRENDING",
         "spot_id": "spot-home-1",
@@ -200,7 +201,7 @@ def test_item_mapping_and_fallbacks(record, expected):
         (
             {"spotKey": None, "spotName": ""},
             "a7c0...",
-            with_data(without(EXPECTED_VIEW, "spot_id", "spot_name"), list_id="k-home-1"),
+            without(EXPECTED_VIEW, "spot_id", "spot_name"),
         ),
         ({"title": ""}, "a7c0...", without(EXPECTED_VIEW, "list_name")),
         (
@@ -221,10 +222,18 @@ def test_click_on_a_product_not_in_the_banner_is_refused():
         click(banner(), "a7c0...", "99999")
 
 
-@pytest.mark.parametrize("items", [(), (BannerItem(""),), (BannerItem("1"), BannerItem(""))])
-def test_a_rendered_banner_has_products_with_ids(items):
-    with pytest.raises(ValueError, match="at least one product"):
+@pytest.mark.parametrize("items", [(BannerItem(""),), (BannerItem("1"), BannerItem(""))])
+def test_a_rendered_banners_products_have_ids(items):
+    with pytest.raises(ValueError, match="has an id"):
         BannerView("klevu-123", "k-home-1", "HOME", "Title", "TRENDING", items=items)
+
+
+def test_a_banner_whose_search_found_nothing_reports_a_view_without_items():
+    """JSv2 renders such a banner (the threshold is checked only for a non-empty list)."""
+    empty = BannerView("klevu-123", "k-home-1", "HOME", "Title", "TRENDING")
+    assert "items" not in impression(empty, "s")["event_data"]
+    with pytest.raises(UnknownItem):
+        click(empty, "s", "1")
 
 
 def test_banner_view_keeps_only_what_events_need():
@@ -253,7 +262,7 @@ def test_banner_view_keeps_only_what_events_need():
     )
 
 
-STATIC = [
+STATIC: list[dict[str, Any]] = [
     {
         "targetUrl": "https://shop.example/sale",
         "contentType": "image",
@@ -287,25 +296,59 @@ def static_banner() -> BannerView:
     )
 
 
-def test_a_static_banners_view_carries_its_static_content_and_action():
-    """JSv2's staticView: view_recs_list with event_data.static_content and action."""
+SALE = {
+    "content_type": "image",
+    "resolution": "desktop",
+    "index": 1,
+    "banner_image_url": "https://shop.example/sale.svg",
+    "banner_alt_tag": "Sale",
+}
+PHONE_IMAGE = {"resolution": "mobile", "url": "https://shop.example/sale-phone.svg", "altTag": "%"}
+
+
+def test_a_static_banners_view_reports_each_content_in_klevus_fields():
+    """@klevu/core's bannerInfo, one entry per content (without an image: no image fields);
+    no items, and the action."""
     event = impression(static_banner(), "sess-1")
     assert event["event"] == "view_recs_list"
-    assert event["event_data"]["static_content"] == [
-        STATIC[0],
-        {"targetUrl": "https://shop.example/new", "contentType": "image"},
-    ]  # no []
+    assert event["event_data"]["static_content"] == [SALE, {"content_type": "image", "index": 2}]
     assert event["event_data"]["action"] == "STATIC_CONTENT"
-    assert event["event_data"]["list_id"] == "spot-1"
+    assert event["event_data"]["list_id"] == "k-checkout-1"
     assert event["event_data"]["tags"] == ["recsPageType:CHECKOUT"]
     assert "items" not in event["event_data"]
 
 
+@pytest.mark.parametrize(
+    "shown, expected",
+    [
+        ((), "desktop"),  # nobody said: @klevu/core's default
+        (("https://shop.example/sale-phone.svg",), "mobile"),
+        (("https://shop.example/sale.svg",), "desktop"),
+        (("https://elsewhere.example/x.svg",), "desktop"),  # not the banner's: ignored
+    ],
+)
+def test_a_static_banner_reports_the_image_the_screen_showed(shown, expected):
+    contents = [{**STATIC[0], "image": [*STATIC[0]["image"], PHONE_IMAGE]}]
+    banner = BannerView.from_static("k", "k-checkout-1", STATIC_META, "STATIC_CONTENT", contents)
+    [view] = impression(banner, None, shown)["event_data"]["static_content"]
+    [chosen] = click(banner, None, "0", shown)["event_data"]["static_content"]
+    assert view == chosen
+    assert view["resolution"] == expected
+    image = next(i for i in contents[0]["image"] if i["resolution"] == expected)
+    assert (view["banner_image_url"], view["banner_alt_tag"]) == (image["url"], image["altTag"])
+
+
+def test_without_a_desktop_image_the_first_is_reported():
+    contents = [{**STATIC[0], "image": [PHONE_IMAGE]}]
+    banner = BannerView.from_static("k", "k-checkout-1", STATIC_META, "STATIC_CONTENT", contents)
+    [view] = impression(banner, None)["event_data"]["static_content"]
+    assert view["resolution"] == "mobile"
+
+
 def test_a_static_banners_click_carries_the_clicked_content():
-    """JSv2's staticClick: select_recs_list with the chosen content."""
     event = click(static_banner(), "sess-1", "0")
     assert event["event"] == "select_recs_list"
-    assert event["event_data"]["static_content"] == STATIC[:1]
+    assert event["event_data"]["static_content"] == [SALE]
     assert event["event_data"]["action"] == "STATIC_CONTENT"
 
 

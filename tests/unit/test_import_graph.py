@@ -59,6 +59,18 @@ def offenders(importer: str, forbidden: tuple[str, ...], allowed: tuple[str, ...
     )
 
 
+def reached(module: str, graph: dict[str, set[str]] = GRAPH) -> set[str]:
+    """What ``module`` imports, directly or through the storefront modules it imports (not
+    its parent packages, which Python runs first but the module does not need)."""
+    found: set[str] = set()
+    todo = [module]
+    while todo:
+        for target in graph.get(todo.pop(), set()) - found:
+            found.add(target)
+            todo.append(target)
+    return found
+
+
 BANNERS, RENDER, ANALYTICS = (
     f"storefront.klevu.{step}" for step in ("banners", "render", "analytics")
 )
@@ -111,8 +123,9 @@ def test_the_graph_covers_the_package():
         (
             BANNERS,
             (ANALYTICS,),
-            (f"{ANALYTICS}.events", f"{ANALYTICS}.tokens"),
-            "a banner issues its token and view from step 4's pure builders, never its I/O",
+            (f"{ANALYTICS}.events", f"{ANALYTICS}.tokens", f"{ANALYTICS}.shown"),
+            "a banner issues its token and registers what it showed with step 4's builders, "
+            "never step 4's routes, queue or relay",
         ),
         (
             f"{ANALYTICS}.outbox",
@@ -150,3 +163,31 @@ def test_a_step_reaching_into_a_later_one_is_caught(monkeypatch):
     assert offenders(RENDER, ("storefront",), (RENDER,)) == [
         (f"{RENDER}.engine", f"{BANNERS}.rules")
     ]
+
+
+PURE = ("storefront.klevu.client", "storefront.klevu.single_flight")
+FRAMEWORK = ("flask", "flask_caching", "storefront.klevu.trace")
+
+
+def framework_in(module: str, graph: dict[str, set[str]] = GRAPH) -> list[str]:
+    return sorted(t for t in reached(module, graph) if any(within(t, f) for f in FRAMEWORK))
+
+
+@pytest.mark.parametrize("module", PURE)
+def test_the_client_and_the_single_flight_are_framework_free(module):
+    assert module in GRAPH
+    assert framework_in(module) == [], (
+        "the client and the claim rules are pure: Flask (and the trace, on Flask's g) come in "
+        "through the client's on_call hooks, wired in storefront/klevu/__init__.py"
+    )
+
+
+def test_a_framework_import_reached_indirectly_is_caught(monkeypatch):
+    """The rule follows imports: Flask reached through a module the client imports counts,
+    as does the trace imported directly."""
+    breaker = "storefront.klevu.breaker"
+    monkeypatch.setitem(GRAPH, breaker, {*GRAPH[breaker], "flask"})
+    assert framework_in("storefront.klevu.client") == ["flask"]
+    source = "from . import trace\n"
+    graph = {"storefront.klevu.single_flight": imports_in(source, "storefront.klevu")}
+    assert framework_in("storefront.klevu.single_flight", graph) == ["storefront.klevu.trace"]

@@ -208,6 +208,19 @@ def test_klevu_unreachable_is_told_as_failed_and_the_page_renders(app):
     assert "klevu-simulator" not in panel and "klevu-…ator" in panel
 
 
+def test_every_klevu_call_of_the_page_is_in_its_panel(app):
+    """The client reports its calls through the hook the extension wires to the trace: a
+    call that got no answer is shown too, with why."""
+    html = app.test_client().get("/").get_data(as_text=True)
+    banners = re.findall(r'data-recs-key="([\w-]+)" data-source=', html)
+    calls = re.findall(
+        r'data-testid="inspector-config-url">GET http://127\.0\.0\.1:\d+/recommendations/'
+        r"klevu-…ator/settings/([\w-]+)</code>\s*→ ConnectionError",
+        html,
+    )
+    assert banners and calls == banners
+
+
 @pytest.mark.parametrize(
     "arrive, source",
     [

@@ -92,6 +92,15 @@ def test_the_stubbed_account_passes(tmp_path):
     assert result.exit_code == 0, result.output
 
 
+@pytest.mark.parametrize("path", ["metadata.action", "search.recsAction"])
+@responses.activate
+def test_a_banner_hidden_on_purpose_passes(tmp_path, path):
+    """HIDE_RECOMMENDATION is the merchant's choice for these segments, not a fault."""
+    result = run(tmp_path, broken(path, "HIDE_RECOMMENDATION"))
+    assert result.exit_code == 0, result.output
+    assert f"✓ search {KEY} (HOME): not needed: action HIDE_RECOMMENDATION" in result.output
+
+
 @pytest.mark.parametrize(
     "config, search, line, hint",
     [

@@ -11,7 +11,13 @@ from typing import Any
 import pytest
 
 from storefront.klevu.analytics import outbox as outbox_module
-from storefront.klevu.analytics.outbox import OutboxError, OutboxFull, OutboxStore, _Put
+from storefront.klevu.analytics.outbox import (
+    ClientShareFull,
+    OutboxError,
+    OutboxFull,
+    OutboxStore,
+    _Put,
+)
 
 CLAIM: dict[str, Any] = {"lease_seconds": 60.0, "max_attempts": 20, "max_age": 3600.0}
 
@@ -149,7 +155,13 @@ def test_stats_report_what_an_operator_watches(store, clock):
         "delivered": 0,
         "retried": 0,
         "dead_letters": 0,
-        "drops": {"full": 0, "dead_letter_attempts": 0, "dead_letter_age": 0, "rejected_4xx": 0},
+        "drops": {
+            "full": 0,
+            "client_share": 0,
+            "dead_letter_attempts": 0,
+            "dead_letter_age": 0,
+            "rejected_4xx": 0,
+        },
         "last_delivery_at": None,
         "last_error": None,
     }
@@ -232,3 +244,52 @@ def test_processes_starting_together_on_a_new_data_dir_all_open_the_outbox(tmp_p
         for worker in workers:
             worker.join(30)
         assert [worker.exitcode for worker in workers] == [0] * 4, f"attempt {attempt}"
+
+
+def test_one_client_fills_only_its_share_and_another_client_still_gets_in(tmp_path):
+    store = OutboxStore(str(tmp_path), max_events=2000, client_share=0.05)
+    assert store.put(events(100, "a"), client="10.0.0.1") == 100
+    with pytest.raises(ClientShareFull):
+        store.put(events(1, "more"), client="10.0.0.1")
+    assert store.put(events(1, "b"), client="10.0.0.2") == 1
+    assert store.stats()["drops"]["client_share"] == 1
+
+
+def test_ids_are_never_forgotten_early_to_make_room_the_queue_refuses_instead(store, clock):
+    for n in range(store.max_seen):  # delivered at once: the queue itself stays empty
+        store.put(events(1, f"d{n}-"))
+        store.ack(store.claim(50, **CLAIM))
+    with pytest.raises(OutboxFull):
+        store.put(events(1, "one-more"))
+    assert store.put(events(1, "d0-")) == 0  # still known: a replay is still a duplicate
+    clock.now += 3601
+    store.forget_seen(clock.now - 3600)
+    assert store.put(events(1, "one-more")) == 1
+
+
+def test_dead_letters_are_pruned_after_a_week(store, clock):
+    store.put(events(2))
+    store.dead_letter(store.claim(50, **CLAIM), "rejected_4xx", "HTTP 400")
+    assert store.stats()["dead_letters"] == 2
+    clock.now += 6 * 86400
+    store.forget_seen(clock.now - 3600)
+    assert store.stats()["dead_letters"] == 2
+    clock.now += 2 * 86400
+    store.forget_seen(clock.now - 3600)
+    assert store.stats()["dead_letters"] == 0
+
+
+def test_a_database_from_before_client_shares_is_upgraded(tmp_path):
+    with sqlite3.connect(tmp_path / "outbox.sqlite3") as db:
+        db.execute(
+            "CREATE TABLE outbox (seq INTEGER PRIMARY KEY, event_id TEXT NOT NULL UNIQUE, "
+            "payload TEXT NOT NULL, created_at REAL NOT NULL, attempts INTEGER NOT NULL "
+            "DEFAULT 0, next_attempt_at REAL NOT NULL, lease_until REAL, last_error TEXT)"
+        )
+        db.execute(
+            "INSERT INTO outbox (event_id, payload, created_at, next_attempt_at) "
+            "VALUES ('old', '{}', unixepoch(), unixepoch())"
+        )
+    store = OutboxStore(str(tmp_path))
+    assert store.put(events(1), client="10.0.0.1") == 1
+    assert [row.event_id for row in store.claim(50, **CLAIM)] == ["old", "e0000"]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import os
 import random
+import sqlite3
 import threading
 import time
 
@@ -298,3 +299,26 @@ def test_two_runners_in_one_process_make_one_relay(tmp_path):
         for runner in runners.values():
             runner.stop()
     assert lock_holder(store.lock_path) is None
+
+
+def test_a_batch_the_collector_confirmed_is_not_sent_again_when_its_deletion_failed(
+    store, clock, monkeypatch
+):
+    """The relay knows these were delivered: a database error after the 2xx must not make
+    them due again (the lease would lapse and send them twice)."""
+    store.put(events(3))
+    collector = Collector()
+    relay = relay_for(store, collector)
+    real_ack = store.ack
+
+    def ack_fails_once(rows):
+        monkeypatch.setattr(store, "ack", real_ack)
+        raise sqlite3.OperationalError("database is locked")
+
+    monkeypatch.setattr(store, "ack", ack_fails_once)
+    with pytest.raises(sqlite3.OperationalError):
+        relay.run_once()
+    clock.now += 120  # the lease has lapsed
+    drain(relay, clock)
+    assert collector.requests == [["e0000", "e0001", "e0002"]]
+    assert store.stats()["delivered"] == 3

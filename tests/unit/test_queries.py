@@ -1,7 +1,7 @@
 """The query edits, one table row per rule of docs/klevu-wire-format.md §2 (JSv2's request
 chain).
 
-Plus limits, merging and errors.
+Plus limits, merging, JSv2's cleaning of the body, and errors.
 """
 
 import copy
@@ -11,11 +11,10 @@ import pytest
 
 from storefront.klevu.banners.queries import (
     MalformedPayload,
-    MissingInput,
     PageContext,
-    QueryError,
     RecsMetadata,
     build_search,
+    clean,
 )
 
 API_KEY = "klevu-123"
@@ -58,7 +57,6 @@ RECENT_EDIT = {
     "limit": 3,
 }
 PDP_EDIT = {"context": {"recentObjects": [products({"id": "p1"})]}, "excludeIds": [group("g1")]}
-PERSONAL = {"enablePersonalisation": True}
 CLICK_OBJECTS = {"recentObjects": [products({"id": "c3"}, {"id": "c2"}, {"id": "c1"})]}
 
 
@@ -108,32 +106,23 @@ CLICK_OBJECTS = {"recentObjects": [products({"id": "c3"}, {"id": "c2"}, {"id": "
             {
                 **BASE,
                 "query": {"term": "*", "categoryPath": "Outdoor;Tents"},
-                "personalisation": PERSONAL,
                 "context": CLICK_OBJECTS,
             },
         ),
-        # any + TRENDING_PERSONALIZED
+        # any + TRENDING_PERSONALIZED: the clicks as recent objects (JSv2 adds no
+        # personalisation settings of its own; the payload's are kept)
         (
             "HOME",
             "TRENDING_PERSONALIZED",
             PageContext("HOME", recent_clicks=CLICKS),
-            {**BASE, "personalisation": PERSONAL, "context": CLICK_OBJECTS},
+            {**BASE, "context": CLICK_OBJECTS},
         ),
-        (
-            "HOME",
-            "TRENDING_PERSONALIZED",
-            PageContext("HOME"),
-            {**BASE, "personalisation": PERSONAL},
-        ),
+        ("HOME", "TRENDING_PERSONALIZED", PageContext("HOME"), BASE),
         (
             "CHECKOUT",
             "TRENDING_PERSONALIZED",
             PageContext("CHECKOUT", recent_clicks=("c1", "c1")),
-            {
-                **BASE,
-                "personalisation": PERSONAL,
-                "context": {"recentObjects": [products({"id": "c1"})]},
-            },
+            {**BASE, "context": {"recentObjects": [products({"id": "c1"})]}},
         ),
         # PRODUCT + OTHER_ALSO_VIEWED / SIMILAR / BOUGHT_TOGETHER_PDP / CUSTOM_LOGIC
         *[
@@ -183,15 +172,22 @@ CLICK_OBJECTS = {"recentObjects": [products({"id": "c3"}, {"id": "c2"}, {"id": "
             )
             for logic in ("BOUGHT_TOGETHER", "CUSTOM_LOGIC")
         ],
+        # JSv2: every cart line's product; only the groups that exist are excluded
         (
             "CHECKOUT",
             "BOUGHT_TOGETHER",
-            PageContext("CHECKOUT", cart=(("p1", "g1"), ("p3", None), ("p1", "g1"), ("p4", "g1"))),
+            PageContext("CHECKOUT", cart=(("p1", "g1"), ("p3", None), ("p4", "g4"))),
             {
                 **BASE,
                 "context": {"recentObjects": [products({"id": "p1"}, {"id": "p3"}, {"id": "p4"})]},
-                "excludeIds": [group("g1"), group("p3")],
+                "excludeIds": [group("g1"), group("g4")],
             },
+        ),
+        (
+            "CHECKOUT",
+            "BOUGHT_TOGETHER",
+            PageContext("CHECKOUT", cart=(("p3", None),)),
+            {**BASE, "context": {"recentObjects": [products({"id": "p3"})]}},
         ),
         # HAND_PICKED, and logics without a row on that page: no change
         *[
@@ -218,14 +214,16 @@ def test_each_row_of_the_table(page_type, logic, page, expected):
 
 
 @pytest.mark.parametrize(
-    "page_type, logic, page, missing",
+    "page_type, logic, page",
     [
+        # JSv2 sends an empty category path off a category page; cleaning removes it
         *[
-            ("CATEGORY", logic, PageContext("CATEGORY"), "category_path")
+            ("CATEGORY", logic, page)
             for logic in ("TRENDING", "TRENDING_PERSONALIZED", "NEWEST_ARRIVALS", "CUSTOM_LOGIC")
+            for page in (PageContext("CATEGORY"), PageContext("HOME"))
         ],
         *[
-            ("PRODUCT", logic, PageContext("PRODUCT", item_group_id="g1"), "product_id")
+            ("PRODUCT", logic, PageContext("PRODUCT", item_group_id=None))
             for logic in (
                 "OTHER_ALSO_VIEWED",
                 "SIMILAR",
@@ -234,18 +232,17 @@ def test_each_row_of_the_table(page_type, logic, page, expected):
                 "VISUALLY_SIMILAR",
             )
         ],
-        ("PRODUCT", "SIMILAR", PageContext("PRODUCT", product_id=""), "product_id"),
-        ("CHECKOUT", "BOUGHT_TOGETHER", PageContext("CHECKOUT"), "cart"),
-        ("CHECKOUT", "CUSTOM_LOGIC", PageContext("CHECKOUT"), "cart"),
-        ("CHECKOUT", "BOUGHT_TOGETHER", PageContext("CHECKOUT", cart=(("", "g1"),)), "cart"),
+        ("PRODUCT", "SIMILAR", PageContext("PRODUCT", product_id="")),
+        ("PRODUCT", "SIMILAR", PageContext("HOME", product_id="p1")),  # not a product page
+        ("CHECKOUT", "BOUGHT_TOGETHER", PageContext("CHECKOUT")),
+        ("CHECKOUT", "CUSTOM_LOGIC", PageContext("CHECKOUT")),
+        ("CHECKOUT", "BOUGHT_TOGETHER", PageContext("CHECKOUT", cart=(("", "g1"),))),
     ],
 )
-def test_a_missing_input_names_what_is_missing(page_type, logic, page, missing):
-    with pytest.raises(MissingInput) as caught:
-        build_search(payload(), meta(page_type, logic), page, API_KEY)
-    assert caught.value.missing == missing
-    assert missing in str(caught.value) and logic in str(caught.value)
-    assert isinstance(caught.value, QueryError)
+def test_a_missing_input_searches_the_payload_unedited(page_type, logic, page):
+    """JSv2 skips an edit whose input the page lacks, and searches the merchant's payload."""
+    body = build_search(payload(), meta(page_type, logic), page, API_KEY)
+    assert settings_of(body) == BASE
 
 
 @pytest.mark.parametrize(
@@ -330,11 +327,7 @@ def test_limit_is_the_payloads_own_outside_recently_viewed(
             "RECENTLY_VIEWED",
             PageContext("HOME", recently_viewed=("r1",)),
             {"customANDQuery": "inStock:yes", "topIds": [{"key": "id", "value": "pin"}]},
-            {
-                "customANDQuery": 'id:("r1")',
-                "topIds": [{"key": "id", "value": "r1"}, {"key": "id", "value": "pin"}],
-                "limit": 1,
-            },
+            {"customANDQuery": 'id:("r1")', "topIds": [{"key": "id", "value": "r1"}], "limit": 1},
         ),
         (
             "HOME",
@@ -343,7 +336,7 @@ def test_limit_is_the_payloads_own_outside_recently_viewed(
             {"customANDQuery": "inStock:yes"},
             {"customANDQuery": "inStock:yes"},
         ),
-        # lists: ours first, then the merchant's entries that are not already there
+        # JSv2: the merchant's recent/source objects, then ours; our excludeIds, then theirs
         (
             "PRODUCT",
             "SIMILAR",
@@ -353,20 +346,27 @@ def test_limit_is_the_payloads_own_outside_recently_viewed(
                 "context": {"recentObjects": [products({"id": "m1"})], "sourceObjects": ["kept"]},
             },
             {
-                "excludeIds": [group("g1"), {"key": "id", "value": "x"}],
+                "excludeIds": [group("g1"), {"key": "id", "value": "x"}, group("g1")],
                 "context": {
-                    "recentObjects": [products({"id": "p1"}), products({"id": "m1"})],
+                    "recentObjects": [products({"id": "m1"}), products({"id": "p1"})],
                     "sourceObjects": ["kept"],
                 },
             },
         ),
-        # objects: merged key by key
+        (
+            "HOME",
+            "TRENDING_PERSONALIZED",
+            PageContext("HOME", recent_clicks=("c1",)),
+            {"context": {"recentObjects": [products({"id": "m1"})]}},
+            {"context": {"recentObjects": [products({"id": "m1"}), products({"id": "c1"})]}},
+        ),
+        # the merchant's settings go through JSv2's cleaning too
         (
             "HOME",
             "TRENDING_PERSONALIZED",
             PageContext("HOME"),
             {"personalisation": {"enablePersonalisation": False, "fields": ["brand"]}},
-            {"personalisation": {"enablePersonalisation": True, "fields": ["brand"]}},
+            {"personalisation": {"fields": ["brand"]}},
         ),
     ],
 )
@@ -437,9 +437,55 @@ def test_a_banner_on_another_page_type_follows_its_own_type_as_in_jsv2():
     category_banner_on_product = build_search(
         payload(), meta("CATEGORY", "TRENDING"), PageContext("PRODUCT", category_path=PATH), API_KEY
     )
-    assert settings_of(category_banner_on_product)["query"]["categoryPath"] == "Outdoor;Tents"
-    with pytest.raises(MissingInput):  # a PRODUCT banner on the home page has no product
-        build_search(payload(), meta("PRODUCT", "SIMILAR"), PageContext("HOME"), API_KEY)
+    assert settings_of(category_banner_on_product) == BASE  # JSv2: "" off a category page
+    product_banner_on_home = build_search(
+        payload(), meta("PRODUCT", "SIMILAR"), PageContext("HOME"), API_KEY
+    )
+    assert settings_of(product_banner_on_home) == BASE  # no product: the payload as it is
+
+
+def test_trending_personalized_uses_up_to_max_products_clicks():
+    clicks = tuple(f"c{i}" for i in range(20))
+    body = build_search(
+        payload(),
+        meta("HOME", "TRENDING_PERSONALIZED", maxProducts=15),
+        PageContext("HOME", recent_clicks=clicks),
+        API_KEY,
+    )
+    [recent] = settings_of(body)["context"]["recentObjects"]
+    assert [r["id"] for r in recent["records"]] == list(clicks[:15])
+
+
+def test_quotes_in_recently_viewed_ids_are_escaped_not_dropped():
+    ids = ('a"b', "c\\d", "e.f/g: h")
+    body = build_search(
+        payload(),
+        meta("HOME", "RECENTLY_VIEWED"),
+        PageContext("HOME", recently_viewed=ids),
+        API_KEY,
+    )
+    settings = settings_of(body)
+    assert settings["customANDQuery"] == 'id:("a\\"b" OR "c\\\\d" OR "e.f/g: h")'
+    assert [t["value"] for t in settings["topIds"]] == list(ids)
+
+
+@pytest.mark.parametrize(
+    "dirty, cleaned",
+    [
+        ({"a": None, "b": False, "c": 0, "d": "", "e": {}, "f": [], "g": 0.0}, {}),
+        ({"keep": True, "n": 1, "s": "x", "neg": -1}, {"keep": True, "n": 1, "s": "x", "neg": -1}),
+        ({"a": {"b": {"c": None}}, "d": [None, 0, "", {}, [], "x", 2]}, {"d": ["x", 2]}),
+        ([{"a": 0}, {"a": 1}], [{"a": 1}]),
+        ({"offset": 0, "limit": 12}, {"limit": 12}),
+    ],
+)
+def test_the_body_is_cleaned_as_jsv2_cleans_it(dirty, cleaned):
+    """JSv2's klevu.clean, applied to the whole request before it is posted."""
+    assert clean(dirty) == cleaned
+    body = build_search(
+        payload({**BASE, "x": dirty}), meta("HOME", "TRENDING"), PageContext("HOME"), API_KEY
+    )
+    assert settings_of(body).get("x") == (cleaned or None)
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,11 @@
-"""The klevu_recent_clicks cookie codec (§6): newest first, unique, at most 20, never raises."""
+"""The klevu_recent_clicks cookie codec (§6): newest first, unique, at most 20, never raises.
+
+Each id is stored as the unpadded base64url of its UTF-8, so ids with ".", "/", ":" or spaces
+survive the round trip (JSv2 stores base64 too).
+"""
+
+import base64
+import re
 
 import pytest
 from hypothesis import given, strategies as st
@@ -6,29 +13,43 @@ from hypothesis import given, strategies as st
 from storefront.klevu.analytics.recently_viewed import MAX_KEPT, format_ids, parse, push
 
 IDS = tuple(f"p{i}" for i in range(25))
-VALID_ID = st.from_regex(r"[A-Za-z0-9_-]{1,64}", fullmatch=True)
+
+
+def enc(product_id: str) -> str:
+    return base64.urlsafe_b64encode(product_id.encode()).rstrip(b"=").decode()
+
+
+@pytest.mark.parametrize(
+    "ids",
+    [
+        ("10003", "10001", "10002"),
+        ("abc_DEF-9",),
+        ("sku.10/blue: large", 'say "hi"', "back\\slash", "é", "x" * 64),
+    ],
+)
+def test_any_catalogue_id_survives_the_round_trip(ids):
+    value = format_ids(ids)
+    assert value == ".".join(enc(i) for i in ids)
+    assert parse(value) == ids
 
 
 @pytest.mark.parametrize(
     "cookie, expected",
     [
-        ("10003.10001.10002", ("10003", "10001", "10002")),
-        ("abc_DEF-9", ("abc_DEF-9",)),
-        ("a.b.a.c.b", ("a", "b", "c")),  # first (newest) occurrence wins
-        (".".join(IDS), IDS[:20]),  # at most 20
-        ("x" * 64, ("x" * 64,)),
+        (".".join(enc(i) for i in "abacb"), ("a", "b", "c")),  # first (newest) occurrence wins
+        (".".join(enc(i) for i in IDS), IDS[:20]),  # at most 20
         # malformed: no history at all
-        ("x" * 65, ()),
+        (enc("x" * 65), ()),  # too long an id
+        (enc("a\nb"), ()),  # a control character
+        ("10003.10001", ()),  # the plain ids of an older format
         ("", ()),
-        ("a..b", ()),
-        (".a", ()),
-        ("a.", ()),
-        ("a b", ()),
-        ("a,b", ()),
+        (f"{enc('a')}..{enc('b')}", ()),
+        (f".{enc('a')}", ()),
+        (f"{enc('a')}.", ()),
+        (f"{enc('a')}.a b", ()),
+        (enc("a") + "=", ()),  # padding is not written
+        ("_w", ()),  # not UTF-8
         ('"a.b"', ()),
-        ("a.b\n", ()),
-        ("a.é", ()),
-        ("a.<script>", ()),
         (None, ()),
         (b"a.b", ()),
         (["a", "b"], ()),
@@ -47,27 +68,14 @@ def test_parse_recent(cookie, expected):
         (("b", "a", "c"), "a", ("a", "b", "c")),  # moved to the front, not repeated
         (("a",), "a", ("a",)),
         (IDS[:20], "new", ("new", *IDS[:19])),  # the oldest falls off
-        (("b", "a"), "bad id", ("b", "a")),  # cannot be stored: list unchanged
-        (("b", "a"), "", ("b", "a")),
+        (("b", "a"), "with space", ("with space", "b", "a")),
+        (("b", "a"), "", ("b", "a")),  # cannot be stored: list unchanged
         (("b", "a"), "x" * 65, ("b", "a")),
+        (("b", "a"), "tab\there", ("b", "a")),
     ],
 )
 def test_push_recent(ids, product_id, expected):
     assert push(ids, product_id) == expected
-
-
-@pytest.mark.parametrize(
-    "ids, expected",
-    [
-        ((), ""),
-        (("10003", "10001"), "10003.10001"),
-        (("a", "a", "b"), "a.b"),
-        (("a", "no;way", "b", "", None), "a.b"),  # what cannot be stored is left out
-        (IDS, ".".join(IDS[:20])),
-    ],
-)
-def test_format_recent(ids, expected):
-    assert format_ids(ids) == expected
 
 
 @given(st.one_of(st.text(), st.binary(), st.none(), st.integers(), st.lists(st.text())))
@@ -78,33 +86,8 @@ def test_parse_never_raises_and_keeps_its_promises(cookie):
     assert format_ids(ids) == format_ids(parse(format_ids(ids)))
 
 
-@given(st.text(alphabet="ab.-_\n ;", max_size=80))
-def test_parse_of_near_misses_never_raises(cookie):
-    assert parse(format_ids(parse(cookie))) == parse(cookie)
-
-
-@given(st.lists(VALID_ID, max_size=30))
-def test_valid_ids_round_trip_through_the_cookie(ids):
-    expected = tuple(dict.fromkeys(ids))[:MAX_KEPT]
-    assert parse(format_ids(ids)) == expected
-
-
-@given(st.lists(st.text(), max_size=30), st.text())
-def test_push_then_store_then_read(ids, product_id):
-    pushed = push(ids, product_id)
-    assert parse(format_ids(pushed)) == pushed
-    assert len(pushed) <= MAX_KEPT and len(set(pushed)) == len(pushed)
-
-
-@given(st.lists(VALID_ID, max_size=30), VALID_ID)
-def test_a_valid_product_is_always_newest(ids, product_id):
-    pushed = push(parse(format_ids(ids)), product_id)
-    assert pushed[0] == product_id
-    assert product_id not in pushed[1:]
-
-
-@given(st.lists(st.text(), max_size=30))
-def test_the_cookie_value_is_cookie_safe(ids):
-    assert set(format_ids(ids)) <= set(
-        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-."
-    )
+@given(st.lists(st.text(min_size=1, max_size=64), max_size=25))
+def test_what_is_stored_reads_back(ids):
+    """Every id without a control character is kept, newest first, unique, at most 20."""
+    storable = (i for i in ids if not re.search(r"[\x00-\x1f\x7f-\x9f]", i))
+    assert parse(format_ids(ids)) == tuple(dict.fromkeys(storable))[:MAX_KEPT]

@@ -118,13 +118,14 @@ def fetch():
 
 
 @responses.activate
-def test_a_banner_shows_at_most_max_products_in_search_order(fetch):
+def test_a_banner_shows_every_record_search_returned_in_search_order(fetch):
+    """JSv2 renders what search returned; maxProducts does not cut it."""
     responses.get(CONFIG_URL, json=config(maxProducts=5))
     search = responses.post(SEARCH_URL, json=search_answer(9))
     fetched = fetch()
-    assert [r["id"] for r in fetched.records] == ["1", "2", "3", "4", "5"]
+    assert [r["id"] for r in fetched.records] == [str(i) for i in range(1, 10)]
     assert fetched.html.startswith('<div class="klevuWrap">')
-    assert fetched.html.count('class="kuRECSItem"') == 5
+    assert fetched.html.count('class="kuRECSItem"') == 9
     # JSv2 leaves the payload's limit alone (it sets one only for RECENTLY_VIEWED)
     assert json.loads(search.calls[0].request.body)["recordQueries"][0]["settings"]["limit"] == 12
 
@@ -191,8 +192,8 @@ def test_segments_and_page_context_go_into_the_config_request(fetch):
     )
     query = config_call.calls[0].request.params
     assert query == {"sids": "seg_a,seg_b", "pid": "7", "gpid": "g7"}
-    # as @klevu/core writes it: separators raw, so a CDN sees one key per segment set
-    assert config_call.calls[0].request.url.endswith("?sids=seg_a,seg_b&pid=7&gpid=g7")
+    # as @klevu/core writes it (its order, separators raw): one CDN key per segment set
+    assert config_call.calls[0].request.url.endswith("?pid=7&gpid=g7&sids=seg_a,seg_b")
 
 
 @pytest.mark.parametrize(
@@ -277,13 +278,30 @@ def test_placements_run_in_parallel_and_a_late_one_is_left_out(tmp_path):
     [
         {"id": "klevuRECSItemList", "records": None},
         {"id": "klevuRECSItemList", "records": {"1": {}}},
-        {"id": "klevuRECSItemList", "meta": "x", "records": []},
         "not an object",
     ],
 )
 def test_a_search_answer_of_the_wrong_shape_hides_the_banner(fetch, result):
     responses.get(CONFIG_URL, json=config())
     responses.post(SEARCH_URL, json={"queryResults": [result]})
+    assert fetch() is None
+
+
+@responses.activate
+def test_a_search_that_found_nothing_is_rendered_as_jsv2_renders_it(fetch):
+    """JSv2 checks productThreshold only when the list is not empty."""
+    responses.get(CONFIG_URL, json=config(productThreshold=4))
+    responses.post(
+        SEARCH_URL, json={"queryResults": [{"id": "klevuRECSItemList", "meta": "x", "records": []}]}
+    )
+    fetched = fetch()
+    assert fetched.records == [] and fetched.html is not None
+
+
+@responses.activate
+def test_fewer_records_than_the_threshold_hide_the_banner(fetch):
+    responses.get(CONFIG_URL, json=config(productThreshold=4))
+    responses.post(SEARCH_URL, json=search_answer(3))
     assert fetch() is None
 
 
@@ -305,8 +323,7 @@ def test_the_template_sees_what_jsv2_gives_it(fetch):
 
 @responses.activate
 def test_a_static_banners_template_sees_the_whole_config(fetch):
-    answer = config(action=None)
-    answer["search"]["recsAction"] = "STATIC_CONTENT"  # JSv2 honours it beside metadata.action
+    answer = config(action="STATIC_CONTENT")
     answer["templates"]["base"] = (
         "<p><%= typeof data.query %>|<%= data.search.basePath %>|"
         "<%= data.staticContent[0].targetUrl %>|"
@@ -345,3 +362,27 @@ def test_a_template_that_keeps_running_away_is_quarantined_and_logged_once(fetch
     assert sum("failed (time limit reached" in m for m in messages) == QUARANTINE_AFTER
     assert sum("quarantined" in m for m in messages) == 1
     assert len(messages) == QUARANTINE_AFTER + 1
+
+
+@responses.activate
+def test_the_shops_fallback_banner_reports_nothing_to_klevu(tmp_path):
+    """Klevu's list was not shown: no token (no view, no select), plain links to our pages."""
+    from storefront import create_app
+    from storefront.klevu.banners.placement import banners_for
+    from tests.helpers import app_config
+
+    app = create_app(app_config(SIM, tmp_path, OUTBOX_RELAY_IN_APP=False, KLEVU_RECS_HOME="k-test"))
+    responses.post(
+        f"{SIM}/visitor/public/1.0/klevu-simulator/session",
+        json={"sessionId": "s-123456789", "segmentInfo": {"segments": [], "ttl": 60}},
+    )
+    answer = config()
+    answer["templates"]["base"] = "<% throw new Error('broken') %>"
+    responses.get(CONFIG_URL, json=answer)
+    responses.post(SEARCH_URL, json=search_answer(6))
+    banner_services(app).engine.warm_up()  # V8's first load: not in the budget
+    with app.test_request_context("/"):
+        [banner] = banners_for(HOME)
+    assert banner.fallback and banner.token == ""
+    assert "/klevu/click" not in banner.html and "kuRECSItemClick" not in banner.html
+    assert banner.html.count('href="/"') == 6  # records the catalogue does not sell: home

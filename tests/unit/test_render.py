@@ -185,7 +185,8 @@ def test_translations_table_feeds_helper_translate():
         '<p><%= helper.translate("Original price %s", helper.processCurrency("EUR", 5)) %>'
         ' | <%= helper.translate("Sold out") %></p>'
     )
-    assert renderer.render(template, {}) == wrapped("<p>Prix d'origine : EUR 5.00 | Sold out</p>")
+    # no records name EUR, so JSv2 has not registered it: the amount, then the code
+    assert renderer.render(template, {}) == wrapped("<p>Prix d'origine : 5.00EUR | Sold out</p>")
 
 
 def test_globals_a_template_creates_are_gone_for_the_next_render(renderer):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from storefront.klevu.banners.rules import Show, action, banner_verdict
+from storefront.klevu.banners.rules import Show, banner_verdict
 
 STATIC = [{"targetUrl": "/sale", "contentType": "image", "image": []}]
 
@@ -37,7 +37,7 @@ def answer(search=None, static=STATIC, **metadata):
         (answer(recsKey=None), Show.NOTHING, "no recsKey"),
         (answer(logic=""), Show.NOTHING, "no logic"),
         (answer(pageType=None), Show.NOTHING, "no pageType"),
-        # metadata.action, and search.recsAction beside it
+        # metadata.action; search.recsAction only hides (JSv2 reads it for nothing else)
         (answer(action="HIDE_RECOMMENDATION"), Show.NOTHING, "hidden by metadata.action"),
         (
             answer(search={"recsAction": "HIDE_RECOMMENDATION"}),
@@ -47,8 +47,13 @@ def answer(search=None, static=STATIC, **metadata):
         (answer(action="STATIC_CONTENT"), Show.STATIC_CONTENT, "static by metadata.action"),
         (
             answer(search={"recsAction": "STATIC_CONTENT"}),
+            Show.PRODUCTS,
+            "search.recsAction does not make a banner static",
+        ),
+        (
+            answer(action="STATIC_CONTENT", search={"recsAction": "HIDE_RECOMMENDATION"}),
             Show.STATIC_CONTENT,
-            "static by search.recsAction",
+            "metadata.action decides before search.recsAction is read",
         ),
         (answer(action="STATIC_CONTENT", static=[]), Show.NOTHING, "static without content"),
         (answer(action="STATIC_CONTENT", static=None), Show.NOTHING, "static content not a list"),
@@ -61,19 +66,3 @@ def test_banner_verdict(config, show, why):
     verdict = banner_verdict(config)
     assert verdict.show is show, why
     assert bool(verdict.reason) == (show is Show.NOTHING)
-
-
-@pytest.mark.parametrize(
-    "config, expected",
-    [
-        (
-            answer(action="STATIC_CONTENT", search={"recsAction": "HIDE_RECOMMENDATION"}),
-            "STATIC_CONTENT",
-        ),  # metadata.action first
-        (answer(search={"recsAction": "HIDE_RECOMMENDATION"}), "HIDE_RECOMMENDATION"),
-        (answer(search="not an object"), None),
-        (answer(), None),
-    ],
-)
-def test_action_reads_metadata_then_search(config, expected):
-    assert action(config) == expected

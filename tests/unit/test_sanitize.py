@@ -266,3 +266,24 @@ def test_any_stylesheet_comes_out_without_markup(css):
     scoped = scope_css(css, SCOPE)
     assert "<" not in scoped
     assert "@import" not in scoped.lower()
+
+
+def test_template_beacon_attributes_are_dropped_and_only_the_server_writes_them():
+    kept = sanitize_banner_html(
+        '<a class="kuRECSItemClick" data-klevu-href="javascript:alert(1)" '
+        'data-KLEVU-item="1" data-id="7" href="/p/7">x</a>'
+    )
+    assert "data-klevu" not in kept.lower() and 'data-id="7"' in kept
+
+
+@pytest.mark.parametrize(
+    "css",
+    [
+        ".x { --p: fixed; position: var(--p); inset: 0; z-index: 2147483647 }",
+        ".x { position: var(--p, fixed) }",
+        ".x { position: sticky; top: 0 }",
+        ".x { position: calc(var(--p)) }",
+    ],
+)
+def test_a_page_position_is_refused_however_it_is_reached(css):
+    assert "position" not in scope_css(css, ".banner")

@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import replace
+from email.utils import parsedate_to_datetime
 
 import pytest
 import redis
@@ -33,7 +34,7 @@ from storefront.klevu.segments.resolver import (
     forget_segments,
     segment_resolver,
 )
-from tests.helpers import exchange_id, wait_until
+from tests.helpers import exchange_id, run_together, wait_until
 
 COMPANY = "DemoCo"
 PERSONAS = {p["key"]: p for p in load_personas()["personas"]}
@@ -56,8 +57,12 @@ class FakeKlevu:
         self.down = False
         self.delay = 0.0
         self.gates: dict[str, threading.Event] = {}  # kind -> held until set
+        self.gave_up: list[float] = []  # deadlines of the pages that stopped waiting
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
+
+    def overdue(self, due: float) -> None:
+        self.gave_up.append(due)
 
     def count(self, kind: str) -> int:
         return sum(1 for call in self.calls if call[0] == kind)
@@ -78,7 +83,9 @@ class FakeKlevu:
             self.sessions[session_id] = self.clock() + self.session_ttl
             return session_id
 
-    def start_session(self, session_id=None, exchange_id=None, *, timeout=None) -> SessionAnswer:
+    def start_session(
+        self, session_id=None, exchange_id=None, *, timeout=None, due=None
+    ) -> SessionAnswer:
         if exchange_id is None:
             self._called("session", session_id)
             return SessionAnswer(self._open(session_id), (), self.session_ttl)
@@ -103,23 +110,6 @@ def resolver_for(klevu, clock, **kwargs) -> SegmentResolver:
 @pytest.fixture
 def resolver(klevu, clock):
     return resolver_for(klevu, clock)
-
-
-def run_together(n: int, work) -> list:
-    """``work()`` in ``n`` threads released at the same moment; their results in order."""
-    barrier = threading.Barrier(n)
-    results: list = [None] * n
-
-    def run(i):
-        barrier.wait()
-        results[i] = work()
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(10)
-    return results
 
 
 # -- ttl ---------------------------------------------------------------------------------------
@@ -280,6 +270,7 @@ def test_a_slow_service_costs_the_page_its_deadline_and_the_late_answer_is_kept(
     assert first == second == ANONYMOUS
     assert 0.4 <= elapsed < 0.7
     assert klevu.calls == [("connector", None, MAYA_XID)]
+    assert len(klevu.gave_up) == 1  # the page that made the call: a slow call from now on
     klevu.gates["connector"].set()
     wait_until(lambda: resolver.store.get("klevu:session:session-0001") is not None, 2)
     resolved = resolver.resolve(None, MAYA_XID, browser_id=CID)
@@ -529,7 +520,8 @@ def test_a_returning_visitor_s_segments_then_come_from_their_signed_cookie(wall_
 
     assert kept.startswith(f"{segments_cookie.COOKIE}=")
     assert "HttpOnly" in kept and "SameSite=Lax" in kept
-    assert 0 < int(kept.split("Max-Age=")[1].split(";")[0]) <= 60
+    expires = parsedate_to_datetime(kept.split("Expires=")[1].split(";")[0]).timestamp()
+    assert 0 < expires - time.time() <= 60
     assert from_cookie.json == {
         "segments": ["seg_outdoor"],
         "seconds_left": cached.json["seconds_left"],
@@ -618,3 +610,29 @@ def test_an_identity_change_mid_request_is_resolved_again_in_the_same_session(wa
         ("connector", None, MAYA_XID),
         ("connector", "session-0001", OLIVER_XID),
     ]
+
+
+def test_a_browser_without_the_cookie_is_served_from_the_worker_while_its_answer_is_fresh(
+    resolver, klevu, clock
+):
+    """Its first pages, or a refused cookie: the answer read fresh from the cache is kept in
+    the worker until it runs out, not asked of the cache on every page."""
+    sid = resolver.resolve(None, MAYA_XID).session_id
+    read = resolver.resolve(sid, MAYA_XID)
+    cache = resolver.store
+    resolver.store = BrokenStore()
+
+    kept = resolver.resolve(sid, MAYA_XID)
+    with pytest.raises(redis.ConnectionError):  # another exchange id is not served from it
+        resolver.resolve(sid, OLIVER_XID)
+    clock.advance(61)  # its segments ran out: the cache is asked again
+    with pytest.raises(redis.ConnectionError):
+        resolver.resolve(sid, MAYA_XID)
+
+    assert read.source == kept.source == "cache" and kept.segments == read.segments
+    resolver.store = cache
+    resolver.resolve(sid, MAYA_XID)
+    resolver.forget(sid)  # "forget me": the worker's copy goes too
+    before = klevu.count("connector")
+    assert resolver.resolve(sid, MAYA_XID).source == "klevu"
+    assert klevu.count("connector") == before + 1

@@ -37,7 +37,11 @@ def open_store(config: Mapping) -> Store:
         from .outbox_redis import RedisOutbox
 
         return RedisOutbox(url, data_dir, max_events=config["OUTBOX_MAX_EVENTS"])
-    return OutboxStore(url or data_dir, max_events=config["OUTBOX_MAX_EVENTS"])
+    return OutboxStore(
+        url or data_dir,
+        max_events=config["OUTBOX_MAX_EVENTS"],
+        client_share=config["OUTBOX_CLIENT_SHARE"] / 100,
+    )
 
 
 def init_app(app: Flask) -> None:

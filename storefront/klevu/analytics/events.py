@@ -7,8 +7,11 @@ rendered, carried back to it in a signed token (tokens.py) — never from what a
 a client cannot invent products, prices or lists.
 
 A STATIC_CONTENT banner (an image the merchant placed instead of products) reports the same
-two events, as JSv2's ``staticView`` / ``staticClick`` do: no ``items``, but
-``event_data.static_content`` (what was shown, or the one entry clicked) and ``action``.
+two events with ``action`` and, instead of ``items``, ``event_data.static_content``: one entry
+per content shown (a click: the one chosen), for the image the visitor's screen showed, in
+``@klevu/core``'s fields (``content_type``, ``resolution``, ``index``, ``banner_image_url``,
+``banner_alt_tag``). The browser says which images it showed; an image it does not name (no
+JavaScript) is the ``desktop`` one, else the content's first, as ``@klevu/core`` chooses.
 
 Each function returns one event object; the collector's body is a JSON array of them, which
 the outbox assembles into batches.
@@ -17,13 +20,15 @@ the outbox assembles into batches.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 VIEW = "view_recs_list"
 SELECT = "select_recs_list"
 PAGE_TYPE_TAG = "recsPageType:"  # JSv2 constant RECS_RPT
+EVENT_VERSION = "1.0.0"  # @klevu/core's; the guide's examples name no version
+DEFAULT_RESOLUTION = "desktop"  # a static image nobody said was shown: @klevu/core's default
 
 
 class UnknownItem(LookupError):
@@ -65,11 +70,9 @@ class BannerItem:
 class BannerView:
     """One banner as rendered: the config metadata §5 reports, and its products in order.
 
-    A product banner with no products is never rendered (§2 hides it below
-    ``productThreshold``) and JSv2 sends no view for an empty list, so ``items`` may not be
-    empty, unless the banner is static content: then ``static_content`` holds the config's
-    ``staticContent`` as compact JSON text (the token carries only strings) and ``action``
-    says so.
+    ``items`` may be empty: JSv2 renders (and reports) a banner whose search found nothing.
+    A static banner has no products: ``static_content`` holds the config's ``staticContent``
+    as compact JSON text (the token carries only strings) and ``action`` says so.
     """
 
     api_key: str
@@ -89,8 +92,8 @@ class BannerView:
         if self.static_content:
             if self.items or not isinstance(self.contents(), list) or not self.contents():
                 raise ValueError("a static banner shows a list of static content, no products")
-        elif not self.items or not all(item.id for item in self.items):
-            raise ValueError("a rendered banner has at least one product, each with an id")
+        elif not all(item.id for item in self.items):
+            raise ValueError("each product of a rendered banner has an id")
 
     def contents(self) -> object:
         """The static content entries, parsed (empty for a banner of products)."""
@@ -150,10 +153,14 @@ class BannerView:
         return bool(self.static_content)
 
 
-def impression(banner: BannerView, session_id: str | None) -> dict[str, Any]:
-    """``view_recs_list``: the banner was seen, with all its products (or static content)."""
+def impression(
+    banner: BannerView, session_id: str | None, shown: Collection[str] = ()
+) -> dict[str, Any]:
+    """``view_recs_list``: the banner was seen, with all its products (or static content;
+    ``shown``: the URLs of the images the browser showed)."""
     if banner.is_static:
-        return _event(VIEW, banner, session_id, [], static_content=banner.contents())
+        entries = [_static_shown(banner, i, shown) for i in range(len(_static_contents(banner)))]
+        return _event(VIEW, banner, session_id, [], static_content=entries)
     return _event(
         VIEW,
         banner,
@@ -162,15 +169,18 @@ def impression(banner: BannerView, session_id: str | None) -> dict[str, Any]:
     )
 
 
-def click(banner: BannerView, session_id: str | None, item_id: str) -> dict[str, Any]:
+def click(
+    banner: BannerView, session_id: str | None, item_id: str, shown: Collection[str] = ()
+) -> dict[str, Any]:
     """``select_recs_list``: one product was chosen; it keeps its position in the banner.
 
-    In a static banner ``item_id`` is the chosen entry's index in ``staticContent``.
+    In a static banner ``item_id`` is the chosen entry's index in ``staticContent`` and
+    ``shown`` the URL of the image the visitor clicked.
     """
     if banner.is_static:
-        return _event(
-            SELECT, banner, session_id, [], static_content=[static_entry(banner, item_id)]
-        )
+        static_entry(banner, item_id)  # UnknownItem for content the banner did not have
+        entry = _static_shown(banner, int(item_id), shown)
+        return _event(SELECT, banner, session_id, [], static_content=[entry])
     for index, item in enumerate(banner.items, start=1):
         if item.id == item_id:
             return _event(SELECT, banner, session_id, [_item(item, index)])
@@ -187,6 +197,31 @@ def static_entry(banner: BannerView, item_id: str) -> dict[str, Any]:
     raise UnknownItem(f"static content {item_id!r} is not in banner {banner.recs_key}")
 
 
+def _static_contents(banner: BannerView) -> list[Any]:
+    contents = banner.contents()
+    return contents if isinstance(contents, list) else []
+
+
+def _static_shown(banner: BannerView, index: int, shown: Collection[str]) -> dict[str, Any]:
+    """Content ``index`` as the visitor saw it: the image named in ``shown``, else the desktop
+    one, else the first (``@klevu/core``); content without an image has no image fields."""
+    content = _static_contents(banner)[index]
+    content = content if isinstance(content, dict) else {}
+    images = content.get("image")
+    images = [i for i in images if isinstance(i, dict)] if isinstance(images, list) else []
+    image: dict[str, Any] = next(
+        (i for i in images if i.get("url") in shown),
+        next((i for i in images if i.get("resolution") == DEFAULT_RESOLUTION), {}),
+    ) or (images[0] if images else {})
+    return {
+        "content_type": _text(content.get("contentType")) or "image",
+        "resolution": _text(image.get("resolution")),
+        "index": index + 1,
+        "banner_image_url": _text(image.get("url")),
+        "banner_alt_tag": _text(image.get("altTag")),
+    }
+
+
 def _event(
     name: str,
     banner: BannerView,
@@ -197,11 +232,12 @@ def _event(
     event = _prune(
         {
             "event": name,
+            "event_version": EVENT_VERSION,
             "event_apikey": banner.api_key,
             "user_profile": {"session_id": session_id},
             "event_data": {
                 "tags": [PAGE_TYPE_TAG + banner.page_type],
-                "list_id": banner.spot_key or banner.recs_key,
+                "list_id": banner.recs_key,
                 "list_name": banner.title,
                 "list_logic": banner.logic,
                 "spot_id": banner.spot_key,

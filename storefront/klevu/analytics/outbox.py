@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import math
 import os
 import sqlite3
 import threading
@@ -38,7 +39,17 @@ from typing import Protocol
 
 BUSY_TIMEOUT = 5.0  # seconds a write waits for another writer before giving up
 SETUP_LOCK = "outbox.setup.lock"  # ``flock``ed while a process creates or upgrades the schema
-DROP_REASONS = ("full", "dead_letter_attempts", "dead_letter_age", "rejected_4xx")
+DROP_REASONS = (
+    "full",
+    "client_share",
+    "dead_letter_attempts",
+    "dead_letter_age",
+    "rejected_4xx",
+)
+CLIENT_SHARE_FLOOR = 100  # events any one client may queue, however small the queue
+SEEN_PER_EVENT = 10  # ids remembered, per event the queue holds (``max_seen``)
+DEAD_LETTER_DAYS = 7.0  # dead letters are kept this long...
+MAX_DEAD_LETTERS = 10_000  # ...and at most this many, the newest
 
 SCHEMA = (
     # seq orders delivery; next_attempt_at doubles as the lease expiry while a relay holds a
@@ -56,6 +67,9 @@ SCHEMA = (
     # Tiny (a batch at most): keeps /healthz's in-flight count and recovery off the payloads.
     """CREATE INDEX IF NOT EXISTS outbox_leased ON outbox (lease_until)
         WHERE lease_until IS NOT NULL""",
+    # Who queued each event (``client``, added by ``_upgrade``): a client's share is counted
+    # on this index.
+    "CREATE INDEX IF NOT EXISTS outbox_client ON outbox (client)",
     """CREATE TABLE IF NOT EXISTS seen (
         event_id TEXT PRIMARY KEY, accepted_at REAL NOT NULL) WITHOUT ROWID""",
     "CREATE INDEX IF NOT EXISTS seen_age ON seen (accepted_at)",
@@ -67,6 +81,7 @@ SCHEMA = (
         reason TEXT NOT NULL,
         last_error TEXT,
         dead_at REAL NOT NULL)""",
+    "CREATE INDEX IF NOT EXISTS dead_letters_age ON dead_letters (dead_at)",
     """CREATE TABLE IF NOT EXISTS counters (
         name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID""",
     """CREATE TABLE IF NOT EXISTS relay_status (
@@ -80,6 +95,10 @@ class OutboxError(Exception):
 
 class OutboxFull(OutboxError):
     """The queue holds ``max_events`` undelivered events (the collector is far behind)."""
+
+
+class ClientShareFull(OutboxFull):
+    """This client's queued events fill its share of the queue; others' still fit."""
 
 
 @dataclass(frozen=True)
@@ -113,7 +132,7 @@ class Store(Protocol):
     wake: threading.Event
     failures: tuple[type[Exception], ...]  # what the relay waits out instead of crashing
 
-    def put(self, items: Iterable[tuple[str, dict]]) -> int: ...
+    def put(self, items: Iterable[tuple[str, dict]], *, client: str = "") -> int: ...
     def claim(
         self, limit: int, *, lease_seconds: float, max_attempts: int, max_age: float
     ) -> list[Pending]: ...
@@ -139,6 +158,7 @@ class _Put:
     """One caller's events waiting for a group commit, and what became of them."""
 
     rows: dict[str, str]
+    client: str = ""
     fresh: int = 0
     error: OutboxError | None = None
     done: bool = False
@@ -162,7 +182,7 @@ class GroupCommit:
         self._queue_lock = threading.Lock()
         self._commit_lock = threading.Lock()  # held by the thread committing a group
 
-    def put(self, items: Iterable[tuple[str, dict]]) -> int:
+    def put(self, items: Iterable[tuple[str, dict]], *, client: str = "") -> int:
         """A store's ``put``: the events of one put, committed with others; how many were new
         (``wake`` is set when any was)."""
         rows: dict[str, str] = {}
@@ -172,7 +192,7 @@ class GroupCommit:
             rows.setdefault(event_id, json.dumps(payload, separators=(",", ":")))
         if not rows:
             return 0
-        request = _Put(rows)
+        request = _Put(rows, client)
         self._grouped(request)
         if request.error is not None:
             raise request.error
@@ -204,11 +224,19 @@ class OutboxStore:
     failures: tuple[type[Exception], ...] = (sqlite3.Error,)
 
     def __init__(
-        self, data_dir: str, *, max_events: int = 100_000, clock: Callable[[], float] = time.time
+        self,
+        data_dir: str,
+        *,
+        max_events: int = 100_000,
+        client_share: float = 0.05,
+        clock: Callable[[], float] = time.time,
     ):
+        """``client_share``: the fraction of ``max_events`` one client may hold queued."""
         self.path = os.path.join(data_dir, "outbox.sqlite3")
         self.lock_path = os.path.join(data_dir, "relay.lock")
         self.max_events = max_events
+        self.max_per_client = max(math.ceil(max_events * client_share), CLIENT_SHARE_FLOOR)
+        self.max_seen = max_events * SEEN_PER_EVENT
         self.clock = clock
         self.wake = threading.Event()  # set by put: the relay in this process starts at once
         self._local = threading.local()
@@ -225,8 +253,20 @@ class OutboxStore:
             with closing(self._connect()) as db:
                 db.execute("PRAGMA journal_mode=WAL")
                 with self._transaction(db):
-                    for statement in SCHEMA:
+                    for statement in SCHEMA[:1]:
                         db.execute(statement)
+                    self._upgrade(db)
+                    for statement in SCHEMA[1:]:
+                        db.execute(statement)
+                    seen = db.execute("SELECT count(*) FROM seen").fetchone()[0]
+                    db.execute("INSERT OR REPLACE INTO counters VALUES ('seen_rows', ?)", (seen,))
+
+    @staticmethod
+    def _upgrade(db: sqlite3.Connection) -> None:
+        """Columns added since the first release, on a database that was made before them."""
+        columns = {row[1] for row in db.execute("PRAGMA table_info(outbox)")}
+        if "client" not in columns:
+            db.execute("ALTER TABLE outbox ADD COLUMN client TEXT NOT NULL DEFAULT ''")
 
     # -- connections ------------------------------------------------------------------------
     def _connect(self) -> sqlite3.Connection:
@@ -265,18 +305,21 @@ class OutboxStore:
             )
 
     # -- the route's side -------------------------------------------------------------------
-    def put(self, items: Iterable[tuple[str, dict]]) -> int:
+    def put(self, items: Iterable[tuple[str, dict]], *, client: str = "") -> int:
         """Queue ``(event_id, payload)`` pairs durably; return how many were new.
 
         All or nothing: when the new events do not fit, none is queued, the refusal is counted
-        as drops "full", and ``OutboxFull`` is raised. Any database failure is an
-        ``OutboxError`` too: either way the client should retry later, with the same ids.
+        as drops "full", and ``OutboxFull`` is raised. ``client`` (an address) may hold at most
+        ``max_per_client`` queued events, so one client cannot fill the queue for everyone
+        during an outage: past it, ``ClientShareFull`` (drops "client_share"). Any database
+        failure is an ``OutboxError`` too: either way the client should retry later, with the
+        same ids.
 
         Group commit: each fsync costs milliseconds, so puts from concurrent threads wait
         their turn together and the first to get it commits all of them in one transaction
         (one fsync). Every put still returns only once its own events are on disk.
         """
-        return self._group_commit.put(items)
+        return self._group_commit.put(items, client=client)
 
     def _commit(self, group: list[_Put]) -> None:
         """One transaction for a group of puts; a database error fails every one of them."""
@@ -292,18 +335,33 @@ class OutboxStore:
             for event_id, payload in request.rows.items()
             if db.execute("SELECT 1 FROM seen WHERE event_id = ?", (event_id,)).fetchone() is None
         ]
-        if fresh and depth + len(fresh) > self.max_events:
+        if not fresh:
+            return 0
+        seen = db.execute("SELECT value FROM counters WHERE name = 'seen_rows'").fetchone()
+        if depth + len(fresh) > self.max_events or (seen or (0,))[0] + len(fresh) > self.max_seen:
+            # Ids are never forgotten early to make room: the queue refuses instead.
             self._count(db, "full", len(fresh))
             request.error = OutboxFull(
                 f"outbox holds {depth} of {self.max_events} events; refused {len(fresh)}"
             )
             return 0
+        if request.client:
+            held = db.execute(
+                "SELECT count(*) FROM outbox WHERE client = ?", (request.client,)
+            ).fetchone()[0]
+            if held + len(fresh) > self.max_per_client:
+                self._count(db, "client_share", len(fresh))
+                request.error = ClientShareFull(
+                    f"client holds {held} of its {self.max_per_client} events"
+                )
+                return 0
         now = self.clock()
         db.executemany("INSERT INTO seen VALUES (?, ?)", [(event_id, now) for event_id, _ in fresh])
+        self._count(db, "seen_rows", len(fresh))
         db.executemany(
-            "INSERT INTO outbox (event_id, payload, created_at, next_attempt_at) "
-            "VALUES (?, ?, ?, ?)",
-            [(e, p, now, now) for e, p in fresh],
+            "INSERT INTO outbox (event_id, payload, created_at, next_attempt_at, client) "
+            "VALUES (?, ?, ?, ?, ?)",
+            [(e, p, now, now, request.client) for e, p in fresh],
         )
         request.fresh = len(fresh)
         return len(fresh)
@@ -418,12 +476,19 @@ class OutboxStore:
         return self._db().execute("SELECT min(next_attempt_at) FROM outbox").fetchone()[0]
 
     def forget_seen(self, before: float) -> None:
-        """Expire idempotency keys, except those of events still queued."""
+        """Expire idempotency keys, except those of events still queued; and dead letters
+        older than ``DEAD_LETTER_DAYS`` or beyond the newest ``MAX_DEAD_LETTERS``."""
         with self._write() as db:
-            db.execute(
+            gone = db.execute(
                 "DELETE FROM seen WHERE accepted_at < ? AND event_id NOT IN "
                 "(SELECT event_id FROM outbox)",
                 (before,),
+            ).rowcount
+            self._count(db, "seen_rows", -gone)
+            db.execute(
+                "DELETE FROM dead_letters WHERE dead_at < ? OR dead_at < (SELECT dead_at "
+                "FROM dead_letters ORDER BY dead_at DESC LIMIT 1 OFFSET ?)",
+                (self.clock() - DEAD_LETTER_DAYS * 86400, MAX_DEAD_LETTERS - 1),
             )
 
     def note_error(self, message: str) -> None:

@@ -219,12 +219,13 @@ class RedisOutbox:
         self._next_due = self.redis.register_script(NEXT_DUE)
 
     # -- the route's side -------------------------------------------------------------------
-    def put(self, items: Iterable[tuple[str, dict]]) -> int:
+    def put(self, items: Iterable[tuple[str, dict]], *, client: str = "") -> int:
         """As ``OutboxStore.put``: all or nothing, ``OutboxFull`` when they do not fit, any
         Redis failure an ``OutboxError``; returns once Redis has replied (and, with
         ``appendfsync always``, written the events to its disk). Concurrent puts share one
-        script call (``GroupCommit``): Redis fsyncs once per call, not once per put."""
-        return self._group_commit.put(items)
+        script call (``GroupCommit``): Redis fsyncs once per call, not once per put.
+        ``client`` is not limited here yet: ``OUTBOX_CLIENT_SHARE`` applies to SQLite only."""
+        return self._group_commit.put(items, client=client)
 
     def _commit(self, group: list[_Put]) -> None:
         """One script call for a group of puts (a Redis error fails every one of them)."""

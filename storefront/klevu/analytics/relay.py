@@ -131,9 +131,14 @@ class Relay:
         self.failures = 0  # consecutive failed sends
         self.paused_until = 0.0
         self._prune_at = 0.0
+        # Events the collector confirmed whose deletion has not been written yet (a database
+        # error after the 2xx): deleted before anything else is claimed or taken back, so the
+        # relay does not send again what it knows was delivered.
+        self._delivered: list[Pending] = []
 
     def run(self, stop: threading.Event) -> None:
         """Deliver until ``stop`` is set. Only the holder of the relay lock may call this."""
+        self._ack_delivered()
         recovered = self.store.recover()
         if recovered:
             log.warning(
@@ -155,6 +160,7 @@ class Relay:
     def run_once(self) -> float:
         """Deliver at most one batch; return the seconds to wait before calling again."""
         now = self.store.clock()
+        self._ack_delivered()
         if now < self.paused_until:
             return self.paused_until - now
         if now >= self._prune_at:
@@ -190,9 +196,15 @@ class Relay:
                     continue
                 self._failed(part, [row for rest in parts for row in rest], exc)
                 return False
-            self.store.ack(part)
+            self._delivered = part
+            self._ack_delivered()
             self.failures = 0
         return True
+
+    def _ack_delivered(self) -> None:
+        if self._delivered:
+            self.store.ack(self._delivered)
+            self._delivered = []
 
     def _rejected(self, part: list[Pending], parts: list[list[Pending]], exc: Exception) -> None:
         if len(part) == 1:

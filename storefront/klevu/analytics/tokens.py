@@ -1,35 +1,22 @@
 """Banner tokens and event ids: how a browser's beacon turns back into trustworthy events.
 
-Each rendered banner carries an opaque token. It binds the page view id to the ``BannerView``
-the server rendered (metadata and products), signed with the app's secret key, so the beacon
-and click routes build every §5 event from what the server showed: a client can replay a token
-but cannot forge products, prices or lists, nor move a token to another banner or page view.
-The token is signed, not encrypted: it holds only what the page already shows.
+Each rendered banner carries a token binding the page view id to the ``BannerView`` the server
+rendered, signed with the app's secret key (itsdangerous, HMAC-SHA256, timestamped), so the
+beacon and click routes build every §5 event from what the server showed: a client can replay
+a token but cannot forge products, prices or lists, nor move it to another banner or page
+view. Signed, not encrypted: it holds only what the page shows (not the api key).
 
-Format: itsdangerous ``URLSafeTimedSerializer`` (HMAC-SHA256, a timestamp for expiry, a salt
-for this one purpose) over compact JSON — the banner as positional lists, not objects, and
-the page view id last — zlib-compressed (itsdangerous' "." marker). Measured: a 12-product
-banner of the demo catalog's records with full metadata and a segment is 1.2 KB of JSON and a
-token of about 600 characters (under 700 with names three times as long), far under the 4 KB
-budget; tests/unit/test_tokens.py holds it to 1 KB.
+Cheap per page: the banner's part is encoded and compressed once per ``BannerView`` and a page
+view only appends its id (a stored deflate block) and the signature. No-JavaScript click links
+carry a short token instead (``issue_link_token``: page view id + ``view_key``), and the click
+route finds the banner by key (``shown.py``). Sizes and timings: docs/performance.md.
 
-A token is made for every banner of every page view, but only its last few bytes differ
-between the page views of one banner. So the banner's part is encoded and compressed once
-per ``BannerView`` (``_compressed_view``, ending in a zlib sync flush), and a page view adds
-its id as a stored deflate block, the stream's checksum, and the signature: the same bytes a
-reader decompresses, for a fraction of the work. Every token is still signed whole.
-
-Event ids (the outbox's idempotency keys) are derived from the token's page view id, never
-from anything a client may choose freely (a click's item id must be one of the banner's):
-  * impression: (page view, recs key, "view") — one impression per banner per page view, however
-    often the beacon fires or is retried;
-  * click: (page view, recs key, item id, "select") — no client nonce. Clicks on different
-    products are different events; the same product clicked again from the same page view is
-    one event. That is what makes a retried beacon, a double click, and the beacon plus the
-    no-JavaScript click route all count once without coordinating, and it bounds what one
-    token can emit (one view plus one click per product): a client-chosen nonce would let a
-    client mint unlimited click events from a single token. JSv2 behaves the same way: it
-    merges repeated clicks of a banner into unique items before sending.
+Event ids (the outbox's idempotency keys) come from the token's page view id, never from
+anything a client chooses freely: an impression is (page view, recs key); a click is (page
+view, recs key, item id), with no client nonce. So a retried beacon, a double click and the
+beacon plus the no-JavaScript route each count once without coordinating, and one token can
+emit at most one view and one click per product (docs/differences-from-klevu-js.md says how
+this compares with JSv2's repeated clicks).
 """
 
 from __future__ import annotations
@@ -47,12 +34,14 @@ from itsdangerous import BadData, TimestampSigner, URLSafeTimedSerializer
 
 from .events import BannerItem, BannerView
 
-SALT = "storefront.klevu.banner-token.v3"  # bump when the payload layout changes
+SALT = "storefront.klevu.banner-token.v4"  # bump when the payload layout changes
+LINK_SALT = "storefront.klevu.click-link.v1"
 MAX_TOKEN_CHARS = 8192
 TOKEN_MAX_AGE = 24 * 3600  # seconds a page's banner token is honoured (a tab left open a day)
 # itsdangerous' URL-safe output: base64url, "." separators (and a leading "." when compressed).
 _TOKEN_RE = re.compile(r"[A-Za-z0-9_\-.]+")
-_BANNER_NAMES = tuple(f.name for f in fields(BannerView) if f.name != "items")
+# Not the api key: the server has it, and a token is in every page's HTML.
+_BANNER_NAMES = tuple(f.name for f in fields(BannerView) if f.name not in ("items", "api_key"))
 _ITEM_NAMES = tuple(f.name for f in fields(BannerItem))
 _BANNER_FIELDS = len(_BANNER_NAMES)  # all but items
 _ITEM_FIELDS = len(_ITEM_NAMES)
@@ -95,11 +84,14 @@ def _compressed_view(banner: BannerView) -> tuple[bytes, int]:
     return deflate.compress(head) + deflate.flush(zlib.Z_SYNC_FLUSH), zlib.adler32(head)
 
 
-def read_token(secret_key: str | bytes, token: str, max_age_s: int) -> tuple[str, BannerView]:
+def read_token(
+    secret_key: str | bytes, token: str, max_age_s: int, *, api_key: str
+) -> tuple[str, BannerView]:
     """``(page_view_id, banner)`` from a token; ``BadToken`` for anything else.
 
     The signature is checked before the payload is decompressed or parsed, so unsigned input
-    never reaches zlib or json. Tokens older than ``max_age_s`` seconds are refused.
+    never reaches zlib or json. Tokens older than ``max_age_s`` seconds are refused. The
+    banner's ``api_key`` is the caller's (the shop's own), never carried in the token.
     """
     if not isinstance(token, str) or len(token) > MAX_TOKEN_CHARS or not _TOKEN_RE.fullmatch(token):
         raise BadToken("not a banner token")
@@ -107,7 +99,42 @@ def read_token(secret_key: str | bytes, token: str, max_age_s: int) -> tuple[str
         data = _serializer(secret_key).loads(token, max_age=max_age_s)
     except BadData as exc:
         raise BadToken(str(exc)) from exc
-    return _decode(data)
+    return _decode(data, api_key)
+
+
+@functools.lru_cache(maxsize=256)
+def view_key(banner: BannerView) -> str:
+    """22 characters that name what ``banner`` holds (128 bits of SHA-256 of its token part)."""
+    head, _ = _compressed_view(banner)
+    return base64.urlsafe_b64encode(hashlib.sha256(head).digest()[:16]).decode().rstrip("=")
+
+
+def issue_link_token(secret_key: str | bytes, page_view_id: str, banner: BannerView) -> str:
+    """The short token of a banner's no-JavaScript click links: the page view id and the
+    banner's ``view_key``, signed (about 100 characters, where ``issue_token``'s holds every
+    product: 570 characters for a 12-product banner, in each of its links)."""
+    return _link_signer(secret_key).sign(f"{view_key(banner)}.{page_view_id}").decode()
+
+
+def read_link_token(secret_key: str | bytes, token: str, max_age_s: int) -> tuple[str, str]:
+    """``(page_view_id, view key)`` from a click link's token; ``BadToken`` for anything else."""
+    if not isinstance(token, str) or len(token) > MAX_TOKEN_CHARS or not _TOKEN_RE.fullmatch(token):
+        raise BadToken("not a click link token")
+    try:
+        payload = _link_signer(secret_key).unsign(token, max_age=max_age_s).decode()
+    except BadData as exc:
+        raise BadToken(str(exc)) from exc
+    key, _, page_view_id = payload.partition(".")
+    if len(key) != 22 or not page_view_id:
+        raise BadToken("click link token has an unexpected layout")
+    return page_view_id, key
+
+
+@functools.lru_cache(maxsize=4)
+def _link_signer(secret_key: str | bytes) -> TimestampSigner:
+    if not secret_key:
+        raise ValueError("banner tokens need the app's SECRET_KEY")
+    return TimestampSigner(secret_key, salt=LINK_SALT, digest_method=hashlib.sha256)
 
 
 def impression_id(page_view_id: str, recs_key: str) -> str:
@@ -137,7 +164,7 @@ def _signer(secret_key: str | bytes) -> TimestampSigner:
     return signer
 
 
-def _decode(data: object) -> tuple[str, BannerView]:
+def _decode(data: object, api_key: str) -> tuple[str, BannerView]:
     """A signed payload is ours, but check its shape anyway: a layout change without a salt
     bump must read as a bad token, not as a crash in an event route."""
     if not (
@@ -155,10 +182,11 @@ def _decode(data: object) -> tuple[str, BannerView]:
     ):
         raise BadToken("token payload has an unexpected layout")
     *banner, items, page_view_id = data
-    names = [f.name for f in fields(BannerView)][:_BANNER_FIELDS]  # all but items, in order
     try:
         return page_view_id, BannerView(
-            **dict(zip(names, banner, strict=True)), items=tuple(BannerItem(*i) for i in items)
+            api_key=api_key,
+            **dict(zip(_BANNER_NAMES, banner, strict=True)),
+            items=tuple(BannerItem(*i) for i in items),
         )
     except ValueError as exc:
         raise BadToken(str(exc)) from exc

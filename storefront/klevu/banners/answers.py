@@ -1,41 +1,20 @@
 """Klevu's config and search answers, kept between pages (steps 2 and 3).
 
-Every banner needs a config and a search answer, and both are the same for every visitor with
-the same segments on the same page: Klevu's config is a CDN object (klevu-wire-format.md §2),
-and a search answer depends only on its request body (§3). Asking again on every page view
-made a banner page ten times slower than a plain one, and as slow as Klevu on a bad day.
+Why: both answers are the same for every visitor with the same segments on the same page (the
+config is a CDN object keyed by its query, klevu-wire-format.md §2; a search answer depends only
+on its body, §3), and asking again on every page view made a banner page ten times slower than
+a plain one, and as slow as Klevu on a bad day.
 
-Keys, after Flask-Caching's prefix (in-process, or Redis with ``CACHE_REDIS_URL``, so every
-worker and host shares them):
+Promises (the keys and settings are in docs/operations.md, "Klevu answers"):
 
-==========================================  ================================================
-``klevu:answer:config:<hash of the request>``  the config answer for that recs key and query
-                                             parameters, so every parameter (``sids``,
-                                             ``cp``, ``pid``, ``gpid``) tells answers apart
-``klevu:answer:search:<hash of URL+body>``   the search answer for that exact request body
-``klevu:flight:answer:<service>:<hash>``     a worker's claim on the one call that fills it
-==========================================  ================================================
-
-Rules:
-
-* **Fresh** for Klevu's ``Cache-Control: max-age`` when it sends one, otherwise for
-  ``KLEVU_CONFIG_TTL`` / ``KLEVU_SEARCH_TTL``; a TTL of 0 turns that cache off (every page
-  asks Klevu, nothing is kept, not even for failures).
-* **Stale while revalidate**: past freshness, the cached answer is served at once and one
-  refresh runs in the background; one per key across every worker sharing the cache (the
-  claim is ``cache.add``: Redis ``SETNX``).
-* **Stale if error**: a cached answer is kept until ``KLEVU_STALE_LIMIT`` seconds after it was
-  stored (or its freshness, if longer), so while Klevu fails, times out or has its circuit open,
-  the banner still shows.
-* **In-process copy**: a fresh entry read from the shared cache is also kept in the worker
-  (``LOCAL_ENTRIES``) until its freshness ends, so a warm page neither asks Redis nor unpickles
-  the same answer again; anything past freshness is always read from the shared cache, where
-  another worker's refresh lands.
-* **Breaker open**: a page reads an answer missing from this worker at most once a second
-  (``OPEN_READ_SECONDS``) while that service's breaker is open; no call can fill it then.
-* **Single flight on a miss**: the first request claims the key and calls; the others poll the
-  key until the page's budget ends rather than pile identical calls on Klevu. A call that
-  outlives the page's budget still stores its answer, for the next page.
+* fresh for Klevu's ``max-age``, else ``KLEVU_CONFIG_TTL`` / ``KLEVU_SEARCH_TTL`` (0: off);
+* past freshness, the stale answer at once and one background refresh per key across workers;
+* while Klevu fails, is slow or has its breaker open, answers up to ``KLEVU_STALE_LIMIT`` old;
+* on a miss, one call per key across workers (``single_flight.py``); a call that outlives the
+  page's budget still stores its answer for the next page;
+* a fresh answer is also kept in the worker (``LOCAL_ENTRIES``), so a warm page neither asks
+  Redis nor unpickles; with a breaker open, a missing answer is read from the shared cache at
+  most once a second (``OPEN_READ_SECONDS``).
 """
 
 from __future__ import annotations
@@ -54,15 +33,16 @@ from dataclasses import dataclass
 from .. import metrics
 from ..client import BreakerOpen, KlevuClient, KlevuError, Reply
 from ..render.once import Memo
+from ..single_flight import SingleFlight
 
 log = logging.getLogger(__name__)
 
-FLIGHT_SECONDS = 10  # a claim older than this belongs to a worker that died mid-call
-POLL_SECONDS = 0.01
 REFRESH_WORKERS = 4
 LOCAL_ENTRIES = 512
 OPEN_READ_SECONDS = 1.0  # see ``_held``
 COUNTS = ("hit", "miss", "stale", "refreshed", "failed")
+# A Klevu call, given when the page that waits for it stops waiting (None: nobody waits).
+Call = Callable[[float | None], Reply]
 
 
 class NotFresh(Exception):
@@ -82,6 +62,7 @@ class Answer:
     body: dict
     source: str
     version: str = ""
+    fresh_until: float = 0.0  # wall clock; 0: not a fresh cached answer
 
 
 def _entry(value: object) -> dict | None:
@@ -126,6 +107,7 @@ class KlevuAnswers:
         self._refresh_slots = threading.BoundedSemaphore(REFRESH_WORKERS)
         self._local: Memo[str, dict] = Memo(LOCAL_ENTRIES)
         self._open_reads: Memo[str, tuple[float, dict | None]] = Memo(LOCAL_ENTRIES)
+        self._flights = SingleFlight(store, clock=clock)
 
     # -- the two calls ----------------------------------------------------------------------
     def config(
@@ -136,7 +118,11 @@ class KlevuAnswers:
         (not counted: the caller counts what it served with ``served``)."""
         request = json.dumps([recs_key, sorted(params.items())])  # every parameter counts
         return self._get(
-            "config", request, lambda: self.client.recs_config(recs_key, params), due, fresh_only
+            "config",
+            request,
+            lambda by: self.client.recs_config(recs_key, params, due=by),
+            due,
+            fresh_only,
         )
 
     def search(
@@ -145,7 +131,11 @@ class KlevuAnswers:
         url = self.client.search_url(base_path)
         body = self.client.search_body(payload)
         return self._get(
-            "search", f"{url}\n{body}", lambda: self.client.search(url, body), due, fresh_only
+            "search",
+            f"{url}\n{body}",
+            lambda by: self.client.search(url, body, due=by),
+            due,
+            fresh_only,
         )
 
     def served(self, sources: dict[str, str]) -> None:
@@ -173,7 +163,7 @@ class KlevuAnswers:
         self,
         service: str,
         request: str,
-        call: Callable[[], Reply],
+        call: Call,
         due: float,
         fresh_only: bool = False,
     ) -> Answer:
@@ -181,7 +171,7 @@ class KlevuAnswers:
             return self._fresh(service, request)
         if not self.ttls[service]:
             self._count(service, "miss")
-            return Answer(self._called(service, call).body, "fresh", uuid.uuid4().hex)
+            return Answer(self._called(service, call, due).body, "fresh", uuid.uuid4().hex)
         key = self._key(service, request)
         entry = self._read(key)
         now = self.clock()
@@ -203,13 +193,13 @@ class KlevuAnswers:
         key = self._key(service, request)
         entry = self._in_process(key) if self.ttls[service] else None
         if entry is not None:  # a warm page: no cache round trip, not even the breaker's
-            return Answer(entry["body"], "cache", entry["v"])
+            return Answer(entry["body"], "cache", entry["v"], entry["fresh_until"])
         breaker_open = self.client.breakers[service].is_open()
         if self.ttls[service]:
             entry = self._held(key) if breaker_open else self._read(key)
         now = self.clock()
         if entry is not None and entry["fresh_until"] > now:
-            return Answer(entry["body"], "cache", entry["v"])
+            return Answer(entry["body"], "cache", entry["v"], entry["fresh_until"])
         if not breaker_open:
             raise NotFresh(service)
         if entry is not None and entry["usable_until"] > now:
@@ -247,9 +237,9 @@ class KlevuAnswers:
             self._local.put(key, entry)
         return entry
 
-    def _called(self, service: str, call: Callable[[], Reply]) -> Reply:
+    def _called(self, service: str, call: Call, due: float | None) -> Reply:
         try:
-            return call()
+            return call(due)
         except KlevuError:
             self._count(service, "failed")
             raise
@@ -272,82 +262,55 @@ class KlevuAnswers:
             log.warning("answers cache unwritable for %s", key, exc_info=True)
         return entry
 
-    @staticmethod
-    def _claim_name(key: str) -> str:
-        return "klevu:flight:answer:" + key.removeprefix("klevu:answer:")
-
-    def _claim(self, key: str) -> str | None:
-        """The claim's name when this worker now owns the one call for ``key``."""
-        claim = self._claim_name(key)
-        try:
-            if self.store.add(claim, self.clock(), timeout=FLIGHT_SECONDS):
-                return claim
-            claimed_at = self.store.get(claim)
-            if not isinstance(claimed_at, float) or claimed_at + FLIGHT_SECONDS < self.clock():
-                log.warning("taking over an abandoned Klevu call (%s)", claim)
-                self.store.set(claim, self.clock(), timeout=FLIGHT_SECONDS)
-                return claim
-        except Exception:  # without a working cache, every worker calls for itself
-            log.warning("answers cache cannot hold claims", exc_info=True)
-            return claim
-        return None
-
-    def _release(self, claim: str) -> None:
-        try:
-            self.store.delete(claim)
-        except Exception:
-            log.warning("could not release %s; it lapses on its own", claim, exc_info=True)
-
-    def _fetch(self, service: str, key: str, call: Callable[[], Reply], due: float) -> Answer:
+    def _fetch(self, service: str, key: str, call: Call, due: float) -> Answer:
         """A miss: make the one call, or wait for the worker that makes it."""
         breaker = self.client.breakers[service]
         if breaker.is_open():  # no call would go out: do not even claim one
             self._count(service, "failed")
             raise BreakerOpen(f"{service}: circuit open")
-        claim = self._claim(key)
-        if claim is not None:
-            try:
-                entry = self._read(key)  # another worker may have stored it since we looked
-                if entry and entry["fresh_until"] > self.clock():
-                    return Answer(entry["body"], "cache", entry["v"])
-                entry = self._keep(service, key, self._called(service, call))
-                return Answer(entry["body"], "fresh", entry["v"])
-            finally:
-                self._release(claim)
-        if time.monotonic() >= due:  # the page's budget went on earlier steps
-            raise LateAnswer(f"{service}: no time left in the page's budget")
-        while time.monotonic() < due:
-            time.sleep(POLL_SECONDS)
+        had_time = time.monotonic() < due
+
+        def settled() -> dict | None:
             if breaker.is_open():  # the call we wait on is probably hung: stop waiting
                 raise BreakerOpen(f"{service}: circuit open")
-            claimed = self.store.get(self._claim_name(key))  # before the entry: the call
-            entry = self._read(key)  # stores, then releases
-            if entry and entry["usable_until"] > self.clock():
-                return Answer(entry["body"], "cache", entry["v"])
-            if claimed is None:
-                raise KlevuError(f"{service}: the shared call failed")
+            entry = self._read(key)
+            return entry if entry and entry["usable_until"] > self.clock() else None
+
+        joined = self._flights.join(key, settled, due)
+        if joined.value is not None:
+            return Answer(joined.value["body"], "cache", joined.value["v"])
+        if joined.lead:
+            try:
+                entry = self._keep(service, key, self._called(service, call, due))
+                return Answer(entry["body"], "fresh", entry["v"])
+            finally:
+                self._flights.release(key)
+        if joined.failed:
+            raise KlevuError(f"{service}: the shared call failed")
+        if not had_time:  # the page's budget went on earlier steps
+            raise LateAnswer(f"{service}: no time left in the page's budget")
         # A page that timed out waiting on the service is a timeout for its breaker too: with
         # one call per key across workers, waiters are most of the pages a hung service holds.
         breaker.failed()
         raise LateAnswer(f"{service}: another worker's call missed the page's budget")
 
-    def _refresh(self, service: str, key: str, call: Callable[[], Reply]) -> None:
+    def _refresh(self, service: str, key: str, call: Call) -> None:
         """One background refresh per key across workers; a busy pool skips it (the next
         page that sees the stale answer tries again)."""
         if not self._refresh_slots.acquire(blocking=False):
             return
-        claim = self._claim(key)
-        entry = self._read(key) if claim is not None else None
-        if claim is None or (entry and entry["fresh_until"] > self.clock()):
+        claimed = self._flights.claim(key)
+        entry = self._read(key) if claimed else None
+        if not claimed or (entry and entry["fresh_until"] > self.clock()):
             # Another worker refreshes it, or did so between our look and our claim.
-            if claim is not None:
-                self._release(claim)
+            if claimed:
+                self._flights.release(key)
             self._refresh_slots.release()
             return
 
         def refresh() -> None:
             try:
-                self._keep(service, key, self._called(service, call))
+                self._keep(service, key, self._called(service, call, None))
                 self._count(service, "refreshed")
             except BreakerOpen:
                 pass  # the breaker logged when it opened; the stale answer serves on
@@ -356,7 +319,7 @@ class KlevuAnswers:
             except Exception:
                 log.exception("refresh of a stale %s answer failed unexpectedly", service)
             finally:
-                self._release(claim)
+                self._flights.release(key)
                 self._refresh_slots.release()
 
         self._refreshes.submit(refresh)

@@ -1,20 +1,20 @@
-"""Steps 2 and 3 of the guide: each placement's config (with ``sids``), search, and banner.
+"""Steps 2 and 3 of the guide for one page: each placement's config, search and banner.
 
-For every recs key configured for the page type, in order:
-config with ``sids`` (+ ``cp``/``pid``/``gpid``) → the config's rules (``rules.py``) →
-the page's query edits (``queries.py``) → search → threshold and ``maxProducts`` → the base
-template rendered with its CSS (``render.py``). Config and search answers come through the
-answers cache (``answers.py``), and a banner is rendered once per answer (``render_once.py``);
-only the analytics token and the click links are made per page view. A page's banners are
-fetched in parallel within the page's one Klevu budget (``budget.py``); a banner that fails, is
-late, or lacks an input is left out and logged, and the page renders without it. A template
-that fails falls back to the shop's own banner markup. What each banner's answers came from
-("cache", "fresh", "stale") and why one is missing go to the page's trace (``trace.py``).
+For every recs key configured for the page type, in order: config with ``sids`` (+ ``cp``,
+``pid``, ``gpid``) → plan (``rules.py``'s verdict, ``queries.py``'s edits) → search → records
+(the threshold, as JSv2, only when search found something; every record found is rendered) →
+the base template rendered with its CSS (``render/``). Answers come through ``answers.py`` and
+a banner is rendered once per answer; only the analytics token and click links are made per
+page view. A page's banners are fetched in parallel within its one Klevu budget
+(``budget.py``); a banner that fails or is late is left out and logged, and the page renders
+without it. A template that fails falls back to the shop's own markup, which reports no Klevu
+events: Klevu did not render that list. Each banner's story goes to the page's trace.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import time
 import uuid
 from concurrent.futures import Future, ThreadPoolExecutor, wait
@@ -29,7 +29,8 @@ from markupsafe import Markup
 from ...extensions import cache
 from .. import klevu as klevu_ext, klevu_client, trace
 from ..analytics.events import BannerView
-from ..analytics.tokens import issue_token
+from ..analytics.shown import remember as remember_shown
+from ..analytics.tokens import issue_link_token, issue_token
 from ..budget import page_due, page_view_id
 from ..client import BreakerOpen, KlevuError
 from ..render.engine import RenderError, TemplateQuarantined, TemplateRenderer, scope_css
@@ -38,6 +39,7 @@ from ..render.once import Memo, RenderOnce
 from ..segments.resolver import current_segments
 from . import links, queries, rules, template_data
 from .answers import Answer, KlevuAnswers, LateAnswer, NotFresh
+from .styles import stylesheet_url
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +53,7 @@ class Banner:
     recs_key: str
     title: str
     html: Markup
-    css: Markup  # scoped and cleaned: safe inside <style>
+    stylesheet: str  # the URL of its scoped and cleaned CSS ("": none), ``styles.py``
     token: str
     fallback: bool = False
     static: bool = False  # static content: the beacon counts clicks on its content links
@@ -64,11 +66,11 @@ class Fetched:
     recs_key: str
     config: dict
     records: list[dict] = field(default_factory=list)
-    meta: dict = field(default_factory=dict)
     html: str | None = None  # rendered by Klevu's template; None → shop fallback
     static: bool = False  # a STATIC_CONTENT banner: staticContent, no records
     sources: dict[str, str] = field(default_factory=dict)  # service → answers.Answer.source
     version: bytes = b""  # RenderOnce.key of the render: same answers, same version
+    fresh_until: float = 0.0  # wall clock: while both answers are fresh (0: one is not)
 
     @property
     def metadata(self) -> dict:
@@ -103,11 +105,12 @@ class _Plan:
 class _Parts:
     """What a banner's answers give every page view alike, so it is built once per answer:
     the analytics view, the HTML with each counted link pointing at ``CLICK_PREFIX`` + its
-    item, and the scoped CSS (the config's and the template's lifted inline styles)."""
+    item, and the stylesheet of its scoped CSS (the config's and the template's lifted inline
+    styles)."""
 
     view: BannerView
     html: str
-    css: str
+    stylesheet: str
 
 
 @dataclass
@@ -128,21 +131,28 @@ class BannerServices:
     plans: Memo[tuple[str, str, queries.PageContext], _Plan] = field(default_factory=Memo)
     # (recs key, render version, config CSS) → the per-answer parts of the page's banner
     parts: Memo[tuple[str, bytes, str], _Parts] = field(default_factory=Memo)
+    # (recs key, page context, segments) → a warm page's placement, while its answers are
+    # fresh: untraced pages take it as it is, without looking both answers up again (two
+    # request keys hashed, a search body serialized)
+    warm: Memo[tuple[str, queries.PageContext, tuple[str, ...]], Fetched] = field(
+        default_factory=Memo
+    )
 
     def __post_init__(self) -> None:
         self.renderer = RenderOnce(self.engine)
 
 
 def config_params(context: queries.PageContext, segments: tuple[str, ...]) -> dict[str, str]:
-    """Query parameters of the config request, only what the page has.
+    """Query parameters of the config request, only what the page has, in ``@klevu/core``'s
+    order (a CDN keys its cache on the whole query: every client asking alike shares it).
 
     docs/klevu-wire-format.md §2.
     """
     params = {
-        "sids": ",".join(segments),
         "cp": ";".join(context.category_path) if context.page_type == "CATEGORY" else "",
         "pid": context.product_id or "",
         "gpid": context.item_group_id or "",
+        "sids": ",".join(segments),
     }
     return {k: v for k, v in params.items() if v}
 
@@ -185,6 +195,9 @@ def fetch_placement(
         found = answers.search(plan.base_path, body, due, fresh_only=fresh_only)
     sources["search"] = found.source
     shown = shown_records(answer.body, found.body)
+    if shown is None:
+        log.warning("banner %s not shown: the search answer has no records list", recs_key)
+        return None
     trace.note(
         "search",
         body=body,
@@ -197,32 +210,34 @@ def fetch_placement(
     known = (recs_key, answer.version, found.version)
     done = banners.placements.get(known) if answer.version and found.version else None
     if done is None:
-        fetched = Fetched(recs_key, answer.body, shown.records, shown.meta)
-        data = template_data.product_banner_data(answer.body, shown.records, shown.meta, body)
+        fetched = Fetched(recs_key, answer.body, shown.records)
+        data = template_data.product_banner_data(answer.body, shown.records, shown.answers, body)
         done = _rendered(banners.renderer, fetched, data)
         if answer.version and found.version:
             banners.placements.put(known, done)
-    return replace(done, sources=sources)
+    return replace(done, sources=sources, fresh_until=min(answer.fresh_until, found.fresh_until))
 
 
 @dataclass(frozen=True)
 class Shown:
-    """What a search answer gives the banner: the records shown (cut to ``maxProducts``), the
-    result's ``meta``, and whether the banner hides for having fewer than the threshold."""
+    """What a search answer gives the banner: the records shown (all that search found, as
+    JSv2 renders them), every query's answer (the template sees them all), and whether the
+    banner hides for having fewer than the threshold (checked, as JSv2 does, only when search
+    found something)."""
 
     records: list[dict]
-    meta: dict
+    answers: list
     found: int
     limits: queries.RecsMetadata
 
     @property
     def hidden(self) -> bool:
-        return self.found < self.limits.product_threshold
+        return 0 < self.found < self.limits.product_threshold
 
 
-def shown_records(config: dict, search_answer: dict) -> Shown:
+def shown_records(config: dict, search_answer: dict) -> Shown | None:
     """The recs query's result in a search answer, read as the page and ``klevu check`` read
-    it: records without an id are not products."""
+    it: records without an id are not products. None: the answer has no records list."""
     result = next(
         (
             r
@@ -232,16 +247,11 @@ def shown_records(config: dict, search_answer: dict) -> Shown:
         {},
     )
     records = result.get("records")
-    records = (
-        [r for r in records if isinstance(r, dict) and r.get("id")]
-        if isinstance(records, list)
-        else []
-    )
-    meta = result.get("meta")
+    if not isinstance(records, list):
+        return None
+    records = [r for r in records if isinstance(r, dict) and r.get("id")]
     limits = queries.RecsMetadata.from_config(config["metadata"])
-    return Shown(
-        records[: limits.max_products], meta if isinstance(meta, dict) else {}, len(records), limits
-    )
+    return Shown(records, search_answer.get("queryResults") or [], len(records), limits)
 
 
 def _plan(
@@ -328,7 +338,8 @@ def banners_for(context: queries.PageContext) -> list[Banner]:
     ]
     if not identified:
         current_segments(visitor)
-    wait(futures, timeout=max(0.0, due - time.monotonic()))
+    if wait(futures, timeout=max(0.0, due - time.monotonic())).not_done:
+        klevu_client().overdue(due)  # the page stops waiting: slow calls count as failed now
     shown = []
     for key, future in zip(recs_keys, futures, strict=True):
         fetched = _outcome(key, future)
@@ -348,6 +359,12 @@ def _from_cache(
     open), done right here: a warm page does not hand its banners to the pool and wait for
     them. None: the pool must do it (and tells the trace what this try saw)."""
     future: Future = Future()
+    key = (recs_key, context, segments)
+    warm = banners.warm.get(key) if trace.current() is None else None
+    if warm is not None and warm.fresh_until > banners.answers.clock():
+        banners.answers.served(warm.sources)
+        future.set_result(warm)
+        return future
     try:
         with trace.tentative():
             fetched = trace.carry(fetch_placement, banner=recs_key)(
@@ -360,6 +377,8 @@ def _from_cache(
         return future
     if fetched is not None:
         banners.answers.served(fetched.sources)
+        if fetched.fresh_until > banners.answers.clock():
+            banners.warm.put(key, fetched)
     future.set_result(fetched)
     return future
 
@@ -394,9 +413,12 @@ def _outcome(key: str, future: Future) -> Fetched | None:
     return None
 
 
-def _click_route(token: str) -> str:
-    """``url_for("analytics.click", t=token, id="")``, with one ``url_for`` per page view:
-    a token is URL-safe as it is (base64url and dots)."""
+def _click_route(view: BannerView) -> str:
+    """``url_for("analytics.click", t=token, id="")`` for a banner of this page view, with
+    one ``url_for`` per page view (a token is URL-safe as it is). The token is the short one
+    of click links, naming the banner, which is remembered for the click route (``shown``)."""
+    remember_shown(view)
+    token = issue_link_token(current_app.config["SECRET_KEY"], page_view_id(), view)
     if "klevu_click_route" not in g:
         g.klevu_click_route = url_for("analytics.click")
     return f"{g.klevu_click_route}?t={token}&id="
@@ -411,7 +433,7 @@ def _banner_view(fetched: Fetched) -> BannerView:
             api_key,
             fetched.recs_key,
             fetched.metadata,
-            rules.action(fetched.config) or rules.STATIC_ACTION,
+            rules.STATIC_ACTION,
             fetched.config["staticContent"],
         )
     return BannerView.from_config(api_key, fetched.recs_key, fetched.metadata, fetched.records)
@@ -435,6 +457,18 @@ def _click_targets(fetched: Fetched, prefix: str) -> dict[str, tuple[str, str]]:
     }
 
 
+_LINE_BREAKS = re.compile(r"[ \t\r\f]*\n\s*")
+_PREFORMATTED = re.compile(r"<(?:pre|textarea)\b", re.IGNORECASE)
+
+
+def tight(html: str) -> str:
+    """The banner without a template's indentation and blank lines (1.1 KB of the 6.5 KB of
+    the simulator's demo banner): every run of whitespace with a line break becomes one line
+    break, which a browser renders as the run itself, one space, except in ``<pre>`` and
+    ``<textarea>``, so a banner with either is left as it is."""
+    return html if _PREFORMATTED.search(html) else _LINE_BREAKS.sub("\n", html)
+
+
 CLICK_PREFIX = f"klevu-click-{uuid.uuid4().hex}-"  # stands for a page view's click route
 
 
@@ -454,7 +488,7 @@ def _parts(banners: BannerServices, fetched: Fetched, rendered: str) -> _Parts:
         if not raw:
             scope = css_scope(fetched.recs_key)
             css = "\n".join(filter(None, (scope_css(css, scope), scope_css(inline_css, scope))))
-        parts = _Parts(_banner_view(fetched), html, css)
+        parts = _Parts(_banner_view(fetched), tight(html), stylesheet_url(css) if css else "")
         if fetched.version:
             banners.parts.put(key, parts)
     return parts
@@ -464,35 +498,36 @@ def _banner(banners: BannerServices, fetched: Fetched) -> Banner:
     """Page-ready banner: the per-answer parts, plus this page view's analytics token and
     click route."""
     title = str(fetched.metadata.get("title") or "")
-    if fetched.html is None:  # the shop's own markup, for a template that failed
-        token = issue_token(current_app.config["SECRET_KEY"], page_view_id(), _banner_view(fetched))
-        click = _click_route(token)
+    if fetched.html is None:
+        # The shop's own markup, for a template that failed. Klevu did not render this list,
+        # so no Klevu events are reported for it (no token), and its links go straight to
+        # the shop's own product pages.
         html = render_template(
             "partials/fallback_banner.html",
             title=title,
             records=fetched.records,
-            click_urls={url: route for url, (route, _) in _click_targets(fetched, click).items()},
+            product_urls={r["id"]: klevu_ext.product_url(r["id"]) for r in fetched.records},
         )
         # Our autoescaped template.
         return Banner(
             fetched.recs_key,
             title,
             Markup(html),  # noqa: S704 (autoescaped template)
-            Markup(""),
-            token,
+            "",
+            "",
             fallback=True,
             static=fetched.static,
         )
     parts = _parts(banners, fetched, fetched.html)
     token = issue_token(current_app.config["SECRET_KEY"], page_view_id(), parts.view)
-    click = _click_route(token)
+    click = _click_route(parts.view)
     html = parts.html.replace(CLICK_PREFIX, escape(click, quote=True))
-    # html: sanitized by the renderer, links routed; css: scoped and cleaned.
+    # html: sanitized by the renderer, links routed.
     return Banner(
         fetched.recs_key,
         title,
         Markup(html),  # noqa: S704 (sanitized, links routed)
-        Markup(parts.css),  # noqa: S704 (scoped and cleaned)
+        parts.stylesheet,
         token,
         static=fetched.static,
     )

@@ -3,36 +3,30 @@
 The config answer carries the merchant's search as a JSON-encoded string (``search.payload``).
 Before posting it to search, the page adds what only it knows — the category it lists, the
 product it shows, the cart, the visitor's recent products — to the ``settings`` of the query
-whose id is ``klevuRECSItemList``, following the table in docs/klevu-wire-format.md §2.
-Everything here is a
+whose id is ``klevuRECSItemList``, as JSv2's recommendations module does (its request chain,
+one step per logic), then cleans the body as JSv2's ``klevu.clean`` does. Everything here is a
 pure function of plain data: the config's strings and mappings plus a ``PageContext``; the
-caller (recs.py) does the HTTP.
+caller (placement.py) does the HTTP.
 
-Which rule applies is decided by the banner's own ``metadata.pageType`` and ``metadata.logic``,
-as both Klevu libraries do (``@klevu/core`` ``kmcRecommendation()`` and JSv2's
-``klevu-recs.js`` request chain); the page supplies only the inputs. Like JSv2, a banner placed
-on a page of another type is not refused: its rules still follow its own ``pageType`` (a
-PRODUCT banner on the home page lacks its product and is hidden as a missing input), and its
-events say ``recsPageType:<its type>`` (§5). docs/differences-from-klevu-js.md has the reasoning.
+Which edit applies is decided by the banner's ``metadata.logic`` (and, for ``CUSTOM_LOGIC``
+and the category path, its ``metadata.pageType``); the page supplies only the inputs, and an
+input the page does not have leaves the payload as the merchant wrote it (JSv2 searches it
+unedited), except ``RECENTLY_VIEWED`` without recent products, which is not searched. A
+category-page banner on another page gets an empty category path, which the cleaning removes.
 
-Precedence when the merchant's payload already holds settings of its own:
-  * keys the table does not name (``query.term``, ``typeOfRequest``, ``sort``, ``fields``, ...)
-    are kept as they are;
-  * a scalar the table sets (``customANDQuery``, ``query.categoryPath``, ``limit``) is ours:
-    it describes this page, as in both Klevu libraries, which overwrite it;
-  * an object (``query``, ``context``, ``personalisation``) is merged key by key, ours winning;
-  * a list (``excludeIds``, ``topIds``, ``context.recentObjects``, ``context.sourceObjects``) is
-    ours first, then the payload's entries that are not already there: JSv2 also keeps the
-    merchant's excludeIds and recentObjects ("we do not want to remove forced source").
-``limit`` is the payload's own, except for ``RECENTLY_VIEWED``, where it is the number of ids:
-the only place JSv2 sets it (it never caps it at ``maxProducts``; recs.py shows at most that
-many records).
+How an edit meets settings the merchant's payload already holds, as in JSv2:
+  * ``customANDQuery``, ``topIds``, ``limit`` and ``query.categoryPath`` are set, replacing
+    the payload's (``limit`` only for ``RECENTLY_VIEWED``: the number of ids);
+  * ``context.recentObjects`` / ``context.sourceObjects``: the payload's entries, then ours;
+  * ``excludeIds``: ours, then the payload's.
+The body is then cleaned: ``null``, ``false``, ``0``, ``""`` and empty objects and lists are
+dropped at every depth.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,9 +34,6 @@ RECS_QUERY_ID = "klevuRECSItemList"
 PRODUCT_RECORD = "KLEVU_PRODUCT"
 DEFAULT_MAX_PRODUCTS = 12
 DEFAULT_PRODUCT_THRESHOLD = 4
-# TRENDING_PERSONALIZED sends at most the 10 newest clicks (@klevu/core
-# getLastClickedLatestsFirst(10)); RECENTLY_VIEWED uses up to maxProducts of them (JSv2).
-MAX_RECENT_IDS = 10
 
 
 class QueryError(ValueError):
@@ -51,14 +42,6 @@ class QueryError(ValueError):
 
 class MalformedPayload(QueryError):
     """``search.payload`` is not the JSON-encoded ``{"recordQueries": [...]}`` of §2."""
-
-
-class MissingInput(QueryError):
-    """The banner's logic needs page data the page does not have (§2: a configuration error)."""
-
-    def __init__(self, missing: str, page_type: str, logic: str):
-        super().__init__(f"{page_type} banner with logic {logic} needs {missing}")
-        self.missing = missing
 
 
 @dataclass(frozen=True)
@@ -70,8 +53,7 @@ class PageContext:
     product_id: str | None = None
     item_group_id: str | None = None
     cart: tuple[tuple[str, str | None], ...] = ()  # (product id, item group id) per cart line
-    # Products clicked in Klevu's banners, newest first, as recently_viewed.parse returns them:
-    # its id alphabet is what makes it safe to quote them into customANDQuery 'id:("a" OR "b")'.
+    # Products clicked in Klevu's banners, newest first, as recently_viewed.parse returns them.
     recently_viewed: tuple[str, ...] = ()
     recent_clicks: tuple[str, ...] = ()
 
@@ -83,7 +65,7 @@ class RecsMetadata:
     page_type: str
     logic: str
     max_products: int = DEFAULT_MAX_PRODUCTS
-    product_threshold: int = DEFAULT_PRODUCT_THRESHOLD  # recs.py hides smaller result sets
+    product_threshold: int = DEFAULT_PRODUCT_THRESHOLD  # placement.py hides smaller result sets
 
     @classmethod
     def from_config(cls, metadata: Mapping[str, Any]) -> RecsMetadata:
@@ -105,113 +87,114 @@ def build_search(
 
     ``None`` happens for a ``RECENTLY_VIEWED`` banner of a visitor with no recent products:
     JSv2 sets ``doSearch = false`` then, and the banner is simply not shown. Raises
-    ``QueryError`` (one of its subclasses) when the banner cannot be built. Only the payload's
-    ``recordQueries`` are used (§2); the context names the storefront's own api key.
+    ``MalformedPayload`` for a payload that is not §2's. Only the payload's ``recordQueries``
+    are used (§2); the context names the storefront's own api key.
     """
     queries = _record_queries(payload)
     meta = RecsMetadata.from_config(metadata)
-    maybe_edits = [edit(page, meta) for edit in _edits_for(meta)]
-    edits = [edit for edit in maybe_edits if edit is not None]
-    if len(edits) < len(maybe_edits):
+    if meta.logic == "RECENTLY_VIEWED" and not _stored_ids(page.recently_viewed, meta):
         return None
     edited = [
-        _edit_query(query, edits) if query.get("id") == RECS_QUERY_ID else query
+        {**query, "settings": _edited(query.get("settings", {}), meta, page)}
+        if query.get("id") == RECS_QUERY_ID
+        else query
         for query in queries
     ]
-    return {"context": {"apiKeys": [api_key]}, "recordQueries": edited}
+    cleaned = clean({"context": {"apiKeys": [api_key]}, "recordQueries": edited})
+    assert isinstance(cleaned, dict)  # an api key and one recs query: never cleaned away
+    return cleaned
 
 
-# -- the §2 table -----------------------------------------------------------------------------
-# Each edit reads the page and returns the settings it contributes, or None for "no search".
+def clean(value: object) -> object:
+    """JSv2's ``klevu.clean``: without ``null``, ``false``, ``0``, ``""`` and the objects and
+    lists that are (or become) empty, at every depth; ``true`` and other numbers stay."""
+    if isinstance(value, dict):
+        kept = {key: clean(item) for key, item in value.items() if not _cleaned_away(item)}
+        return {key: item for key, item in kept.items() if not _cleaned_away(item)}
+    if isinstance(value, list):
+        kept_items = [clean(item) for item in value if not _cleaned_away(item)]
+        return [item for item in kept_items if not _cleaned_away(item)]
+    return value
 
 
-def _recently_viewed(page: PageContext, meta: RecsMetadata) -> dict[str, Any] | None:
-    """JSv2: each id quoted, the category on category pages, ``limit`` = the number of ids."""
-    ids = _unique(page.recently_viewed)[: meta.max_products]
-    if not ids:
-        return None
-    quoted = " OR ".join(f'"{i}"' for i in ids)
-    settings: dict[str, Any] = {
-        "customANDQuery": f"id:({quoted})",
-        "topIds": [{"key": "id", "value": i} for i in ids],
-        "limit": len(ids),
-    }
-    if meta.page_type == "CATEGORY" and page.category_path:
-        settings["query"] = {"categoryPath": ";".join(page.category_path)}
+def _cleaned_away(value: object) -> bool:
+    if value is None or value is False or value == "":
+        return True
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return value == 0
+    return isinstance(value, dict | list) and not value
+
+
+# -- JSv2's request chain, one edit per logic ---------------------------------------------------
+
+
+def _edited(settings: dict[str, Any], meta: RecsMetadata, page: PageContext) -> dict[str, Any]:
+    settings = json.loads(json.dumps(settings))  # ours to change: the payload stays as it was
+    logic = meta.logic
+    if logic == "CUSTOM_LOGIC":
+        logic = {"PRODUCT": "OTHER_ALSO_VIEWED", "CHECKOUT": "BOUGHT_TOGETHER"}.get(
+            meta.page_type, logic
+        )
+    if logic == "RECENTLY_VIEWED":
+        ids = _stored_ids(page.recently_viewed, meta)
+        quoted = " OR ".join(f'"{_quote(i)}"' for i in ids)
+        settings["customANDQuery"] = f"id:({quoted})"
+        settings["topIds"] = [{"key": "id", "value": i} for i in ids]
+        settings["limit"] = len(ids)
+    elif logic == "TRENDING_PERSONALIZED":
+        ids = _stored_ids(page.recent_clicks, meta)
+        _append(settings, "recentObjects", _products({"id": i} for i in ids) if ids else None)
+    elif logic in ("OTHER_ALSO_VIEWED", "SIMILAR", "BOUGHT_TOGETHER_PDP"):
+        _shown_product(settings, page)
+    elif logic == "VISUALLY_SIMILAR":
+        _visual_source(settings, page)
+    elif logic == "BOUGHT_TOGETHER":
+        _cart(settings, page)
+    if meta.page_type == "CATEGORY" and logic in (
+        "RECENTLY_VIEWED",
+        "TRENDING",
+        "TRENDING_PERSONALIZED",
+        "NEWEST_ARRIVALS",
+        "CUSTOM_LOGIC",
+    ):
+        path = ";".join(page.category_path) if page.page_type == "CATEGORY" else ""
+        query = settings.get("query")
+        settings["query"] = {**(query if isinstance(query, dict) else {}), "categoryPath": path}
     return settings
 
 
-def _category_path(page: PageContext, meta: RecsMetadata) -> dict[str, Any]:
-    if not page.category_path:
-        raise MissingInput("category_path", meta.page_type, meta.logic)
-    return {"query": {"categoryPath": ";".join(page.category_path)}}
-
-
-def _personalisation(page: PageContext, meta: RecsMetadata) -> dict[str, Any]:
-    # @klevu/core's personalisation() modifier adds recentObjects only when there are clicks.
-    settings: dict[str, Any] = {"personalisation": {"enablePersonalisation": True}}
-    clicks = _unique(page.recent_clicks)[:MAX_RECENT_IDS]
-    if clicks:
-        settings["context"] = {"recentObjects": [_products({"id": i} for i in clicks)]}
-    return settings
-
-
-def _current_product(page: PageContext, meta: RecsMetadata) -> dict[str, Any]:
-    """JSv2 excludes the product's group only when the page knows it."""
-    product_id, group_id = _product(page, meta)
-    settings: dict[str, Any] = {"context": {"recentObjects": [_products([{"id": product_id}])]}}
+def _shown_product(settings: dict[str, Any], page: PageContext) -> None:
+    """The product page's product as the recent object; its group excluded when known."""
+    product_id, group_id = _product(page)
+    if not product_id:
+        return
+    _append(settings, "recentObjects", _products([{"id": product_id}]))
     if group_id:
-        settings["excludeIds"] = [_group(group_id)]
-    return settings
+        _exclude(settings, [_group(group_id)])
 
 
-def _visual_source(page: PageContext, meta: RecsMetadata) -> dict[str, Any]:
-    """JSv2: source records ``[{itemGroupId}, {id}]``; exclude the group, else the product."""
-    product_id, group_id = _product(page, meta)
-    records = ([{"itemGroupId": group_id}] if group_id else []) + [{"id": product_id}]
-    exclude = _group(group_id) if group_id else {"key": "id", "value": product_id}
-    return {"context": {"sourceObjects": [_products(records)]}, "excludeIds": [exclude]}
+def _visual_source(settings: dict[str, Any], page: PageContext) -> None:
+    """Source records ``[{itemGroupId}, {id}]``, each if known; exclude the group, else the id."""
+    product_id, group_id = _product(page)
+    if not product_id and not group_id:
+        return
+    records = ([{"itemGroupId": group_id}] if group_id else []) + (
+        [{"id": product_id}] if product_id else []
+    )
+    _append(settings, "sourceObjects", _products(records))
+    _exclude(settings, [_group(group_id) if group_id else {"key": "id", "value": product_id}])
 
 
-def _cart(page: PageContext, meta: RecsMetadata) -> dict[str, Any]:
-    ids = _unique(product_id for product_id, _ in page.cart)
+def _cart(settings: dict[str, Any], page: PageContext) -> None:
+    """The cart's products as recent objects; the groups of lines that have one excluded."""
+    lines = page.cart if page.page_type == "CHECKOUT" else ()
+    ids = [product_id for product_id, _ in lines if product_id]
     if not ids:
-        raise MissingInput("cart", meta.page_type, meta.logic)
-    groups = _unique(group_id or product_id for product_id, group_id in page.cart)
-    return {
-        "context": {"recentObjects": [_products({"id": i} for i in ids)]},
-        "excludeIds": [_group(g) for g in groups],
-    }
-
-
-_ANY_PAGE = None
-_Edit = Callable[[PageContext, RecsMetadata], dict[str, Any] | None]
-# (page type or _ANY_PAGE, logics, edit) — one line per row of the §2 table. HAND_PICKED has
-# no row: it needs nothing and changes nothing.
-_TABLE: tuple[tuple[str | None, frozenset[str], _Edit], ...] = (
-    (_ANY_PAGE, frozenset({"RECENTLY_VIEWED"}), _recently_viewed),
-    (
-        "CATEGORY",
-        frozenset({"TRENDING", "TRENDING_PERSONALIZED", "NEWEST_ARRIVALS", "CUSTOM_LOGIC"}),
-        _category_path,
-    ),
-    (_ANY_PAGE, frozenset({"TRENDING_PERSONALIZED"}), _personalisation),
-    (
-        "PRODUCT",
-        frozenset({"OTHER_ALSO_VIEWED", "SIMILAR", "BOUGHT_TOGETHER_PDP", "CUSTOM_LOGIC"}),
-        _current_product,
-    ),
-    ("PRODUCT", frozenset({"VISUALLY_SIMILAR"}), _visual_source),
-    ("CHECKOUT", frozenset({"BOUGHT_TOGETHER", "CUSTOM_LOGIC"}), _cart),
-)
-
-
-def _edits_for(meta: RecsMetadata) -> list[_Edit]:
-    return [
-        edit
-        for page_type, logics, edit in _TABLE
-        if page_type in (_ANY_PAGE, meta.page_type) and meta.logic in logics
-    ]
+        return
+    _append(settings, "recentObjects", _products({"id": i} for i in ids))
+    groups = [group_id for _, group_id in lines if group_id]
+    if groups:
+        _exclude(settings, [_group(g) for g in groups])
 
 
 # -- helpers ----------------------------------------------------------------------------------
@@ -235,26 +218,34 @@ def _record_queries(payload: str) -> list[dict[str, Any]]:
     return queries
 
 
-def _edit_query(query: dict[str, Any], edits: list[dict[str, Any]]) -> dict[str, Any]:
-    settings = query.get("settings", {})
-    for edit in edits:
-        settings = _merge(edit, settings)
-    return {**query, "settings": settings}
+def _stored_ids(ids: Iterable[str], meta: RecsMetadata) -> tuple[str, ...]:
+    """JSv2 uses at most ``maxProducts`` of the visitor's recent products, newest first."""
+    return _unique(ids)[: meta.max_products]
 
 
-def _merge(ours: object, theirs: object) -> object:
-    """Ours over theirs, without touching either (the precedence in the module docstring)."""
-    if isinstance(ours, dict) and isinstance(theirs, dict):
-        return {
-            **theirs,
-            **{
-                key: _merge(value, theirs[key]) if key in theirs else value
-                for key, value in ours.items()
-            },
-        }
-    if isinstance(ours, list) and isinstance(theirs, list):
-        return ours + [item for item in theirs if item not in ours]
-    return ours
+def _quote(product_id: str) -> str:
+    """An id inside a double-quoted term of ``customANDQuery``."""
+    return product_id.replace("\\", "\\\\").replace('"', '\\"')
+
+
+def _context(settings: dict[str, Any]) -> dict[str, Any]:
+    if not isinstance(settings.get("context"), dict):
+        settings["context"] = {}
+    context: dict[str, Any] = settings["context"]
+    return context
+
+
+def _append(settings: dict[str, Any], name: str, ours: dict[str, Any] | None) -> None:
+    """``context.<name>``: the payload's own entries (JSv2 keeps a source the merchant
+    forced), then ours if any; set even when empty, as JSv2 sets it (cleaning drops it)."""
+    context = _context(settings)
+    theirs = context.get(name)
+    context[name] = [*(theirs if isinstance(theirs, list) else []), *([ours] if ours else [])]
+
+
+def _exclude(settings: dict[str, Any], ours: list[dict[str, Any]]) -> None:
+    theirs = settings.get("excludeIds")
+    settings["excludeIds"] = ours + (theirs if isinstance(theirs, list) else [])
 
 
 def _count(value: object, default: int, *, minimum: int) -> int:
@@ -263,11 +254,11 @@ def _count(value: object, default: int, *, minimum: int) -> int:
     return default
 
 
-def _product(page: PageContext, meta: RecsMetadata) -> tuple[str, str | None]:
-    """The shown product's id, and its group id when the page knows one."""
-    if not page.product_id:
-        raise MissingInput("product_id", meta.page_type, meta.logic)
-    return page.product_id, page.item_group_id or None
+def _product(page: PageContext) -> tuple[str | None, str | None]:
+    """The product page's product id and group id, when the page is a product page."""
+    if page.page_type != "PRODUCT":
+        return None, None
+    return page.product_id or None, page.item_group_id or None
 
 
 def _products(records: Iterable[dict[str, str]]) -> dict[str, Any]:

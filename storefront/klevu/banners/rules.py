@@ -2,7 +2,9 @@
 
 Klevu's browser library (JSv2) checks the config answer before it searches: a banner shows
 only when ``metadata.enabled`` is true, and only with a ``recsKey``, a ``logic`` and a
-``pageType``; the action may come from ``metadata.action`` or from ``search.recsAction``.
+``pageType``. The action is ``metadata.action`` (hide, or static content instead of products);
+``search.recsAction`` is read only for hiding, and only when the metadata's action did not
+already decide (JSv2 checks it later, before searching).
 This is the one place those rules live, as a pure function of the config answer; recs.py
 acts on the verdict.
 
@@ -32,6 +34,11 @@ class Verdict:
     show: Show
     reason: str = ""  # why nothing is shown, for the log
 
+    @property
+    def hidden_on_purpose(self) -> bool:
+        """Hidden by the merchant's ``HIDE_RECOMMENDATION`` (for these segments), not a fault."""
+        return self.show is Show.NOTHING and self.reason.endswith(HIDE_ACTION)
+
 
 def banner_verdict(config: Mapping) -> Verdict:
     """What the config answer asks for; any malformed part hides the banner, never raises."""
@@ -47,25 +54,15 @@ def banner_verdict(config: Mapping) -> Verdict:
     ]
     if missing:
         return Verdict(Show.NOTHING, f"metadata lacks {', '.join(missing)}")
-    chosen = action(config)
+    chosen = metadata.get("action")
     if chosen == HIDE_ACTION:
-        return Verdict(Show.NOTHING, "action HIDE_RECOMMENDATION")
+        return Verdict(Show.NOTHING, "metadata.action HIDE_RECOMMENDATION")
     if chosen == STATIC_ACTION:
         content = config.get("staticContent")
         if not isinstance(content, list) or not content:
             return Verdict(Show.NOTHING, "action STATIC_CONTENT without staticContent")
         return Verdict(Show.STATIC_CONTENT)
-    return Verdict(Show.PRODUCTS)
-
-
-def action(config: Mapping) -> str | None:
-    """``metadata.action``, else ``search.recsAction`` (JSv2 honours both)."""
-    metadata = config.get("metadata")
     search = config.get("search")
-    for value in (
-        metadata.get("action") if isinstance(metadata, Mapping) else None,
-        search.get("recsAction") if isinstance(search, Mapping) else None,
-    ):
-        if isinstance(value, str) and value:
-            return value
-    return None
+    if isinstance(search, Mapping) and search.get("recsAction") == HIDE_ACTION:
+        return Verdict(Show.NOTHING, "search.recsAction HIDE_RECOMMENDATION")
+    return Verdict(Show.PRODUCTS)

@@ -15,11 +15,12 @@ Decisions, with their reasons:
 - ``id`` and ``name`` are dropped: banner markup must not clobber the page's own ids or globals.
 - Inline ``style`` keeps only layout and typography properties whose values contain no URL and
   no function outside a small allowlist (nh3 checks property names, never values).
+- ``data-klevu-*`` are dropped: the beacon acts on them, so only the server writes them.
 - Stylesheets: every selector is prefixed with the caller's scope; relative ``url()`` only;
   ``@import``, ``@font-face`` (global font names could restyle the whole shop), unknown at-rules,
-  ``behavior``/``-moz-binding``, ``expression()`` and ``position: fixed`` (a banner could cover
-  the page) are dropped; ``@media``/``@supports``/``@container``/``@layer`` keep their rules,
-  scoped; ``@keyframes`` are kept with cleaned declarations.
+  ``behavior``/``-moz-binding``, ``expression()`` and ``position: fixed`` or ``sticky``, also
+  through ``var()`` (a banner could cover the page) are dropped; ``@media``/``@supports``/
+  ``@container``/``@layer`` keep their rules, scoped; ``@keyframes`` keep cleaned declarations.
 """
 
 from __future__ import annotations
@@ -229,9 +230,30 @@ def _is_safe_value(tokens: list, *, relative_urls: bool) -> bool:
     return True
 
 
-def _is_fixed_position(declaration: ast.Declaration) -> bool:
-    words = [t.lower_value for t in declaration.value if isinstance(t, ast.IdentToken)]
-    return declaration.lower_name == "position" and "fixed" in words
+_PAGE_POSITIONS = frozenset({"fixed", "sticky"})  # placed against the page, not the banner
+
+
+def _is_page_position(declaration: ast.Declaration) -> bool:
+    """``position: fixed`` or ``sticky``, said outright or through ``var()``: a custom
+    property's value is only known in the browser, so a ``position`` that reads one is
+    refused whatever it holds (``--p: fixed; position: var(--p)`` covered the page)."""
+    if declaration.lower_name != "position":
+        return False
+    words = {t.lower_value for t in declaration.value if isinstance(t, ast.IdentToken)}
+    return bool(words & _PAGE_POSITIONS) or _reads_variable(declaration.value)
+
+
+def _reads_variable(tokens: list) -> bool:
+    for token in tokens:
+        if isinstance(token, ast.FunctionBlock) and (
+            token.lower_name == "var" or _reads_variable(token.arguments)
+        ):
+            return True
+        if isinstance(token, (ast.ParenthesesBlock, ast.SquareBracketsBlock)) and (
+            _reads_variable(token.content)
+        ):
+            return True
+    return False
 
 
 def _clean_declarations(source, *, inline: bool) -> list[str]:
@@ -242,7 +264,7 @@ def _clean_declarations(source, *, inline: bool) -> list[str]:
         name = item.lower_name
         if inline and name not in _INLINE_PROPERTIES:
             continue
-        if any(word in name for word in _SCRIPTING_PROPERTIES) or _is_fixed_position(item):
+        if any(word in name for word in _SCRIPTING_PROPERTIES) or _is_page_position(item):
             continue
         if not _is_safe_value(item.value, relative_urls=not inline):
             continue
@@ -417,12 +439,19 @@ _ATTRIBUTE_VALUES = {
 }
 
 
+# Attributes the beacon acts on (``data-klevu-href`` becomes a link's ``href``): the server
+# adds them to sanitized markup, so a template's own are dropped here.
+SERVER_ATTRIBUTE_PREFIX = "data-klevu-"
+
+
 def _filter_attribute(tag: str, name: str, value: str) -> str | None:
     """Checks ammonia does not make: style values, and the URLs inside ``srcset``.
 
     nh3 turns an exception here into a stripped attribute plus an unraisable-hook report;
     nothing below raises, so every decision is explicit.
     """
+    if name.startswith(SERVER_ATTRIBUTE_PREFIX):
+        return None  # only the server writes these (links.py), after this cleaner
     if name == "style":
         return _clean_inline_style(value)
     if name == "srcset":

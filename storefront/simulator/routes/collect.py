@@ -1,11 +1,16 @@
-"""``POST /analytics/collect``: the analytics collector (§5). Success is 200 with no body."""
+"""``POST /analytics/collect``: the analytics collector (§5). Success is 200 with no body.
+
+Like Klevu's, it accepts events its reports cannot use; each accepted event is checked
+(``validator.py``) and kept with its problems, for the dashboard to mark.
+"""
 
 from __future__ import annotations
 
 from flask import Blueprint, Response, request
 
 from ..analytics import BadEvent, summarise
-from ..state import demo, state
+from ..state import demo, recs, state
+from ..validator import problems
 from .guards import Rejected, simulate_faults
 
 # The storefront's own event ids, aligned with the array; Klevu ignores this header.
@@ -45,7 +50,8 @@ def collect():
         raise Rejected(400, str(exc)) from exc
     if any(s["api_key"] != demo().api_key for s in summaries):
         raise Rejected(404, "event_apikey not found")
-    state().journal.collected(
-        events, summaries, event_ids(request.headers.get(EVENT_IDS_HEADER), len(events))
-    )
+    ids = event_ids(request.headers.get(EVENT_IDS_HEADER), len(events))
+    banners = recs()
+    checks = [problems(e, s, banners) for e, s in zip(events, summaries, strict=True)]
+    state().journal.collected(events, summaries, ids, checks)
     return Response(status=200)

@@ -13,9 +13,10 @@ from flask import Blueprint, jsonify, request
 
 from .. import state as sim_state
 from ..faults import SERVICES, BadFaultPlan, FaultPlan
-from .guards import Rejected, refuse_cross_site
+from .guards import Rejected, refuse_cross_site, refuse_foreign_host
 
 bp = Blueprint("control", __name__)
+bp.before_request(refuse_foreign_host)
 bp.before_request(refuse_cross_site)
 
 

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from urllib.parse import urlsplit
 
-from flask import Response, jsonify, request
+from flask import Response, current_app, jsonify, request
 
 from ...security.origin import CROSS, request_site
 from ..state import demo, state
@@ -61,18 +62,30 @@ def simulate_faults(service: str) -> Callable[[], tuple[Response, int] | None]:
     return before_request
 
 
-def refuse_cross_site() -> None:
+def refuse_cross_site(*, any_method: bool = False) -> None:
     """The control routes change what the simulator does (reset, faults, ttls): a page on
     another site must not be able to post to them from a visitor's browser. Posts from the
     simulator's own dashboard (same origin) pass, and so do clients that are not browsers
-    (tests, curl), which send neither ``Sec-Fetch-Site`` nor ``Origin``."""
-    if (
-        request.method == "POST"
-        and request_site(
-            request.headers.get("Sec-Fetch-Site"),
-            request.headers.get("Origin"),
-            request.host_url.rstrip("/"),
-        )
-        == CROSS
-    ):
+    (tests, curl), which send neither ``Sec-Fetch-Site`` nor ``Origin``. ``any_method``: GETs
+    too, for a route that changes state on a GET (an address typed or bookmarked passes)."""
+    if (any_method or request.method == "POST") and request_site(
+        request.headers.get("Sec-Fetch-Site"),
+        request.headers.get("Origin"),
+        request.host_url.rstrip("/"),
+    ) == CROSS:
         raise Rejected(403, "cross-site request to a simulator control route")
+
+
+def refuse_foreign_host() -> None:
+    """Answer only to the names the simulator is served as (``SIMULATOR_HOSTS``).
+
+    DNS rebinding: a page on an attacker's name, re-pointed at 127.0.0.1, posts to the
+    control routes same-origin (its ``Origin`` and ``Host`` are the attacker's name, so the
+    cross-site check passes). The ``Host`` header is what gives it away.
+    """
+    try:
+        name = urlsplit(f"//{request.host}").hostname or ""
+    except ValueError:
+        name = ""
+    if name.lower() not in current_app.config["SIMULATOR_HOSTS"]:
+        raise Rejected(421, f"this simulator is not served as {name or 'that host'!r}")

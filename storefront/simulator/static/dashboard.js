@@ -91,6 +91,9 @@
         Array.prototype.forEach.call(forms, function (form) {
           setForm(form.getAttribute("data-service"), calm);
         });
+        // A reset ends the scenario pack too: its link is no longer the active one.
+        Array.prototype.forEach.call(console_.querySelectorAll(".scenarios .is-active"),
+                                     function (link) { link.classList.remove("is-active"); });
         post(console_.getAttribute("data-reset-url"), {}, "Reset: no faults, nothing received.");
       }
     });

@@ -3,12 +3,21 @@
 // browser renders here unchanged. Each render gets fresh ones: `addTranslation` or
 // `setTranslations` in one template must not change what the next template sees.
 //
+// Each helper gives what JSv2's own (src/klevu.js) gives, errors included: a template that
+// fails in the browser fails here too (tests/unit/template_corpus/README.md has the cases).
+//
 //   render(name, scope, data, dataLocal, helper)  a named template of the scope; "" when the
 //                                 scope has none by that name (JSv2). A banner has one template.
-//   each(collection, fn)          fn(index, item) over array-likes, fn(key, value) over objects;
-//                                 `this` is the item; returning false stops.
-//   buildUrl(url, key, value)     url with key=value set (replaced when present), hash dropped.
-//   stripHtml(html)               the text of the markup: tags removed, entities decoded.
+//   each(collection, fn)          fn(index, item) over what JSv2 counts as array-like, else
+//                                 fn(key, value) over own keys; `this` is the item; returning
+//                                 false stops. As in JSv2 a string, number, boolean or
+//                                 undefined throws a TypeError ("" and null iterate nothing).
+//   buildUrl(url, key, value)     url with key=value set (replaced when present), hash dropped;
+//                                 the pair serialised as JSv2's param (encodeURIComponent: a
+//                                 space is %20, undefined is "undefined", null is "", an array
+//                                 is key[]=a&key[]=b, an object key[name]=value).
+//   stripHtml(html)               html without anything between < and > (JSv2's regex);
+//                                 entities stay as written; a non-string throws.
 //   escapeHTML(value)             JSv2's entity map (& < > " ' / ` =); values without a length
 //                                 (numbers, null, "") come back unchanged.
 //   translator                    the translation table object (get/add/remove/set...).
@@ -16,7 +25,10 @@
 //                                 "%s" takes the next one and surplus "%s" become "".
 //   addTranslation, getTranslation, removeTranslation, setTranslations: the table's methods.
 //   processCurrency(code, amount) amount formatted for the currency: the shop's registered
-//                                 format for code, else "<code> 1,234.50"; unparsable → 0.00.
+//                                 format for code; the records' own currency (registered by
+//                                 JSv2's recommendations module) "EUR 1,234.50"; any other
+//                                 code after the amount, "1,234.50USD"; null "1.00"; an
+//                                 unparsable amount 0.00; an undefined code throws.
 
 var makeKlevuHelper = (function () {
     "use strict";
@@ -27,21 +39,24 @@ var makeKlevuHelper = (function () {
         "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;",
         "/": "&#x2F;", "`": "&#x60;", "=": "&#x3D;"
     };
-    var NAMED_ENTITIES = {amp: "&", lt: "<", gt: ">", quot: '"', apos: "'", nbsp: "\u00a0"};
     // JSv2's defaults for a currency's number format.
     var NUMBER_FORMAT = {precision: 2, grouping: 3, decimal: ".", thousand: ","};
-    // How the recommendations module shows a currency the shop did not register: the code,
-    // a space, the amount.
-    var UNREGISTERED_FORMAT = "%s %s";
+    // How JSv2's recommendations module shows its records' own currency when the page did not
+    // register it: the code, a space, the amount.
+    var RECORDS_FORMAT = "%s %s";
 
+    // JSv2's test, quirks included: `in` throws for a non-empty string, a number or true, and
+    // its window check reads a property of undefined (so each(undefined) throws as well).
     function isArrayLike(value) {
-        return value != null && typeof value !== "function" && typeof value.length === "number";
+        var length = !!value && "length" in value && value.length;
+        if (typeof value === "function" || (value === undefined && value.window === value)) {
+            return false;
+        }
+        return Array.isArray(value) || length === 0 ||
+            (typeof length === "number" && length > 0 && (length - 1) in value);
     }
 
     function each(collection, callback) {
-        if (collection == null) {
-            return collection;
-        }
         if (isArrayLike(collection)) {
             for (var i = 0; i < collection.length; i++) {
                 if (callback.call(collection[i], i, collection[i]) === false) {
@@ -66,49 +81,71 @@ var makeKlevuHelper = (function () {
         return value;
     }
 
-    function decodeEntity(entity, name) {
-        if (name.charAt(0) === "#") {
-            var code = name.charAt(1).toLowerCase() === "x" ? parseInt(name.slice(2), 16) : parseInt(name.slice(1), 10);
-            return code >= 0 && code <= 0x10ffff ? String.fromCodePoint(code) : entity;
-        }
-        return hasOwn.call(NAMED_ENTITIES, name) ? NAMED_ENTITIES[name] : entity;
-    }
+    var TAGS = /(<([^>]+)>)/ig;
 
-    // JSv2 reads an element's text after setting its innerHTML; without a DOM, the same text
-    // is the markup without comments and tags, entities decoded.
     function stripHtml(html) {
-        if (html == null) {
-            return "";
-        }
-        return String(html)
-            .replace(/<!--[\s\S]*?-->/g, "")
-            .replace(/<\/?[A-Za-z][^>]*>/g, "")
-            .replace(/&(#x[0-9a-fA-F]+|#[0-9]+|[A-Za-z]+);/g, decodeEntity);
-    }
-
-    // Query-string encoding as JSv2's param(): space as "+".
-    function encodeParam(value) {
-        return encodeURIComponent(value == null ? "" : value).replace(/%20/g, "+");
+        return html.replace(TAGS, "");
     }
 
     function escapeRegExp(text) {
         return String(text).replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
     }
 
-    function buildUrl(uri, key, value) {
-        uri = String(uri);
-        var hash = uri.indexOf("#");
-        if (hash !== -1) {
-            uri = uri.slice(0, hash);
+    // JSv2's type names for its param(): "array", "object" (plain objects and unknown
+    // classes), "date", "regexp", "error"... for objects; typeof for the rest.
+    var CLASS_TYPES = {"[object Array]": "array", "[object Date]": "date",
+        "[object RegExp]": "regexp", "[object Error]": "error", "[object Boolean]": "boolean",
+        "[object Number]": "number", "[object String]": "string", "[object Function]": "function",
+        "[object Symbol]": "symbol", "[object Object]": "object"};
+    var classOf = Object.prototype.toString;
+
+    function typeName(value) {
+        if (value === null) {
+            return "null";
         }
-        var pair = encodeParam(key) + "=" + encodeParam(value);
+        return typeof value === "object" || typeof value === "function" ?
+            CLASS_TYPES[classOf.call(value)] || "object" : typeof value;
+    }
+
+    function addPair(pairs, key, value) {
+        if (typeof value === "function" && typeof value.nodeType !== "number") {
+            value = value();
+        }
+        pairs.push(encodeURIComponent(key) + "=" + encodeURIComponent(value === null ? "" : value));
+    }
+
+    // JSv2's param() for one key: arrays as key[]=v (key[i] for an object inside), objects
+    // as key[name]=v, anything else as key=v.
+    function serialise(prefix, value, pairs) {
+        if (Array.isArray(value)) {
+            for (var i = 0; i < value.length; i++) {
+                var item = value[i];
+                if (/\[\]$/.test(prefix)) {
+                    addPair(pairs, prefix, item);
+                } else {
+                    serialise(prefix + "[" + (typeof item === "object" && item !== null ? i : "") + "]",
+                              item, pairs);
+                }
+            }
+        } else if (typeName(value) === "object") {
+            for (var name in value) {
+                serialise(prefix + "[" + name + "]", value[name], pairs);
+            }
+        } else {
+            addPair(pairs, prefix, value);
+        }
+        return pairs;
+    }
+
+    function buildUrl(uri, key, value) {
+        var hash = uri.indexOf("#");
+        uri = hash === -1 ? uri : uri.substr(0, hash);
+        var separator = uri.indexOf("?") !== -1 ? "&" : "?";
+        var pair = serialise(String(key), value, []).join("&");
         // JSv2 puts the key into the pattern as it is; escaping it keeps a key such as "a.b"
         // from matching other keys, and a hostile key from being a pattern at all.
         var existing = new RegExp("([?&])" + escapeRegExp(key) + "=.*?(&|$)", "i");
-        if (existing.test(uri)) {
-            return uri.replace(existing, function (match, before, after) { return before + pair + after; });
-        }
-        return uri + (uri.indexOf("?") !== -1 ? "&" : "?") + pair;
+        return uri.match(existing) ? uri.replace(existing, "$1" + pair + "$2") : uri + separator + pair;
     }
 
     // "%s" placeholders take the arguments in order; surplus ones become "" (JSv2's parse).
@@ -171,31 +208,66 @@ var makeKlevuHelper = (function () {
         return isNaN(value) ? 0 : value;
     }
 
-    function roundTo(value, precision) {
-        return Number(Math.round(Number(value + "e" + precision)) + "e-" + precision);
+    function rounded(value, precision) {
+        return Number(Math.round(Number(readAmount(Math.abs(value), ".") + "e" + precision)) +
+                      "e-" + precision).toFixed(precision);
     }
 
+    // JSv2's formatPrice: the whole part grouped (the first group by `grouping`, the rest in
+    // threes, as JSv2 writes it), then the decimals.
     function formatAmount(amount, format) {
         var value = readAmount(amount, format.decimal);
-        var rounded = roundTo(Math.abs(value), format.precision).toFixed(format.precision);
-        var parts = rounded.split(".");
-        var digits = parts[0];
-        var grouped = "";
-        while (digits.length > format.grouping) {
-            grouped = format.thousand + digits.slice(-format.grouping) + grouped;
-            digits = digits.slice(0, -format.grouping);
-        }
-        return (value < 0 ? "-" : "") + digits + grouped +
-            (format.precision > 0 ? format.decimal + parts[1] : "");
+        var whole = parseInt(rounded(value, format.precision), 10) + "";
+        var head = whole.length > format.grouping ? whole.length % format.grouping : 0;
+        return (value < 0 ? "-" : "") +
+            (head ? whole.substr(0, head) + format.thousand : "") +
+            whole.substr(head).replace(/(\d{3})(?=\d)/g, "$1" + format.thousand) +
+            (format.precision ? format.decimal + rounded(value, format.precision).split(".")[1] : "");
     }
 
-    function makeCurrency(registered) {
-        function getCurrency(code) {
-            var key = code == null ? "" : String(code).trim();
-            if (hasOwn.call(registered, key)) {
-                return registered[key];
+    // JSv2's parse for a currency's format: a format that is not text throws.
+    function fillFormat(format, first, second) {
+        var args = [first, second], next = 0;
+        return format.replace(/%s/g, function () {
+            var value = args[next++];
+            return value === undefined ? "" : value;
+        });
+    }
+
+    // The currency JSv2's recommendations module registers before a product banner renders:
+    // the last record's, in the first query whose records name one.
+    function recordsCurrency(data) {
+        var found = "";
+        var queries = data && typeof data.query === "object" ? data.query : null;
+        for (var name in queries) {
+            var results = queries[name] && queries[name].result;
+            if (found === "" && Array.isArray(results)) {
+                results.forEach(function (record) {
+                    if (record && record.currency && record.currency.length) {
+                        found = record.currency;
+                    }
+                });
             }
-            return {code: key, string: key, atEnd: false, format: UNREGISTERED_FORMAT};
+        }
+        return found;
+    }
+
+    function makeCurrency(registered, ownCode) {
+        var known = Object.assign({}, registered);
+        if (ownCode && !hasOwn.call(known, ownCode)) {
+            known[ownCode] = Object.assign({}, NUMBER_FORMAT,
+                {code: ownCode, string: ownCode, format: RECORDS_FORMAT, atEnd: false});
+        }
+
+        function getCurrency(code) {
+            if (code === undefined) {
+                return {};
+            }
+            var key = code === null ? "" : String(code).replace(/^[\s\uFEFF\xA0]+|[\s\uFEFF\xA0]+$/g, "");
+            if (hasOwn.call(known, key)) {
+                return known[key];
+            }
+            return {code: key, string: key, atEnd: true, format: "%s%s"};
         }
 
         function processCurrency(code, amount) {
@@ -205,8 +277,8 @@ var makeKlevuHelper = (function () {
                 format[name] = currency[name] !== undefined ? currency[name] : NUMBER_FORMAT[name];
             });
             var number = formatAmount(amount, format);
-            return currency.atEnd ? fill(currency.format, [number, currency.string])
-                : fill(currency.format, [currency.string, number]);
+            return currency.atEnd ? fillFormat(currency.format, number, currency.string)
+                : fillFormat(currency.format, currency.string, number);
         }
 
         return {getCurrency: getCurrency, processCurrency: processCurrency,
@@ -240,7 +312,7 @@ var makeKlevuHelper = (function () {
         // One call per render: fresh helper (with its own translation table) and scope.
         return function newRenderTools(data) {
             var translator = makeTranslator(Object.assign({}, translations));
-            var currency = makeCurrency(registered);
+            var currency = makeCurrency(registered, recordsCurrency(data));
             translator.getCurrencyObject = function () { return currency; };
             var helper = {
                 render: function (name, scope, renderData, dataLocal, renderHelper) {

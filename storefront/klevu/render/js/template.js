@@ -20,13 +20,66 @@ var compileKlevuTemplate = (function () {
     var push = Array.prototype.push;
     var join = Array.prototype.join;
     var makeFunction = Function;   // harden.js refuses code from strings to templates
-    // Code that would run after the render returned (render.py explains why it cannot).
-    var DEFERRED_CODE = /\b(?:async|await|import)\b/;
+    // Code that would run after the render returned (engine.py explains why it cannot): the
+    // keywords `import`, `await` and `async`, found as tokens of the code. Strings, template
+    // text, comments and regular expressions are skipped, and so are the same words used as
+    // names (`data.import`, `{await: 1}`, `var async = 1`), which JavaScript allows.
+    var TOKENS = new RegExp([
+        "\\/\\/[^\\n]*", "\\/\\*[\\s\\S]*?(?:\\*\\/|$)",           // comments
+        "'(?:[^'\\\\]|\\\\[\\s\\S])*'?", "\"(?:[^\"\\\\]|\\\\[\\s\\S])*\"?",  // strings
+        "`(?:[^`\\\\]|\\\\[\\s\\S])*`?",                         // template text (${} inside too)
+        "[A-Za-z_$][\\w$]*",                                      // names and keywords
+        "\\/(?:[^\\/\\\\\\n\\[]|\\\\.|\\[(?:[^\\]\\\\\\n]|\\\\.)*\\])+\\/[a-z]*",  // a regex
+        "[^\\s]"                                                  // any other character
+    ].join("|"), "g");
+    var DEFERRING = {"import": true, "await": true, "async": true};
+    var REGEX_MAY_FOLLOW = /^(?:[(,=:[!&|?{};+\-*%<>~^]|return|typeof|case|do|else|in|of|new|delete|void|throw)$/;
+
+    function deferringWord(code) {
+        var tokens = code.match(TOKENS) || [];
+        var kept = [];
+        for (var i = 0; i < tokens.length; i++) {
+            var token = tokens[i];
+            if (token.charAt(0) === "/" && token.length > 1 && token.charAt(1) !== "/" &&
+                    token.charAt(1) !== "*" && kept.length && !REGEX_MAY_FOLLOW.test(kept[kept.length - 1])) {
+                // a division, not a regex: keep its operator and read on after it
+                tokens.splice.apply(tokens, [i + 1, 0].concat(token.slice(1).match(TOKENS) || []));
+                token = "/";
+            }
+            if (token.charAt(0) === "`") {  // template text: only its ${...} parts are code
+                var parts = token.split("${").slice(1);
+                for (var p = 0; p < parts.length; p++) {
+                    var inner = deferringWord(parts[p].split("}")[0]);
+                    if (inner) {
+                        return inner;
+                    }
+                }
+                continue;
+            }
+            if (/^(?:\/\/|\/\*|['"])/.test(token)) {
+                continue;
+            }
+            kept.push(token);
+        }
+        for (var j = 0; j < kept.length; j++) {
+            var word = kept[j], before = kept[j - 1], after = kept[j + 1];
+            if (!DEFERRING[word] || before === "." || after === ":" || after === "=" ||
+                    (before === "var" || before === "let" || before === "const")) {
+                continue;
+            }
+            if (word === "async" && !(after === "function" || after === "(" ||
+                                      /^[A-Za-z_$]/.test(after || "") && kept[j + 2] === "=" && kept[j + 3] === ">")) {
+                continue;
+            }
+            return word;
+        }
+        return null;
+    }
 
     function refuseDeferred(code) {
-        var word = DEFERRED_CODE.exec(code);
+        var word = deferringWord(code);
         if (word) {
-            throw new SyntaxError("'" + word[0] + "' is not available on the server: " +
+            throw new SyntaxError("'" + word + "' is not available on the server: " +
                 "a template's output cannot wait for later work");
         }
     }
