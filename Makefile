@@ -59,10 +59,12 @@ screenshots: install-test system-test-deps
 	$(PY) -m pytest -q tests/e2e/test_demo_screens.py tests/e2e/test_demo_tools.py --update-screenshots
 
 ## One table: banner pages vs plain pages, Klevu slow/hung/down, the beacon (~2 min).
-## Banner rendering (V8 vs QuickJS, sandbox probes; ~20 s), then pages under Klevu latency.
+## Banner rendering (V8 vs QuickJS, sandbox probes; ~20 s), then pages under Klevu latency,
+## then the outbox's durable events/s, SQLite vs Redis Streams (~2 min).
 bench: install-test system-bench-deps
 	$(PY) -m bench.bench_render
 	$(PY) -m bench.bench_pages
+	$(PY) -m bench.bench_outbox
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache node_modules

@@ -9,7 +9,10 @@ shared cache as in the bench (``CACHE_REDIS_URL``), the simulator without latenc
 inspector off, one identified persona whose cookies are all set and whose answers are warm.
 Blocks of ``--pages`` pages alternate between the two apps; each figure is the median block's
 ``time.process_time`` per page, and the ratio (pages per CPU second, banners ÷ none) is the
-figure to compare across runs and commits (run it in a ``git worktree`` of each). About 20 s.
+figure to compare across runs and commits (run it in a ``git worktree`` of each). A third app
+serves the banner page with ``STOREFRONT_METRICS=false``: the cost of counting for
+``/metrics`` (and of ``Server-Timing``'s clock reads, which stay on) is the ratio of the two
+banner apps. About 30 s.
 """
 
 from __future__ import annotations
@@ -33,13 +36,16 @@ HOME_BANNERS = THREE.split(",")
 WARM_UP_PAGES = 20
 
 
-def warm_client(simulator_url: str, redis_url: str, recs_home: str, database: int):
+def warm_client(
+    simulator_url: str, redis_url: str, recs_home: str, database: int, metrics: str = "true"
+):
     """A test client of a shop configured as for shoppers, after a returning visitor's pages."""
     config = app_config(
         simulator_url,
         tempfile.mkdtemp(prefix="bench-cpu-"),
         KLEVU_RECS_HOME=recs_home,
         STOREFRONT_INSPECTOR="false",
+        STOREFRONT_METRICS=metrics,
         OUTBOX_RELAY_IN_APP="0",
         CACHE_REDIS_URL=redis_database(redis_url, database),
     )
@@ -72,11 +78,11 @@ def main() -> None:
     simulator = start_simulator()
     redis_process, redis_url = start_redis()
     try:
+        recs_home = ",".join(HOME_BANNERS[: args.banners])
         clients = {
             "no banner": warm_client(simulator.url, redis_url, "", 1),
-            f"{args.banners} banner(s)": warm_client(
-                simulator.url, redis_url, ",".join(HOME_BANNERS[: args.banners]), 2
-            ),
+            f"{args.banners} banner(s)": warm_client(simulator.url, redis_url, recs_home, 2),
+            "  metrics off": warm_client(simulator.url, redis_url, recs_home, 3, "false"),
         }
         blocks: dict[str, list[float]] = {name: [] for name in clients}
         for _ in range(args.blocks):
@@ -92,8 +98,9 @@ def main() -> None:
             f"{name:14} {medians[name]:.3f} ms CPU per page "
             f"(best block {min(blocks[name]):.3f} ms), {size:,} bytes"
         )
-    plain, banners = medians.values()
+    plain, banners, unmetered = medians.values()
     print(f"pages per CPU second, banners / none: {plain / banners:.2f}")
+    print(f"pages per CPU second, metrics on / off: {unmetered / banners:.3f}")
 
 
 if __name__ == "__main__":

@@ -25,22 +25,20 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import requests
 
+from bench.bench_outbox import durable_events
 from bench.load import Block, wrk
 from storefront.__main__ import serve_command
 from storefront.klevu.analytics.outbox import OutboxStore
-from storefront.klevu.analytics.relay import Relay
 from storefront.klevu.client import DEFAULT_TIMEOUT
 from storefront.klevu.segments import cookie as segments_cookie
-from storefront.simulator import account
 from storefront.simulator.account import shop_environment
 from tests.helpers import (
     PERSONAS,
@@ -208,44 +206,11 @@ def breakers(shop: Shop) -> set[str]:
 
 # -- the beacon's outbox --------------------------------------------------------------------------
 def beacon(sim: Simulator, seconds: float, writers: int = 16) -> tuple[float, float]:
-    """Distinct durable events/s into the outbox (concurrent puts, one event each, fsynced),
-    and collector POSTs per 20 events sent by the relay meanwhile."""
-    from storefront.config import klevu_settings
-    from storefront.klevu.client import KlevuClient
-
-    store = OutboxStore(tempfile.mkdtemp(prefix="bench-outbox-"))
-    client = KlevuClient(klevu_settings(shop_environment(sim.url)))
-    relay = Relay(store, client.collect)
-    stop_relay = threading.Event()
-    relay_thread = threading.Thread(target=relay.run, args=(stop_relay,), daemon=True)
-    before = sim.state()["counts"]
-    relay_thread.start()
-    payload = {
-        "event": "select_recs_list",
-        "event_apikey": account.API_KEY,
-        "event_version": "1.0.0",
-        "event_data": {"list_id": "k-home-picks", "items": [{"item_id": A_PRODUCT}]},
-    }
-    stop = time.monotonic() + seconds
-    accepted = [0] * writers
-
-    def writer(i: int) -> None:
-        while time.monotonic() < stop:
-            accepted[i] += store.put([(uuid.uuid4().hex, payload)])
-
-    threads = [threading.Thread(target=writer, args=(i,)) for i in range(writers)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    events = sum(accepted)
-    wait_until(lambda: store.stats()["depth"] == 0, 60, "the relay did not drain the outbox")
-    stop_relay.set()
-    store.wake.set()
-    relay_thread.join(10)
-    after = sim.state()["counts"]
-    posts = after["collect_requests"] - before["collect_requests"]
-    return events / seconds, posts / (events / 20)
+    """The SQLite outbox's durable events/s and collector POSTs per 20 events
+    (``bench_outbox`` compares it with the Redis outbox)."""
+    return durable_events(
+        partial(OutboxStore, tempfile.mkdtemp(prefix="bench-outbox-")), sim, seconds, writers
+    )
 
 
 # -- the table ------------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from flask import Flask
 
-from . import config as settings
+from . import config as settings, requestlog
 from .extensions import cache
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -54,7 +54,7 @@ def configure(app: Flask, test_config: dict | None) -> None:
         app.config.setdefault(key, value)
     app.config.setdefault("CACHE_KEY_PREFIX", "storefront:")
     logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        level=logging.INFO, handlers=[requestlog.log_handler(app.config["STOREFRONT_LOG_FORMAT"])]
     )
 
 
@@ -78,12 +78,14 @@ def _shared_secret(path: Path) -> str:
 
 def register_extensions(app: Flask) -> None:
     """Shared services, in the order a page view uses them."""
-    from . import security
+    from . import metrics, security
     from .klevu import klevu
 
+    requestlog.init_app(app)  # first: every later hook's log lines carry the request id
     security.init_app(app)  # headers, CSP nonce and same-origin POSTs, for every response
     cache.init_app(app)
     klevu.init_app(app)  # the client to Klevu's four services, then steps 1 to 4 in order
+    metrics.init_app(app)  # /metrics: pages, Klevu calls and answers, breakers, outbox
 
 
 def register_blueprints(app: Flask) -> None:

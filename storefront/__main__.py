@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 
@@ -128,6 +130,14 @@ def main(argv: list[str] | None = None) -> int:
     env = dict(os.environ)
     processes: list[subprocess.Popen] = []
     offline = not env.get("KLEVU_API_KEY")
+    # SIGTERM (a supervisor, a test) stops the children too, as Ctrl-C does.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    metrics_dir = None
+    if args.workers > 1 and not env.get("PROMETHEUS_MULTIPROC_DIR"):
+        # Each worker counts for itself: /metrics sums their files (storefront/metrics.py).
+        # A new, empty directory per run: files left by an earlier run would be summed too.
+        metrics_dir = tempfile.mkdtemp(prefix="storefront-metrics-")
+        env["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
     try:
         if offline:
             simulator, env = start_simulator(
@@ -150,6 +160,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     finally:
         stop(processes)
+        if metrics_dir is not None:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
 
 
 if __name__ == "__main__":

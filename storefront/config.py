@@ -37,6 +37,7 @@ CURRENCY_FIELDS: dict[str, type] = {
     "thousand": str,
 }
 VIEW_RULES = ("rendered", "visible")
+LOG_FORMATS = ("human", "json")
 # A CSP source for images: an origin (``https://cdn.example.com``, ``https://*.example.com``,
 # a port allowed) or a bare scheme (``https:``). Nothing else, so that no value can smuggle a
 # keyword or another directive into the policy.
@@ -164,6 +165,13 @@ def _image_hosts(env: dict) -> tuple[str, ...]:
     return hosts
 
 
+def _outbox_url(env: dict) -> str | None:
+    value = env.get("OUTBOX_URL", "").strip()
+    if "://" in value and urlsplit(value).scheme not in ("redis", "rediss", "unix"):
+        raise ConfigError(f"OUTBOX_URL must be a directory or a redis:// URL, got {value!r}")
+    return value or None
+
+
 def _scheme(env: dict) -> str:
     scheme = env.get("PREFERRED_URL_SCHEME", "").strip().lower() or "http"
     if scheme not in ("http", "https"):
@@ -247,6 +255,11 @@ def from_env(env: dict | None = None) -> dict:
         "OUTBOX_MAX_EVENTS": _int(env, "OUTBOX_MAX_EVENTS", 100_000, low=1, high=10_000_000),
         "OUTBOX_MAX_ATTEMPTS": _int(env, "OUTBOX_MAX_ATTEMPTS", 20, low=1, high=1000),
         "OUTBOX_MAX_AGE": _int(env, "OUTBOX_MAX_AGE", 24 * 3600, low=60, high=30 * 86_400),
+        # Where the outbox lives: unset, SQLite in the data dir; a directory, SQLite there; a
+        # redis:// URL, one Redis Streams queue for every host (docs/operations.md, "Several
+        # hosts"). A relay's claim lapses after the lease: another host's relay takes it over.
+        "OUTBOX_URL": _outbox_url(env),
+        "OUTBOX_LEASE_SECONDS": _int(env, "OUTBOX_LEASE_SECONDS", 60, low=5, high=3600),
         # The percentage of OUTBOX_MAX_EVENTS one client address may hold queued (at least 100
         # events), so a flood from one client during an outage leaves room for everyone else.
         "OUTBOX_CLIENT_SHARE": _int(env, "OUTBOX_CLIENT_SHARE", 5, low=1, high=100),
@@ -283,6 +296,11 @@ def from_env(env: dict | None = None) -> dict:
         "BANNER_RENDER_MEMORY_LIMIT_MB": _int(
             env, "BANNER_RENDER_MEMORY_LIMIT_MB", 32, low=8, high=1024
         ),
+        # Observability (docs/operations.md, "Watching the shop"): Prometheus counts behind
+        # /metrics, and the log format: "human" lines, or "json", one object per line with
+        # one line per request, each carrying the request's id (also in X-Request-ID).
+        "STOREFRONT_METRICS": _bool(env, "STOREFRONT_METRICS", True),
+        "STOREFRONT_LOG_FORMAT": _choice(env, "STOREFRONT_LOG_FORMAT", LOG_FORMATS),
     }
     if config["CACHE_REDIS_URL"] and urlsplit(config["CACHE_REDIS_URL"]).scheme not in (
         "redis",

@@ -294,16 +294,27 @@ def serving(command: list[str], env: dict[str, str], port: int) -> Iterator[subp
             process.wait(10)
 
 
-def start_redis() -> tuple[subprocess.Popen, str]:
-    """A throwaway redis-server on a free loopback port, without persistence; and its URL."""
+def start_redis(
+    directory: Any = None, *, appendfsync: str = "always", port: int | None = None
+) -> tuple[subprocess.Popen, str]:
+    """A throwaway redis-server on a free loopback port (or ``port``), and its URL; without
+    persistence, or with ``directory``, its append-only file there as docs/operations.md
+    requires for the outbox (``appendonly yes``, ``appendfsync`` as given)."""
     import redis
 
     binary = shutil.which("redis-server")
     if binary is None:
         raise RuntimeError("redis-server is not installed (`make system-test-deps` installs it)")
-    port = free_port()
+    port = port or free_port()
+    if directory is not None:
+        Path(directory).mkdir(parents=True, exist_ok=True)
+    persistence = (
+        ("--appendonly", "no")
+        if directory is None
+        else ("--dir", str(directory), "--appendonly", "yes", "--appendfsync", appendfsync)
+    )
     process = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", *persistence],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

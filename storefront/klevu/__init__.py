@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from flask import Flask, current_app
 
 from ..extensions import cache
-from . import trace
+from . import metrics, trace
 from .client import Call, KlevuClient
 from .visitor import ANONYMOUS_VISITOR, Visitor
 
@@ -58,7 +58,8 @@ class Klevu:
             breaker_failures=app.config["KLEVU_BREAKER_FAILURES"],
             breaker_cooldown=app.config["KLEVU_BREAKER_COOLDOWN"],
             shared=shared,
-            on_call=[_trace_call],
+            # Each call in the page's trace, and counted for /metrics when that is on.
+            on_call=[_trace_call, *([metrics.observe] if app.config["STOREFRONT_METRICS"] else [])],
         )
         resolver.init_app(app)  # step 1: session + segments over the shared cache
         placement.init_app(app)  # steps 2-3: answers cache, template renderer, banner pool

@@ -72,6 +72,7 @@ class Call:
     status: int | None = None
     ms: float | None = None
     error: str | None = None
+    service: str = "collect"  # visitor, config, search, or the collector
 
 
 OnCall = Callable[[Call], None]
@@ -195,11 +196,14 @@ class KlevuClient:
                     response.url,
                     status=response.status_code,
                     ms=round(response.elapsed.total_seconds() * 1000, 1),
+                    service=service or "collect",
                 )
             )
         except requests.RequestException as exc:
             url_sent = getattr(exc.request, "url", None) or url
-            self._called(Call(method, url_sent, error=type(exc).__name__))
+            self._called(
+                Call(method, url_sent, error=type(exc).__name__, service=service or "collect")
+            )
             if breaker is not None:
                 breaker.ended(call, ok=False)
             raise KlevuError(f"{method} {shown}: {type(exc).__name__}") from exc

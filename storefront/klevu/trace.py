@@ -7,6 +7,10 @@ work only has to say what it saw, in one line, at the point where it saw it:
 
 Banners are fetched on a thread pool; ``carry`` runs a function in a copy of the request's
 context, so notes made there land in the same trace, tagged with the banner they belong to.
+
+Beside the notes, ``timed(step)`` adds a block's time to the request's ``Timings`` (when the
+shop started them: ``time_request``), which the shop sends as a ``Server-Timing`` header, so
+what segments, config, search and render took shows in the browser next to the page.
 """
 
 from __future__ import annotations
@@ -58,6 +62,49 @@ class Trace:
             ]
 
 
+@dataclass
+class Timings:
+    """Seconds spent per step in one request, summed over the page's banners (which run in
+    parallel: a step's sum may exceed the page's time)."""
+
+    spent: dict[str, list[float]] = field(default_factory=dict)  # step → [seconds, count]
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def add(self, step: str, seconds: float) -> None:
+        with self._lock:
+            total = self.spent.setdefault(step, [0.0, 0])
+            total[0] += seconds
+            total[1] += 1
+
+    def header(self) -> str:
+        """The ``Server-Timing`` value: ``config;dur=1.2;desc="n=2", ...`` (how many times)."""
+        with self._lock:
+            return ", ".join(
+                f'{step};dur={seconds * 1000:.1f};desc="n={count}"'
+                for step, (seconds, count) in self.spent.items()
+            )
+
+
+def time_request() -> Timings:
+    """Start summing the current request's ``timed`` steps."""
+    g.timings = Timings()
+    return g.timings
+
+
+@contextmanager
+def timed(step: str) -> Iterator[None]:
+    """Add the block's wall time to the request's ``step``, if the request is timed."""
+    timings = g.get("timings") if has_app_context() else None
+    if timings is None:
+        yield
+        return
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        timings.add(step, time.perf_counter() - started)
+
+
 def begin() -> Trace:
     """Start tracing the current request."""
     g.trace = Trace()
@@ -100,9 +147,10 @@ def tentative() -> Iterator[None]:
 
 def carry(fn: Callable[..., T], **scope: Any) -> Callable[..., T]:
     """``fn`` to be run on another thread, in a copy of this context, its notes tagged with
-    ``scope``. One copy per call: a context cannot be entered by two threads at once. An
-    untraced request (the inspector off) has no notes to tag: ``fn`` runs as it is."""
-    if current() is None:
+    ``scope``. One copy per call: a context cannot be entered by two threads at once. A
+    request neither traced (the inspector off) nor timed has nothing to carry: ``fn`` runs
+    as it is."""
+    if current() is None and not (has_app_context() and "timings" in g):
         return fn
     context = copy_context()
 

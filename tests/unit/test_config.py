@@ -95,6 +95,10 @@ def test_an_empty_recs_variable_means_no_banner():
         ({"BANNER_RENDER_TIME_LIMIT_MS": "0"}, "BANNER_RENDER_TIME_LIMIT_MS"),
         ({"BANNER_RENDER_TIME_LIMIT_MS": "1.5"}, "BANNER_RENDER_TIME_LIMIT_MS"),
         ({"BANNER_RENDER_MEMORY_LIMIT_MB": "4"}, "BANNER_RENDER_MEMORY_LIMIT_MB"),
+        ({"OUTBOX_URL": "postgres://db/events"}, "OUTBOX_URL"),
+        ({"OUTBOX_LEASE_SECONDS": "1"}, "OUTBOX_LEASE_SECONDS"),
+        ({"STOREFRONT_METRICS": "sometimes"}, "STOREFRONT_METRICS"),
+        ({"STOREFRONT_LOG_FORMAT": "xml"}, "STOREFRONT_LOG_FORMAT"),
     ],
 )
 def test_a_bad_value_stops_start_up_naming_the_variable(env, variable):

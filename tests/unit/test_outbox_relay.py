@@ -1,7 +1,9 @@
-"""The relay's policy, driven with a fake clock and a fake collector: no sleeping, no sockets.
+"""The relay's policy, driven with a fake clock and a fake collector: no sleeping.
 
 ``drain`` runs the relay the way its thread does, except that the clock jumps by each wait
-instead of sleeping, so an hour of backoff takes microseconds.
+instead of sleeping, so an hour of backoff takes microseconds. Each scenario on the ``store``
+fixture runs against both stores the relay drives: SQLite, and Redis Streams on a real
+redis-server (the one policy must mean the same on either).
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ import time
 import pytest
 from hypothesis import given, strategies as st
 
-from storefront.klevu.analytics.outbox import OutboxStore
+from storefront.klevu.analytics.outbox import OutboxStore, Store
+from storefront.klevu.analytics.outbox_redis import RedisOutbox
 from storefront.klevu.analytics.relay import Backoff, Relay, RelayRunner, Send, lock_holder
 from storefront.klevu.client import KlevuError
 from tests.helpers import FakeClock, wait_until
@@ -54,13 +57,16 @@ def drain(relay: Relay, clock: FakeClock, steps: int = 10_000) -> None:
     raise AssertionError("the relay did not empty the outbox")
 
 
-def attempts(store: OutboxStore) -> list[int]:
-    with sqlite3.connect(store.path) as db:
-        return [n for (n,) in db.execute("SELECT attempts FROM outbox ORDER BY seq")]
+def attempts(store: Store, n: int = 120) -> list[int]:
+    """The attempts counted against each queued event of ``events(n)``, in order."""
+    where = store.whereabouts([event_id for event_id, _ in events(n)])
+    return [state["attempts"] for _, state in sorted(where.items()) if "attempts" in state]
 
 
-@pytest.fixture
-def store(tmp_path, clock):
+@pytest.fixture(params=["sqlite", pytest.param("redis", marks=pytest.mark.redis)])
+def store(request, tmp_path, clock) -> Store:
+    if request.param == "redis":
+        return RedisOutbox(request.getfixturevalue("redis_url"), str(tmp_path), clock=clock)
     return OutboxStore(str(tmp_path), clock=clock)
 
 
@@ -169,10 +175,9 @@ def test_an_event_the_collector_keeps_failing_on_is_dead_lettered_alone(store, c
     assert sum("poison" in ids for ids in collector.requests) == 5
     stats = store.stats()
     assert stats["dead_letters"] == 1 and stats["drops"]["dead_letter_attempts"] == 1
-    with sqlite3.connect(store.path) as db:
-        assert db.execute(
-            "SELECT event_id, reason, attempts, last_error FROM dead_letters"
-        ).fetchall() == [("poison", "dead_letter_attempts", 5, "HTTP 500")]
+    assert store.whereabouts(["poison"]) == {
+        "poison": {"state": "dead", "reason": "dead_letter_attempts", "error": "HTTP 500"}
+    }
 
 
 def test_events_older_than_max_age_are_dead_lettered_not_sent(store, clock):

@@ -16,24 +16,36 @@ from __future__ import annotations
 
 import os
 import signal
+from collections.abc import Mapping
 
 import click
 from flask import Flask, current_app
 from flask.cli import with_appcontext
 
 from .. import klevu_client
-from .outbox import OutboxStore
+from .outbox import OutboxStore, Store
 from .relay import Relay, RelayRunner, lock_holder
 
 OUTBOX, RELAY = "klevu.outbox", "klevu.relay"  # app.extensions keys, read through the accessors
 
 
-def init_app(app: Flask) -> None:
-    store = OutboxStore(
-        app.config["STOREFRONT_DATA_DIR"],
-        max_events=app.config["OUTBOX_MAX_EVENTS"],
-        client_share=app.config["OUTBOX_CLIENT_SHARE"] / 100,
+def open_store(config: Mapping) -> Store:
+    """``OUTBOX_URL``'s queue: Redis Streams for a redis:// URL, else SQLite in the directory
+    it names (the data directory when unset)."""
+    url, data_dir = config["OUTBOX_URL"], config["STOREFRONT_DATA_DIR"]
+    if url and "://" in url:
+        from .outbox_redis import RedisOutbox
+
+        return RedisOutbox(url, data_dir, max_events=config["OUTBOX_MAX_EVENTS"])
+    return OutboxStore(
+        url or data_dir,
+        max_events=config["OUTBOX_MAX_EVENTS"],
+        client_share=config["OUTBOX_CLIENT_SHARE"] / 100,
     )
+
+
+def init_app(app: Flask) -> None:
+    store = open_store(app.config)
 
     def send(events: list[dict], event_ids: list[str]) -> None:
         klevu_client(app).collect(events, event_ids)
@@ -44,6 +56,7 @@ def init_app(app: Flask) -> None:
             send,
             max_attempts=app.config["OUTBOX_MAX_ATTEMPTS"],
             max_age=app.config["OUTBOX_MAX_AGE"],
+            lease_seconds=app.config["OUTBOX_LEASE_SECONDS"],
         )
     )
     app.extensions[OUTBOX] = store
@@ -53,7 +66,7 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(relay_command)
 
 
-def outbox(app: Flask | None = None) -> OutboxStore:
+def outbox(app: Flask | None = None) -> Store:
     """The app's durable event queue (``current_app``'s by default)."""
     return (app or current_app).extensions[OUTBOX]
 

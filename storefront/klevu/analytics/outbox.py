@@ -35,6 +35,7 @@ from collections.abc import Callable, Iterable, Sequence
 from contextlib import closing, contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from typing import Protocol
 
 BUSY_TIMEOUT = 5.0  # seconds a write waits for another writer before giving up
 SETUP_LOCK = "outbox.setup.lock"  # ``flock``ed while a process creates or upgrades the schema
@@ -104,12 +105,48 @@ class ClientShareFull(OutboxFull):
 class Pending:
     """A queued event as claimed by the relay; ``attempts`` includes the current one."""
 
-    seq: int
+    seq: int | str  # SQLite's row, or a Redis stream entry (``outbox_redis.py``)
     event_id: str
     payload: dict
     created_at: float
     attempts: int
     last_error: str | None
+
+
+def expired(row: Pending, now: float, *, max_attempts: int, max_age: float) -> str | None:
+    """Why a due event is dead-lettered instead of sent (its drop reason), or None: both
+    backends' ``claim`` ask this, so the rule is one."""
+    if now - row.created_at >= max_age:
+        return "dead_letter_age"
+    return "dead_letter_attempts" if row.attempts >= max_attempts else None
+
+
+class Store(Protocol):
+    """What the beacon, the relay, ``/healthz`` and the inspector use of a queue: the SQLite
+    ``OutboxStore`` below, or ``outbox_redis.RedisOutbox`` shared by every host."""
+
+    path: str  # where the events are, for people
+    lock_path: str  # this host's relay lock (``relay.RelayLock``)
+    max_events: int
+    clock: Callable[[], float]
+    wake: threading.Event
+    failures: tuple[type[Exception], ...]  # what the relay waits out instead of crashing
+
+    def put(self, items: Iterable[tuple[str, dict]], *, client: str = "") -> int: ...
+    def claim(
+        self, limit: int, *, lease_seconds: float, max_attempts: int, max_age: float
+    ) -> list[Pending]: ...
+    def ack(self, rows: Sequence[Pending]) -> None: ...
+    def release(
+        self, rows: Sequence[Pending], retry_at: Sequence[float], error: str, *, refund: bool
+    ) -> None: ...
+    def dead_letter(self, rows: Sequence[Pending], reason: str, error: str) -> None: ...
+    def recover(self) -> int: ...
+    def next_due(self) -> float | None: ...
+    def forget_seen(self, before: float) -> None: ...
+    def note_error(self, message: str) -> None: ...
+    def whereabouts(self, event_ids: Sequence[str]) -> dict[str, dict]: ...
+    def stats(self) -> dict: ...
 
 
 def _iso(at: float | None) -> str | None:
@@ -127,9 +164,64 @@ class _Put:
     done: bool = False
 
 
+class GroupCommit:
+    """Puts from concurrent threads wait their turn together, and the first to get it commits
+    all of them with ``commit``: one fsync (SQLite) or one script call (Redis) for the group.
+    Each put still returns only once its own events are stored."""
+
+    def __init__(
+        self,
+        commit: Callable[[list[_Put]], None],
+        wake: threading.Event,
+        failures: tuple[type[Exception], ...],
+    ):
+        self.commit = commit
+        self.wake = wake
+        self.failures = failures  # errors of the store: they fail every put of the group
+        self._queue: list[_Put] = []  # puts waiting for the next group commit
+        self._queue_lock = threading.Lock()
+        self._commit_lock = threading.Lock()  # held by the thread committing a group
+
+    def put(self, items: Iterable[tuple[str, dict]], *, client: str = "") -> int:
+        """A store's ``put``: the events of one put, committed with others; how many were new
+        (``wake`` is set when any was)."""
+        rows: dict[str, str] = {}
+        for event_id, payload in items:
+            if not isinstance(event_id, str) or not event_id:
+                raise ValueError(f"event id must be a non-empty string, got {event_id!r}")
+            rows.setdefault(event_id, json.dumps(payload, separators=(",", ":")))
+        if not rows:
+            return 0
+        request = _Put(rows, client)
+        self._grouped(request)
+        if request.error is not None:
+            raise request.error
+        if request.fresh:
+            self.wake.set()
+        return request.fresh
+
+    def _grouped(self, request: _Put) -> None:
+        with self._queue_lock:
+            self._queue.append(request)
+        with self._commit_lock:
+            if not request.done:
+                with self._queue_lock:
+                    group, self._queue = self._queue, []
+                try:
+                    self.commit(group)
+                except self.failures as exc:
+                    for each in group:
+                        each.fresh, each.error = 0, OutboxError(f"outbox unavailable: {exc}")
+                finally:
+                    for each in group:
+                        each.done = True
+
+
 class OutboxStore:
     """The SQLite queue in one data directory: ``outbox.sqlite3``, the ``relay.lock``, and
     the ``outbox.setup.lock`` that processes opening it at once take in turn."""
+
+    failures: tuple[type[Exception], ...] = (sqlite3.Error,)
 
     def __init__(
         self,
@@ -148,9 +240,9 @@ class OutboxStore:
         self.clock = clock
         self.wake = threading.Event()  # set by put: the relay in this process starts at once
         self._local = threading.local()
-        self._queue: list[_Put] = []  # puts waiting for the next group commit
-        self._queue_lock = threading.Lock()
-        self._commit_lock = threading.Lock()  # held by the thread committing a group
+        self._group_commit = GroupCommit(
+            lambda group: self._commit(group), self.wake, self.failures
+        )
         os.makedirs(data_dir, exist_ok=True)
         # One process at a time sets the database up: workers start together, and switching a
         # new database to WAL does not wait for another process doing the same, it fails with
@@ -227,40 +319,14 @@ class OutboxStore:
         their turn together and the first to get it commits all of them in one transaction
         (one fsync). Every put still returns only once its own events are on disk.
         """
-        rows: dict[str, str] = {}
-        for event_id, payload in items:
-            if not isinstance(event_id, str) or not event_id:
-                raise ValueError(f"event id must be a non-empty string, got {event_id!r}")
-            rows.setdefault(event_id, json.dumps(payload, separators=(",", ":")))
-        if not rows:
-            return 0
-        request = _Put(rows, client)
-        with self._queue_lock:
-            self._queue.append(request)
-        with self._commit_lock:
-            if not request.done:
-                with self._queue_lock:
-                    group, self._queue = self._queue, []
-                self._commit(group)
-        if request.error is not None:
-            raise request.error
-        if request.fresh:
-            self.wake.set()
-        return request.fresh
+        return self._group_commit.put(items, client=client)
 
     def _commit(self, group: list[_Put]) -> None:
         """One transaction for a group of puts; a database error fails every one of them."""
-        try:
-            with self._write() as db:
-                depth = db.execute("SELECT count(*) FROM outbox").fetchone()[0]
-                for request in group:
-                    depth += self._insert(db, request, depth)
-        except sqlite3.Error as exc:
+        with self._write() as db:
+            depth = db.execute("SELECT count(*) FROM outbox").fetchone()[0]
             for request in group:
-                request.fresh, request.error = 0, OutboxError(f"outbox unavailable: {exc}")
-        finally:
-            for request in group:
-                request.done = True
+                depth += self._insert(db, request, depth)
 
     def _insert(self, db: sqlite3.Connection, request: _Put, depth: int) -> int:
         """Queue one put's new events (all, or none when they do not fit); how many."""
@@ -327,13 +393,8 @@ class OutboxStore:
                 spent: list[Pending] = []
                 live: list[Pending] = []
                 for row in due:
-                    (
-                        old
-                        if now - row.created_at >= max_age
-                        else spent
-                        if row.attempts >= max_attempts
-                        else live
-                    ).append(row)
+                    reason = expired(row, now, max_attempts=max_attempts, max_age=max_age)
+                    (old if reason == "dead_letter_age" else spent if reason else live).append(row)
                 self._bury(db, old, "dead_letter_age", None, now)
                 self._bury(db, spent, "dead_letter_attempts", None, now)
                 if live:
@@ -367,6 +428,7 @@ class OutboxStore:
                 "attempts = attempts - ?, last_error = ? WHERE seq = ?",
                 [(at, int(refund), error, row.seq) for row, at in zip(rows, retry_at, strict=True)],
             )
+            self._count(db, "retried", len(rows))
 
     def dead_letter(self, rows: Sequence[Pending], reason: str, error: str) -> None:
         if not rows:
@@ -508,6 +570,7 @@ class OutboxStore:
             "oldest_age_seconds": None if first is None else round(max(0.0, now - first[0]), 3),
             "in_flight": in_flight,
             "delivered": counters.get("delivered", 0),
+            "retried": counters.get("retried", 0),
             "dead_letters": dead,
             "drops": {reason: counters.get(reason, 0) for reason in DROP_REASONS},
             "last_delivery_at": _iso(status.get("last_delivery", (None, None))[1]),

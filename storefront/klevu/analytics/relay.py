@@ -1,7 +1,7 @@
 """Delivery of the analytics outbox to Klevu's collector: the only I/O the outbox does.
 
 Klevu's own browser code posts each event alone and drops it on any HTTP error (klevu-api.md
-§5). The relay instead sends batches of up to 50, keeps every event in SQLite until a 2xx
+§5). The relay instead sends batches of up to 50, keeps every event in the outbox until a 2xx
 confirms it, and waits between failures, so a collector outage costs time, not events.
 
 What a failed send says about its events decides what happens to them:
@@ -40,7 +40,6 @@ import fcntl
 import logging
 import os
 import random
-import sqlite3
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -49,7 +48,7 @@ from typing import TYPE_CHECKING
 from ..client import KlevuError
 
 if TYPE_CHECKING:
-    from .outbox import OutboxStore, Pending
+    from .outbox import Pending, Store
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +91,7 @@ class Backoff:
 
 
 class Relay:
-    """Moves due events from an ``OutboxStore`` to ``send``, one batch per ``run_once``.
+    """Moves due events from a ``Store`` (SQLite or Redis) to ``send``, one batch per ``run_once``.
 
     ``run_once`` never sleeps: it returns how long to wait, so tests drive it with a fake clock
     and ``run`` does the waiting (woken early by ``store.wake`` when this process puts events;
@@ -101,7 +100,7 @@ class Relay:
 
     def __init__(
         self,
-        store: OutboxStore,
+        store: Store,
         send: Send,
         *,
         batch_size: int = BATCH_SIZE,
@@ -150,7 +149,7 @@ class Relay:
         while not stop.is_set():
             try:
                 delay = self.run_once()
-            except sqlite3.Error as exc:
+            except self.store.failures as exc:
                 log.error("outbox: database error, retrying in %.0f s: %s", DB_ERROR_PAUSE, exc)
                 delay = DB_ERROR_PAUSE
             if delay > 0 and self.store.wake.wait(delay) and self.linger:

@@ -30,6 +30,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+from .. import metrics
 from ..client import BreakerOpen, KlevuClient, KlevuError, Reply
 from ..render.once import Memo
 from ..single_flight import SingleFlight
@@ -92,8 +93,10 @@ class KlevuAnswers:
         search_ttl: int = 60,
         stale_limit: int = 3600,
         clock: Callable[[], float] = time.time,
+        metrics: bool = False,
     ):
         self.client = client
+        self.metrics = metrics  # also count in Prometheus (``klevu/metrics.py``)
         self.store = store
         self.ttls = {"config": config_ttl, "search": search_ttl}
         self.stale_limit = stale_limit
@@ -153,6 +156,8 @@ class KlevuAnswers:
     def _count(self, service: str, name: str) -> None:
         with self._counts_lock:
             self._counts[service][name] += 1
+        if self.metrics:
+            metrics.answer(service, name)
 
     def _get(
         self,

@@ -170,7 +170,10 @@ def fetch_placement(
     ``fresh_only``: from fresh cached answers only, else ``NotFresh`` (see ``banners_for``).
     """
     answers = banners.answers
-    answer = answers.config(recs_key, config_params(context, segments), due, fresh_only=fresh_only)
+    with trace.timed("config"):
+        answer = answers.config(
+            recs_key, config_params(context, segments), due, fresh_only=fresh_only
+        )
     plan = _plan(banners, recs_key, answer, context)
     trace.note(
         "config",
@@ -188,7 +191,8 @@ def fetch_placement(
     body = plan.search_body()
     if body is None:
         return None  # e.g. RECENTLY_VIEWED with nothing viewed yet: no search at all
-    found = answers.search(plan.base_path, body, due, fresh_only=fresh_only)
+    with trace.timed("search"):
+        found = answers.search(plan.base_path, body, due, fresh_only=fresh_only)
     sources["search"] = found.source
     shown = shown_records(answer.body, found.body)
     if shown is None:
@@ -297,7 +301,8 @@ def _rendered(renderer: RenderOnce, fetched: Fetched, data: dict[str, Any]) -> F
         return fetched
     version = renderer.key(template, data)
     try:
-        html = renderer.render(template, data, key=version)
+        with trace.timed("render"):
+            html = renderer.render(template, data, key=version)
     except TemplateQuarantined:  # logged once, when the renderer quarantined it
         return fetched
     except RenderError as exc:
@@ -339,7 +344,8 @@ def banners_for(context: queries.PageContext) -> list[Banner]:
     for key, future in zip(recs_keys, futures, strict=True):
         fetched = _outcome(key, future)
         if fetched is not None and (fetched.records or fetched.html is not None):
-            shown.append(_banner(banners, fetched))
+            with trace.timed("render"):  # this page view's token and links
+                shown.append(_banner(banners, fetched))
             trace.note(
                 "outcome", banner=key, result="shown", token=shown[-1].token, source=fetched.source
             )
@@ -544,6 +550,7 @@ def init_app(app: Flask) -> None:
         config_ttl=app.config["KLEVU_CONFIG_TTL"],
         search_ttl=app.config["KLEVU_SEARCH_TTL"],
         stale_limit=app.config["KLEVU_STALE_LIMIT"],
+        metrics=app.config["STOREFRONT_METRICS"],
     )
     renderer = TemplateRenderer(
         time_limit_ms=app.config["BANNER_RENDER_TIME_LIMIT_MS"],

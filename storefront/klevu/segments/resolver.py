@@ -458,7 +458,8 @@ def current_segments(visitor: Visitor) -> Resolution:
     if g.get("segments_visitor") != visitor or "segments" not in g:
         earlier = g.get("segments")  # same browser, same session: keep the id it already has
         session_id = session_cookie() or (earlier.session_id if earlier else None)
-        g.segments = _kept(visitor, session_id) or _resolved(visitor, session_id)
+        with trace.timed("segments"):
+            g.segments = _kept(visitor, session_id) or _resolved(visitor, session_id)
         g.segments_visitor = visitor
         trace.note("segments", resolution=g.segments)
     return g.segments
