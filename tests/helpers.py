@@ -287,7 +287,11 @@ def serving(command: list[str], env: dict[str, str], port: int) -> Iterator[subp
         yield process
     finally:
         os.killpg(process.pid, signal.SIGTERM)
-        process.wait(30)
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(10)
 
 
 def start_redis() -> tuple[subprocess.Popen, str]:

@@ -245,9 +245,9 @@ class Checker:
             )
             return
         yield Result(f"search {name}", True, f"{shown.found} records (threshold {threshold})")
-        fetched = Fetched(recs_key, config, shown.records, shown.meta)
+        fetched = Fetched(recs_key, config, shown.records)
         self.shown.append(fetched)
-        data = template_data.product_banner_data(config, shown.records, shown.meta, body)
+        data = template_data.product_banner_data(config, shown.records, shown.answers, body)
         yield from self.looks(name, fetched, data)
 
     def looks(self, name: str, fetched: Fetched, data: dict) -> Iterator[Result]:

@@ -11,7 +11,8 @@ tells it. Each persona keeps one Klaviyo ``cid`` (derived from its key), so its
 Klevu session is reused from one comparison to the next.
 
 The viewer's own cookies and Klevu session are left alone. The banners carry no analytics
-token, so the page sends no impression on a persona's behalf.
+token, so the page sends no impression on a persona's behalf; their links still go through
+the click route, so a product clicked here is recorded as the viewer's click.
 """
 
 from __future__ import annotations
@@ -107,11 +108,15 @@ def _page(args: Any) -> tuple[str, dict[str, Any], str]:
     raise BadComparison(f"page is one of {', '.join(PAGES)}")
 
 
+def _known() -> list[str]:
+    return [ANONYMOUS, *(p["key"] for p in load_personas()["personas"])]
+
+
 def _personas(value: str | None) -> list[str]:
     if not current_app.config["KLAVIYO_COMPANY_ID"]:
         raise BadComparison("personas need a Klaviyo account: set KLAVIYO_COMPANY_ID")
     keys = [k.strip() for k in (value or ",".join(DEFAULT_PERSONAS)).split(",") if k.strip()]
-    known = [ANONYMOUS, *(p["key"] for p in load_personas()["personas"])]
+    known = _known()
     unknown = [k for k in keys if k not in known]
     if unknown:
         raise BadComparison(
@@ -127,6 +132,9 @@ def column(persona_key: str, page_type: str, page_args: dict[str, Any]) -> Colum
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     settings = app.config["KLEVU"]
     cookie_header = "; ".join(f"{k}={v}" for k, v in persona_cookies(persona_key).items())
+    # Flask's request context built from a path and headers (Werkzeug's EnvironBuilder), in
+    # an app context of its own, so the column's ``g`` (identity, segments, trace, budget)
+    # is not the viewer's.
     with (
         app.app_context(),
         app.test_request_context(
@@ -155,14 +163,20 @@ def column(persona_key: str, page_type: str, page_args: dict[str, Any]) -> Colum
 
 @bp.get("/demo/compare")
 def compare():
-    known = [ANONYMOUS, *(p["key"] for p in load_personas()["personas"])]
+    catalog = load_catalog()
+    form = {
+        "known": _known(),
+        "page": request.args.get("page", "home"),
+        "categories": catalog.categories,
+        "products": catalog.products,
+    }
     try:
         # ``personas=a,b`` from a link, or ``persona=a&persona=b`` from the page's own form.
         keys = _personas(request.args.get("personas") or ",".join(request.args.getlist("persona")))
         page_type, page_args, label = _page(request.args)
     except BadComparison as exc:
         return render_template(
-            "demo/compare.html", error=str(exc), columns=[], known=known, chosen=[], label=""
+            "demo/compare.html", error=str(exc), columns=[], chosen=[], label="", **form
         ), 400
     columns = [column(key, page_type, page_args) for key in keys]
     # The banners' stylesheets are linked from the page's head once per banner (base.html).
@@ -173,9 +187,6 @@ def compare():
         columns=columns,
         banners=list(css.values()),
         label=label,
-        known=known,
         chosen=keys,
-        page=request.args.get("page", "home"),
-        categories=load_catalog().categories,
-        products=load_catalog().products,
+        **form,
     )

@@ -129,3 +129,32 @@ def test_a_token_is_refused_once_the_outbox_has_forgotten_its_ids(shop, monkeypa
         old = a_view(shop)
     status, _ = post(shop, old)
     assert status == 400
+
+
+@pytest.mark.redis
+def test_with_redis_two_processes_count_against_one_limit(tmp_path, redis_url, monkeypatch):
+    """Two shops (as two workers) sharing Redis: a client's posts to both add up (alone,
+    each would let 60 through)."""
+    dead = f"http://127.0.0.1:{free_port()}"
+    shops = [
+        LiveServer(
+            create_app(
+                app_config(
+                    dead,
+                    tmp_path / name,
+                    CACHE_REDIS_URL=redis_url,
+                    OUTBOX_RELAY_IN_APP=False,
+                )
+            )
+        )
+        for name in ("a", "b")
+    ]
+    try:
+        for shop in shops:  # one window for the whole test
+            monkeypatch.setattr(beacon_limits(shop.app), "window", 3600)
+        view = a_view(shops[0])
+        statuses = [post(shops[n % 2], view)[0] for n in range(70)]
+    finally:
+        for shop in shops:
+            shop.stop()
+    assert statuses == [202] * 60 + [429] * 10

@@ -128,6 +128,7 @@ def test_a_template_change_shows_on_the_real_page_and_in_the_comparison(marked_s
         create_app(app_config(marked_simulator.url, tmp_path, OUTBOX_RELAY_IN_APP=False))
     )
     try:
+        requests.get(f"{shop.url}/", timeout=30)  # the first banner page starts the engine
         real = browser_session("maya").get(f"{shop.url}/", timeout=30).text
         compared = requests.get(f"{shop.url}/demo/compare?personas=anonymous,maya", timeout=30).text
     finally:

@@ -70,6 +70,13 @@ SCENARIOS = [
         clicked=tuple(p.id for p in CATALOG.products[1:4]),
     ),
     Scenario(
+        "home, personalised",
+        "/",
+        "HOME",
+        "k-home-foryou",
+        clicked=tuple(p.id for p in CATALOG.products[4:6]),
+    ),
+    Scenario(
         "category",
         f"/c/{TENT.category.slug}",
         "CATEGORY",
@@ -77,40 +84,38 @@ SCENARIOS = [
         persona="maya",
         options={"categoryPath": ";".join(TENT.category.path)},
     ),
-    Scenario(
-        "product",
-        f"/p/{TENT.id}",
-        "PRODUCT",
-        "k-product-similar",
-        options={"currentProductId": TENT.id, "itemGroupId": TENT.item_group_id},
+    *(
+        Scenario(
+            name,
+            f"/p/{TENT.id}",
+            "PRODUCT",
+            "k-product-similar",
+            persona=persona,
+            options={"currentProductId": TENT.id, "itemGroupId": TENT.item_group_id},
+        )
+        for name, persona in (
+            ("product", None),  # OTHER_ALSO_VIEWED
+            ("product, similar", "maya"),  # SIMILAR
+            ("product, visually similar", "oliver"),  # VISUALLY_SIMILAR
+        )
     ),
-    Scenario(
-        "checkout",
-        "/checkout",
-        "CHECKOUT",
-        "k-checkout-together",
-        cart=(TENT.id,),
-        options={"cartProductIds": [TENT.id]},
-    ),
-    Scenario(
-        "static banner, desktop",
-        "/checkout",
-        "CHECKOUT",
-        "k-checkout-together",
-        persona="sam",
-        cart=(TENT.id,),
-        options={"cartProductIds": [TENT.id]},
-        resolution="desktop",
-    ),
-    Scenario(
-        "static banner, phone",
-        "/checkout",
-        "CHECKOUT",
-        "k-checkout-together",
-        persona="sam",
-        cart=(TENT.id,),
-        options={"cartProductIds": [TENT.id]},
-        resolution="mobile",
+    *(
+        # sam (bargain hunter) sees a static sale image at checkout, at each screen width
+        Scenario(
+            name,
+            "/checkout",
+            "CHECKOUT",
+            "k-checkout-together",
+            persona=persona,
+            cart=(TENT.id,),
+            options={"cartProductIds": [TENT.id]},
+            resolution=resolution,
+        )
+        for name, persona, resolution in (
+            ("checkout", None, ""),
+            ("static banner, desktop", "sam", "desktop"),
+            ("static banner, phone", "sam", "mobile"),
+        )
     ),
 ]
 
@@ -159,6 +164,12 @@ INTENDED: list[Intended] = [
         "recordQueries[].settings.limit",
         "RECENTLY_VIEWED: JSv2 asks for as "
         "many records as it has ids; @klevu/core keeps the payload's limit",
+    ),
+    Intended(
+        "search",
+        "recordQueries[].settings.context.sourceObjects[].records",
+        "VISUALLY_SIMILAR: JSv2 lists the item group first, then the product "
+        "(addSimilarImagesQueryOp); @klevu/core the product, then the group",
     ),
     Intended(
         "search",

@@ -87,7 +87,10 @@ def test_a_recorded_account_is_served_offline(stand_in, tmp_path):
     assert set(pack["recorded"]["configs"]["k-home-picks"]) >= {"", "seg_outdoor"}
     stand_in.stop()  # from here on, no Klevu but the pack
 
-    served, launcher = launch(tmp_path / "offline", "--pack", str(out), env=offline_environment())
+    # Each first page asks the pack's simulator afresh (and Maya's, the visitor service too):
+    # a budget a loaded machine cannot miss, since this test is about what is served.
+    env = {**offline_environment(), "KLEVU_PAGE_BUDGET_MS": "5000"}
+    served, launcher = launch(tmp_path / "offline", "--pack", str(out), env=env)
     shop, simulator = served.url, served.simulator_url
     try:
         for persona, title in ((None, TITLES["default"]), ("maya", TITLES["seg_outdoor"])):

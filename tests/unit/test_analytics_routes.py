@@ -22,8 +22,7 @@ from flask import url_for
 from storefront import create_app
 from storefront.catalog import load_catalog
 from storefront.extensions import cache
-from storefront.klevu import shown
-from storefront.klevu.analytics import routes, tokens
+from storefront.klevu.analytics import routes, shown, tokens
 from storefront.klevu.analytics.delivery import outbox
 from storefront.klevu.analytics.events import SELECT, VIEW, BannerItem, BannerView
 from storefront.klevu.analytics.recently_viewed import clicked_ids, format_ids

@@ -123,8 +123,9 @@ def test_the_graph_covers_the_package():
         (
             BANNERS,
             (ANALYTICS,),
-            (f"{ANALYTICS}.events", f"{ANALYTICS}.tokens"),
-            "a banner issues its token and view from step 4's pure builders, never its I/O",
+            (f"{ANALYTICS}.events", f"{ANALYTICS}.tokens", f"{ANALYTICS}.shown"),
+            "a banner issues its token and registers what it showed with step 4's builders, "
+            "never step 4's routes, queue or relay",
         ),
         (
             f"{ANALYTICS}.outbox",

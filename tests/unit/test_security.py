@@ -19,8 +19,7 @@ from storefront import create_app
 from storefront.catalog import load_catalog
 from storefront.config import ConfigError, from_env
 from storefront.identity import CONSENT_COOKIE
-from storefront.klevu import shown
-from storefront.klevu.analytics import tokens
+from storefront.klevu.analytics import shown, tokens
 from storefront.klevu.analytics.delivery import outbox
 from storefront.klevu.analytics.events import BannerItem, BannerView
 from storefront.klevu.banners.placement import banner_services

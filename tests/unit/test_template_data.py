@@ -35,11 +35,20 @@ def test_metadata_carries_the_count_defaults(metadata, counts):
     }
 
 
-def test_a_product_banner_gets_its_records_and_the_search_settings():
+def test_a_product_banner_gets_every_query_answer_and_the_search_settings():
+    """JSv2's data.query: {meta, filters, result} per query id; ours are the records shown."""
     config = {"metadata": {"title": "t"}, "staticContent": [], "search": {}}
-    data = product_banner_data(config, [{"id": "1"}], {"qTime": 3}, SEARCH)
+    answers = [
+        {"id": "klevuRECSItemList", "meta": {"qTime": 3}, "filters": [], "records": [{}, {}]},
+        {"id": "merchantExtra", "meta": {"qTime": 1}, "records": [{"id": "9"}]},
+        {"records": []},  # no id: not addressable
+    ]
+    data = product_banner_data(config, [{"id": "1"}], answers, SEARCH)
     assert data == {
-        "query": {"klevuRECSItemList": {"result": [{"id": "1"}], "meta": {"qTime": 3}}},
+        "query": {
+            "klevuRECSItemList": {"meta": {"qTime": 3}, "filters": [], "result": [{"id": "1"}]},
+            "merchantExtra": {"meta": {"qTime": 1}, "result": [{"id": "9"}]},
+        },
         "metadata": {"title": "t", "maxProducts": 12, "productThreshold": 4},
         "settings": {"limit": 12, "query": {"term": "*"}},
     }

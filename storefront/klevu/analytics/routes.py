@@ -27,9 +27,9 @@ from flask import Blueprint, Flask, current_app, jsonify, redirect, render_templ
 from werkzeug.exceptions import BadRequest, RequestEntityTooLarge
 
 from ...security import same_origin
-from .. import klevu, shown
+from .. import klevu
 from ..segments.resolver import session_cookie
-from . import delivery, events, tokens
+from . import delivery, events, shown, tokens
 from .limits import WindowCounter, client_key
 from .outbox import ClientShareFull, OutboxError
 from .recently_viewed import remember_click

@@ -1,40 +1,22 @@
 """Banner tokens and event ids: how a browser's beacon turns back into trustworthy events.
 
-Each rendered banner carries an opaque token. It binds the page view id to the ``BannerView``
-the server rendered (metadata and products), signed with the app's secret key, so the beacon
-and click routes build every §5 event from what the server showed: a client can replay a token
-but cannot forge products, prices or lists, nor move a token to another banner or page view.
-The token is signed, not encrypted: it holds only what the page already shows (not the api
-key, which the reader supplies).
+Each rendered banner carries a token binding the page view id to the ``BannerView`` the server
+rendered, signed with the app's secret key (itsdangerous, HMAC-SHA256, timestamped), so the
+beacon and click routes build every §5 event from what the server showed: a client can replay
+a token but cannot forge products, prices or lists, nor move it to another banner or page
+view. Signed, not encrypted: it holds only what the page shows (not the api key).
 
-Format: itsdangerous ``URLSafeTimedSerializer`` (HMAC-SHA256, a timestamp for expiry, a salt
-for this one purpose) over compact JSON — the banner as positional lists, not objects, and
-the page view id last — zlib-compressed (itsdangerous' "." marker). Measured: a 12-product
-banner of the demo catalog's records with full metadata and a segment is 1.2 KB of JSON and a
-token of about 600 characters (under 700 with names three times as long), far under the 4 KB
-budget; tests/unit/test_tokens.py holds it to 1 KB.
+Cheap per page: the banner's part is encoded and compressed once per ``BannerView`` and a page
+view only appends its id (a stored deflate block) and the signature. No-JavaScript click links
+carry a short token instead (``issue_link_token``: page view id + ``view_key``), and the click
+route finds the banner by key (``shown.py``). Sizes and timings: docs/performance.md.
 
-A token is made for every banner of every page view, but only its last few bytes differ
-between the page views of one banner. So the banner's part is encoded and compressed once
-per ``BannerView`` (``_compressed_view``, ending in a zlib sync flush), and a page view adds
-its id as a stored deflate block, the stream's checksum, and the signature: the same bytes a
-reader decompresses, for a fraction of the work. Every token is still signed whole.
-A banner's no-JavaScript click links carry a short token instead (``issue_link_token``: the
-page view id and the banner's ``view_key``, signed), and the click route finds the banner
-by its key (``klevu/shown.py``): the whole token in each of a banner's links was 4.5 KB of
-a page.
-
-Event ids (the outbox's idempotency keys) are derived from the token's page view id, never
-from anything a client may choose freely (a click's item id must be one of the banner's):
-  * impression: (page view, recs key, "view") — one impression per banner per page view, however
-    often the beacon fires or is retried;
-  * click: (page view, recs key, item id, "select") — no client nonce. Clicks on different
-    products are different events; the same product clicked again from the same page view is
-    one event. That is what makes a retried beacon, a double click, and the beacon plus the
-    no-JavaScript click route all count once without coordinating, and it bounds what one
-    token can emit (one view plus one click per product): a client-chosen nonce would let a
-    client mint unlimited click events from a single token. JSv2 behaves the same way: it
-    merges repeated clicks of a banner into unique items before sending.
+Event ids (the outbox's idempotency keys) come from the token's page view id, never from
+anything a client chooses freely: an impression is (page view, recs key); a click is (page
+view, recs key, item id), with no client nonce. So a retried beacon, a double click and the
+beacon plus the no-JavaScript route each count once without coordinating, and one token can
+emit at most one view and one click per product (docs/differences-from-klevu-js.md says how
+this compares with JSv2's repeated clicks).
 """
 
 from __future__ import annotations

@@ -29,6 +29,7 @@ from markupsafe import Markup
 from ...extensions import cache
 from .. import klevu as klevu_ext, klevu_client, trace
 from ..analytics.events import BannerView
+from ..analytics.shown import remember as remember_shown
 from ..analytics.tokens import issue_link_token, issue_token
 from ..budget import page_due, page_view_id
 from ..client import BreakerOpen, KlevuError
@@ -36,7 +37,6 @@ from ..render.engine import RenderError, TemplateQuarantined, TemplateRenderer, 
 from ..render.inline_styles import lift_inline_styles
 from ..render.once import Memo, RenderOnce
 from ..segments.resolver import current_segments
-from ..shown import remember as remember_shown
 from . import links, queries, rules, template_data
 from .answers import Answer, KlevuAnswers, LateAnswer, NotFresh
 from .styles import stylesheet_url
@@ -66,7 +66,6 @@ class Fetched:
     recs_key: str
     config: dict
     records: list[dict] = field(default_factory=list)
-    meta: dict = field(default_factory=dict)
     html: str | None = None  # rendered by Klevu's template; None → shop fallback
     static: bool = False  # a STATIC_CONTENT banner: staticContent, no records
     sources: dict[str, str] = field(default_factory=dict)  # service → answers.Answer.source
@@ -207,8 +206,8 @@ def fetch_placement(
     known = (recs_key, answer.version, found.version)
     done = banners.placements.get(known) if answer.version and found.version else None
     if done is None:
-        fetched = Fetched(recs_key, answer.body, shown.records, shown.meta)
-        data = template_data.product_banner_data(answer.body, shown.records, shown.meta, body)
+        fetched = Fetched(recs_key, answer.body, shown.records)
+        data = template_data.product_banner_data(answer.body, shown.records, shown.answers, body)
         done = _rendered(banners.renderer, fetched, data)
         if answer.version and found.version:
             banners.placements.put(known, done)
@@ -218,11 +217,12 @@ def fetch_placement(
 @dataclass(frozen=True)
 class Shown:
     """What a search answer gives the banner: the records shown (all that search found, as
-    JSv2 renders them), the result's ``meta``, and whether the banner hides for having fewer
-    than the threshold (checked, as JSv2 does, only when search found something)."""
+    JSv2 renders them), every query's answer (the template sees them all), and whether the
+    banner hides for having fewer than the threshold (checked, as JSv2 does, only when search
+    found something)."""
 
     records: list[dict]
-    meta: dict
+    answers: list
     found: int
     limits: queries.RecsMetadata
 
@@ -246,9 +246,8 @@ def shown_records(config: dict, search_answer: dict) -> Shown | None:
     if not isinstance(records, list):
         return None
     records = [r for r in records if isinstance(r, dict) and r.get("id")]
-    meta = result.get("meta")
     limits = queries.RecsMetadata.from_config(config["metadata"])
-    return Shown(records, meta if isinstance(meta, dict) else {}, len(records), limits)
+    return Shown(records, search_answer.get("queryResults") or [], len(records), limits)
 
 
 def _plan(

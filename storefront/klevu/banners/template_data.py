@@ -1,11 +1,12 @@
 """The arguments a banner's template is called with, built as JSv2 builds them (§4).
 
-Pure functions of the config answer and the search: recs.py passes the result to the renderer.
-JSv2 writes the ``maxProducts`` / ``productThreshold`` defaults into the metadata before the
-template runs, gives a product banner ``data.query.klevuRECSItemList`` and ``data.settings``
-(the search settings it sent), and gives a STATIC_CONTENT banner the whole config answer as its
-``data``. ``dataLocal`` and ``scope`` are left to the renderer's defaults (``data`` itself and
-the engine's scope object), as JSv2 leaves them.
+Pure functions of the config answer and the search: placement.py passes the result to the
+renderer. JSv2 writes the ``maxProducts`` / ``productThreshold`` defaults into the metadata
+before the template runs, gives a product banner ``data.query.<id>`` for every query search
+answered (``{meta, filters, result}``) and ``data.settings`` (the search settings it sent),
+and gives a STATIC_CONTENT banner the whole config answer as its ``data``. ``dataLocal`` and
+``scope`` are left to the renderer's defaults (``data`` itself and the engine's scope object),
+as JSv2 leaves them.
 """
 
 from __future__ import annotations
@@ -26,11 +27,23 @@ def metadata_with_defaults(metadata: Mapping) -> dict:
 
 
 def product_banner_data(
-    config: Mapping, records: list[dict], meta: Mapping, search_body: Mapping
+    config: Mapping, records: list[dict], query_results: list, search_body: Mapping
 ) -> dict:
-    """``data`` for a banner of products: the records, their meta and the search settings."""
+    """``data`` for a banner of products: each query's answer by id as JSv2 gives it
+    (``meta``, ``filters`` and ``result``, each when the answer has it; the recommendations'
+    ``result`` is ``records``, the ones shown), the metadata and the search settings."""
+    query = {
+        answer["id"]: {
+            name: answer[field]
+            for name, field in (("meta", "meta"), ("filters", "filters"), ("result", "records"))
+            if field in answer
+        }
+        for answer in query_results
+        if isinstance(answer, Mapping) and isinstance(answer.get("id"), str)
+    }
+    query[RECS_QUERY_ID] = {**query.get(RECS_QUERY_ID, {}), "result": records}
     return {
-        "query": {RECS_QUERY_ID: {"result": records, "meta": dict(meta)}},
+        "query": query,
         "metadata": metadata_with_defaults(config["metadata"]),
         "settings": search_settings(search_body),
     }

@@ -8,7 +8,7 @@ in this worker, else in the shared cache (``klevu:shown:<key>``, Redis with
 every ``RESHARE_SECONDS`` while it keeps showing it, so it outlives every token that names it.
 The beacon still gets the whole token, so impressions and JavaScript clicks need nothing here;
 a click link whose banner is no longer known still leads to the product, unrecorded. Step 3
-writes here and step 4 reads, so it sits beside both.
+writes here as it shows a banner, as it issues the banner's token; step 4 reads.
 """
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ from __future__ import annotations
 import logging
 import time
 
-from ..extensions import cache
-from .analytics.events import BannerView
-from .analytics.tokens import view_key
-from .render.once import Memo
+from ...extensions import cache
+from ..render.once import Memo
+from .events import BannerView
+from .tokens import view_key
 
 log = logging.getLogger(__name__)
 
