@@ -46,7 +46,7 @@ from werkzeug.wrappers import Response  # what redirect() returns; flask's is a 
 from . import klaviyo
 from .klevu import klevu, trace
 from .klevu.segments.resolver import current_segments, forget_segments
-from .klevu.visitor import Visitor
+from .klevu.segments.visitor import Visitor
 from .security.headers import allow_script_from
 
 log = logging.getLogger(__name__)

@@ -18,7 +18,7 @@ from flask import Flask, current_app
 from ..extensions import cache
 from . import metrics, trace
 from .client import Call, KlevuClient
-from .visitor import ANONYMOUS_VISITOR, Visitor
+from .segments.visitor import ANONYMOUS_VISITOR, Visitor
 
 if TYPE_CHECKING:
     from .banners.queries import PageContext

@@ -39,8 +39,8 @@ from .. import klevu, klevu_client, trace
 from ..budget import page_due
 from ..client import BreakerOpen, KlevuClient, KlevuError, SessionAnswer
 from ..single_flight import SingleFlight
-from ..visitor import Visitor
 from . import cookie
+from .visitor import Visitor
 
 log = logging.getLogger(__name__)
 
