@@ -1,36 +1,22 @@
 """Delivery of the analytics outbox to Klevu's collector: the only I/O the outbox does.
 
-Klevu's own browser code posts each event alone and drops it on any HTTP error (klevu-api.md
-§5). The relay instead sends batches of up to 50, keeps every event in the outbox until a 2xx
-confirms it, and waits between failures, so a collector outage costs time, not events.
+Klevu's own browser code posts each event alone and drops it on any HTTP error. The relay
+sends batches of up to 50, keeps every event in the outbox until a 2xx confirms it, and waits
+between failures, so a collector outage costs time, not events. One policy for every store
+(SQLite or Redis Streams): what a failed send says about its events decides their fate
+(docs/operations.md, "Failures", has the table):
 
-What a failed send says about its events decides what happens to them:
+* a 4xx about the batch: halved until the bad event stands alone; it alone is dead-lettered;
+* an answer about the collector (wrong URL or access, 408, 429, 502-504, no answer): retried,
+  the attempt refunded, so an outage dead-letters by age (``max_age``), never by attempts;
+* 500 and other 5xx, a bug in ``send``: retried on the event's own jittered backoff, so a
+  poison event drifts from its batch-mates, and dead-lettered after ``max_attempts``.
 
-  answer                                   means                   the events are
-  2xx                                      delivered               deleted
-  any other 4xx                            the batch is malformed  halved until the bad one
-                                                                   stands alone; it alone is
-                                                                   dead-lettered
-  401 403 404 405                          wrong URL or access     retried, attempt refunded
-  408 429 502 503 504, no answer, timeout  collector unavailable   retried, attempt refunded
-  500 and other 5xx, a bug in ``send``     maybe this batch        retried, attempt counted
-
-  * One collector, one pace: after any failure the whole relay pauses (exponential backoff with
-    jitter, and at least the ``Retry-After`` asked for) rather than hammer a down host with the
-    next batch.
-  * Attempts are counted when a relay claims events (so an event that kills the relay process
-    still reaches its limit) and refunded when the answer says the collector, not the batch,
-    is the problem. An outage therefore never dead-letters events by attempts; ``max_age``
-    bounds it instead. A wrong stats URL (404) fills the queue instead of emptying it into the
-    dead letters.
-  * Events whose attempt counts wait on their own, longer backoff, jittered per event: one
-    event the collector keeps failing on drifts apart from its batch-mates, which go through,
-    and is dead-lettered after ``max_attempts``.
-  * Halving a rejected batch of 50 costs at most 2·log2(50) ≈ 12 extra requests per bad event.
-  * Exactly one relay per data directory, across threads and processes: whoever holds an
-    ``flock`` on ``relay.lock`` relays; the others retry the lock every second. The kernel
-    drops the lock when its holder dies (even by kill -9), so a standby takes over, and its
-    first act is to take back what the dead holder had claimed.
+After any failure the whole relay pauses (exponential backoff with jitter, at least the
+``Retry-After`` asked for) rather than hammer a down host. Attempts are counted when events
+are claimed, so an event that kills the relay still reaches its limit. Exactly one relay per
+store relays at a time (a ``flock`` per data directory, a consumer group on Redis); a standby
+takes over from a dead one and first takes back what it had claimed.
 """
 
 from __future__ import annotations
