@@ -14,9 +14,9 @@ between failures, so a collector outage costs time, not events. One policy for e
 
 After any failure the whole relay pauses (exponential backoff with jitter, at least the
 ``Retry-After`` asked for) rather than hammer a down host. Attempts are counted when events
-are claimed, so an event that kills the relay still reaches its limit. Exactly one relay per
-store relays at a time (a ``flock`` per data directory, a consumer group on Redis); a standby
-takes over from a dead one and first takes back what it had claimed.
+are claimed, so an event that kills the relay still reaches its limit. On SQLite one relay
+per data directory works at a time (a ``flock``); on Redis every host's relay reads through one
+consumer group. Either way what a dead relay had claimed is taken back by another.
 """
 
 from __future__ import annotations
