@@ -5,12 +5,11 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import subprocess
-import sys
 
 import requests
 
-from tests.helpers import free_port, wait_for, wait_until
+from storefront.pytest_plugin import launch, offline_environment
+from tests.helpers import wait_until
 
 
 def answers(url: str) -> bool:
@@ -21,30 +20,10 @@ def answers(url: str) -> bool:
 
 
 def test_a_sigterm_to_the_launcher_stops_the_shop_and_the_simulator(tmp_path):
-    port, simulator_port = free_port(), free_port()
-    env = {name: value for name, value in os.environ.items() if not name.startswith("KLEVU_")}
-    launcher = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "storefront",
-            "--port",
-            str(port),
-            "--simulator-port",
-            str(simulator_port),
-        ],
-        env={**env, "STOREFRONT_DATA_DIR": str(tmp_path)},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,  # so a failure below can still stop the whole group
-    )
-    shop, simulator = (
-        f"http://127.0.0.1:{port}/healthz",
-        f"http://127.0.0.1:{simulator_port}/healthz",
-    )
+    served, launcher = launch(tmp_path, env=offline_environment())  # its own process group
+    shop, simulator = f"{served.url}/healthz", f"{served.simulator_url}/healthz"
     try:
-        wait_for(shop, 60)
-        assert answers(simulator)
+        assert answers(shop) and answers(simulator)
         launcher.send_signal(signal.SIGTERM)  # the launcher alone, as `kill <pid>` does
         assert launcher.wait(timeout=30) == 0
         wait_until(lambda: not answers(shop) and not answers(simulator), 15, "servers left running")

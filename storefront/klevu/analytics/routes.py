@@ -216,15 +216,21 @@ def click():
     product_url = klevu.product_url(item_id)
     if product_url is None or item_id not in {item.id for item in view.items}:
         return redirect(_home())
-    try:
-        _accept(
-            tokens.click_id(page_view, view.recs_key, item_id),
-            events.click(view, session_cookie(), item_id),
-        )
-    except Rejected as exc:
-        log.warning("banner click on product %s not recorded: %s", item_id, exc)
+    _record_click(page_view, view, item_id)
     remember_click(item_id)
     return redirect(product_url)
+
+
+def _record_click(page_view: str, view: events.BannerView, item: str) -> None:
+    """Queue a no-JavaScript click's event. A refusal (queue full, rate) is logged and the
+    visitor still goes where the link leads: a click never stops at an error page."""
+    try:
+        _accept(
+            tokens.click_id(page_view, view.recs_key, item),
+            events.click(view, session_cookie(), item),
+        )
+    except Rejected as exc:
+        log.warning("banner click on %s (%s) not recorded: %s", item, view.recs_key, exc)
 
 
 def _home() -> str:
@@ -241,11 +247,5 @@ def _static_click(page_view: str, view: events.BannerView, index: str):
         return redirect(_home())
     if not isinstance(target, str) or urlsplit(target).scheme not in ("", "http", "https"):
         return redirect(_home())
-    try:
-        _accept(
-            tokens.click_id(page_view, view.recs_key, index),
-            events.click(view, session_cookie(), index),
-        )
-    except Rejected as exc:
-        log.warning("static banner click on %s not recorded: %s", view.recs_key, exc)
+    _record_click(page_view, view, index)
     return redirect(target)
