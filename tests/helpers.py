@@ -15,7 +15,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -24,8 +24,10 @@ from typing import Any, TypeVar
 import requests
 from werkzeug.serving import make_server
 
+from storefront.catalog import Product
 from storefront.config import from_env
 from storefront.klaviyo import encode_kla_id, new_cid
+from storefront.klevu.analytics.events import BannerItem, BannerView
 from storefront.simulator import account
 from storefront.simulator.account import shop_environment
 
@@ -125,6 +127,19 @@ class FakeClock:
 
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+
+
+def sample_banner(products: Iterable[Product], *extra: BannerItem) -> BannerView:
+    """The simulator's home-page banner showing these catalogue products (then ``extra``), as
+    the shop renders it: what a test's beacon posts and click links name."""
+    return BannerView(
+        api_key=account.API_KEY,
+        recs_key="k-home-picks",
+        page_type="HOME",
+        title="Picks",
+        logic="TRENDING",
+        items=(*(BannerItem(p.id, p.name, p.sale_price, p.currency) for p in products), *extra),
+    )
 
 
 def free_port() -> int:

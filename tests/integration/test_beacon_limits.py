@@ -19,19 +19,11 @@ from storefront import create_app
 from storefront.catalog import load_catalog
 from storefront.extensions import cache
 from storefront.klevu.analytics import tokens
-from storefront.klevu.analytics.events import BannerItem, BannerView
 from storefront.klevu.analytics.routes import beacon_limits
-from tests.helpers import LiveServer, app_config, free_port
+from tests.helpers import LiveServer, app_config, free_port, sample_banner
 
 PRODUCTS = load_catalog().products
-BANNER = BannerView(
-    api_key="klevu-simulator",
-    recs_key="k-home-picks",
-    page_type="HOME",
-    title="Picks",
-    logic="TRENDING",
-    items=tuple(BannerItem(p.id, p.name, p.sale_price, p.currency) for p in PRODUCTS[:3]),
-)
+BANNER = sample_banner(PRODUCTS[:3])
 _views = itertools.count()
 
 

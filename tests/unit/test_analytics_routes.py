@@ -28,21 +28,11 @@ from storefront.klevu.analytics.events import SELECT, VIEW, BannerItem, BannerVi
 from storefront.klevu.analytics.recently_viewed import clicked_ids, format_ids
 from storefront.klevu.analytics.routes import MAX_BODY, PAGE_VIEW_LIMIT
 from storefront.klevu.render.once import Memo
-from tests.helpers import app_config, free_port
+from tests.helpers import app_config, free_port, sample_banner
 
 PRODUCTS = load_catalog().products
 NOT_IN_CATALOG = "//evil.example"
-BANNER = BannerView(
-    api_key="klevu-simulator",
-    recs_key="k-home-picks",
-    page_type="HOME",
-    title="Picks",
-    logic="TRENDING",
-    items=(
-        *(BannerItem(p.id, p.name, p.sale_price, p.currency) for p in PRODUCTS[:3]),
-        BannerItem(NOT_IN_CATALOG, "Elsewhere"),
-    ),
-)
+BANNER = sample_banner(PRODUCTS[:3], BannerItem(NOT_IN_CATALOG, "Elsewhere"))
 OTHER_BANNER = replace(BANNER, recs_key="k-home-recent")
 IN_BANNER, ALSO_IN_BANNER = PRODUCTS[0].id, PRODUCTS[1].id
 NOT_IN_BANNER = PRODUCTS[10].id

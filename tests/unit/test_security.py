@@ -21,11 +21,10 @@ from storefront.config import ConfigError, from_env
 from storefront.identity import CONSENT_COOKIE
 from storefront.klevu.analytics import shown, tokens
 from storefront.klevu.analytics.delivery import outbox
-from storefront.klevu.analytics.events import BannerItem, BannerView
 from storefront.klevu.banners.placement import banner_services
 from storefront.security.headers import content_security_policy
 from storefront.security.origin import CROSS, SAME, UNKNOWN, request_site
-from tests.helpers import DEMO_ENV, app_config, free_port
+from tests.helpers import DEMO_ENV, app_config, free_port, sample_banner
 
 CATALOG = load_catalog()
 PRODUCT = CATALOG.products[0]
@@ -270,14 +269,7 @@ def test_https_brings_hsts_and_secure_cookies(tmp_path, settings, headers, https
 
 # -- one same-origin check for every POST -----------------------------------------------------
 def banner_token(app) -> str:
-    view = BannerView(
-        api_key="klevu-simulator",
-        recs_key="k-home-picks",
-        page_type="HOME",
-        title="Picks",
-        logic="TRENDING",
-        items=(BannerItem(PRODUCT.id, PRODUCT.name, PRODUCT.sale_price, PRODUCT.currency),),
-    )
+    view = sample_banner([PRODUCT])
     return tokens.issue_token(app.config["SECRET_KEY"], "pv-1", view)
 
 
