@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import redis
 
-from storefront.klevu.analytics.outbox import OutboxFull, OutboxStore, _Put
+from storefront.klevu.analytics.outbox import ClientShareFull, OutboxFull, OutboxStore, _Put
 from storefront.klevu.analytics.outbox_redis import RedisOutbox
 from storefront.klevu.analytics.relay import Relay
 from tests.helpers import FakeClock, start_redis
@@ -65,6 +65,18 @@ def test_ids_count_once_until_they_expire_and_a_full_queue_refuses_all(store, cl
     stats = store.stats()
     assert stats["depth"] == 196 and stats["drops"]["full"] == 10
     assert store.whereabouts(["over0000"]) == {}
+
+
+def test_one_client_fills_only_its_share_and_leaves_it_as_its_events_go(store):
+    """During an outage one address cannot fill the queue for every visitor, on either store;
+    an event delivered or dead-lettered gives its place in the share back."""
+    assert store.put(events(100, prefix="a"), client="10.0.0.1") == 100
+    with pytest.raises(ClientShareFull):
+        store.put(events(1, prefix="more"), client="10.0.0.1")
+    assert store.put(events(1, prefix="b"), client="10.0.0.2") == 1
+    assert store.stats()["drops"]["client_share"] == 1
+    store.ack([p for p in store.claim(50, **CLAIM) if p.event_id.startswith("a")][:1])
+    assert store.put(events(1, prefix="again"), client="10.0.0.1") == 1
 
 
 def test_in_one_group_a_put_that_does_not_fit_fails_alone_and_ids_count_once(redis_url, tmp_path):

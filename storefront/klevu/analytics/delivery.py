@@ -33,15 +33,12 @@ def open_store(config: Mapping) -> Store:
     """``OUTBOX_URL``'s queue: Redis Streams for a redis:// URL, else SQLite in the directory
     it names (the data directory when unset)."""
     url, data_dir = config["OUTBOX_URL"], config["STOREFRONT_DATA_DIR"]
+    max_events, client_share = config["OUTBOX_MAX_EVENTS"], config["OUTBOX_CLIENT_SHARE"] / 100
     if url and "://" in url:
         from .outbox_redis import RedisOutbox
 
-        return RedisOutbox(url, data_dir, max_events=config["OUTBOX_MAX_EVENTS"])
-    return OutboxStore(
-        url or data_dir,
-        max_events=config["OUTBOX_MAX_EVENTS"],
-        client_share=config["OUTBOX_CLIENT_SHARE"] / 100,
-    )
+        return RedisOutbox(url, data_dir, max_events=max_events, client_share=client_share)
+    return OutboxStore(url or data_dir, max_events=max_events, client_share=client_share)
 
 
 def init_app(app: Flask) -> None:

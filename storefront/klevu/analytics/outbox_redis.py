@@ -20,6 +20,7 @@ re-enters it when due. Attempts, errors and dead letters are hashes by event id.
 from __future__ import annotations
 
 import json
+import math
 import os
 import socket
 import threading
@@ -32,7 +33,9 @@ from urllib.parse import urlsplit, urlunsplit
 import redis
 
 from .outbox import (
+    CLIENT_SHARE_FLOOR,
     DROP_REASONS,
+    ClientShareFull,
     GroupCommit,
     OutboxFull,
     Pending,
@@ -43,38 +46,63 @@ from .outbox import (
 
 GROUP = "relays"
 # One hash tag: a Redis Cluster keeps every key of the queue on one node, as scripts need.
-KEYS = ("stream", "seen", "queued", "delayed", "attempts", "errors", "dead", "counters", "status")
+KEYS = (
+    *("stream", "seen", "queued", "delayed", "attempts", "errors", "dead", "counters", "status"),
+    *("owner", "held"),  # event id → the client that queued it; client → events it holds
+)
 
-# A group of puts (each: a count, then id/payload pairs), in order: each put's new ids go into
-# the seen set and its events into the stream, or, when they do not fit, none of them (-1).
+# A group of puts (each: a count, its client, then id/payload pairs), in order: each put's new
+# ids go into the seen set and its events into the stream, or, when they do not fit, none of
+# them (-1: the queue is full; -2: the client's share of it is).
 PUT = """
 local seen, queued, stream, counters = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local now, max_events = ARGV[1], tonumber(ARGV[2])
+local owner, held = KEYS[5], KEYS[6]
+local now, max_events, per_client = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local depth = redis.call('ZCARD', queued)
 local results = {}
-local i = 3
+local i = 4
 while i <= #ARGV do
-  local n = tonumber(ARGV[i])
+  local n, client = tonumber(ARGV[i]), ARGV[i + 1]
   local fresh = {}
-  for j = i + 1, i + 2 * n, 2 do
+  for j = i + 2, i + 1 + 2 * n, 2 do
     if not redis.call('ZSCORE', seen, ARGV[j]) then fresh[#fresh + 1] = j end
   end
+  local holds = client ~= '' and tonumber(redis.call('HGET', held, client) or '0') or 0
   if #fresh > 0 and depth + #fresh > max_events then
     redis.call('HINCRBY', counters, 'full', #fresh)
     results[#results + 1] = -1
+  elseif #fresh > 0 and client ~= '' and holds + #fresh > per_client then
+    redis.call('HINCRBY', counters, 'client_share', #fresh)
+    results[#results + 1] = -2
   else
     for _, j in ipairs(fresh) do
       redis.call('ZADD', seen, now, ARGV[j])
       redis.call('ZADD', queued, now, ARGV[j])
       redis.call('XADD', stream, '*', 'id', ARGV[j], 'p', ARGV[j + 1], 'c', now)
+      if client ~= '' then redis.call('HSET', owner, ARGV[j], client) end
     end
+    if client ~= '' and #fresh > 0 then redis.call('HINCRBY', held, client, #fresh) end
     depth = depth + #fresh
     results[#results + 1] = #fresh
   end
-  i = i + 1 + 2 * n
+  i = i + 2 + 2 * n
 end
 results[#results + 1] = depth
 return results
+"""
+
+# Events out of the queue (delivered or dead-lettered): each leaves its client's share.
+RELEASE = """
+local queued, owner, held = KEYS[1], KEYS[2], KEYS[3]
+for _, id in ipairs(ARGV) do
+  local client = redis.call('HGET', owner, id)
+  if client then
+    redis.call('HDEL', owner, id)
+    if redis.call('HINCRBY', held, client, -1) <= 0 then redis.call('HDEL', held, client) end
+  end
+  redis.call('ZREM', queued, id)
+end
+return 0
 """
 
 # Due retries back into the stream, then a dead relay's entries, then new ones; each counted.
@@ -197,6 +225,7 @@ class RedisOutbox:
         data_dir: str,
         *,
         max_events: int = 100_000,
+        client_share: float = 0.05,
         prefix: str = "storefront:outbox",
         clock: Callable[[], float] = time.time,
     ):
@@ -204,6 +233,7 @@ class RedisOutbox:
         self.lock_path = os.path.join(data_dir, "relay.lock")  # one relay per host
         self.consumer = consumer_name(data_dir)
         self.max_events = max_events
+        self.max_per_client = max(math.ceil(max_events * client_share), CLIENT_SHARE_FLOOR)
         self.clock = clock
         self.wake = threading.Event()
         self._group_commit = GroupCommit(
@@ -213,6 +243,7 @@ class RedisOutbox:
         self.redis = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=2)
         self.keys = {name: f"{prefix}:{{q}}:{name}" for name in KEYS}
         self._put = self.redis.register_script(PUT)
+        self._release = self.redis.register_script(RELEASE)
         self._claim = self.redis.register_script(CLAIM)
         self._recover = self.redis.register_script(RECOVER)
         self._forget = self.redis.register_script(FORGET)
@@ -224,21 +255,27 @@ class RedisOutbox:
         Redis failure an ``OutboxError``; returns once Redis has replied (and, with
         ``appendfsync always``, written the events to its disk). Concurrent puts share one
         script call (``GroupCommit``): Redis fsyncs once per call, not once per put.
-        ``client`` is not limited here yet: ``OUTBOX_CLIENT_SHARE`` applies to SQLite only."""
+        ``client`` (an address) may hold ``max_per_client`` queued events, as on SQLite: past
+        it, ``ClientShareFull``."""
         return self._group_commit.put(items, client=client)
 
     def _commit(self, group: list[_Put]) -> None:
         """One script call for a group of puts (a Redis error fails every one of them)."""
         k = self.keys
-        args: list[str | int] = [repr(self.clock()), self.max_events]
+        args: list[str | int] = [repr(self.clock()), self.max_events, self.max_per_client]
         for request in group:
-            args.append(len(request.rows))
+            args.extend((len(request.rows), request.client))
             args.extend(x for row in request.rows.items() for x in row)
         *results, depth = self._put(
-            keys=[k["seen"], k["queued"], k["stream"], k["counters"]], args=args
+            keys=[k[name] for name in ("seen", "queued", "stream", "counters", "owner", "held")],
+            args=args,
         )
         for request, fresh in zip(group, results, strict=True):
-            if fresh < 0:
+            if fresh == -2:
+                request.error = ClientShareFull(
+                    f"client holds its {self.max_per_client} events; refused {len(request.rows)}"
+                )
+            elif fresh < 0:
                 request.error = OutboxFull(
                     f"outbox holds {depth} of {self.max_events} events; refused {len(request.rows)}"
                 )
@@ -323,7 +360,7 @@ class RedisOutbox:
         with self.redis.pipeline(transaction=True) as tx:
             tx.xack(k["stream"], GROUP, *ids)
             tx.xdel(k["stream"], *ids)
-            tx.zrem(k["queued"], *event_ids)
+            self._release(keys=[k["queued"], k["owner"], k["held"]], args=event_ids, client=tx)
             if outcome != "delivered":
                 tx.hset(
                     k["dead"],
