@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from flask import Flask, current_app
 
-from ..extensions import cache
+from ..extensions import shared_store
 from . import metrics, trace
 from .client import Call, KlevuClient
 from .segments.visitor import ANONYMOUS_VISITOR, Visitor
@@ -46,13 +46,12 @@ class Klevu:
         self._visitor: VisitorLoader | None = None
 
     def init_app(self, app: Flask) -> None:
-        from .analytics import delivery, routes as analytics
+        from .analytics import delivery, routes as analytics, shown
         from .banners import placement
         from .check import klevu_cli
         from .segments import resolver
 
-        with app.app_context():
-            shared = cache.cache  # the backend itself, usable from any thread
+        shared = shared_store(app)
         app.extensions[CLIENT] = KlevuClient(
             app.config["KLEVU"],
             breaker_failures=app.config["KLEVU_BREAKER_FAILURES"],
@@ -65,6 +64,7 @@ class Klevu:
         placement.init_app(app)  # steps 2-3: answers cache, template renderer, banner pool
         delivery.init_app(app)  # step 4: durable queue, its relay, `flask relay`
         analytics.init_app(app)  # step 4: the beacon's rate limits
+        shown.init_app(app)  # step 4: the banners this worker showed, for click links
         app.cli.add_command(klevu_cli)
 
     def product_url_loader(self, loader: ProductUrl) -> ProductUrl:

@@ -340,9 +340,9 @@ def test_a_click_link_carries_a_short_token_naming_the_banner_not_its_products(a
 def test_a_click_link_served_by_another_worker_finds_its_banner_in_the_shared_cache(
     app, client, monkeypatch
 ):
-    monkeypatch.setattr(shown, "_known", Memo())  # the worker that shows the banner
+    monkeypatch.setitem(app.extensions, shown.SHOWN, Memo())  # the worker that shows it
     followed = link(app)
-    monkeypatch.setattr(shown, "_known", Memo())  # one that never showed it
+    monkeypatch.setitem(app.extensions, shown.SHOWN, Memo())  # one that never showed it
 
     answer = click(client, t=followed, id=ALSO_IN_BANNER)
 

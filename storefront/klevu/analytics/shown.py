@@ -16,6 +16,8 @@ from __future__ import annotations
 import logging
 import time
 
+from flask import Flask, current_app
+
 from ...extensions import cache
 from ..render.once import Memo
 from .events import BannerView
@@ -26,17 +28,25 @@ log = logging.getLogger(__name__)
 SHARED_SECONDS = 3 * 24 * 3600  # longer than a token is accepted (``tokens.TOKEN_MAX_AGE``)
 RESHARE_SECONDS = 12 * 3600
 
-_known: Memo[str, tuple[BannerView, float]] = Memo()
+SHOWN = "klevu.shown"  # app.extensions key: this worker's banners by key, per app
+
+
+def init_app(app: Flask) -> None:
+    app.extensions[SHOWN] = Memo()
+
+
+def _known() -> Memo[str, tuple[BannerView, float]]:
+    return current_app.extensions[SHOWN]
 
 
 def remember(banner: BannerView) -> None:
     """Called for every banner a page shows: a lookup, and a cache write at most twice a day."""
     key = view_key(banner)
-    known = _known.get(key)
+    known = _known().get(key)
     now = time.monotonic()
     if known is not None and now - known[1] < RESHARE_SECONDS:
         return
-    _known.put(key, (banner, now))
+    _known().put(key, (banner, now))
     try:
         cache.set(f"klevu:shown:{key}", banner, timeout=SHARED_SECONDS)
     except Exception:
@@ -45,11 +55,11 @@ def remember(banner: BannerView) -> None:
 
 def recall(key: str) -> BannerView | None:
     """The banner shown under ``key``, if this worker or the shared cache still knows it."""
-    known = _known.get(key)
+    known = _known().get(key)
     if known is not None:
         return known[0]
     banner = cache.get(f"klevu:shown:{key}")
     if not isinstance(banner, BannerView) or view_key(banner) != key:
         return None
-    _known.put(key, (banner, time.monotonic()))
+    _known().put(key, (banner, time.monotonic()))
     return banner

@@ -26,7 +26,7 @@ from urllib.parse import quote
 from flask import Flask, current_app, g, render_template, url_for
 from markupsafe import Markup
 
-from ...extensions import cache
+from ...extensions import shared_store
 from .. import klevu as klevu_ext, klevu_client, trace
 from ..analytics.events import BannerView
 from ..analytics.shown import remember as remember_shown
@@ -542,8 +542,7 @@ def banner_services(app: Flask | None = None) -> BannerServices:
 
 
 def init_app(app: Flask) -> None:
-    with app.app_context():
-        store = cache.cache  # the backend itself, usable from the pool's threads
+    store = shared_store(app)
     answers = KlevuAnswers(
         klevu_client(app),
         store,

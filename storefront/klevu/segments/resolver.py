@@ -34,7 +34,7 @@ from dataclasses import dataclass, replace
 from cachelib import SimpleCache
 from flask import Blueprint, Flask, current_app, g, jsonify, request
 
-from ...extensions import cache
+from ...extensions import shared_store
 from .. import klevu, klevu_client, trace
 from ..budget import page_due
 from ..client import BreakerOpen, KlevuClient, KlevuError, SessionAnswer
@@ -433,8 +433,7 @@ def segment_resolver(app: Flask | None = None) -> SegmentResolver:
 
 
 def init_app(app: Flask) -> None:
-    with app.app_context():
-        store = cache.cache  # the backend itself, usable from the pool's threads
+    store = shared_store(app)
     app.extensions[RESOLVER] = SegmentResolver(
         klevu_client(app), store, deadline=app.config["KLEVU_PAGE_BUDGET_MS"] / 1000
     )
