@@ -27,6 +27,7 @@ from werkzeug.serving import make_server
 from storefront.catalog import Product
 from storefront.config import from_env
 from storefront.klaviyo import encode_kla_id, new_cid
+from storefront.klevu.analytics import tokens
 from storefront.klevu.analytics.events import BannerItem, BannerView
 from storefront.simulator import account
 from storefront.simulator.account import shop_environment
@@ -140,6 +141,11 @@ def sample_banner(products: Iterable[Product], *extra: BannerItem) -> BannerView
         logic="TRENDING",
         items=(*(BannerItem(p.id, p.name, p.sale_price, p.currency) for p in products), *extra),
     )
+
+
+def banner_tokens(secret_key: str, page_view: str, banner: BannerView) -> tuple[str, str]:
+    """``(beacon token, click link token)`` of ``banner`` in ``page_view``, as a page makes them."""
+    return tokens.issue_tokens(secret_key, page_view, tokens.seal(banner))
 
 
 def free_port() -> int:

@@ -31,7 +31,7 @@ from ..identity import current_identity, load_personas
 from ..klaviyo import KLA_ID_COOKIE
 from ..klevu import trace
 from ..klevu.analytics import delivery, tokens
-from ..klevu.budget import page_view_id
+from ..klevu.budget import page_view
 from .story import Story, build_story, identity_step
 
 log = logging.getLogger(__name__)
@@ -104,7 +104,7 @@ def _told(page_type: str) -> Story:
         else None
     )
     story = build_story(
-        page_view=page_view_id(),
+        page_view=page_view().id,
         notes=notes,
         recs_keys=settings.recs.get(page_type, ()),
         api_key=settings.api_key,

@@ -8,22 +8,28 @@ goes on in the background and stores its answer for the next page.
 
 from __future__ import annotations
 
+import secrets
 import time
-import uuid
+from dataclasses import dataclass
 
 from flask import current_app, g
 
 
+@dataclass(frozen=True)
+class PageView:
+    id: str  # impressions are counted once per banner per page view
+    due: float  # the ``time.monotonic()`` by which this request stops waiting on Klevu
+
+
+def page_view() -> PageView:
+    """This request's page view, begun at its first Klevu work (the budget's clock starts
+    then). One object in ``g``: a banner page asks for it several times."""
+    view = g.get("klevu_page_view")
+    if view is None:
+        budget = current_app.config["KLEVU_PAGE_BUDGET_MS"] / 1000
+        view = g.klevu_page_view = PageView(secrets.token_hex(16), time.monotonic() + budget)
+    return view
+
+
 def page_due() -> float:
-    """The ``time.monotonic()`` by which this request stops waiting on Klevu; the clock
-    starts at the request's first Klevu work."""
-    if "klevu_due" not in g:
-        g.klevu_due = time.monotonic() + current_app.config["KLEVU_PAGE_BUDGET_MS"] / 1000
-    return g.klevu_due
-
-
-def page_view_id() -> str:
-    """One id per rendered page: impressions are counted once per banner per page view."""
-    if "page_view_id" not in g:
-        g.page_view_id = uuid.uuid4().hex
-    return g.page_view_id
+    return page_view().due

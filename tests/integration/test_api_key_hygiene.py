@@ -22,8 +22,7 @@ def test_tokens_and_logs_under_an_outage_keep_the_api_key_to_themselves(sim, tmp
         found = re.findall(r'data-klevu-token="([^"]+)"', home.text)
         assert found
         for token in found:
-            payload = tokens._serializer(shop.app.config["SECRET_KEY"]).loads(token)
-            assert API_KEY not in str(payload)
+            assert API_KEY not in str(tokens._inflated(token.partition(".")[0]))
 
         sim.faults(visitor={"fail_every": 1, "status": 503})
         caplog.clear()

@@ -18,9 +18,8 @@ import pytest
 from storefront import create_app
 from storefront.catalog import load_catalog
 from storefront.extensions import cache
-from storefront.klevu.analytics import tokens
 from storefront.klevu.analytics.routes import beacon_limits
-from tests.helpers import LiveServer, app_config, free_port, sample_banner
+from tests.helpers import LiveServer, app_config, banner_tokens, free_port, sample_banner
 
 PRODUCTS = load_catalog().products
 BANNER = sample_banner(PRODUCTS[:3])
@@ -62,7 +61,7 @@ def post(server: LiveServer, body: dict, *, source: str = "127.0.0.1", cookie: s
 def a_view(server: LiveServer) -> dict:
     """An impression of a page view never seen before: a new event each time."""
     secret = server.app.config["SECRET_KEY"]
-    return {"type": "view", "token": tokens.issue_token(secret, f"pv-{next(_views)}", BANNER)}
+    return {"type": "view", "token": banner_tokens(secret, f"pv-{next(_views)}", BANNER)[0]}
 
 
 def test_a_new_session_cookie_per_post_does_not_escape_the_limit(shop):

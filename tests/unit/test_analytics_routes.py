@@ -28,7 +28,7 @@ from storefront.klevu.analytics.events import SELECT, VIEW, BannerItem, BannerVi
 from storefront.klevu.analytics.recently_viewed import clicked_ids, format_ids
 from storefront.klevu.analytics.routes import MAX_BODY, PAGE_VIEW_LIMIT
 from storefront.klevu.render.once import Memo
-from tests.helpers import app_config, free_port, sample_banner
+from tests.helpers import app_config, banner_tokens, free_port, sample_banner
 
 PRODUCTS = load_catalog().products
 NOT_IN_CATALOG = "//evil.example"
@@ -42,21 +42,21 @@ OTHER_KEY = "not-the-shops-key"
 
 # -- tokens and requests ----------------------------------------------------------------------
 def token(app, page_view: str = "pv-1", banner: BannerView = BANNER) -> str:
-    return tokens.issue_token(app.config["SECRET_KEY"], page_view, banner)
+    return banner_tokens(app.config["SECRET_KEY"], page_view, banner)[0]
 
 
 def link(app, page_view: str = "pv-1", banner: BannerView = BANNER) -> str:
     """The token of a banner's no-JavaScript click links, its banner shown by a page."""
     with app.test_request_context():
-        shown.remember(banner)
-    return tokens.issue_link_token(app.config["SECRET_KEY"], page_view, banner)
+        shown.remember(tokens.seal(banner))
+    return banner_tokens(app.config["SECRET_KEY"], page_view, banner)[1]
 
 
 def forged(signed: str) -> str:
-    """A banner the client made up (signed with its own key) under ``signed``'s timestamp and
-    signature: how a client would try to pass off its own banner as one we rendered."""
-    own = tokens.issue_token(OTHER_KEY, "pv-1", OTHER_BANNER)
-    return ".".join([own.rsplit(".", 2)[0], *signed.rsplit(".", 2)[1:]])
+    """A banner the client made up, under ``signed``'s signature: how a client would try to
+    pass off its own banner as one we rendered."""
+    own = banner_tokens(OTHER_KEY, "pv-1", OTHER_BANNER)[0]
+    return f"{own.partition('.')[0]}.{signed.partition('.')[2]}"
 
 
 BAD_TOKENS = [  # each made from a good token of the app
@@ -64,7 +64,7 @@ BAD_TOKENS = [  # each made from a good token of the app
     pytest.param(lambda good: "not-a-token", id="garbage"),
     pytest.param(lambda good: good[:-2], id="cut"),
     pytest.param(
-        lambda good: tokens.issue_token(OTHER_KEY, "pv-1", BANNER), id="signed-by-another-key"
+        lambda good: banner_tokens(OTHER_KEY, "pv-1", BANNER)[0], id="signed-by-another-key"
     ),
     pytest.param(forged, id="forged-banner-under-our-signature"),
 ]
@@ -355,7 +355,7 @@ def test_a_click_link_whose_banner_is_no_longer_known_still_leads_to_the_product
     other = BannerView(**{**BANNER.__dict__, "title": "Shown long ago"})  # never remembered
     answer = click(
         client,
-        t=tokens.issue_link_token(app.config["SECRET_KEY"], "pv-1", other),
+        t=banner_tokens(app.config["SECRET_KEY"], "pv-1", other)[1],
         id=ALSO_IN_BANNER,
     )
     assert (answer.status_code, answer.headers["Location"]) == (302, f"/p/{ALSO_IN_BANNER}")

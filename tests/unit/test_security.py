@@ -24,7 +24,7 @@ from storefront.klevu.analytics.delivery import outbox
 from storefront.klevu.banners.placement import banner_services
 from storefront.security.headers import content_security_policy
 from storefront.security.origin import CROSS, SAME, UNKNOWN, request_site
-from tests.helpers import DEMO_ENV, app_config, free_port, sample_banner
+from tests.helpers import DEMO_ENV, app_config, banner_tokens, free_port, sample_banner
 
 CATALOG = load_catalog()
 PRODUCT = CATALOG.products[0]
@@ -270,7 +270,7 @@ def test_https_brings_hsts_and_secure_cookies(tmp_path, settings, headers, https
 # -- one same-origin check for every POST -----------------------------------------------------
 def banner_token(app) -> str:
     view = sample_banner([PRODUCT])
-    return tokens.issue_token(app.config["SECRET_KEY"], "pv-1", view)
+    return banner_tokens(app.config["SECRET_KEY"], "pv-1", view)[0]
 
 
 def link_token(app) -> str:
@@ -278,8 +278,8 @@ def link_token(app) -> str:
     api_key = app.config["KLEVU"].api_key
     view = tokens.read_token(app.config["SECRET_KEY"], banner_token(app), 60, api_key=api_key)[1]
     with app.test_request_context():
-        shown.remember(view)
-    return tokens.issue_link_token(app.config["SECRET_KEY"], "pv-1", view)
+        shown.remember(tokens.seal(view))
+    return banner_tokens(app.config["SECRET_KEY"], "pv-1", view)[1]
 
 
 def banner_event(app) -> str:

@@ -21,7 +21,7 @@ from flask import Flask, current_app
 from ...extensions import cache
 from ..render.once import Memo
 from .events import BannerView
-from .tokens import view_key
+from .tokens import Sealed, view_key
 
 log = logging.getLogger(__name__)
 
@@ -39,18 +39,17 @@ def _known() -> Memo[str, tuple[BannerView, float]]:
     return current_app.extensions[SHOWN]
 
 
-def remember(banner: BannerView) -> None:
+def remember(sealed: Sealed) -> None:
     """Called for every banner a page shows: a lookup, and a cache write at most twice a day."""
-    key = view_key(banner)
-    known = _known().get(key)
+    known = _known().get(sealed.key)
     now = time.monotonic()
     if known is not None and now - known[1] < RESHARE_SECONDS:
         return
-    _known().put(key, (banner, now))
+    _known().put(sealed.key, (sealed.view, now))
     try:
-        cache.set(f"klevu:shown:{key}", banner, timeout=SHARED_SECONDS)
+        cache.set(f"klevu:shown:{sealed.key}", sealed.view, timeout=SHARED_SECONDS)
     except Exception:
-        log.warning("banner %s not shared (cache unavailable)", banner.recs_key)
+        log.warning("banner %s not shared (cache unavailable)", sealed.view.recs_key)
 
 
 def recall(key: str) -> BannerView | None:

@@ -6,10 +6,12 @@ beacon and click routes build every §5 event from what the server showed: a cli
 a token but cannot forge products, prices or lists, nor move it to another banner or page
 view. Signed, not encrypted: it holds only what the page shows (not the api key).
 
-Cheap per page: the banner's part is encoded and compressed once per ``BannerView`` and a page
-view only appends its id (a stored deflate block) and the signature. No-JavaScript click links
-carry a short token instead (``issue_link_token``: page view id + ``view_key``), and the click
-route finds the banner by key (``shown.py``). Sizes and timings: docs/performance.md.
+Cheap per page: what a banner's tokens share is made once per ``BannerView`` (``seal``: the
+banner as compact JSON, compressed, base64url, and its ``key``, 128 bits of SHA-256 of that
+text). A page view signs one short text, the key and its own id: that is the banner's click
+link token (``shown.py`` finds the banner by key), and the beacon's token is the sealed banner
+followed by it, so the signature covers the banner through its key. One signature per banner
+and page view; sizes and timings: docs/performance.md.
 
 Event ids (the outbox's idempotency keys) come from the token's page view id, never from
 anything a client chooses freely: an impression is (page view, recs key); a click is (page
@@ -24,22 +26,24 @@ from __future__ import annotations
 import base64
 import functools
 import hashlib
+import hmac
 import json
 import re
-import struct
 import zlib
-from dataclasses import fields
+from dataclasses import dataclass, fields
 
-from itsdangerous import BadData, TimestampSigner, URLSafeTimedSerializer
+from itsdangerous import BadData, TimestampSigner
 
 from .events import BannerItem, BannerView
 
-SALT = "storefront.klevu.banner-token.v4"  # bump when the payload layout changes
-LINK_SALT = "storefront.klevu.click-link.v1"
+SALT = "storefront.klevu.banner-token.v5"  # bump when the layout changes
 MAX_TOKEN_CHARS = 8192
+MAX_BANNER_BYTES = 64 * 1024  # a sealed banner inflates to at most this (12 products: 1.5 KB)
 TOKEN_MAX_AGE = 24 * 3600  # seconds a page's banner token is honoured (a tab left open a day)
-# itsdangerous' URL-safe output: base64url, "." separators (and a leading "." when compressed).
+# base64url and the signer's "." separators.
 _TOKEN_RE = re.compile(r"[A-Za-z0-9_\-.]+")
+# A page view id goes into links as it is (``budget.py`` makes 32 hex digits).
+_PAGE_VIEW_RE = re.compile(r"[A-Za-z0-9_\-]{1,64}")
 # Not the api key: the server has it, and a token is in every page's HTML.
 _BANNER_NAMES = tuple(f.name for f in fields(BannerView) if f.name not in ("items", "api_key"))
 _ITEM_NAMES = tuple(f.name for f in fields(BannerItem))
@@ -51,69 +55,59 @@ class BadToken(Exception):
     """The token was tampered with, has expired, or is not a token at all."""
 
 
-def issue_token(secret_key: str | bytes, page_view_id: str, banner: BannerView) -> str:
-    """The signed token for one banner rendered in one page view."""
-    head, checksum = _compressed_view(banner)
-    tail = (json.dumps(page_view_id, separators=(",", ":")) + "]").encode()
-    # A final stored deflate block (BFINAL=1, BTYPE=00: the stream is byte-aligned after the
-    # sync flush), then the zlib checksum of everything.
-    stream = b"".join(
-        (
-            head,
-            b"\x01",
-            struct.pack("<HH", len(tail), len(tail) ^ 0xFFFF),
-            tail,
-            struct.pack(">I", zlib.adler32(tail, checksum)),
-        )
-    )
-    payload = "." + base64.urlsafe_b64encode(stream).decode().rstrip("=")
-    return _signer(secret_key).sign(payload).decode()
+@dataclass(frozen=True)
+class Sealed:
+    """What every token of one banner shares, whatever the page view."""
+
+    view: BannerView
+    text: str  # the banner's JSON, zlib-compressed, base64url without padding
+    key: str  # 22 characters naming ``text`` (``view_key``)
 
 
-@functools.lru_cache(maxsize=256)
-def _compressed_view(banner: BannerView) -> tuple[bytes, int]:
-    """The zlib stream of the token's JSON up to the page view id (header, sync-flushed
-    deflate data), and the running checksum of that JSON: the same for every page view."""
+def seal(banner: BannerView) -> Sealed:
+    """The banner's share of its tokens: made once per banner by whoever shows it."""
     # The same list ``astuple`` would give, without its deep copies.
     items = [[getattr(item, name) for name in _ITEM_NAMES] for item in banner.items]
     encoded = json.dumps(
         [*(getattr(banner, name) for name in _BANNER_NAMES), items], separators=(",", ":")
     )
-    head = (encoded[:-1] + ",").encode()  # the list stays open for the page view id
-    deflate = zlib.compressobj()
-    return deflate.compress(head) + deflate.flush(zlib.Z_SYNC_FLUSH), zlib.adler32(head)
+    text = base64.urlsafe_b64encode(zlib.compress(encoded.encode())).decode().rstrip("=")
+    return Sealed(banner, text, _key(text))
+
+
+def view_key(banner: BannerView) -> str:
+    """22 characters that name what ``banner`` holds (``Sealed.key``)."""
+    return seal(banner).key
+
+
+def issue_tokens(secret_key: str | bytes, page_view_id: str, sealed: Sealed) -> tuple[str, str]:
+    """``(beacon token, click link token)`` of one banner in one page view.
+
+    The link token is the banner's key and the page view id, signed (about 110 characters,
+    in each of its links); the beacon's is the sealed banner, ".", and the link token."""
+    if not _PAGE_VIEW_RE.fullmatch(page_view_id):
+        raise ValueError(f"a page view id is 1-64 URL-safe characters, not {page_view_id!r}")
+    link = _signer(secret_key).sign(f"{sealed.key}.{page_view_id}").decode()
+    return f"{sealed.text}.{link}", link
 
 
 def read_token(
     secret_key: str | bytes, token: str, max_age_s: int, *, api_key: str
 ) -> tuple[str, BannerView]:
-    """``(page_view_id, banner)`` from a token; ``BadToken`` for anything else.
+    """``(page_view_id, banner)`` from a beacon token; ``BadToken`` for anything else.
 
-    The signature is checked before the payload is decompressed or parsed, so unsigned input
-    never reaches zlib or json. Tokens older than ``max_age_s`` seconds are refused. The
-    banner's ``api_key`` is the caller's (the shop's own), never carried in the token.
+    The signature is checked, and the banner's text matched with the key it covers, before
+    that text is decompressed or parsed, so unsigned input never reaches zlib or json. Tokens
+    older than ``max_age_s`` seconds are refused. The banner's ``api_key`` is the caller's (the
+    shop's own), never carried in the token.
     """
     if not isinstance(token, str) or len(token) > MAX_TOKEN_CHARS or not _TOKEN_RE.fullmatch(token):
         raise BadToken("not a banner token")
-    try:
-        data = _serializer(secret_key).loads(token, max_age=max_age_s)
-    except BadData as exc:
-        raise BadToken(str(exc)) from exc
-    return _decode(data, api_key)
-
-
-@functools.lru_cache(maxsize=256)
-def view_key(banner: BannerView) -> str:
-    """22 characters that name what ``banner`` holds (128 bits of SHA-256 of its token part)."""
-    head, _ = _compressed_view(banner)
-    return base64.urlsafe_b64encode(hashlib.sha256(head).digest()[:16]).decode().rstrip("=")
-
-
-def issue_link_token(secret_key: str | bytes, page_view_id: str, banner: BannerView) -> str:
-    """The short token of a banner's no-JavaScript click links: the page view id and the
-    banner's ``view_key``, signed (about 100 characters, where ``issue_token``'s holds every
-    product: 570 characters for a 12-product banner, in each of its links)."""
-    return _link_signer(secret_key).sign(f"{view_key(banner)}.{page_view_id}").decode()
+    text, _, link = token.partition(".")
+    page_view_id, key = read_link_token(secret_key, link, max_age_s)
+    if not hmac.compare_digest(key, _key(text)):
+        raise BadToken("the token's banner is not the one its signature names")
+    return page_view_id, _decode(_inflated(text), api_key)
 
 
 def read_link_token(secret_key: str | bytes, token: str, max_age_s: int) -> tuple[str, str]:
@@ -121,20 +115,39 @@ def read_link_token(secret_key: str | bytes, token: str, max_age_s: int) -> tupl
     if not isinstance(token, str) or len(token) > MAX_TOKEN_CHARS or not _TOKEN_RE.fullmatch(token):
         raise BadToken("not a click link token")
     try:
-        payload = _link_signer(secret_key).unsign(token, max_age=max_age_s).decode()
+        payload = _signer(secret_key).unsign(token, max_age=max_age_s).decode()
     except BadData as exc:
         raise BadToken(str(exc)) from exc
     key, _, page_view_id = payload.partition(".")
-    if len(key) != 22 or not page_view_id:
+    if len(key) != 22 or not _PAGE_VIEW_RE.fullmatch(page_view_id):
         raise BadToken("click link token has an unexpected layout")
     return page_view_id, key
 
 
 @functools.lru_cache(maxsize=4)
-def _link_signer(secret_key: str | bytes) -> TimestampSigner:
+def _signer(secret_key: str | bytes) -> TimestampSigner:
+    """It holds no state but the key, so one serves every thread."""
     if not secret_key:
         raise ValueError("banner tokens need the app's SECRET_KEY")
-    return TimestampSigner(secret_key, salt=LINK_SALT, digest_method=hashlib.sha256)
+    return TimestampSigner(secret_key, salt=SALT, digest_method=hashlib.sha256)
+
+
+def _inflated(text: str) -> object:
+    """The JSON a sealed banner's text holds; ``BadToken`` if it is not whole within the
+    bound."""
+    try:
+        inflate = zlib.decompressobj()
+        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+        encoded = inflate.decompress(raw, MAX_BANNER_BYTES)
+        if inflate.eof and not inflate.unconsumed_tail:
+            return json.loads(encoded)
+    except (ValueError, zlib.error):  # binascii.Error and UnicodeDecodeError among them
+        pass
+    raise BadToken("the token's banner is unreadable")
+
+
+def _key(text: str) -> str:
+    return base64.urlsafe_b64encode(hashlib.sha256(text.encode()).digest()[:16]).decode()[:22]
 
 
 def impression_id(page_view_id: str, recs_key: str) -> str:
@@ -147,43 +160,25 @@ def click_id(page_view_id: str, recs_key: str, item_id: str) -> str:
     return _digest("select", page_view_id, recs_key, item_id)
 
 
-def _serializer(secret_key: str | bytes) -> URLSafeTimedSerializer:
-    if not secret_key:
-        raise ValueError("banner tokens need the app's SECRET_KEY")
-    return URLSafeTimedSerializer(
-        secret_key, salt=SALT, signer_kwargs={"digest_method": hashlib.sha256}
-    )
-
-
-@functools.lru_cache(maxsize=4)
-def _signer(secret_key: str | bytes) -> TimestampSigner:
-    """The serializer's own signer (``issue_token`` builds the payload ``loads`` reads); it
-    holds no state but the key, so one serves every thread."""
-    signer = _serializer(secret_key).make_signer()
-    assert isinstance(signer, TimestampSigner)
-    return signer
-
-
-def _decode(data: object, api_key: str) -> tuple[str, BannerView]:
-    """A signed payload is ours, but check its shape anyway: a layout change without a salt
+def _decode(data: object, api_key: str) -> BannerView:
+    """A sealed banner is ours, but check its shape anyway: a layout change without a salt
     bump must read as a bad token, not as a crash in an event route."""
     if not (
         isinstance(data, list)
-        and len(data) == 2 + _BANNER_FIELDS
-        and all(isinstance(v, str) for v in data[:-2])
-        and isinstance(data[-2], list)
-        and isinstance(data[-1], str)
+        and len(data) == 1 + _BANNER_FIELDS
+        and all(isinstance(v, str) for v in data[:-1])
+        and isinstance(data[-1], list)
         and all(
             isinstance(item, list)
             and len(item) == _ITEM_FIELDS
             and all(isinstance(v, str) for v in item)
-            for item in data[-2]
+            for item in data[-1]
         )
     ):
         raise BadToken("token payload has an unexpected layout")
-    *banner, items, page_view_id = data
+    *banner, items = data
     try:
-        return page_view_id, BannerView(
+        return BannerView(
             api_key=api_key,
             **dict(zip(_BANNER_NAMES, banner, strict=True)),
             items=tuple(BannerItem(*i) for i in items),
