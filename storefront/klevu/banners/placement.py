@@ -331,7 +331,7 @@ def banners_for(context: queries.PageContext) -> list[Banner]:
     visitor = klevu_ext.visitor()
     identified = visitor.exchange_id is not None
     segments = current_segments(visitor).segments if identified else ()
-    futures = [
+    outcomes = [
         _from_cache(banners, key, context, segments)
         or banners.pool.submit(
             trace.carry(fetch_placement, banner=key), banners, key, context, segments, due
@@ -340,11 +340,12 @@ def banners_for(context: queries.PageContext) -> list[Banner]:
     ]
     if not identified:
         current_segments(visitor)
-    if wait(futures, timeout=max(0.0, due - time.monotonic())).not_done:
+    pending = [outcome for outcome in outcomes if isinstance(outcome, Future)]
+    if pending and wait(pending, timeout=max(0.0, due - time.monotonic())).not_done:
         klevu_client().overdue(due)  # the page stops waiting: slow calls count as failed now
     shown = []
-    for key, future in zip(recs_keys, futures, strict=True):
-        fetched = _outcome(key, future)
+    for key, outcome in zip(recs_keys, outcomes, strict=True):
+        fetched = _outcome(key, outcome)
         if fetched is not None and (fetched.records or fetched.html is not None):
             with trace.timed("render"):  # this page view's token and links
                 shown.append(_banner(banners, fetched))
@@ -354,19 +355,34 @@ def banners_for(context: queries.PageContext) -> list[Banner]:
     return shown
 
 
+@dataclass(frozen=True)
+class _Done:
+    """A placement settled on the page's own thread: what a finished ``Future`` answers,
+    without the lock, condition and ``wait`` a warm banner would pay for one."""
+
+    value: Fetched | None = None
+    error: Exception | None = None
+
+    def done(self) -> bool:
+        return True
+
+    def result(self) -> Fetched | None:
+        if self.error is not None:
+            raise self.error
+        return self.value
+
+
 def _from_cache(
     banners: BannerServices, recs_key: str, context: queries.PageContext, segments: tuple[str, ...]
-) -> Future | None:
+) -> _Done | None:
     """A placement whose answers are all fresh in the cache (or whose service's breaker is
     open), done right here: a warm page does not hand its banners to the pool and wait for
     them. None: the pool must do it (and tells the trace what this try saw)."""
-    future: Future = Future()
     key = (recs_key, context, segments)
     warm = banners.warm.get(key) if trace.current() is None else None
     if warm is not None and warm.fresh_until > banners.answers.clock():
         banners.answers.served(warm.sources)
-        future.set_result(warm)
-        return future
+        return _Done(warm)
     try:
         with trace.tentative():
             fetched = trace.carry(fetch_placement, banner=recs_key)(
@@ -375,17 +391,15 @@ def _from_cache(
     except NotFresh:
         return None
     except Exception as exc:  # reported like the pool's failures, by ``_outcome``
-        future.set_exception(exc)
-        return future
+        return _Done(error=exc)
     if fetched is not None:
         banners.answers.served(fetched.sources)
         if fetched.fresh_until > banners.answers.clock():
             banners.warm.put(key, fetched)
-    future.set_result(fetched)
-    return future
+    return _Done(fetched)
 
 
-def _outcome(key: str, future: Future) -> Fetched | None:
+def _outcome(key: str, future: Future | _Done) -> Fetched | None:
     """The placement's result, or None; why a banner is missing goes to the log and to the
     page's trace ("late", "breaker-open", "failed", "unbuildable")."""
     if not future.done():

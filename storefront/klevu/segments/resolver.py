@@ -21,6 +21,7 @@ cookie (``cookie.py``) until it runs out, as Klevu's JavaScript keeps segments i
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import math
@@ -76,6 +77,7 @@ class Resolution:
 ANONYMOUS = Resolution(None, (), 0, "none")
 
 
+@functools.lru_cache(maxsize=4096)  # a returning visitor's exchange id, on each of their pages
 def _digest(value: str) -> str:
     return hashlib.sha256(value.encode()).hexdigest()[:32]
 
@@ -454,14 +456,16 @@ def current_segments(visitor: Visitor) -> Resolution:
     (``cookie.py``), else from the resolver. Segments only improve the page: whatever
     fails here (the cache server too), the page renders, for an anonymous visitor.
     """
-    if g.get("segments_visitor") != visitor or "segments" not in g:
-        earlier = g.get("segments")  # same browser, same session: keep the id it already has
-        session_id = session_cookie() or (earlier.session_id if earlier else None)
-        with trace.timed("segments"):
-            g.segments = _kept(visitor, session_id) or _resolved(visitor, session_id)
-        g.segments_visitor = visitor
-        trace.note("segments", resolution=g.segments)
-    return g.segments
+    earlier = g.get("segments")
+    if earlier is not None and g.segments_visitor == visitor:
+        return earlier
+    # Same browser, same session: keep the id it already has.
+    session_id = session_cookie() or (earlier.session_id if earlier else None)
+    with trace.timed("segments"):
+        resolved = _kept(visitor, session_id) or _resolved(visitor, session_id)
+    g.segments, g.segments_visitor = resolved, visitor
+    trace.note("segments", resolution=resolved)
+    return resolved
 
 
 def _kept(visitor: Visitor, session_id: str | None) -> Resolution | None:
