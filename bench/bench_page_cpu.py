@@ -18,11 +18,12 @@ banner apps. About 30 s.
 from __future__ import annotations
 
 import argparse
+import html
 import statistics
 import tempfile
 import time
 
-from bench.bench_pages import A_PRODUCT, THREE  # the same shop and placements as `make bench`
+from bench.bench_pages import A_PRODUCT, BANNER_LINK, THREE  # the same shop and placements
 from storefront import create_app
 from tests.helpers import (
     app_config,
@@ -53,7 +54,10 @@ def warm_client(
     client = create_app(config).test_client()
     for cookie in browser_session("maya").cookies:
         client.set_cookie(cookie.name, cookie.value or "")
-    client.get(f"/p/{A_PRODUCT}")  # so "recently viewed" has content with three banners
+    client.get(f"/p/{A_PRODUCT}")
+    clicked = BANNER_LINK.search(client.get("/").get_data(as_text=True))
+    if clicked:  # a banner click: "recently viewed" has content with three banners
+        client.get(html.unescape(clicked[1]))
     for _ in range(WARM_UP_PAGES):
         response = client.get("/")
         if response.status_code != 200:

@@ -17,9 +17,11 @@ the CPU. docs/performance.md says what each row measures.
 from __future__ import annotations
 
 import argparse
+import html
 import itertools
 import json
 import os
+import re
 import signal
 import statistics
 import subprocess
@@ -57,7 +59,10 @@ ROOT = Path(__file__).resolve().parent.parent
 BUDGET_MS = 800
 KLEVU_KINDS = ("session_new", "session_refresh", "connector", "config", "search")
 ONE, THREE = "k-home-picks", "k-home-picks,k-home-recent,k-home-new"
-A_PRODUCT = "10001"  # viewed once by every warm shopper, so "recently viewed" has a banner
+A_PRODUCT = "10001"  # viewed once by every warm shopper
+# A banner's first no-JavaScript click link: a warm shopper follows one, so that Klevu's
+# "recently viewed" (banner clicks, not product pages) has a banner on the 3-banner home.
+BANNER_LINK = re.compile(r'href="(/klevu/click\?[^"]+)"')
 # Every shop's page inspector: off, as for shoppers (``--inspector``: on, as in the demo).
 INSPECTOR = {"STOREFRONT_INSPECTOR": "false"}
 
@@ -112,6 +117,11 @@ def warm_shoppers(shop: Shop, n: int) -> list[requests.Session]:
     shoppers = [browser_session(persona(i)) for i in range(n)]
     for shopper in shoppers:
         shopper.get(f"{shop.url}/p/{A_PRODUCT}", timeout=30).raise_for_status()
+        home = shopper.get(f"{shop.url}/", timeout=30)
+        home.raise_for_status()
+        clicked = BANNER_LINK.search(home.text)
+        if clicked:  # a shop with banners
+            shopper.get(f"{shop.url}{html.unescape(clicked[1])}", timeout=30).raise_for_status()
         for _ in range(3):
             shopper.get(f"{shop.url}/", timeout=30).raise_for_status()
     return shoppers
@@ -419,8 +429,8 @@ def main() -> None:
         visitor = warm_shoppers(stale_shop, 1)[0]
         time.sleep(1.1)
         sim.faults(visitor={"down": True}, config={"down": True}, search={"down": True})
-        html = visitor.get(f"{stale_shop.url}/", timeout=30).text
-        shown = f'data-klevu-banner="{ONE}"' in html
+        text = visitor.get(f"{stale_shop.url}/", timeout=30).text
+        shown = f'data-klevu-banner="{ONE}"' in text
         row(
             "Klevu down after a warm visit: banner still shown from stale answers",
             "yes" if shown else "no",

@@ -15,6 +15,7 @@ import requests
 
 from storefront import create_app
 from storefront.klaviyo import KLA_ID_COOKIE, encode_kla_id, new_cid
+from storefront.klevu.banners.placement import banner_services
 from tests.helpers import (
     LiveServer,
     Simulator,
@@ -93,6 +94,41 @@ def test_a_warm_page_makes_no_klevu_call_and_tokens_stay_per_page_view(start_sho
     assert len(set(tokens)) == 5  # a new token (page view) every time
     health = requests.get(f"{shop.url}/healthz", timeout=5).json()
     assert health["answers"]["config"]["hit"] >= 5 and health["answers"]["search"]["hit"] >= 5
+
+
+@pytest.mark.parametrize(
+    "persona, path, shown",
+    [
+        ("maya", "/", {"k-home-picks"}),  # and k-home-recent, which has no clicks to show
+        ("sam", "/checkout", {"k-checkout-together"}),  # a static banner, for the bargain hunter
+    ],
+)
+def test_a_warm_page_looks_no_answer_up_whatever_its_placements_show(
+    start_shop, monkeypatch, persona, path, shown
+):
+    """Each placement's outcome, a banner or nothing, is kept while its answers are fresh
+    (on pages without the inspector, whose story tells where each answer came from)."""
+    shop = start_shop(KLEVU_RECS_HOME="k-home-picks,k-home-recent", STOREFRONT_INSPECTOR="false")
+    visitor = browser_session(persona)
+    for _ in range(2):  # answers from Klevu, then from the cache: kept from here on
+        page(visitor, shop, path)
+    looked_up: list[tuple] = []
+    answers = banner_services(shop.app).answers
+
+    def counted(asked):
+        def ask(*args, **kwargs):
+            looked_up.append(args)
+            return asked(*args, **kwargs)
+
+        return ask
+
+    monkeypatch.setattr(answers, "config", counted(answers.config))
+    monkeypatch.setattr(answers, "search", counted(answers.search))
+
+    html, _ = page(visitor, shop, path)
+
+    assert set(banners(html)) == shown
+    assert looked_up == []
 
 
 def test_a_new_identified_visitors_first_page_makes_one_visitor_service_call(start_shop, sim):

@@ -109,7 +109,7 @@ def fetch():
     # Caches off: each test's stubbed answers are the ones asked for (tests/unit/test_answers.py
     # covers the cache).
     answers = KlevuAnswers(KlevuClient(SETTINGS), SimpleCache(), config_ttl=0, search_ttl=0)
-    banners = BannerServices(answers, TemplateRenderer())
+    banners = BannerServices(answers, TemplateRenderer(), "test-secret")
 
     def run(page=HOME, segments=()):
         return fetch_placement(banners, "k-test", page, segments, time.monotonic() + 2)
@@ -138,7 +138,7 @@ def test_a_banner_shows_every_record_search_returned_in_search_order(fetch):
 def test_disabled_or_hidden_shows_nothing_and_searches_nothing(fetch, metadata):
     responses.get(CONFIG_URL, json=config(**metadata))
     search = responses.post(SEARCH_URL, json=search_answer(12))
-    assert fetch() is None
+    assert not fetch().shows_banner
     assert search.call_count == 0
 
 
@@ -146,7 +146,7 @@ def test_disabled_or_hidden_shows_nothing_and_searches_nothing(fetch, metadata):
 def test_fewer_records_than_the_threshold_hides_the_banner(fetch):
     responses.get(CONFIG_URL, json=config(productThreshold=4))
     responses.post(SEARCH_URL, json=search_answer(3))
-    assert fetch() is None
+    assert not fetch().shows_banner
 
 
 @responses.activate
@@ -284,7 +284,7 @@ def test_placements_run_in_parallel_and_a_late_one_is_left_out(tmp_path):
 def test_a_search_answer_of_the_wrong_shape_hides_the_banner(fetch, result):
     responses.get(CONFIG_URL, json=config())
     responses.post(SEARCH_URL, json={"queryResults": [result]})
-    assert fetch() is None
+    assert not fetch().shows_banner
 
 
 @responses.activate
@@ -302,7 +302,7 @@ def test_a_search_that_found_nothing_is_rendered_as_jsv2_renders_it(fetch):
 def test_fewer_records_than_the_threshold_hide_the_banner(fetch):
     responses.get(CONFIG_URL, json=config(productThreshold=4))
     responses.post(SEARCH_URL, json=search_answer(3))
-    assert fetch() is None
+    assert not fetch().shows_banner
 
 
 @responses.activate

@@ -77,6 +77,12 @@ class Fetched:
         return self.config["metadata"]
 
     @property
+    def shows_banner(self) -> bool:
+        """False: the placement shows nothing on this page (hidden by its config, nothing to
+        search, too few products): still an outcome a warm page keeps while it is fresh."""
+        return bool(self.records) or self.html is not None
+
+    @property
     def source(self) -> str:
         """The banner's one word: "stale" if any answer was, "fresh" if any came from Klevu
         just now, else "cache"."""
@@ -121,6 +127,7 @@ class BannerServices:
 
     answers: KlevuAnswers
     engine: TemplateRenderer
+    secret_key: str  # the app's, which signs the banners' tokens
     pool: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(MAX_WORKERS, thread_name_prefix="recs")
     )
@@ -166,8 +173,9 @@ def fetch_placement(
     segments: tuple[str, ...],
     due: float,
     fresh_only: bool = False,
-) -> Fetched | None:
-    """Config → plan → search → records → render, for one recs key. None: show nothing.
+) -> Fetched:
+    """Config → plan → search → records → render, for one recs key (or why nothing shows:
+    ``Fetched.shows_banner``).
 
     ``fresh_only``: from fresh cached answers only, else ``NotFresh`` (see ``banners_for``).
     """
@@ -184,22 +192,24 @@ def fetch_placement(
         hidden=plan.verdict.reason or None,
     )
     sources = {"config": answer.source}
+    nothing = Fetched(recs_key, answer.body, sources=sources, fresh_until=answer.fresh_until)
     if plan.verdict.show is rules.Show.NOTHING:
         log.info("banner %s not shown: %s", recs_key, plan.verdict.reason)
-        return None
+        return nothing
     if plan.verdict.show is rules.Show.STATIC_CONTENT:
-        fetched = Fetched(recs_key, answer.body, static=True, sources=sources)
+        fetched = replace(nothing, static=True)  # fresh while its config is
         return _rendered(banners.renderer, fetched, template_data.static_banner_data(answer.body))
     body = plan.search_body()
     if body is None:
-        return None  # e.g. RECENTLY_VIEWED with nothing viewed yet: no search at all
+        return nothing  # e.g. RECENTLY_VIEWED with nothing viewed yet: no search at all
     with trace.timed("search"):
         found = answers.search(plan.base_path, body, due, fresh_only=fresh_only)
     sources["search"] = found.source
+    fresh_until = min(answer.fresh_until, found.fresh_until)
     shown = shown_records(answer.body, found.body)
     if shown is None:
         log.warning("banner %s not shown: the search answer has no records list", recs_key)
-        return None
+        return replace(nothing, fresh_until=fresh_until)
     trace.note(
         "search",
         body=body,
@@ -208,7 +218,7 @@ def fetch_placement(
         source=found.source,
     )
     if shown.hidden:
-        return None
+        return replace(nothing, fresh_until=fresh_until)
     known = (recs_key, answer.version, found.version)
     done = banners.placements.get(known) if answer.version and found.version else None
     if done is None:
@@ -217,7 +227,7 @@ def fetch_placement(
         done = _rendered(banners.renderer, fetched, data)
         if answer.version and found.version:
             banners.placements.put(known, done)
-    return replace(done, sources=sources, fresh_until=min(answer.fresh_until, found.fresh_until))
+    return replace(done, sources=sources, fresh_until=fresh_until)
 
 
 @dataclass(frozen=True)
@@ -327,12 +337,14 @@ def banners_for(context: queries.PageContext) -> list[Banner]:
     banners = banner_services()  # read here, in the request's thread; the pool gets no app
     # A process's first banner page: V8 loads while this page's Klevu calls run.
     banners.engine.warm_up_soon()
-    due = page_view().due
+    page = page_view()
+    due = page.due
+    traced = trace.current() is not None  # the inspector's story: asked once per page
     visitor = klevu_ext.visitor()
     identified = visitor.exchange_id is not None
     segments = current_segments(visitor).segments if identified else ()
     outcomes = [
-        _from_cache(banners, key, context, segments)
+        _from_cache(banners, key, context, segments, traced)
         or banners.pool.submit(
             trace.carry(fetch_placement, banner=key), banners, key, context, segments, due
         )
@@ -346,12 +358,17 @@ def banners_for(context: queries.PageContext) -> list[Banner]:
     shown = []
     for key, outcome in zip(recs_keys, outcomes, strict=True):
         fetched = _outcome(key, outcome)
-        if fetched is not None and (fetched.records or fetched.html is not None):
+        if fetched is not None and fetched.shows_banner:
             with trace.timed("render"):  # this page view's token and links
-                shown.append(_banner(banners, fetched))
-            trace.note(
-                "outcome", banner=key, result="shown", token=shown[-1].token, source=fetched.source
-            )
+                shown.append(_banner(banners, fetched, page.id))
+            if traced:
+                trace.note(
+                    "outcome",
+                    banner=key,
+                    result="shown",
+                    token=shown[-1].token,
+                    source=fetched.source,
+                )
     return shown
 
 
@@ -373,13 +390,18 @@ class _Done:
 
 
 def _from_cache(
-    banners: BannerServices, recs_key: str, context: queries.PageContext, segments: tuple[str, ...]
+    banners: BannerServices,
+    recs_key: str,
+    context: queries.PageContext,
+    segments: tuple[str, ...],
+    traced: bool,
 ) -> _Done | None:
     """A placement whose answers are all fresh in the cache (or whose service's breaker is
     open), done right here: a warm page does not hand its banners to the pool and wait for
-    them. None: the pool must do it (and tells the trace what this try saw)."""
+    them. None: the pool must do it (and tells the trace what this try saw). A traced page
+    looks its answers up again, so that its story tells where they came from."""
     key = (recs_key, context, segments)
-    warm = banners.warm.get(key) if trace.current() is None else None
+    warm = None if traced else banners.warm.get(key)
     if warm is not None and warm.fresh_until > banners.answers.clock():
         banners.answers.served(warm.sources)
         return _Done(warm)
@@ -392,10 +414,9 @@ def _from_cache(
         return None
     except Exception as exc:  # reported like the pool's failures, by ``_outcome``
         return _Done(error=exc)
-    if fetched is not None:
-        banners.answers.served(fetched.sources)
-        if fetched.fresh_until > banners.answers.clock():
-            banners.warm.put(key, fetched)
+    banners.answers.served(fetched.sources)
+    if fetched.fresh_until > banners.answers.clock():
+        banners.warm.put(key, fetched)
     return _Done(fetched)
 
 
@@ -489,10 +510,10 @@ CLICK_PREFIX = f"klevu-click-{uuid.uuid4().hex}-"  # stands for a page view's cl
 
 def _parts(banners: BannerServices, fetched: Fetched, rendered: str) -> _Parts:
     css = (fetched.config.get("styles") or {}).get("base") or ""
-    raw = current_app.config["STOREFRONT_UNSAFE_NO_SANITIZE"]
     key = (fetched.recs_key, fetched.version, css)
     parts = banners.parts.get(key) if fetched.version else None
     if parts is None:
+        raw = current_app.config["STOREFRONT_UNSAFE_NO_SANITIZE"]
         html, inline_css = lift_inline_styles(
             links.route_clicks(
                 rendered,
@@ -509,7 +530,7 @@ def _parts(banners: BannerServices, fetched: Fetched, rendered: str) -> _Parts:
     return parts
 
 
-def _banner(banners: BannerServices, fetched: Fetched) -> Banner:
+def _banner(banners: BannerServices, fetched: Fetched, page_view_id: str) -> Banner:
     """Page-ready banner: the per-answer parts, plus this page view's analytics token and
     click route."""
     title = str(fetched.metadata.get("title") or "")
@@ -534,7 +555,7 @@ def _banner(banners: BannerServices, fetched: Fetched) -> Banner:
             static=fetched.static,
         )
     parts = _parts(banners, fetched, fetched.html)
-    token, link = issue_tokens(current_app.config["SECRET_KEY"], page_view().id, parts.sealed)
+    token, link = issue_tokens(banners.secret_key, page_view_id, parts.sealed)
     remember_shown(parts.sealed)  # the click route finds the banner by the link's key
     # A link token is URL-safe as it is, and HTML-safe.
     html = parts.html.replace(CLICK_PREFIX, f"{_click_route(banners)}?t={link}&amp;id=")
@@ -574,4 +595,4 @@ def init_app(app: Flask) -> None:
         currencies=app.config["KLEVU_CURRENCY_FORMATS"],
         sanitize=not app.config["STOREFRONT_UNSAFE_NO_SANITIZE"],
     )
-    app.extensions[BANNERS] = BannerServices(answers, renderer)
+    app.extensions[BANNERS] = BannerServices(answers, renderer, app.config["SECRET_KEY"])
