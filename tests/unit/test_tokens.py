@@ -1,6 +1,7 @@
 """Banner tokens: round trip, size, and nothing but BadToken for anything that is not ours."""
 
 import base64
+import hashlib
 import json
 import re
 import zlib
@@ -75,6 +76,15 @@ def test_page_views_of_one_banner_get_their_own_tokens():
     assert read_token(
         KEY, issue_token(KEY, "pv-1", other), max_age_s=60, api_key=BANNER.api_key
     ) == ("pv-1", other)
+
+
+def test_the_tokens_are_signed_exactly_as_itsdangerous_signs(monkeypatch):
+    """The signer keeps its HMAC key schedule; its output must stay the library's."""
+    monkeypatch.setattr(itsdangerous.TimestampSigner, "get_timestamp", lambda self: 1_800_000_000)
+    library = itsdangerous.TimestampSigner(KEY, salt=tokens.SALT, digest_method=hashlib.sha256)
+    value = f"{tokens.seal(BANNER).key}.{PAGE_VIEW}"
+    assert tokens._signer(KEY).sign(value) == library.sign(value)
+    assert library.unsign(TOKEN.partition(".")[2]).decode() == value
 
 
 def test_a_twelve_product_banner_token_is_compact():
