@@ -24,10 +24,11 @@ class PageView:
 def page_view() -> PageView:
     """This request's page view, begun at its first Klevu work (the budget's clock starts
     then). One object in ``g``: a banner page asks for it several times."""
-    view = g.get("klevu_page_view")
+    page = g._get_current_object()  # one lookup through the proxy
+    view = page.get("klevu_page_view")
     if view is None:
         budget = current_app.config["KLEVU_PAGE_BUDGET_MS"] / 1000
-        view = g.klevu_page_view = PageView(secrets.token_hex(16), time.monotonic() + budget)
+        view = page.klevu_page_view = PageView(secrets.token_hex(16), time.monotonic() + budget)
     return view
 
 

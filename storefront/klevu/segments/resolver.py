@@ -28,7 +28,7 @@ import math
 import re
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor, TimeoutError as FutureTimeout
 from dataclasses import dataclass, replace
 
@@ -441,9 +441,10 @@ def init_app(app: Flask) -> None:
     )
 
 
-def session_cookie() -> str | None:
-    """The visitor's Klevu session id from its cookie, if it has a well-formed one."""
-    value = request.cookies.get(SESSION_COOKIE, "")
+def session_cookie(cookies: Mapping[str, str] | None = None) -> str | None:
+    """The visitor's Klevu session id from its cookie (in ``cookies``, the request's by
+    default), if it has a well-formed one."""
+    value = (request.cookies if cookies is None else cookies).get(SESSION_COOKIE, "")
     return value if SESSION_ID_RE.match(value) else None
 
 
@@ -456,26 +457,32 @@ def current_segments(visitor: Visitor) -> Resolution:
     (``cookie.py``), else from the resolver. Segments only improve the page: whatever
     fails here (the cache server too), the page renders, for an anonymous visitor.
     """
-    earlier = g.get("segments")
-    if earlier is not None and g.segments_visitor == visitor:
+    # ``g`` and ``request`` looked up once each: every banner page comes here.
+    page = g._get_current_object()
+    earlier = page.get("segments")
+    if earlier is not None and page.segments_visitor == visitor:
         return earlier
+    cookies = request.cookies
     # Same browser, same session: keep the id it already has.
-    session_id = session_cookie() or (earlier.session_id if earlier else None)
+    session_id = session_cookie(cookies) or (earlier.session_id if earlier else None)
     with trace.timed("segments"):
-        resolved = _kept(visitor, session_id) or _resolved(visitor, session_id)
-    g.segments, g.segments_visitor = resolved, visitor
+        resolved = _kept(visitor, session_id, cookies.get(cookie.COOKIE)) or _resolved(
+            visitor, session_id
+        )
+    page.segments, page.segments_visitor = resolved, visitor
     trace.note("segments", resolution=resolved)
     return resolved
 
 
-def _kept(visitor: Visitor, session_id: str | None) -> Resolution | None:
-    """The answer the visitor's browser keeps for this session and exchange id, if valid."""
+def _kept(visitor: Visitor, session_id: str | None, kept_value: str | None) -> Resolution | None:
+    """The answer the visitor's browser keeps (``kept_value``) for this session and exchange
+    id, if valid."""
     if visitor.exchange_id is None:
         return None
     now = time.time()
     kept = cookie.unseal(
         current_app.config["SECRET_KEY"],
-        request.cookies.get(cookie.COOKIE),
+        kept_value,
         session_id=session_id,
         exchange_hash=_digest(visitor.exchange_id),
         now=now,
@@ -519,8 +526,9 @@ def keep_session_cookies(response):
     """Continuity: the visitor keeps the Klevu session id across pages (and new ones stick);
     a fresh answer from the cache is also kept in the browser, until it runs out. (Every
     cookie gets ``Secure`` under HTTPS from ``security/cookies.py``.)"""
-    resolved = g.get("segments")
-    if resolved and resolved.session_id and resolved.session_id != session_cookie():
+    page, cookies = g._get_current_object(), request.cookies  # once each: every page runs this
+    resolved = page.get("segments")
+    if resolved and resolved.session_id and resolved.session_id != session_cookie(cookies):
         response.set_cookie(
             SESSION_COOKIE,
             resolved.session_id,
@@ -529,10 +537,10 @@ def keep_session_cookies(response):
             samesite="Lax",
         )
     now = time.time()
-    visitor = g.get("segments_visitor")
+    visitor = page.get("segments_visitor")
     exchange_id = visitor.exchange_id if visitor else None
-    if g.get("segments_forgotten"):
-        if cookie.COOKIE in request.cookies:
+    if page.get("segments_forgotten"):
+        if cookie.COOKIE in cookies:
             response.delete_cookie(cookie.COOKIE, httponly=True, samesite="Lax")
     elif resolved and resolved.until > now and resolved.session_id and exchange_id:
         kept = cookie.KeptSegments(
