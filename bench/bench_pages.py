@@ -165,10 +165,12 @@ Visitors = tuple[Shop, list[str]]  # a shop, and its visitors' Cookie headers
 
 def side_by_side(shops: dict[str, Visitors], rounds: int) -> dict[str, list[Block]]:
     """One-second ``wrk`` blocks of each shop in turn, ``rounds`` times, so that every shop
-    sees the same neighbours' load."""
+    sees the same neighbours' load; every other round in the reverse order, so that a load
+    rising or falling through a round weighs on both sides of each ratio alike."""
     blocks: dict[str, list[Block]] = {name: [] for name in shops}
-    for _ in range(rounds):
-        for name, (shop, cookies) in shops.items():
+    for round_ in range(rounds):
+        order = list(shops.items())
+        for name, (shop, cookies) in order if round_ % 2 == 0 else reversed(order):
             block = wrk(f"{shop.url}/", shop.process.pid, cookies)
             if block.failed:
                 raise SystemExit(f"{name}: {block.failed} pages failed under load")
@@ -273,9 +275,10 @@ def main() -> None:
             [cookie_header(s, leave_out=segments_cookie.COOKIE) for s in warm["one"][1]],
         )
         wrk(f"{one.url}/", one.process.pid, headers["one"][1])  # engines and pools warm
-        # Short alternating blocks (6 of 1 s each per shop): the neighbours' load on this
-        # shared machine changes within seconds, and every ratio is a median over the blocks.
-        blocks = side_by_side(headers, rounds=6)
+        # Short alternating blocks (10 of 1 s each per shop): the neighbours' load on this
+        # shared machine changes within seconds (one shop's blocks of one run vary by a third),
+        # and every ratio is a median over the rounds.
+        blocks = side_by_side(headers, rounds=10)
         r1, text = compare(blocks, "one", "none")
         row(
             "warm identified visitor: home with 1 banner / no banner, pages per CPU second",

@@ -330,11 +330,11 @@ def banners_for(context: queries.PageContext) -> list[Banner]:
     A visitor without an exchange id has no segments to wait for: their banners start at
     once and the session call (for continuity and analytics) runs beside them.
     """
-    settings = current_app.config["KLEVU"]
-    recs_keys = settings.recs.get(context.page_type, ())
+    app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]  # one lookup
+    recs_keys = app.config["KLEVU"].recs.get(context.page_type, ())
     if not recs_keys:
         return []
-    banners = banner_services()  # read here, in the request's thread; the pool gets no app
+    banners = banner_services(app)  # read here, in the request's thread; the pool gets no app
     # A process's first banner page: V8 loads while this page's Klevu calls run.
     banners.engine.warm_up_soon()
     page = page_view()

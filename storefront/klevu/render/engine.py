@@ -443,6 +443,8 @@ class TemplateRenderer:
 
     def warm_up_soon(self) -> None:
         """``warm_up`` on a thread of its own, once (the first page with banners calls this)."""
+        if self._warming:  # every banner page asks: most need not take the lock to hear no
+            return
         with self._guard:
             if self._warming:
                 return
