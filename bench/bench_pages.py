@@ -60,8 +60,8 @@ BUDGET_MS = 800
 KLEVU_KINDS = ("session_new", "session_refresh", "connector", "config", "search")
 ONE, THREE = "k-home-picks", "k-home-picks,k-home-recent,k-home-new"
 A_PRODUCT = "10001"  # viewed once by every warm shopper
-# A banner's first no-JavaScript click link: a warm shopper follows one, so that Klevu's
-# "recently viewed" (banner clicks, not product pages) has a banner on the 3-banner home.
+# A banner's first no-JavaScript click link: the 3-banner home's shoppers follow one, so that
+# Klevu's "recently viewed" (banner clicks, not product pages) has a banner there.
 BANNER_LINK = re.compile(r'href="(/klevu/click\?[^"]+)"')
 # Every shop's page inspector: off, as for shoppers (``--inspector``: on, as in the demo).
 INSPECTOR = {"STOREFRONT_INSPECTOR": "false"}
@@ -112,16 +112,17 @@ def persona(n: int) -> str:
     return list(PERSONAS)[n % len(PERSONAS)]
 
 
-def warm_shoppers(shop: Shop, n: int) -> list[requests.Session]:
-    """Returning identified visitors: every cookie set, segments and answers cached."""
+def warm_shoppers(shop: Shop, n: int, click: bool = False) -> list[requests.Session]:
+    """Returning identified visitors: every cookie set, segments and answers cached; with
+    ``click``, after following one banner's click link."""
     shoppers = [browser_session(persona(i)) for i in range(n)]
     for shopper in shoppers:
         shopper.get(f"{shop.url}/p/{A_PRODUCT}", timeout=30).raise_for_status()
-        home = shopper.get(f"{shop.url}/", timeout=30)
-        home.raise_for_status()
-        clicked = BANNER_LINK.search(home.text)
-        if clicked:  # a shop with banners
-            shopper.get(f"{shop.url}{html.unescape(clicked[1])}", timeout=30).raise_for_status()
+        if click:
+            home = shopper.get(f"{shop.url}/", timeout=30)
+            link = BANNER_LINK.search(home.text)
+            assert link, "a banner to click"
+            shopper.get(f"{shop.url}{html.unescape(link[1])}", timeout=30).raise_for_status()
         for _ in range(3):
             shopper.get(f"{shop.url}/", timeout=30).raise_for_status()
     return shoppers
@@ -263,7 +264,7 @@ def main() -> None:
         # Warm identified visitors: 1 banner and 3 banners against none; and the same
         # visitors without the segments cookie (refused, or not set yet).
         warm = {
-            name: (shop, warm_shoppers(shop, n))
+            name: (shop, warm_shoppers(shop, n, click=name == "three"))
             for name, shop in (("none", none), ("one", one), ("three", three))
         }
         headers: dict[str, Visitors] = {

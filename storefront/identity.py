@@ -149,9 +149,11 @@ def _identity_from(cookies: Mapping[str, str]) -> Identity:
 
 def current_identity() -> Identity:
     """The current visitor's identity, computed from the cookies once per request."""
-    if "identity" not in g:
-        g.identity = _identity_from(request.cookies)
-    return g.identity
+    page = g._get_current_object()  # one lookup through the proxy: every page asks, often
+    identity = page.get("identity")
+    if identity is None:
+        identity = page.identity = _identity_from(request.cookies)
+    return identity
 
 
 class CookieUpdate:
