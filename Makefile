@@ -40,10 +40,11 @@ system-test-deps:
 	  echo "make system-test-deps: installing Debian's chromium, redis-server and npm with apt-get"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium redis-server nodejs npm >/dev/null; }
 
-## wrk, the load generator of `make bench` (C: it costs the shared cores little next to the shop).
+## wrk, the load generator of `make bench` (C: it costs the shared cores little next to the shop),
+## and valgrind, whose callgrind counts the instructions of a page (bench/bench_instructions.py).
 system-bench-deps:
-	@command -v wrk >/dev/null || { \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
+	@command -v wrk >/dev/null && command -v callgrind_control >/dev/null || { \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk valgrind >/dev/null; }
 
 ## ruff (lint and format) and mypy; settings and the reasons for the rule set in pyproject.toml.
 lint: install-test
@@ -60,10 +61,12 @@ screenshots: install-test system-test-deps
 
 ## One table: banner pages vs plain pages, Klevu slow/hung/down, the beacon (~2 min).
 ## Banner rendering (V8 vs QuickJS, sandbox probes; ~20 s), then pages under Klevu latency,
-## then the outbox's durable events/s, SQLite vs Redis Streams (~2 min).
+## then instructions per page under callgrind (~1.5 min), then the outbox's durable events/s,
+## SQLite vs Redis Streams (~2 min).
 bench: install-test system-bench-deps
 	$(PY) -m bench.bench_render
 	$(PY) -m bench.bench_pages
+	$(PY) -m bench.bench_instructions
 	$(PY) -m bench.bench_outbox
 
 clean:

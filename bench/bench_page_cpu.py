@@ -38,7 +38,12 @@ WARM_UP_PAGES = 20
 
 
 def warm_client(
-    simulator_url: str, redis_url: str, recs_home: str, database: int, metrics: str = "true"
+    simulator_url: str,
+    redis_url: str,
+    recs_home: str,
+    database: int,
+    metrics: str = "true",
+    **settings: str,
 ):
     """A test client of a shop configured as for shoppers, after a returning visitor's pages."""
     config = app_config(
@@ -49,6 +54,7 @@ def warm_client(
         STOREFRONT_METRICS=metrics,
         OUTBOX_RELAY_IN_APP="0",
         CACHE_REDIS_URL=redis_database(redis_url, database),
+        **settings,
     )
     config["TESTING"] = False  # errors as in production: logged, the page still rendered
     client = create_app(config).test_client()
