@@ -143,7 +143,7 @@ class _Signer(TimestampSigner):
 
 @functools.lru_cache(maxsize=4)
 def _signer(secret_key: str | bytes) -> TimestampSigner:
-    """It holds no state but the key, so one serves every thread."""
+    """One per key serves every thread: it holds the key and its HMAC schedule, read only."""
     if not secret_key:
         raise ValueError("banner tokens need the app's SECRET_KEY")
     return _Signer(secret_key)

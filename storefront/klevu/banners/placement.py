@@ -420,17 +420,17 @@ def _from_cache(
     return _Done(fetched)
 
 
-def _outcome(key: str, future: Future | _Done) -> Fetched | None:
+def _outcome(key: str, outcome: Future | _Done) -> Fetched | None:
     """The placement's result, or None; why a banner is missing goes to the log and to the
     page's trace ("late", "breaker-open", "failed", "unbuildable")."""
-    if not future.done():
+    if not outcome.done():
         log.warning(
             "banner %s missed the page's Klevu budget; its answer is kept for the next page", key
         )
         trace.note("outcome", banner=key, result="late")
         return None
     try:
-        return future.result()
+        return outcome.result()
     except LateAnswer as exc:
         log.warning("banner %s left out: %s", key, exc)
         trace.note("outcome", banner=key, result="late")
