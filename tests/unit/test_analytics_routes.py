@@ -27,7 +27,7 @@ from storefront.klevu.analytics.delivery import outbox
 from storefront.klevu.analytics.events import SELECT, VIEW, BannerItem, BannerView
 from storefront.klevu.analytics.recently_viewed import clicked_ids, format_ids
 from storefront.klevu.analytics.routes import MAX_BODY, PAGE_VIEW_LIMIT
-from storefront.klevu.render.once import Memo
+from storefront.klevu.memo import Memo
 from tests.helpers import app_config, banner_tokens, free_port, sample_banner
 
 PRODUCTS = load_catalog().products

@@ -19,7 +19,7 @@ import time
 from flask import Flask, current_app
 
 from ...extensions import cache
-from ..render.once import Memo
+from ..memo import Memo
 from .events import BannerView
 from .tokens import Sealed, view_key
 
@@ -41,11 +41,12 @@ def _known() -> Memo[str, tuple[BannerView, float]]:
 
 def remember(sealed: Sealed) -> None:
     """Called for every banner a page shows: a lookup, and a cache write at most twice a day."""
-    known = _known().get(sealed.key)
+    memo = _known()
+    known = memo.get(sealed.key)
     now = time.monotonic()
     if known is not None and now - known[1] < RESHARE_SECONDS:
         return
-    _known().put(sealed.key, (sealed.view, now))
+    memo.put(sealed.key, (sealed.view, now))
     try:
         cache.set(f"klevu:shown:{sealed.key}", sealed.view, timeout=SHARED_SECONDS)
     except Exception:

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 
 from .. import metrics
 from ..client import BreakerOpen, KlevuClient, KlevuError, Reply
-from ..render.once import Memo
+from ..memo import Memo
 from ..single_flight import SingleFlight
 
 log = logging.getLogger(__name__)

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from flask import Blueprint, Response, abort, request, url_for
 
 from ...extensions import cache
-from ..render.once import Memo
+from ..memo import Memo
 
 log = logging.getLogger(__name__)
 

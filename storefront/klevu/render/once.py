@@ -5,57 +5,25 @@ same template and the same data again and again; running the JavaScript engine a
 sanitizer for each view would make a banner page several times dearer than a plain one. The
 result (the sanitized HTML, or the ``RenderError`` of a template that fails) is kept per
 (template, data), least recently used dropped first. What differs per page view — the
-analytics token and the click links — is added by the caller afterwards (``recs._banner``).
+analytics token and the click links — is added by the caller afterwards (``placement._banner``).
 
 It wraps the renderer's public ``render()`` only, so the engine behind it may change.
-``Memo`` is the bounded, thread-safe memo behind it, also used for the answers' in-process copy
-(``answers.py``) and a banner's per-answer parts (``recs.py``).
+It keeps its renders in a ``Memo`` (``klevu/memo.py``).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import threading
-from collections import OrderedDict
 from collections.abc import Mapping
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Protocol
 
+from ..memo import ENTRIES, Memo
 from .engine import RenderError
-
-ENTRIES = 256  # a shop has a few placements × segment combinations × page contexts
 
 
 class Renderer(Protocol):
     def render(self, template: str, data: Mapping[str, Any]) -> str: ...
-
-
-K = TypeVar("K")
-V = TypeVar("V")
-
-
-class Memo(Generic[K, V]):
-    """At most ``entries`` values, the least recently used dropped first; thread-safe."""
-
-    def __init__(self, entries: int = ENTRIES):
-        self.entries = entries
-        self._values: OrderedDict[K, V] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, key: K) -> V | None:
-        with self._lock:
-            value = self._values.get(key)
-            if value is not None:
-                self._values.move_to_end(key)
-            return value
-
-    def put(self, key: K, value: V) -> V:
-        with self._lock:
-            self._values[key] = value
-            self._values.move_to_end(key)
-            while len(self._values) > self.entries:
-                self._values.popitem(last=False)
-        return value
 
 
 class RenderOnce:

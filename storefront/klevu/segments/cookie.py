@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import functools
 import math
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from itsdangerous import BadData, URLSafeSerializer
 from werkzeug.http import dump_cookie
@@ -35,9 +35,12 @@ SALT = "storefront.klevu.segments.resolver-cookie.v1"  # bump when the payload l
 MAX_CHARS = 2048  # far above a real answer (about 250 characters); refused unread beyond
 
 
-@dataclass(frozen=True)
-class KeptSegments:
-    """A fresh step-1 answer, for one session and one exchange id, until ``until``."""
+class KeptSegments(NamedTuple):
+    """A fresh step-1 answer, for one session and one exchange id, until ``until``.
+
+    A named tuple, not a dataclass: a browser that does not send the cookie back has its
+    ``Set-Cookie`` looked up by one on every page (``set_cookie_header``), and a tuple is
+    hashed and compared in C."""
 
     session_id: str
     exchange_hash: str

@@ -30,15 +30,15 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor, TimeoutError as FutureTimeout
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
-from cachelib import SimpleCache
 from flask import Blueprint, Flask, current_app, g, jsonify, request
 
 from ...extensions import shared_store
 from .. import klevu, klevu_client, trace
 from ..budget import page_due
 from ..client import BreakerOpen, KlevuClient, KlevuError, SessionAnswer
+from ..memo import Memo
 from ..single_flight import SingleFlight
 from . import cookie
 from .visitor import Visitor
@@ -137,7 +137,9 @@ class SegmentResolver:
         self._pool = ThreadPoolExecutor(MAX_WORKERS, thread_name_prefix="segments")
         self._slots = threading.BoundedSemaphore(MAX_WORKERS)
         self._flights = SingleFlight(store, clock=clock)
-        self._local = SimpleCache(threshold=LOCAL_ENTRIES)
+        # Not a cachelib ``SimpleCache``: it pickled each answer in and out (a cookie-less
+        # page read it on every page), and ``_both`` checks freshness itself.
+        self._local: Memo[str, tuple[str, list, float]] = Memo(LOCAL_ENTRIES)
 
     # -- public ------------------------------------------------------------------------------
     def resolve(
@@ -206,7 +208,7 @@ class SegmentResolver:
                 until = min(session["expires"], segments["expires"])
                 left = until - self.clock()
                 if left > 0:
-                    self._local.set(guess, (xhash, found, until), timeout=math.ceil(left))
+                    self._local.put(guess, (xhash, found, until))
         return found
 
     def forget(self, session_id: str | None, browser_id: str | None = None) -> None:
@@ -227,7 +229,7 @@ class SegmentResolver:
                 ids.add(entry["id"])
         for sid in ids:
             self.store.delete(f"klevu:segments:{sid}")
-            self._local.delete(f"klevu:segments:{sid}")
+            self._local.pop(f"klevu:segments:{sid}")
         if browser_id:
             self.store.delete(f"klevu:visitor:{_digest(browser_id)}")
 
@@ -342,7 +344,7 @@ class SegmentResolver:
         entry = _segments_entry(self.store.get(key) if cached is _UNREAD else cached, xhash)
         if entry and entry["expires"] > self.clock():
             until = min(entry["expires"], session_expires)
-            return replace(self._resolution(entry, "cache"), until=until)
+            return self._resolution(entry, "cache", until=until)
 
         def call() -> dict:
             answer = self.client.start_session(session_id, exchange_id, due=due)
@@ -366,9 +368,9 @@ class SegmentResolver:
             return self._resolution(entry, "stale")
         return Resolution(session_id, (), 0, "none")
 
-    def _resolution(self, entry: dict, source: str) -> Resolution:
+    def _resolution(self, entry: dict, source: str, until: float = 0.0) -> Resolution:
         left = max(0, math.ceil(entry["expires"] - self.clock()))
-        return Resolution(entry["session"], tuple(entry["segments"]), left, source)
+        return Resolution(entry["session"], tuple(entry["segments"]), left, source, until)
 
     # -- one upstream call per visitor at a time ---------------------------------------------
     def _single_flight(self, name: str | None, call, settled, due: float):
@@ -477,7 +479,7 @@ def current_segments(visitor: Visitor) -> Resolution:
 def _kept(visitor: Visitor, session_id: str | None, kept_value: str | None) -> Resolution | None:
     """The answer the visitor's browser keeps (``kept_value``) for this session and exchange
     id, if valid."""
-    if visitor.exchange_id is None:
+    if visitor.exchange_id is None or not kept_value:
         return None
     now = time.time()
     kept = cookie.unseal(
