@@ -24,6 +24,7 @@ this compares with JSv2's repeated clicks).
 from __future__ import annotations
 
 import base64
+import binascii
 import functools
 import hashlib
 import hmac
@@ -33,7 +34,7 @@ import zlib
 from dataclasses import dataclass, fields
 
 from itsdangerous import BadData, TimestampSigner
-from itsdangerous.encoding import base64_encode, want_bytes
+from itsdangerous.encoding import int_to_bytes, want_bytes
 
 from .events import BannerItem, BannerView
 
@@ -126,19 +127,44 @@ def read_link_token(secret_key: str | bytes, token: str, max_age_s: int) -> tupl
 
 
 class _Signer(TimestampSigner):
-    """itsdangerous' timestamp signer (HMAC-SHA256), with its derived key and HMAC key
-    schedule made once instead of on every signature: a page signs once per banner, and this
-    took a third off each (docs/performance.md). Its signatures are the library's own, which
-    verifies them (``unsign``); tests check both ways."""
+    """itsdangerous' timestamp signer (HMAC-SHA256), its signatures byte for byte (the library
+    verifies them, ``unsign``; tests check both ways), made with less per signature: the
+    derived key's HMAC pads hashed once (RFC 2104: each signature copies the two SHA-256
+    states, 0.6 µs, where the ``hmac`` module's copy and digest took 1.1 µs), and the library's
+    way of signing (about forty Python calls) as a few C calls, with the timestamp's text made
+    once per second."""
 
     def __init__(self, secret_key: str | bytes):
         super().__init__(secret_key, salt=SALT, digest_method=hashlib.sha256)
-        self._mac = hmac.new(self.derive_key(), digestmod=hashlib.sha256)
+        key = self.derive_key().ljust(64, b"\0")  # a SHA-256 block; derived keys are 32 bytes
+        self._inner = hashlib.sha256(bytes(b ^ 0x36 for b in key))
+        self._outer = hashlib.sha256(bytes(b ^ 0x5C for b in key))
+        self._sep = want_bytes(self.sep)
+        self._stamp = (-1, b"")  # (timestamp, its text): replaced whole, never edited
+
+    def sign(self, value: str | bytes) -> bytes:
+        now = self.get_timestamp()
+        stamped, stamp = self._stamp
+        if stamped != now:
+            stamp = _b64(int_to_bytes(now))
+            self._stamp = (now, stamp)
+        signed = (value.encode() if isinstance(value, str) else value) + self._sep + stamp
+        return signed + self._sep + self.get_signature(signed)
 
     def get_signature(self, value: str | bytes) -> bytes:
-        mac = self._mac.copy()
-        mac.update(want_bytes(value))
-        return base64_encode(mac.digest())
+        inner = self._inner.copy()
+        inner.update(want_bytes(value))
+        outer = self._outer.copy()
+        outer.update(inner.digest())
+        return _b64(outer.digest())
+
+
+_URL_SAFE = bytes.maketrans(b"+/", b"-_")
+
+
+def _b64(data: bytes) -> bytes:
+    """``itsdangerous.encoding.base64_encode``: base64url, no padding, in C calls only."""
+    return binascii.b2a_base64(data, newline=False).translate(_URL_SAFE).rstrip(b"=")
 
 
 @functools.lru_cache(maxsize=4)
