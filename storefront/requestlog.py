@@ -84,8 +84,8 @@ def _begin() -> None:
 
 
 def _finish(response: Response) -> Response:
-    timings = g.get("timings")
     started = g.get("request_started")
+    timings = trace.timings()
     if timings is None or started is None:  # a before_request hook answered before ours ran
         return response
     total_ms = (time.perf_counter() - started) * 1000

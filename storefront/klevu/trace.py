@@ -23,12 +23,15 @@ from contextvars import ContextVar, copy_context
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from flask import g, has_app_context
+from flask import g
 
 T = TypeVar("T")
 
 # Facts every note made in this context carries (e.g. which banner a pool thread works on).
 _scope: ContextVar[dict[str, Any] | None] = ContextVar("storefront_trace_scope", default=None)
+# The request's ``Timings`` (``time_request``): found by a ``timed`` block in one lookup, on the
+# request's thread and on the pool's (``carry`` copies the context). Each request sets its own.
+_timings: ContextVar[Timings | None] = ContextVar("storefront_trace_timings", default=None)
 # Notes held back by ``tentative`` until its block is done.
 _held: ContextVar[list[tuple[str, dict[str, Any]]] | None] = ContextVar(
     "storefront_trace_held", default=None
@@ -87,8 +90,14 @@ class Timings:
 
 def time_request() -> Timings:
     """Start summing the current request's ``timed`` steps."""
-    g.timings = Timings()
-    return g.timings
+    timings = Timings()
+    _timings.set(timings)
+    return timings
+
+
+def timings() -> Timings | None:
+    """The current request's ``Timings``, if it is timed."""
+    return _timings.get()
 
 
 class timed:  # lower case: used as a function, ``with timed("render"):``
@@ -103,7 +112,7 @@ class timed:  # lower case: used as a function, ``with timed("render"):``
         self.step = step
 
     def __enter__(self) -> None:
-        self.timings: Timings | None = _page_get("timings")
+        self.timings: Timings | None = _timings.get()
         self.started = time.perf_counter()
 
     def __exit__(self, *exc: object) -> None:
@@ -123,9 +132,14 @@ def current() -> Trace | None:
 
 def _page_get(name: str) -> Any:
     """``g.get(name)``, or None outside an app context. Through ``_get_current_object`` (the
-    proxies' documented way to the object behind them): a warm banner page asks five times,
-    and each of ``g``'s own lookups goes through four Python calls."""
-    return g._get_current_object().get(name) if has_app_context() else None
+    proxies' documented way to the object behind them), which raises ``RuntimeError`` outside
+    one (asking ``has_app_context`` first cost two more calls): each of ``g``'s own lookups
+    goes through four Python calls."""
+    try:
+        page = g._get_current_object()
+    except RuntimeError:
+        return None
+    return page.get(name)
 
 
 def note(step: str, **facts: Any) -> None:
@@ -163,7 +177,7 @@ def carry(fn: Callable[..., T], **scope: Any) -> Callable[..., T]:
     ``scope``. One copy per call: a context cannot be entered by two threads at once. A
     request neither traced (the inspector off) nor timed has nothing to carry: ``fn`` runs
     as it is."""
-    if current() is None and not (has_app_context() and "timings" in g):
+    if current() is None and _timings.get() is None:
         return fn
     context = copy_context()
 
