@@ -5,7 +5,7 @@ form sends it; ``page``: ``home``, ``category`` with
 ``category=<slug>``, ``product`` with ``product=<id>``). Each column is made by the real page's
 code path, not a copy of it: a request context of its own whose cookies are the persona's
 (consent given, Klaviyo's ``__kla_id`` with its exchange id), the page's ``page_context``,
-``banners_for`` and the ``partials/banners.html`` the shop's pages include. A column's own
+``banners_for`` and each banner's section as the shop's pages show it. A column's own
 trace gives the line under each banner (variant, or why it is missing), as the inspector
 tells it. Each persona keeps one Klaviyo ``cid`` (derived from its key), so its
 Klevu session is reused from one comparison to the next.
@@ -149,7 +149,7 @@ def column(persona_key: str, page_type: str, page_args: dict[str, Any]) -> Colum
         entries = tuple(
             Entry(
                 banner_story(key, notes.notes, settings.api_key),
-                Markup(render_template("partials/banners.html", banners=[shown[key]]))  # noqa: S704 (our template)
+                Markup(shown[key])  # noqa: S704 (its section: partials/banner.html)
                 if key in shown
                 else None,
             )

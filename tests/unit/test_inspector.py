@@ -215,7 +215,7 @@ def test_every_klevu_call_of_the_page_is_in_its_panel(app):
     banners = re.findall(r'data-recs-key="([\w-]+)" data-source=', html)
     calls = re.findall(
         r'data-testid="inspector-config-url">GET http://127\.0\.0\.1:\d+/recommendations/'
-        r"klevu-…ator/settings/([\w-]+)</code>\s*→ ConnectionError",
+        r"klevu-…ator/settings/([\w-]+)</code>\s*&rarr; ConnectionError",
         html,
     )
     assert banners and calls == banners

@@ -33,9 +33,10 @@ from ..analytics.shown import remember as remember_shown
 from ..analytics.tokens import Sealed, issue_tokens, seal
 from ..budget import page_view
 from ..client import BreakerOpen, KlevuError
+from ..memo import Memo
 from ..render.engine import RenderError, TemplateQuarantined, TemplateRenderer, scope_css
 from ..render.inline_styles import lift_inline_styles
-from ..render.once import Memo, RenderOnce
+from ..render.once import RenderOnce
 from ..segments.resolver import current_segments
 from . import links, queries, rules, template_data
 from .answers import Answer, KlevuAnswers, LateAnswer, NotFresh
@@ -48,15 +49,21 @@ MAX_WORKERS = 8
 
 @dataclass(frozen=True)
 class Banner:
-    """One banner as the page shows it."""
+    """One banner as the page shows it: ``{{ banner }}`` in a template is its ``<section>``."""
 
     recs_key: str
     title: str
-    html: Markup
+    section: str  # partials/banner.html, this page view's links in, ``TOKEN_SLOT`` left
     stylesheet: str  # the URL of its scoped and cleaned CSS ("": none), ``styles.py``
     token: str
     fallback: bool = False
     static: bool = False  # static content: the beacon counts clicks on its content links
+
+    def __html__(self) -> str:
+        """The section with its token: filled in last, so that a banner shown without one (the
+        compare page's, ``replace(banner, token="")``) reports nothing."""
+        token = f' data-klevu-token="{self.token}"' if self.token else ""  # URL-safe: HTML-safe
+        return self.section.replace(TOKEN_SLOT, token, 1)
 
 
 @dataclass(frozen=True)
@@ -110,12 +117,12 @@ class _Plan:
 @dataclass(frozen=True)
 class _Parts:
     """What a banner's answers give every page view alike, so it is built once per answer:
-    the analytics view sealed for its tokens, the HTML with each counted link pointing at
-    ``CLICK_PREFIX`` + its item, and the stylesheet of its scoped CSS (the config's and the
-    template's lifted inline styles)."""
+    the analytics view sealed for its tokens, the banner's whole section (``section``) with
+    each counted link pointing at ``CLICK_PREFIX`` + its item, and the stylesheet of its
+    scoped CSS (the config's and the template's lifted inline styles)."""
 
     sealed: Sealed
-    html: str
+    section: str
     stylesheet: str
 
 
@@ -506,6 +513,35 @@ def tight(html: str) -> str:
 
 
 CLICK_PREFIX = f"klevu-click-{uuid.uuid4().hex}-"  # stands for a page view's click route
+TOKEN_SLOT = f" data-klevu-token-{uuid.uuid4().hex}"  # stands for a page view's token attribute
+
+
+def _section(fetched: Fetched, html: str) -> str:
+    """The banner's ``<section>`` around ``html`` (partials/banner.html), its token slot
+    left for ``Banner.__html__``."""
+    return render_template(
+        "partials/banner.html",
+        recs_key=fetched.recs_key,
+        title=_title(fetched),
+        token_slot=Markup(TOKEN_SLOT),  # noqa: S704 (hex digits)
+        static=fetched.static,
+        fallback=fetched.html is None,
+        html=Markup(html),  # noqa: S704 (sanitized and links routed, or our own template)
+    )
+
+
+def as_ascii(html: str) -> str:
+    """``html`` with every character beyond ASCII written as a character reference, which a
+    browser reads as that character in text and in attribute values, and a sanitized banner
+    has nothing else (no ``<script>`` or ``<style>``, where references are not read). The
+    shop's templates write their pages so too: a page of ASCII only is encoded to UTF-8 by a
+    copy, where one "€" made the whole page two bytes a character, encoded one by one
+    (docs/performance.md)."""
+    return html.encode("ascii", "xmlcharrefreplace").decode("ascii")
+
+
+def _title(fetched: Fetched) -> str:
+    return str(fetched.metadata.get("title") or "")
 
 
 def _parts(banners: BannerServices, fetched: Fetched, rendered: str) -> _Parts:
@@ -524,7 +560,12 @@ def _parts(banners: BannerServices, fetched: Fetched, rendered: str) -> _Parts:
         if not raw:
             scope = css_scope(fetched.recs_key)
             css = "\n".join(filter(None, (scope_css(css, scope), scope_css(inline_css, scope))))
-        parts = _Parts(seal(_banner_view(fetched)), tight(html), stylesheet_url(css) if css else "")
+        section = _section(fetched, tight(html))
+        parts = _Parts(
+            seal(_banner_view(fetched)),
+            section if raw else as_ascii(section),
+            stylesheet_url(css) if css else "",
+        )
         if fetched.version:
             banners.parts.put(key, parts)
     return parts
@@ -533,22 +574,20 @@ def _parts(banners: BannerServices, fetched: Fetched, rendered: str) -> _Parts:
 def _banner(banners: BannerServices, fetched: Fetched, page_view_id: str) -> Banner:
     """Page-ready banner: the per-answer parts, plus this page view's analytics token and
     click route."""
-    title = str(fetched.metadata.get("title") or "")
     if fetched.html is None:
         # The shop's own markup, for a template that failed. Klevu did not render this list,
         # so no Klevu events are reported for it (no token), and its links go straight to
         # the shop's own product pages.
         html = render_template(
             "partials/fallback_banner.html",
-            title=title,
+            title=_title(fetched),
             records=fetched.records,
             product_urls={r["id"]: klevu_ext.product_url(r["id"]) for r in fetched.records},
         )
-        # Our autoescaped template.
         return Banner(
             fetched.recs_key,
-            title,
-            Markup(html),  # noqa: S704 (autoescaped template)
+            _title(fetched),
+            _section(fetched, html),
             "",
             "",
             fallback=True,
@@ -558,12 +597,11 @@ def _banner(banners: BannerServices, fetched: Fetched, page_view_id: str) -> Ban
     token, link = issue_tokens(banners.secret_key, page_view_id, parts.sealed)
     remember_shown(parts.sealed)  # the click route finds the banner by the link's key
     # A link token is URL-safe as it is, and HTML-safe.
-    html = parts.html.replace(CLICK_PREFIX, f"{_click_route(banners)}?t={link}&amp;id=")
-    # html: sanitized by the renderer, links routed.
+    section = parts.section.replace(CLICK_PREFIX, f"{_click_route(banners)}?t={link}&amp;id=")
     return Banner(
         fetched.recs_key,
-        title,
-        Markup(html),  # noqa: S704 (sanitized, links routed)
+        _title(fetched),
+        section,
         parts.stylesheet,
         token,
         static=fetched.static,
