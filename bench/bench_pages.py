@@ -60,6 +60,7 @@ BUDGET_MS = 800
 KLEVU_KINDS = ("session_new", "session_refresh", "connector", "config", "search")
 ONE, THREE = "k-home-picks", "k-home-picks,k-home-recent,k-home-new"
 A_PRODUCT = "10001"  # viewed once by every warm shopper
+ROUNDS = 20  # of the warm rows' 1 s blocks (a median of 10 moved by several hundredths)
 # A banner's first no-JavaScript click link: the 3-banner home's shoppers follow one, so that
 # Klevu's "recently viewed" (banner clicks, not product pages) has a banner there.
 BANNER_LINK = re.compile(r'href="(/klevu/click\?[^"]+)"')
@@ -186,15 +187,16 @@ def compare(blocks: dict[str, list[Block]], top: str, bottom: str) -> tuple[floa
     def median(name: str, of) -> float:
         return statistics.median(of(b) for b in blocks[name])
 
-    def ratio(of) -> float:
-        return statistics.median(
-            of(a) / of(b) for a, b in zip(blocks[top], blocks[bottom], strict=True)
-        )
+    def ratios(of) -> list[float]:
+        return [of(a) / of(b) for a, b in zip(blocks[top], blocks[bottom], strict=True)]
 
-    cpu, rate = ratio(lambda b: b.per_cpu), ratio(lambda b: b.rate)
+    per_round = ratios(lambda b: b.per_cpu)
+    cpu, rate = statistics.median(per_round), statistics.median(ratios(lambda b: b.rate))
+    quartiles = statistics.quantiles(per_round, n=4)
     client = max(b.client_share for b in blocks[top] + blocks[bottom])
     return cpu, (
-        f"{cpu:.2f} ({1000 / median(top, lambda b: b.per_cpu):.2f} / "
+        f"{cpu:.2f} (rounds {quartiles[0]:.2f}-{quartiles[2]:.2f}; "
+        f"{1000 / median(top, lambda b: b.per_cpu):.2f} / "
         f"{1000 / median(bottom, lambda b: b.per_cpu):.2f} ms CPU per page); pages/s "
         f"{rate:.2f} ({median(top, lambda b: b.rate):.0f} / "
         f"{median(bottom, lambda b: b.rate):.0f}); client <= {client:.0%} of CPU"
@@ -276,10 +278,11 @@ def main() -> None:
             [cookie_header(s, leave_out=segments_cookie.COOKIE) for s in warm["one"][1]],
         )
         wrk(f"{one.url}/", one.process.pid, headers["one"][1])  # engines and pools warm
-        # Short alternating blocks (10 of 1 s each per shop): the neighbours' load on this
-        # shared machine changes within seconds (one shop's blocks of one run vary by a third),
-        # and every ratio is a median over the rounds.
-        blocks = side_by_side(headers, rounds=10)
+        # Short alternating blocks (20 of 1 s each per shop): the neighbours' load on this
+        # shared machine changes within seconds (one shop's blocks of one run vary by a third,
+        # one round's ratio by a tenth either way), and every ratio is a median over the
+        # rounds, their middle half shown beside it.
+        blocks = side_by_side(headers, rounds=ROUNDS)
         r1, text = compare(blocks, "one", "none")
         row(
             "warm identified visitor: home with 1 banner / no banner, pages per CPU second",
