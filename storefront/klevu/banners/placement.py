@@ -518,8 +518,8 @@ TOKEN_SLOT = f" data-klevu-token-{uuid.uuid4().hex}"  # stands for a page view's
 
 def _section(fetched: Fetched, html: str) -> str:
     """The banner's ``<section>`` around ``html`` (partials/banner.html), its token slot
-    left for ``Banner.__html__``."""
-    return render_template(
+    left for ``Banner.__html__``; in ASCII unless sanitizing is off (``as_ascii``)."""
+    section = render_template(
         "partials/banner.html",
         recs_key=fetched.recs_key,
         title=_title(fetched),
@@ -528,6 +528,7 @@ def _section(fetched: Fetched, html: str) -> str:
         fallback=fetched.html is None,
         html=Markup(html),  # noqa: S704 (sanitized and links routed, or our own template)
     )
+    return section if current_app.config["STOREFRONT_UNSAFE_NO_SANITIZE"] else as_ascii(section)
 
 
 def as_ascii(html: str) -> str:
@@ -560,10 +561,9 @@ def _parts(banners: BannerServices, fetched: Fetched, rendered: str) -> _Parts:
         if not raw:
             scope = css_scope(fetched.recs_key)
             css = "\n".join(filter(None, (scope_css(css, scope), scope_css(inline_css, scope))))
-        section = _section(fetched, tight(html))
         parts = _Parts(
             seal(_banner_view(fetched)),
-            section if raw else as_ascii(section),
+            _section(fetched, tight(html)),
             stylesheet_url(css) if css else "",
         )
         if fetched.version:

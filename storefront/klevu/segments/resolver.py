@@ -206,8 +206,7 @@ class SegmentResolver:
             session, segments = _session_entry(found[0]), _segments_entry(found[1], xhash)
             if session and segments and session["id"] == guess.rpartition(":")[2]:
                 until = min(session["expires"], segments["expires"])
-                left = until - self.clock()
-                if left > 0:
+                if until > self.clock():
                     self._local.put(guess, (xhash, found, until))
         return found
 
