@@ -76,27 +76,27 @@ def control(action: str) -> None:
 
 def count(name: str, pages: int) -> int:
     """Instructions per page of ``name``, from a callgrind run of ``serve_case``."""
-    out = Path(tempfile.mkdtemp(prefix="bench-callgrind-"))
-    command = [
-        "valgrind",
-        "--tool=callgrind",
-        f"--callgrind-out-file={out}/callgrind.%p",
-        sys.executable,
-        "-m",
-        "bench.bench_instructions",
-        "--case",
-        name,
-        "--pages",
-        str(pages),
-    ]
-    run = subprocess.run(command, capture_output=True, text=True)
-    dumps = list(out.glob("callgrind.*.1"))  # the "--dump" part: only the counted pages
-    if run.returncode != 0 or len(dumps) != 1:
-        raise SystemExit(f"{name}: callgrind run failed\n{run.stderr[-2000:]}")
-    for line in dumps[0].read_text().splitlines():
-        if line.startswith(("summary:", "totals:")):
-            return int(line.split()[1]) // pages
-    raise SystemExit(f"{name}: no totals in {dumps[0]}")
+    with tempfile.TemporaryDirectory(prefix="bench-callgrind-") as out:  # MBs of dumps
+        command = [
+            "valgrind",
+            "--tool=callgrind",
+            f"--callgrind-out-file={out}/callgrind.%p",
+            sys.executable,
+            "-m",
+            "bench.bench_instructions",
+            "--case",
+            name,
+            "--pages",
+            str(pages),
+        ]
+        run = subprocess.run(command, capture_output=True, text=True)
+        dumps = list(Path(out).glob("callgrind.*.1"))  # the "--dump" part: the counted pages
+        if run.returncode != 0 or len(dumps) != 1:
+            raise SystemExit(f"{name}: callgrind run failed\n{run.stderr[-2000:]}")
+        for line in dumps[0].read_text().splitlines():
+            if line.startswith(("summary:", "totals:")):
+                return int(line.split()[1]) // pages
+    raise SystemExit(f"{name}: no totals in its callgrind dump")
 
 
 def main() -> None:

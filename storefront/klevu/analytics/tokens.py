@@ -169,7 +169,8 @@ def _b64(data: bytes) -> bytes:
 
 @functools.lru_cache(maxsize=4)
 def _signer(secret_key: str | bytes) -> TimestampSigner:
-    """One per key serves every thread: it holds the key and its HMAC schedule, read only."""
+    """One per key serves every thread: it holds the key's hashed HMAC pads, read only (each
+    signature copies them), and the current second's timestamp text, replaced whole."""
     if not secret_key:
         raise ValueError("banner tokens need the app's SECRET_KEY")
     return _Signer(secret_key)

@@ -574,19 +574,20 @@ def _parts(banners: BannerServices, fetched: Fetched, rendered: str) -> _Parts:
 def _banner(banners: BannerServices, fetched: Fetched, page_view_id: str) -> Banner:
     """Page-ready banner: the per-answer parts, plus this page view's analytics token and
     click route."""
+    title = _title(fetched)
     if fetched.html is None:
         # The shop's own markup, for a template that failed. Klevu did not render this list,
         # so no Klevu events are reported for it (no token), and its links go straight to
         # the shop's own product pages.
         html = render_template(
             "partials/fallback_banner.html",
-            title=_title(fetched),
+            title=title,
             records=fetched.records,
             product_urls={r["id"]: klevu_ext.product_url(r["id"]) for r in fetched.records},
         )
         return Banner(
             fetched.recs_key,
-            _title(fetched),
+            title,
             _section(fetched, html),
             "",
             "",
@@ -600,7 +601,7 @@ def _banner(banners: BannerServices, fetched: Fetched, page_view_id: str) -> Ban
     section = parts.section.replace(CLICK_PREFIX, f"{_click_route(banners)}?t={link}&amp;id=")
     return Banner(
         fetched.recs_key,
-        _title(fetched),
+        title,
         section,
         parts.stylesheet,
         token,
