@@ -49,6 +49,10 @@ class KlevuError(Exception):
 class BreakerOpen(KlevuError):
     """The service's circuit breaker is open: the call was not made at all."""
 
+    def __init__(self, message: str, *, service: str | None = None):
+        super().__init__(message)
+        self.service = service  # which breaker refused, where the caller knows it
+
 
 @dataclass(frozen=True)
 class Reply:

@@ -15,6 +15,7 @@ import requests
 
 from storefront import create_app
 from storefront.klaviyo import KLA_ID_COOKIE, encode_kla_id, new_cid
+from storefront.klevu.banners import placement
 from storefront.klevu.banners.placement import banner_services
 from tests.helpers import (
     LiveServer,
@@ -213,6 +214,54 @@ def test_the_breaker_opens_serves_without_waiting_probes_and_closes(start_shop, 
     }
     lines = [r.getMessage() for r in caplog.records if r.name == "storefront.klevu.breaker"]
     assert len(lines) == 2 and "open" in lines[0] and "closed" in lines[1]
+
+
+def test_while_a_breaker_is_open_pages_are_refused_without_asking_again(
+    start_shop, sim, monkeypatch
+):
+    """A placement refused by an open breaker is refused again, for ``OPEN_READ_SECONDS``,
+    without its requests being built and looked up; each such page is still counted."""
+    shop = start_shop(
+        KLEVU_SEARCH_TTL="1",
+        KLEVU_STALE_LIMIT="0",
+        KLEVU_BREAKER_FAILURES="2",
+        KLEVU_BREAKER_COOLDOWN="60",
+        STOREFRONT_INSPECTOR="false",
+    )
+    monkeypatch.setattr(placement, "OPEN_READ_SECONDS", 60.0)  # a slow machine's pages
+    visitor = browser_session("maya")
+    page(visitor, shop)
+    time.sleep(1.1)  # the search answer expired, and may not be used stale
+    sim.faults(search={"down": True})
+
+    def search_breaker_open() -> bool:
+        page(visitor, shop)
+        health = requests.get(f"{shop.url}/healthz", timeout=5).json()
+        return health["breakers"]["search"]["state"] == "open"
+
+    wait_until(search_breaker_open, 10, "the search breaker never opened")
+    page(visitor, shop)  # a cache-only try refused: kept
+    answers = banner_services(shop.app).answers
+    looked_up: list[tuple] = []
+
+    def counted(asked):
+        def ask(*args, **kwargs):
+            looked_up.append(args)
+            return asked(*args, **kwargs)
+
+        return ask
+
+    monkeypatch.setattr(answers, "config", counted(answers.config))
+    monkeypatch.setattr(answers, "search", counted(answers.search))
+    failed = answers.stats()["search"]["failed"]
+
+    for _ in range(3):
+        html, _ = page(visitor, shop)
+        assert not banners(html)
+
+    assert looked_up == []
+    assert answers.stats()["search"]["failed"] == failed + 3
+    assert klevu_calls(sim)["search"] >= 1  # the simulator was asked before it went down
 
 
 @pytest.mark.parametrize("hung", [("visitor",), ("config",), ("search",), SERVICES])

@@ -143,6 +143,11 @@ class KlevuAnswers:
         for service, source in sources.items():
             self._count(service, "hit" if source == "cache" else "stale")
 
+    def refused(self, service: str) -> None:
+        """Count a page refused by ``service``'s open breaker without asking again (what
+        ``fresh_only`` counts when it raises ``BreakerOpen``)."""
+        self._count(service, "failed")
+
     def stats(self) -> dict:
         """Per service since start (this process): hits, misses, stale answers served,
         background refreshes done, calls that failed."""
@@ -205,7 +210,7 @@ class KlevuAnswers:
         if entry is not None and entry["usable_until"] > now:
             return Answer(entry["body"], "stale", entry["v"])
         self._count(service, "failed")
-        raise BreakerOpen(f"{service}: circuit open")
+        raise BreakerOpen(f"{service}: circuit open", service=service)
 
     def _in_process(self, key: str) -> dict | None:
         """This worker's copy of a fresh entry (``LOCAL_ENTRIES``), if it has one."""
@@ -267,12 +272,12 @@ class KlevuAnswers:
         breaker = self.client.breakers[service]
         if breaker.is_open():  # no call would go out: do not even claim one
             self._count(service, "failed")
-            raise BreakerOpen(f"{service}: circuit open")
+            raise BreakerOpen(f"{service}: circuit open", service=service)
         had_time = time.monotonic() < due
 
         def settled() -> dict | None:
             if breaker.is_open():  # the call we wait on is probably hung: stop waiting
-                raise BreakerOpen(f"{service}: circuit open")
+                raise BreakerOpen(f"{service}: circuit open", service=service)
             entry = self._read(key)
             return entry if entry and entry["usable_until"] > self.clock() else None
 

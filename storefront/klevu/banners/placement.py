@@ -39,7 +39,7 @@ from ..render.inline_styles import lift_inline_styles
 from ..render.once import RenderOnce
 from ..segments.resolver import current_segments
 from . import links, queries, rules, template_data
-from .answers import Answer, KlevuAnswers, LateAnswer, NotFresh
+from .answers import OPEN_READ_SECONDS, Answer, KlevuAnswers, LateAnswer, NotFresh
 from .styles import stylesheet_url
 
 log = logging.getLogger(__name__)
@@ -150,6 +150,12 @@ class BannerServices:
     # request keys hashed, a search body serialized)
     warm: Memo[tuple[str, queries.PageContext, tuple[str, ...]], Fetched] = field(
         default_factory=Memo
+    )
+    # the same key → a cache-only try's ``BreakerOpen`` and until when (``time.monotonic``) it
+    # stands: while a breaker is open, its placement's pages do not build and hash their
+    # requests again to be refused again (``OPEN_READ_SECONDS``, as the answers' ``_held``)
+    refused: Memo[tuple[str, queries.PageContext, tuple[str, ...]], tuple[float, BreakerOpen]] = (
+        field(default_factory=Memo)
     )
     # the app's root path (``SCRIPT_NAME``) → the click route under it, HTML-escaped
     click_routes: dict[str, str] = field(default_factory=dict)
@@ -408,10 +414,17 @@ def _from_cache(
     them. None: the pool must do it (and tells the trace what this try saw). A traced page
     looks its answers up again, so that its story tells where they came from."""
     key = (recs_key, context, segments)
-    warm = None if traced else banners.warm.get(key)
-    if warm is not None and warm.fresh_until > banners.answers.clock():
-        banners.answers.served(warm.sources)
-        return _Done(warm)
+    if not traced:
+        warm = banners.warm.get(key)
+        if warm is not None and warm.fresh_until > banners.answers.clock():
+            banners.answers.served(warm.sources)
+            return _Done(warm)
+        refused = banners.refused.get(key)
+        if refused is not None and refused[0] > time.monotonic() and refused[1].service:
+            banners.answers.refused(refused[1].service)
+            # A new exception per page: one instance raised on many pages (and threads)
+            # would grow one traceback for ever.
+            return _Done(error=BreakerOpen(str(refused[1]), service=refused[1].service))
     try:
         with trace.tentative():
             fetched = trace.carry(fetch_placement, banner=recs_key)(
@@ -419,6 +432,9 @@ def _from_cache(
             )
     except NotFresh:
         return None
+    except BreakerOpen as exc:
+        banners.refused.put(key, (time.monotonic() + OPEN_READ_SECONDS, exc))
+        return _Done(error=exc)
     except Exception as exc:  # reported like the pool's failures, by ``_outcome``
         return _Done(error=exc)
     banners.answers.served(fetched.sources)
