@@ -127,19 +127,15 @@ def begin() -> Trace:
 
 
 def current() -> Trace | None:
-    return _page_get("trace")
-
-
-def _page_get(name: str) -> Any:
-    """``g.get(name)``, or None outside an app context. Through ``_get_current_object`` (the
-    proxies' documented way to the object behind them), which raises ``RuntimeError`` outside
-    one (asking ``has_app_context`` first cost two more calls): each of ``g``'s own lookups
-    goes through four Python calls."""
+    """The request's trace, or None (not traced, or outside an app context). Through
+    ``_get_current_object`` (the proxies' documented way to the object behind them), which
+    raises ``RuntimeError`` outside one (asking ``has_app_context`` first cost two more calls):
+    each of ``g``'s own lookups goes through four Python calls, and a banner page asks twice."""
     try:
         page = g._get_current_object()
     except RuntimeError:
         return None
-    return page.get(name)
+    return page.get("trace")
 
 
 def note(step: str, **facts: Any) -> None:

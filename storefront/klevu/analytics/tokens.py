@@ -30,6 +30,7 @@ import hashlib
 import hmac
 import json
 import re
+import time
 import zlib
 from dataclasses import dataclass, fields
 
@@ -143,17 +144,20 @@ class _Signer(TimestampSigner):
         self._stamp = (-1, b"")  # (timestamp, its text): replaced whole, never edited
 
     def sign(self, value: str | bytes) -> bytes:
-        now = self.get_timestamp()
+        now = int(time.time())  # ``get_timestamp``, without its call
         stamped, stamp = self._stamp
         if stamped != now:
             stamp = _b64(int_to_bytes(now))
             self._stamp = (now, stamp)
         signed = (value.encode() if isinstance(value, str) else value) + self._sep + stamp
-        return signed + self._sep + self.get_signature(signed)
+        return signed + self._sep + self._signature(signed)
 
     def get_signature(self, value: str | bytes) -> bytes:
+        return self._signature(want_bytes(value))
+
+    def _signature(self, value: bytes) -> bytes:
         inner = self._inner.copy()
-        inner.update(want_bytes(value))
+        inner.update(value)
         outer = self._outer.copy()
         outer.update(inner.digest())
         return _b64(outer.digest())

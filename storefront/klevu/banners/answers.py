@@ -139,9 +139,14 @@ class KlevuAnswers:
         )
 
     def served(self, sources: dict[str, str]) -> None:
-        """Count what was served with ``fresh_only`` (service → "cache" or "stale")."""
-        for service, source in sources.items():
-            self._count(service, "hit" if source == "cache" else "stale")
+        """Count what was served with ``fresh_only`` (service → "cache" or "stale"): every
+        banner of a warm page comes here, so its services are counted under one lock."""
+        self._count_all(
+            [
+                (service, "hit" if source == "cache" else "stale")
+                for service, source in sources.items()
+            ]
+        )
 
     def refused(self, service: str) -> None:
         """Count a page refused by ``service``'s open breaker without asking again (what
@@ -159,10 +164,16 @@ class KlevuAnswers:
 
     # -- the rules --------------------------------------------------------------------------
     def _count(self, service: str, name: str) -> None:
+        self._count_all([(service, name)])
+
+    def _count_all(self, counted: list[tuple[str, str]]) -> None:
+        """Add one to each (service, name), under one lock."""
         with self._counts_lock:
-            self._counts[service][name] += 1
+            for service, name in counted:
+                self._counts[service][name] += 1
         if self.metrics:
-            metrics.answer(service, name)
+            for service, name in counted:
+                metrics.answer(service, name)
 
     def _get(
         self,

@@ -47,9 +47,12 @@ log = logging.getLogger(__name__)
 MAX_WORKERS = 8
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Banner:
-    """One banner as the page shows it: ``{{ banner }}`` in a template is its ``<section>``."""
+    """One banner as the page shows it: ``{{ banner }}`` in a template is its ``<section>``.
+
+    Made on every banner page and never changed: not ``frozen``, whose ``__init__`` sets each
+    of the seven fields through ``object.__setattr__`` (four times the cost)."""
 
     recs_key: str
     title: str
@@ -372,8 +375,9 @@ def banners_for(context: queries.PageContext) -> list[Banner]:
     for key, outcome in zip(recs_keys, outcomes, strict=True):
         fetched = _outcome(key, outcome)
         if fetched is not None and fetched.shows_banner:
-            with trace.timed("render"):  # this page view's token and links
-                shown.append(_banner(banners, fetched, page.id))
+            # Not timed: "render" is Klevu's template (``_rendered``); this page view's token
+            # and links take microseconds, and a warm page renders nothing.
+            shown.append(_banner(banners, fetched, page.id))
             if traced:
                 trace.note(
                     "outcome",
@@ -385,10 +389,11 @@ def banners_for(context: queries.PageContext) -> list[Banner]:
     return shown
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class _Done:
     """A placement settled on the page's own thread: what a finished ``Future`` answers,
-    without the lock, condition and ``wait`` a warm banner would pay for one."""
+    without the lock, condition and ``wait`` a warm banner would pay for one. One per banner
+    per page, never changed (not ``frozen``, as ``Banner``)."""
 
     value: Fetched | None = None
     error: Exception | None = None
@@ -446,6 +451,8 @@ def _from_cache(
 def _outcome(key: str, outcome: Future | _Done) -> Fetched | None:
     """The placement's result, or None; why a banner is missing goes to the log and to the
     page's trace ("late", "breaker-open", "failed", "unbuildable")."""
+    if isinstance(outcome, _Done) and outcome.error is None:
+        return outcome.value  # a warm banner: settled, nothing to report
     if not outcome.done():
         log.warning(
             "banner %s missed the page's Klevu budget; its answer is kept for the next page", key

@@ -527,9 +527,14 @@ def keep_session_cookies(response):
     """Continuity: the visitor keeps the Klevu session id across pages (and new ones stick);
     a fresh answer from the cache is also kept in the browser, until it runs out. (Every
     cookie gets ``Secure`` under HTTPS from ``security/cookies.py``.)"""
-    page, cookies = g._get_current_object(), request.cookies  # once each: every page runs this
+    page = g._get_current_object()  # once: every page runs this
     resolved = page.get("segments")
-    if resolved and resolved.session_id and resolved.session_id != session_cookie(cookies):
+    if resolved is not None and resolved.source == "cookie" and not page.get("segments_forgotten"):
+        return response  # the browser's own cookies, read back: its session id, nothing new
+    cookies = request.cookies
+    # A resolved id is well-formed, so unequal to the cookie's value exactly when unequal to
+    # the well-formed value ``session_cookie`` would read: no second check of the cookie.
+    if resolved and resolved.session_id and resolved.session_id != cookies.get(SESSION_COOKIE):
         response.set_cookie(
             SESSION_COOKIE,
             resolved.session_id,
