@@ -74,6 +74,23 @@ def banners(html: str) -> dict[str, str]:
     return dict(BANNER_RE.findall(html))
 
 
+def answer_lookups(shop: LiveServer, monkeypatch) -> list[tuple]:
+    """From now on, the shop's config and search answers looked up (their arguments)."""
+    answers = banner_services(shop.app).answers
+    looked_up: list[tuple] = []
+
+    def counted(asked):
+        def ask(*args, **kwargs):
+            looked_up.append(args)
+            return asked(*args, **kwargs)
+
+        return ask
+
+    monkeypatch.setattr(answers, "config", counted(answers.config))
+    monkeypatch.setattr(answers, "search", counted(answers.search))
+    return looked_up
+
+
 def page(session: requests.Session, shop: LiveServer, path: str = "/") -> tuple[str, float]:
     started = time.monotonic()
     response = session.get(f"{shop.url}{path}", timeout=30)
@@ -113,18 +130,7 @@ def test_a_warm_page_looks_no_answer_up_whatever_its_placements_show(
     visitor = browser_session(persona)
     for _ in range(2):  # answers from Klevu, then from the cache: kept from here on
         page(visitor, shop, path)
-    looked_up: list[tuple] = []
-    answers = banner_services(shop.app).answers
-
-    def counted(asked):
-        def ask(*args, **kwargs):
-            looked_up.append(args)
-            return asked(*args, **kwargs)
-
-        return ask
-
-    monkeypatch.setattr(answers, "config", counted(answers.config))
-    monkeypatch.setattr(answers, "search", counted(answers.search))
+    looked_up = answer_lookups(shop, monkeypatch)
 
     html, _ = page(visitor, shop, path)
 
@@ -241,18 +247,8 @@ def test_while_a_breaker_is_open_pages_are_refused_without_asking_again(
 
     wait_until(search_breaker_open, 10, "the search breaker never opened")
     page(visitor, shop)  # a cache-only try refused: kept
+    looked_up = answer_lookups(shop, monkeypatch)
     answers = banner_services(shop.app).answers
-    looked_up: list[tuple] = []
-
-    def counted(asked):
-        def ask(*args, **kwargs):
-            looked_up.append(args)
-            return asked(*args, **kwargs)
-
-        return ask
-
-    monkeypatch.setattr(answers, "config", counted(answers.config))
-    monkeypatch.setattr(answers, "search", counted(answers.search))
     failed = answers.stats()["search"]["failed"]
 
     for _ in range(3):

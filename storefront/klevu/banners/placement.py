@@ -154,11 +154,12 @@ class BannerServices:
     warm: Memo[tuple[str, queries.PageContext, tuple[str, ...]], Fetched] = field(
         default_factory=Memo
     )
-    # the same key → a cache-only try's ``BreakerOpen`` and until when (``time.monotonic``) it
-    # stands: while a breaker is open, its placement's pages do not build and hash their
-    # requests again to be refused again (``OPEN_READ_SECONDS``, as the answers' ``_held``)
-    refused: Memo[tuple[str, queries.PageContext, tuple[str, ...]], tuple[float, BreakerOpen]] = (
-        field(default_factory=Memo)
+    # the same key → until when (``time.monotonic``) a cache-only try's ``BreakerOpen`` stands,
+    # the refusing service and the message: while a breaker is open, its placement's pages do
+    # not build and hash their requests again to be refused again (``OPEN_READ_SECONDS``, as
+    # the answers' ``_held``). Not the exception itself, whose traceback holds its page's frames.
+    refused: Memo[tuple[str, queries.PageContext, tuple[str, ...]], tuple[float, str, str]] = field(
+        default_factory=Memo
     )
     # the app's root path (``SCRIPT_NAME``) → the click route under it, HTML-escaped
     click_routes: dict[str, str] = field(default_factory=dict)
@@ -425,11 +426,10 @@ def _from_cache(
             banners.answers.served(warm.sources)
             return _Done(warm)
         refused = banners.refused.get(key)
-        if refused is not None and refused[0] > time.monotonic() and refused[1].service:
-            banners.answers.refused(refused[1].service)
-            # A new exception per page: one instance raised on many pages (and threads)
-            # would grow one traceback for ever.
-            return _Done(error=BreakerOpen(str(refused[1]), service=refused[1].service))
+        if refused is not None and refused[0] > time.monotonic():
+            _, service, message = refused
+            banners.answers.refused(service)
+            return _Done(error=BreakerOpen(message, service=service))
     try:
         with trace.tentative():
             fetched = trace.carry(fetch_placement, banner=recs_key)(
@@ -438,7 +438,9 @@ def _from_cache(
     except NotFresh:
         return None
     except BreakerOpen as exc:
-        banners.refused.put(key, (time.monotonic() + OPEN_READ_SECONDS, exc))
+        if exc.service:
+            until = time.monotonic() + OPEN_READ_SECONDS
+            banners.refused.put(key, (until, exc.service, str(exc)))
         return _Done(error=exc)
     except Exception as exc:  # reported like the pool's failures, by ``_outcome``
         return _Done(error=exc)
