@@ -23,17 +23,23 @@ def test_the_browser_sees_each_klevu_step_of_a_banner_page(
     page.goto("/")
     assert shopper.banner("k-home-picks").count() == 1
     timing = {entry["name"]: entry for entry in page.evaluate(SERVER_TIMING)}
-    assert {"segments", "config", "search", "render", "total"} <= set(timing)
+    assert {"config", "search", "render", "total"} <= set(timing)
+    # Step 1 came from the segments cookie the persona switch left in the browser: read in
+    # microseconds, not a step the page waited on, so not timed.
+    assert "segments" not in timing
     assert all(entry["duration"] >= 0 for entry in timing.values())
-    # Steps are parts of the page's time (each banner's config and search ran in parallel,
-    # so only one banner's share is compared).
-    assert timing["segments"]["duration"] <= timing["total"]["duration"]
     # How many times the step ran: once per configured banner at least (a warm try that
     # finds the cache stale is timed too).
     shown = page.locator("[data-klevu-banner]").count()
     assert int(timing["config"]["description"].removeprefix("n=")) >= shown
     print({name: round(entry["duration"], 1) for name, entry in timing.items()})
     screenshot(page, "server-timing-home")
+
+    # Without that cookie, step 1 asks the shop's cache: timed, a part of the page's time.
+    page.context.clear_cookies(name="klevu_segments")
+    page.goto("/")
+    timing = {entry["name"]: entry for entry in page.evaluate(SERVER_TIMING)}
+    assert timing["segments"]["duration"] <= timing["total"]["duration"]
 
     page.goto("/cart")
     names = [entry["name"] for entry in page.evaluate(SERVER_TIMING)]
