@@ -26,7 +26,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -75,6 +75,21 @@ def _entry(value: object) -> dict | None:
         and isinstance(value.get("usable_until"), float)
     )
     return value if ok else None
+
+
+def served_counts(sources: dict[str, str]) -> tuple[tuple[str, str], ...]:
+    """What ``KlevuAnswers.count`` counts for answers served with ``fresh_only`` (service →
+    "cache" or "stale"): made once per warm page, counted on each of its views."""
+    return tuple(
+        (service, "hit" if source == "cache" else "stale") for service, source in sources.items()
+    )
+
+
+def refused_counts(service: str) -> tuple[tuple[str, str], ...]:
+    """What ``KlevuAnswers.count`` counts for a page view that ``service``'s open breaker
+    refused without being asked again (what ``fresh_only`` counts when it raises
+    ``BreakerOpen``)."""
+    return ((service, "failed"),)
 
 
 class KlevuAnswers:
@@ -138,20 +153,16 @@ class KlevuAnswers:
             fresh_only,
         )
 
-    def served(self, sources: dict[str, str]) -> None:
-        """Count what was served with ``fresh_only`` (service → "cache" or "stale"): every
-        banner of a warm page comes here, so its services are counted under one lock."""
-        self._count_all(
-            [
-                (service, "hit" if source == "cache" else "stale")
-                for service, source in sources.items()
-            ]
-        )
-
-    def refused(self, service: str) -> None:
-        """Count a page refused by ``service``'s open breaker without asking again (what
-        ``fresh_only`` counts when it raises ``BreakerOpen``)."""
-        self._count(service, "failed")
+    def count(self, counted: Sequence[tuple[str, str]]) -> None:
+        """Add one to each (service, result), under one lock: what a page took with
+        ``fresh_only`` (``served_counts``), and what a view of a page whose placement an open
+        breaker refused counts again without asking (``refused_counts``)."""
+        with self._counts_lock:
+            for service, name in counted:
+                self._counts[service][name] += 1
+        if self.metrics:
+            for service, name in counted:
+                metrics.answer(service, name)
 
     def stats(self) -> dict:
         """Per service since start (this process): hits, misses, stale answers served,
@@ -164,16 +175,7 @@ class KlevuAnswers:
 
     # -- the rules --------------------------------------------------------------------------
     def _count(self, service: str, name: str) -> None:
-        self._count_all([(service, name)])
-
-    def _count_all(self, counted: list[tuple[str, str]]) -> None:
-        """Add one to each (service, name), under one lock."""
-        with self._counts_lock:
-            for service, name in counted:
-                self._counts[service][name] += 1
-        if self.metrics:
-            for service, name in counted:
-                metrics.answer(service, name)
+        self.count(((service, name),))
 
     def _get(
         self,

@@ -14,6 +14,7 @@ events: Klevu did not render that list. Each banner's story goes to the page's t
 from __future__ import annotations
 
 import logging
+import math
 import re
 import time
 import uuid
@@ -39,7 +40,15 @@ from ..render.inline_styles import lift_inline_styles
 from ..render.once import RenderOnce
 from ..segments.resolver import current_segments
 from . import links, queries, rules, template_data
-from .answers import OPEN_READ_SECONDS, Answer, KlevuAnswers, LateAnswer, NotFresh
+from .answers import (
+    OPEN_READ_SECONDS,
+    Answer,
+    KlevuAnswers,
+    LateAnswer,
+    NotFresh,
+    refused_counts,
+    served_counts,
+)
 from .styles import stylesheet_url
 
 log = logging.getLogger(__name__)
@@ -129,6 +138,19 @@ class _Parts:
     stylesheet: str
 
 
+@dataclass(frozen=True)
+class _WarmPage:
+    """A page whose placements were all settled on its own thread (``_from_cache``: from
+    fresh answers, or refused by an open breaker), kept for its next untraced views until the
+    first of those answers goes stale or the first refusal ends: one lookup per page instead
+    of one per placement, and nothing to unwrap."""
+
+    fresh_until: float  # wall clock, as the answers' (``inf``: every placement refused)
+    refused_until: float | None  # ``time.monotonic`` (None: no placement refused)
+    counted: tuple[tuple[str, str], ...]  # what each view counts (``KlevuAnswers.count``)
+    shown: tuple[Fetched, ...]  # the placements that show a banner, in order
+
+
 @dataclass
 class BannerServices:
     """One app's steps 2-3: its answers cache, its template engine (behind ``renderer``, which
@@ -148,19 +170,11 @@ class BannerServices:
     plans: Memo[tuple[str, str, queries.PageContext], _Plan] = field(default_factory=Memo)
     # (recs key, render version, config CSS) → the per-answer parts of the page's banner
     parts: Memo[tuple[str, bytes, str], _Parts] = field(default_factory=Memo)
-    # (recs key, page context, segments) → a warm page's placement, while its answers are
-    # fresh: untraced pages take it as it is, without looking both answers up again (two
-    # request keys hashed, a search body serialized)
-    warm: Memo[tuple[str, queries.PageContext, tuple[str, ...]], Fetched] = field(
-        default_factory=Memo
-    )
-    # the same key → until when (``time.monotonic``) a cache-only try's ``BreakerOpen`` stands,
-    # the refusing service and the message: while a breaker is open, its placement's pages do
-    # not build and hash their requests again to be refused again (``OPEN_READ_SECONDS``, as
-    # the answers' ``_held``). Not the exception itself, whose traceback holds its page's frames.
-    refused: Memo[tuple[str, queries.PageContext, tuple[str, ...]], tuple[float, str, str]] = field(
-        default_factory=Memo
-    )
+    # (page context, segments) → a warm page's placements, while all their answers are fresh
+    # (and its refusals stand): untraced pages take them as they are, without looking each
+    # placement's answers up again (two request keys hashed, a search body serialized, per
+    # banner), or building the requests an open breaker refuses again
+    warm: Memo[tuple[queries.PageContext, tuple[str, ...]], _WarmPage] = field(default_factory=Memo)
     # the app's root path (``SCRIPT_NAME``) → the click route under it, HTML-escaped
     click_routes: dict[str, str] = field(default_factory=dict)
 
@@ -360,8 +374,19 @@ def banners_for(context: queries.PageContext) -> list[Banner]:
     visitor = klevu_ext.visitor()
     identified = visitor.exchange_id is not None
     segments = current_segments(visitor).segments if identified else ()
+    # A traced page looks its answers up again, so that its story tells where they came from.
+    warm = None if traced else banners.warm.get((context, segments))
+    if (
+        warm is not None
+        and warm.fresh_until > banners.answers.clock()
+        and (warm.refused_until is None or warm.refused_until > time.monotonic())
+    ):
+        banners.answers.count(warm.counted)
+        if not identified:
+            current_segments(visitor)
+        return [_banner(banners, fetched, page.id) for fetched in warm.shown]
     outcomes = [
-        _from_cache(banners, key, context, segments, traced)
+        _from_cache(banners, key, context, segments)
         or banners.pool.submit(
             trace.carry(fetch_placement, banner=key), banners, key, context, segments, due
         )
@@ -387,7 +412,36 @@ def banners_for(context: queries.PageContext) -> list[Banner]:
                     token=shown[-1].token,
                     source=fetched.source,
                 )
+    if not traced:
+        _keep_warm(banners, (context, segments), outcomes)
     return shown
+
+
+def _keep_warm(
+    banners: BannerServices,
+    key: tuple[queries.PageContext, tuple[str, ...]],
+    outcomes: list[Future | _Done],
+) -> None:
+    """Keep the page for its next views if every placement was settled on its own thread."""
+    fresh_until, refused_until = math.inf, None
+    counted: list[tuple[str, str]] = []
+    shown = []
+    for outcome in outcomes:
+        if not isinstance(outcome, _Done):
+            return  # the pool fetched it: the next view looks again
+        fetched, error = outcome.value, outcome.error
+        if fetched is not None:
+            fresh_until = min(fresh_until, fetched.fresh_until)
+            counted += served_counts(fetched.sources)
+            if fetched.shows_banner:
+                shown.append(fetched)
+        elif isinstance(error, BreakerOpen) and error.service and outcome.refused_until:
+            refused_until = min(refused_until or math.inf, outcome.refused_until)
+            counted += refused_counts(error.service)
+        else:
+            return  # it failed: the next view tries again
+    if fresh_until > banners.answers.clock():
+        banners.warm.put(key, _WarmPage(fresh_until, refused_until, tuple(counted), tuple(shown)))
 
 
 @dataclass(slots=True)
@@ -398,6 +452,7 @@ class _Done:
 
     value: Fetched | None = None
     error: Exception | None = None
+    refused_until: float | None = None  # an open breaker's refusal, kept until then
 
     def done(self) -> bool:
         return True
@@ -413,23 +468,10 @@ def _from_cache(
     recs_key: str,
     context: queries.PageContext,
     segments: tuple[str, ...],
-    traced: bool,
 ) -> _Done | None:
     """A placement whose answers are all fresh in the cache (or whose service's breaker is
     open), done right here: a warm page does not hand its banners to the pool and wait for
-    them. None: the pool must do it (and tells the trace what this try saw). A traced page
-    looks its answers up again, so that its story tells where they came from."""
-    key = (recs_key, context, segments)
-    if not traced:
-        warm = banners.warm.get(key)
-        if warm is not None and warm.fresh_until > banners.answers.clock():
-            banners.answers.served(warm.sources)
-            return _Done(warm)
-        refused = banners.refused.get(key)
-        if refused is not None and refused[0] > time.monotonic():
-            _, service, message = refused
-            banners.answers.refused(service)
-            return _Done(error=BreakerOpen(message, service=service))
+    them. None: the pool must do it (and tells the trace what this try saw)."""
     try:
         with trace.tentative():
             fetched = trace.carry(fetch_placement, banner=recs_key)(
@@ -438,15 +480,14 @@ def _from_cache(
     except NotFresh:
         return None
     except BreakerOpen as exc:
-        if exc.service:
-            until = time.monotonic() + OPEN_READ_SECONDS
-            banners.refused.put(key, (until, exc.service, str(exc)))
-        return _Done(error=exc)
+        # Kept with its page (``_keep_warm``) as long as the answers' ``_held``: while the
+        # breaker is open, the page's next views do not build and hash this placement's
+        # requests again only to be refused again.
+        until = time.monotonic() + OPEN_READ_SECONDS if exc.service else None
+        return _Done(error=exc, refused_until=until)
     except Exception as exc:  # reported like the pool's failures, by ``_outcome``
         return _Done(error=exc)
-    banners.answers.served(fetched.sources)
-    if fetched.fresh_until > banners.answers.clock():
-        banners.warm.put(key, fetched)
+    banners.answers.count(served_counts(fetched.sources))
     return _Done(fetched)
 
 
