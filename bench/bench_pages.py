@@ -60,7 +60,9 @@ BUDGET_MS = 800
 KLEVU_KINDS = ("session_new", "session_refresh", "connector", "config", "search")
 ONE, THREE = "k-home-picks", "k-home-picks,k-home-recent,k-home-new"
 A_PRODUCT = "10001"  # viewed once by every warm shopper
-ROUNDS = 20  # of the warm rows' 1 s blocks (a median of 10 moved by several hundredths)
+# Of the warm rows' 1 s blocks: the median of 10 moved by several hundredths from run to run,
+# and of 20 still by up to 0.08 (the same code gave 0.84, then 0.92 minutes later).
+ROUNDS = 40
 # A banner's first no-JavaScript click link: the 3-banner home's shoppers follow one, so that
 # Klevu's "recently viewed" (banner clicks, not product pages) has a banner there.
 BANNER_LINK = re.compile(r'href="(/klevu/click\?[^"]+)"')
@@ -277,8 +279,9 @@ def main() -> None:
             one,
             [cookie_header(s, leave_out=segments_cookie.COOKIE) for s in warm["one"][1]],
         )
-        wrk(f"{one.url}/", one.process.pid, headers["one"][1])  # engines and pools warm
-        # Short alternating blocks (20 of 1 s each per shop): the neighbours' load on this
+        for shop, cookies in headers.values():  # engines, pools and threads warm, alike
+            wrk(f"{shop.url}/", shop.process.pid, cookies)
+        # Short alternating blocks (40 of 1 s each per shop): the neighbours' load on this
         # shared machine changes within seconds (one shop's blocks of one run vary by a third,
         # one round's ratio by a tenth either way), and every ratio is a median over the
         # rounds, their middle half shown beside it.
