@@ -130,7 +130,7 @@ class KlevuAnswers:
     ) -> Answer:
         """``fresh_only``: a fresh cached answer, a stale one while the service's breaker is
         open, ``BreakerOpen`` when there is none, else ``NotFresh``; never a call or a wait
-        (not counted: the caller counts what it served with ``served``)."""
+        (not counted: the caller counts what it served with ``count``)."""
         request = json.dumps([recs_key, sorted(params.items())])  # every parameter counts
         return self._get(
             "config",
